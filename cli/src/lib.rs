@@ -1,0 +1,1 @@
+//! The `cairn` command line. Its commands arrive with the gateway issue (`cairn dev`).

@@ -1,0 +1,126 @@
+//! The probability that a stripe is unreadable, from the brief's model.
+//!
+//! Racks fail independently with probability `q_rack`, nodes independently
+//! with `q_node`. A chunk is unavailable when its rack or its node fails:
+//! `q_rack + q_node(1 − q_rack)`, but chunks in one rack fail *together* when
+//! the rack does, so the count of lost chunks is computed exactly by
+//! convolving, rack by rack, "whole rack lost" with a binomial of node losses
+//! inside a surviving rack. A stripe is unreadable when more than m of its
+//! k+m chunks are lost.
+
+/// Failure probabilities over the period of interest (e.g. until repair).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureModel {
+    pub q_rack: f64,
+    pub q_node: f64,
+}
+
+/// Probability that more than `m` chunks of a stripe are lost, given how many
+/// chunks each rack holds (`chunks_per_rack` sums to k+m; a node holding two
+/// chunks of one stripe is not modelled).
+pub fn stripe_loss_probability(chunks_per_rack: &[usize], m: usize, model: FailureModel) -> f64 {
+    // lost[j] = probability that exactly j chunks are lost so far.
+    let mut lost = vec![1.0];
+    for &chunks in chunks_per_rack {
+        let mut rack = binomial(chunks, model.q_node)
+            .into_iter()
+            .map(|p| p * (1.0 - model.q_rack))
+            .collect::<Vec<_>>();
+        rack[chunks] += model.q_rack;
+        lost = convolve(&lost, &rack);
+    }
+    lost.iter().skip(m + 1).sum()
+}
+
+/// Probability that one chunk is unavailable: `q_r + q_n(1 − q_r)`.
+pub fn chunk_unavailability(model: FailureModel) -> f64 {
+    model.q_rack + model.q_node * (1.0 - model.q_rack)
+}
+
+fn binomial(n: usize, p: f64) -> Vec<f64> {
+    (0..=n)
+        .map(|j| choose(n, j) * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32))
+        .collect()
+}
+
+fn choose(n: usize, j: usize) -> f64 {
+    (0..j).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+fn convolve(a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; a.len() + b.len() - 1];
+    for (i, x) in a.iter().enumerate() {
+        for (j, y) in b.iter().enumerate() {
+            out[i + j] += x * y;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 + 1e-9 * b.abs()
+    }
+
+    fn check(racks: &[usize], m: usize, q_rack: f64, q_node: f64, expected: f64) {
+        let got = stripe_loss_probability(racks, m, FailureModel { q_rack, q_node });
+        assert!(
+            close(got, expected),
+            "{racks:?} m={m} q_r={q_rack} q_n={q_node}: got {got:e}, expected {expected:e}"
+        );
+    }
+
+    #[test]
+    fn matches_hand_computed_values() {
+        // 1+1 in two racks of one node: lost when both chunks are gone.
+        let q = 0.01 + 0.02 * (1.0 - 0.01);
+        check(&[1, 1], 1, 0.01, 0.02, q * q);
+
+        // 8+4, 4 racks × 3 chunks, only racks fail: unreadable iff ≥ 2 racks
+        // fail. P = 1 − (1−q)^4 − 4q(1−q)^3.
+        let q: f64 = 0.001;
+        check(
+            &[3, 3, 3, 3],
+            4,
+            q,
+            0.0,
+            1.0 - (1.0 - q).powi(4) - 4.0 * q * (1.0 - q).powi(3),
+        );
+
+        // 8+4, only nodes fail: binomial tail P(X ≥ 5), X ~ Bin(12, p).
+        let p: f64 = 0.01;
+        let tail: f64 = (5..=12)
+            .map(|j: usize| choose(12, j) * p.powi(j as i32) * (1.0 - p).powi(12 - j as i32))
+            .sum();
+        check(&[3, 3, 3, 3], 4, 0.0, p, tail);
+
+        // 2+1 with all three chunks in one rack: the rack alone loses it.
+        // P = q_r + (1−q_r)·P(≥2 of 3 nodes fail).
+        let (qr, qn) = (0.01, 0.1);
+        let nodes = 3.0 * qn * qn * (1.0 - qn) + qn * qn * qn;
+        check(&[3], 1, qr, qn, qr + (1.0 - qr) * nodes);
+    }
+
+    #[test]
+    fn rack_aware_placement_beats_piling_chunks_into_one_rack() {
+        let model = FailureModel {
+            q_rack: 1e-3,
+            q_node: 1e-2,
+        };
+        let spread = stripe_loss_probability(&[3, 3, 3, 3], 4, model);
+        let lopsided = stripe_loss_probability(&[6, 2, 2, 2], 4, model);
+        assert!(spread * 20.0 < lopsided, "{spread:e} vs {lopsided:e}");
+    }
+
+    #[test]
+    fn chunk_unavailability_is_the_briefs_formula() {
+        let model = FailureModel {
+            q_rack: 0.1,
+            q_node: 0.2,
+        };
+        assert!(close(chunk_unavailability(model), 0.1 + 0.2 * 0.9));
+    }
+}

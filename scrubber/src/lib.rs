@@ -1,0 +1,1 @@
+//! The scrubber and repair worker. Not built yet (issue "Scrubber and repair").
