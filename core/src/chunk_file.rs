@@ -114,9 +114,24 @@ impl ChunkFooter {
         HEADER_LEN as u64 + self.data_len
     }
 
-    /// The file length this footer implies.
-    pub fn file_len(&self) -> u64 {
-        self.hash_table_offset() + self.block_count * 32 + FOOTER_LEN as u64
+    /// The file length this footer implies (`None` if a damaged footer
+    /// implies an impossible length).
+    pub fn file_len(&self) -> Option<u64> {
+        (HEADER_LEN as u64)
+            .checked_add(self.data_len)?
+            .checked_add(self.block_count.checked_mul(32)?)?
+            .checked_add(FOOTER_LEN as u64)
+    }
+
+    /// Checks the footer against the actual file length.
+    pub fn check_file_len(&self, actual: u64) -> Result<(), FormatError> {
+        match self.file_len() {
+            Some(expected) if expected == actual => Ok(()),
+            expected => Err(FormatError::LengthMismatch {
+                expected: expected.unwrap_or(u64::MAX),
+                actual,
+            }),
+        }
     }
 }
 
@@ -138,12 +153,7 @@ impl ChunkMeta {
         hash_table: &[u8],
         file_len: u64,
     ) -> Result<Self, FormatError> {
-        if footer.file_len() != file_len {
-            return Err(FormatError::LengthMismatch {
-                expected: footer.file_len(),
-                actual: file_len,
-            });
-        }
+        footer.check_file_len(file_len)?;
         if hash_table.len() as u64 != footer.block_count * 32 {
             return Err(FormatError::Geometry("hash table length".into()));
         }
@@ -274,7 +284,12 @@ mod tests {
         for b in blocks {
             out.extend_from_slice(b);
         }
-        out.extend(encode_trailer(header, &hashes, data_len, &merkle_root(&hashes)));
+        out.extend(encode_trailer(
+            header,
+            &hashes,
+            data_len,
+            &merkle_root(&hashes),
+        ));
         out
     }
 
@@ -299,7 +314,10 @@ mod tests {
         assert_eq!(meta.block_extent(0), (64, 10));
         assert_eq!(meta.block_extent(2), (84, 4));
         let (offset, len) = meta.block_extent(2);
-        assert_eq!(&bytes[offset as usize..offset as usize + len], &blocks[2][..]);
+        assert_eq!(
+            &bytes[offset as usize..offset as usize + len],
+            &blocks[2][..]
+        );
     }
 
     #[test]

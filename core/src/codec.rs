@@ -279,8 +279,11 @@ impl ErasureCodec {
         if available == present.len() {
             return Ok(());
         }
-        let mut blocks: Vec<(&mut [u8], bool)> =
-            stripe.blocks_mut().into_iter().zip(present.iter().copied()).collect();
+        let mut blocks: Vec<(&mut [u8], bool)> = stripe
+            .blocks_mut()
+            .into_iter()
+            .zip(present.iter().copied())
+            .collect();
         let result = if data_only {
             self.rs.reconstruct_data(&mut blocks)
         } else {

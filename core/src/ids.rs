@@ -55,8 +55,7 @@ impl FromStr for BlobId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower_hex = s.len() == 32
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !lower_hex {
             return Err(IdError::BlobId(s.to_owned()));
@@ -122,6 +121,18 @@ impl ChunkId {
             blob: blob.parse().ok()?,
             index: parse_index(index).ok()?,
         })
+    }
+}
+
+impl FromStr for ChunkId {
+    type Err = IdError;
+
+    /// Parses the display form `<blob hex>/<index>`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (blob, index) = s
+            .split_once('/')
+            .ok_or_else(|| IdError::ChunkIndex(s.to_owned()))?;
+        Ok(Self::new(blob.parse()?, parse_index(index)?))
     }
 }
 
@@ -251,6 +262,7 @@ mod tests {
         assert_eq!(ChunkId::from_file_name(&a.file_name()), Some(a));
         assert!(a.file_name() < b.file_name());
         assert_eq!(ChunkId::from_file_name("x-001.chunk"), None);
+        assert_eq!(a.to_string().parse::<ChunkId>(), Ok(a));
         assert_eq!(
             ChunkId::from_file_name(&format!("{blob}-256.chunk")),
             None,

@@ -270,6 +270,9 @@ mod tests {
         let root = merkle_root(&leaves(&blocks(3)));
         assert_eq!(root.to_hex().parse::<MerkleRoot>(), Ok(root));
         let json = serde_json::to_string(&root).expect("serialize");
-        assert_eq!(serde_json::from_str::<MerkleRoot>(&json).expect("parse"), root);
+        assert_eq!(
+            serde_json::from_str::<MerkleRoot>(&json).expect("parse"),
+            root
+        );
     }
 }

@@ -114,7 +114,11 @@ mod tests {
         let layout = BlobLayout::new(data_len, 4, 100);
         assert_eq!(layout.stripe_count(), stripes, "stripes of {data_len}");
         if stripes > 0 {
-            assert_eq!(layout.block_len(stripes - 1), tail_block, "tail of {data_len}");
+            assert_eq!(
+                layout.block_len(stripes - 1),
+                tail_block,
+                "tail of {data_len}"
+            );
         }
         assert_eq!(layout.chunk_len(), chunk_len, "chunk length of {data_len}");
     }

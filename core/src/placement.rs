@@ -87,10 +87,7 @@ pub fn place(
     min_free: u64,
 ) -> Result<Vec<NodeId>, PlacementError> {
     let needed = k + m;
-    let eligible: Vec<&NodeCandidate> = nodes
-        .iter()
-        .filter(|n| is_eligible(n, min_free))
-        .collect();
+    let eligible: Vec<&NodeCandidate> = nodes.iter().filter(|n| is_eligible(n, min_free)).collect();
     if eligible.len() < needed {
         return Err(PlacementError::NotEnoughNodes {
             needed,
@@ -378,7 +375,11 @@ mod tests {
         let distinct: std::collections::BTreeSet<Vec<NodeId>> = (0..50)
             .map(|i| place(&blob(i), &nodes, 8, 4, 1).expect("p"))
             .collect();
-        assert!(distinct.len() > 40, "only {} distinct placements", distinct.len());
+        assert!(
+            distinct.len() > 40,
+            "only {} distinct placements",
+            distinct.len()
+        );
     }
 
     #[test]

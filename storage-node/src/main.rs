@@ -1,1 +1,133 @@
-fn main() {}
+//! `cairn-node`: runs one storage node.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cairn_core::ids::{NodeId, RackId};
+use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode};
+use clap::Parser;
+use tokio::net::TcpListener;
+
+/// Runs a Cairn storage node: durable, self-verifying chunk storage.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML config file (see configs/node.toml). Flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Node id (required without --config).
+    #[arg(long)]
+    id: Option<NodeId>,
+    /// Rack (failure domain) of this node (required without --config).
+    #[arg(long)]
+    rack: Option<RackId>,
+    /// Data directory (required without --config).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:7401 (port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// URL other services use to reach this node.
+    #[arg(long)]
+    advertise_url: Option<String>,
+    /// Capacity offered to the cluster, in bytes.
+    #[arg(long)]
+    capacity_bytes: Option<u64>,
+    /// Cluster secret (prefer CAIRN_CLUSTER_SECRET or CAIRN_CLUSTER_SECRET_FILE:
+    /// command lines are visible to other users).
+    #[arg(long)]
+    secret: Option<String>,
+    /// Write the bound address to this file once listening (for scripts and
+    /// tests that use port 0).
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+}
+
+fn config_from(args: &Args) -> anyhow::Result<NodeConfig> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::new(
+            args.id
+                .clone()
+                .context("--id is required without --config")?,
+            args.rack
+                .clone()
+                .context("--rack is required without --config")?,
+            args.data_dir
+                .clone()
+                .context("--data-dir is required without --config")?,
+        ),
+    };
+    if let Some(id) = &args.id {
+        config.id = id.clone();
+    }
+    if let Some(rack) = &args.rack {
+        config.rack = rack.clone();
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(url) = &args.advertise_url {
+        config.advertise_url = Some(url.clone());
+    }
+    if let Some(capacity) = args.capacity_bytes {
+        config.capacity_bytes = Some(capacity);
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    install_panic_abort();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = config_from(&args)?;
+    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
+    let node = StorageNode::open(config, secret, listener).context("open chunk store")?;
+    if let Some(path) = &args.addr_file {
+        let addr = node.local_addr()?;
+        let temp = path.with_extension("tmp");
+        std::fs::write(&temp, addr.to_string()).context("write addr file")?;
+        std::fs::rename(&temp, path).context("write addr file")?;
+    }
+    node.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT: shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// A panicking task would otherwise leave a half-working server behind.
+fn install_panic_abort() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        std::process::abort();
+    }));
+}

@@ -1,0 +1,106 @@
+//! Storage node configuration (TOML file, overridable by flags).
+//!
+//! Unknown fields are tolerated, so that a config written for a newer version
+//! still starts an older one during a rollback.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use cairn_core::codec::MAX_BLOCK_SIZE;
+use cairn_core::ids::{NodeId, RackId};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeConfig {
+    /// Stable node name, unique in the cluster.
+    pub id: NodeId,
+    /// Failure domain this node shares with its neighbours.
+    pub rack: RackId,
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Base URL other services use to reach this node (default: from `listen`).
+    #[serde(default)]
+    pub advertise_url: Option<String>,
+    /// Directory holding `chunks/`.
+    pub data_dir: PathBuf,
+    /// Bytes this node offers; default: the size of the data directory's
+    /// file system.
+    #[serde(default)]
+    pub capacity_bytes: Option<u64>,
+    /// File holding the cluster secret (alternatively `CAIRN_CLUSTER_SECRET`
+    /// or `--secret`).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Largest block a writer may send, bounding per-request memory.
+    #[serde(default = "default_max_block")]
+    pub max_block_size: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7401))
+}
+
+fn default_max_block() -> usize {
+    MAX_BLOCK_SIZE
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// A config for tests and local clusters.
+    pub fn new(id: NodeId, rack: RackId, data_dir: PathBuf) -> Self {
+        Self {
+            id,
+            rack,
+            listen: default_listen(),
+            advertise_url: None,
+            data_dir,
+            capacity_bytes: None,
+            secret_file: None,
+            max_block_size: default_max_block(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_example_config_and_tolerates_unknown_fields() {
+        let text = include_str!("../../configs/node.toml");
+        let config: NodeConfig =
+            toml::from_str(&format!("{text}\nfuture_option = 1\n")).expect("parse");
+        assert_eq!(config.id.as_str(), "node-01");
+        assert_eq!(config.rack.as_str(), "rack-1");
+        assert!(
+            toml::from_str::<NodeConfig>("id = 'Bad Id'\nrack = 'r'\ndata_dir = '/x'").is_err()
+        );
+    }
+}

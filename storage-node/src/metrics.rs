@@ -1,0 +1,113 @@
+//! Prometheus metrics of one storage node. Each node owns its registry, so
+//! several nodes can run in one test process.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+#[derive(Debug, Clone)]
+pub struct NodeMetrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    pub corrupt_blocks: IntCounter,
+    pub verifications: IntCounterVec,
+    pub fsync_seconds: Histogram,
+    pub used_bytes: IntGauge,
+    pub chunks: IntGauge,
+}
+
+impl NodeMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "cairn_node_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "cairn_node_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("buckets")),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let bytes_in = IntCounter::new("cairn_node_chunk_bytes_in_total", "Block bytes received")
+            .expect("valid metric");
+        let bytes_out = IntCounter::new("cairn_node_chunk_bytes_out_total", "Block bytes sent")
+            .expect("valid metric");
+        let corrupt_blocks = IntCounter::new(
+            "cairn_node_corrupt_blocks_total",
+            "Blocks found not to match their hash (on read or verify)",
+        )
+        .expect("valid metric");
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "cairn_node_verifications_total",
+                "Chunk verifications by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let fsync_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "cairn_node_chunk_commit_seconds",
+                "Time to seal a chunk: trailer, fsync, rename, directory fsync",
+            )
+            .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16).expect("buckets")),
+        )
+        .expect("valid metric");
+        let used_bytes = IntGauge::new("cairn_node_used_bytes", "Bytes of chunk files on disk")
+            .expect("valid metric");
+        let chunks =
+            IntGauge::new("cairn_node_chunks", "Chunk files on disk").expect("valid metric");
+        for metric in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_seconds.clone()),
+            Box::new(bytes_in.clone()),
+            Box::new(bytes_out.clone()),
+            Box::new(corrupt_blocks.clone()),
+            Box::new(verifications.clone()),
+            Box::new(fsync_seconds.clone()),
+            Box::new(used_bytes.clone()),
+            Box::new(chunks.clone()),
+        ] {
+            registry.register(metric).expect("unique metric names");
+        }
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            bytes_in,
+            bytes_out,
+            corrupt_blocks,
+            verifications,
+            fsync_seconds,
+            used_bytes,
+            chunks,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding of gathered metrics");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Default for NodeMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,131 @@
+//! A running storage node: its state, and `run` to serve it.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use cairn_core::node_api::NodeStatus;
+use tokio::net::TcpListener;
+
+use crate::config::NodeConfig;
+use crate::metrics::NodeMetrics;
+use crate::secret::ClusterSecret;
+use crate::store::{ChunkStore, StoreError};
+
+/// State shared by all request handlers of one node.
+#[derive(Debug)]
+pub struct NodeShared {
+    pub(crate) config: NodeConfig,
+    pub(crate) store: ChunkStore,
+    pub(crate) secret: ClusterSecret,
+    pub(crate) metrics: NodeMetrics,
+    advertise_url: String,
+}
+
+impl NodeShared {
+    /// What this node reports about itself (registration and heartbeats).
+    pub fn status(&self) -> NodeStatus {
+        let used = self.store.used_bytes();
+        let capacity = self
+            .config
+            .capacity_bytes
+            .unwrap_or_else(|| fs_total(&self.config.data_dir));
+        let free = capacity
+            .saturating_sub(used)
+            .min(fs_available(&self.config.data_dir));
+        NodeStatus {
+            id: self.config.id.clone(),
+            rack: self.config.rack.clone(),
+            address: self.advertise_url.clone(),
+            capacity_bytes: capacity,
+            used_bytes: used,
+            free_bytes: free,
+            chunk_count: self.store.chunk_count(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
+    pub(crate) fn refresh_usage_gauges(&self) {
+        self.metrics.used_bytes.set(self.store.used_bytes() as i64);
+        self.metrics.chunks.set(self.store.chunk_count() as i64);
+    }
+}
+
+fn fs_total(path: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(path)
+        .map(|s| s.blocks() * s.fragment_size())
+        .unwrap_or(0)
+}
+
+fn fs_available(path: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(path)
+        .map(|s| s.blocks_available() * s.fragment_size())
+        .unwrap_or(0)
+}
+
+/// A storage node ready to serve: the store is open and the listener bound.
+#[derive(Debug)]
+pub struct StorageNode {
+    shared: Arc<NodeShared>,
+    listener: TcpListener,
+}
+
+impl StorageNode {
+    /// Opens the chunk store (cleaning up interrupted writes) for a node that
+    /// will serve on `listener`. The caller binds the listener, so tests can
+    /// use port 0.
+    pub fn open(
+        config: NodeConfig,
+        secret: ClusterSecret,
+        listener: TcpListener,
+    ) -> Result<Self, StoreError> {
+        let store = ChunkStore::open(&config.data_dir)?;
+        let advertise_url = match &config.advertise_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "http://{}",
+                listener.local_addr().map_or(config.listen, |a| a)
+            ),
+        };
+        let shared = Arc::new(NodeShared {
+            config,
+            store,
+            secret,
+            metrics: NodeMetrics::new(),
+            advertise_url,
+        });
+        shared.refresh_usage_gauges();
+        Ok(Self { shared, listener })
+    }
+
+    pub fn shared(&self) -> &Arc<NodeShared> {
+        &self.shared
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits for
+    /// in-flight requests to finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let status = self.shared.status();
+        tracing::info!(
+            id = %status.id,
+            rack = %status.rack,
+            address = %status.address,
+            chunks = status.chunk_count,
+            used_bytes = status.used_bytes,
+            "storage node serving"
+        );
+        let app = crate::api::router(self.shared.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!("storage node stopped");
+        Ok(())
+    }
+}

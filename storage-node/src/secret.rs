@@ -1,0 +1,94 @@
+//! The cluster secret that every internal request must carry.
+
+use std::path::Path;
+
+use subtle::ConstantTimeEq;
+
+/// The shared secret, kept only as its blake3 digest. Candidates are hashed
+/// and compared in constant time, so neither the secret's bytes nor its
+/// length leak through response timing.
+#[derive(Clone)]
+pub struct ClusterSecret {
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the cluster secret is empty")]
+    Empty,
+    #[error("cannot read cluster secret file {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no cluster secret: pass --secret, or set CAIRN_CLUSTER_SECRET or CAIRN_CLUSTER_SECRET_FILE"
+    )]
+    Missing,
+}
+
+impl ClusterSecret {
+    pub fn new(secret: &str) -> Result<Self, SecretError> {
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        Ok(Self {
+            digest: *blake3::hash(secret.as_bytes()).as_bytes(),
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, SecretError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::new(&text)
+    }
+
+    /// Resolves the secret from, in order: an explicit value, a file named in
+    /// the config, `CAIRN_CLUSTER_SECRET`, `CAIRN_CLUSTER_SECRET_FILE`.
+    pub fn resolve(explicit: Option<&str>, file: Option<&Path>) -> Result<Self, SecretError> {
+        if let Some(secret) = explicit {
+            return Self::new(secret);
+        }
+        if let Some(path) = file {
+            return Self::from_file(path);
+        }
+        if let Ok(secret) = std::env::var("CAIRN_CLUSTER_SECRET") {
+            return Self::new(&secret);
+        }
+        if let Ok(path) = std::env::var("CAIRN_CLUSTER_SECRET_FILE") {
+            return Self::from_file(Path::new(&path));
+        }
+        Err(SecretError::Missing)
+    }
+
+    /// Constant-time check of a presented secret.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let digest = blake3::hash(candidate);
+        bool::from(self.digest.ct_eq(digest.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_only_the_exact_secret() {
+        let secret = ClusterSecret::new("correct horse").expect("secret");
+        assert!(secret.matches(b"correct horse"));
+        assert!(!secret.matches(b"correct hors"));
+        assert!(!secret.matches(b"correct horse "));
+        assert!(!secret.matches(b""));
+        assert!(ClusterSecret::new("  ").is_err());
+    }
+}

@@ -1,0 +1,260 @@
+//! Chunk files on local disk.
+//!
+//! Layout: `<data_dir>/chunks/<first two hex digits of the blob>/<blob>-<index>.chunk`
+//! (see `cairn_core::chunk_file` for the byte format). The two-hex fan-out
+//! keeps directories small. Names are built only from validated
+//! [`ChunkId`]s, never from anything a client typed.
+//!
+//! Durability: a chunk is written to a temp file in its final directory,
+//! fsynced, renamed over the final name, and the directory is fsynced. A
+//! crash leaves the old state or the whole new chunk; stray temp files are
+//! removed when the store opens.
+//!
+//! All methods do blocking I/O: call them from `spawn_blocking`.
+
+mod reader;
+mod writer;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::UNIX_EPOCH;
+
+use cairn_core::chunk_file::FormatError;
+use cairn_core::ids::ChunkId;
+use cairn_core::node_api::{ChunkListEntry, ChunkListPage};
+
+pub use reader::{ChunkReader, VerifyOutcome, verify_chunk};
+pub use writer::ChunkWriter;
+
+/// Prefix of in-progress chunk files.
+const TEMP_PREFIX: &str = ".tmp-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("chunk {0} not found")]
+    NotFound(ChunkId),
+    #[error("block {block} of chunk {chunk} is corrupt on disk")]
+    CorruptBlock { chunk: ChunkId, block: u64 },
+    #[error("chunk {chunk} is unreadable: {source}")]
+    CorruptChunk {
+        chunk: ChunkId,
+        #[source]
+        source: FormatError,
+    },
+    #[error("block {block} does not match the hash the writer declared")]
+    HashMismatch { block: u64 },
+    #[error("invalid chunk stream: {0}")]
+    InvalidStream(String),
+    #[error("block range {first}..{end} is outside the chunk's {blocks} blocks")]
+    RangeOutOfBounds { first: u64, end: u64, blocks: u64 },
+    #[error("no space left for chunk {0}")]
+    NoSpace(ChunkId),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub(crate) fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
+    let context = context.into();
+    move |source| StoreError::Io { context, source }
+}
+
+/// The set of chunk files under one data directory.
+#[derive(Debug, Clone)]
+pub struct ChunkStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    chunks_dir: PathBuf,
+    used_bytes: AtomicU64,
+    chunk_count: AtomicU64,
+}
+
+impl ChunkStore {
+    /// Opens (creating if needed) the store under `data_dir`, removes
+    /// leftover temp files, and counts what is stored.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let chunks_dir = data_dir.join("chunks");
+        fs::create_dir_all(&chunks_dir)
+            .map_err(io_error(format!("create {}", chunks_dir.display())))?;
+        sync_dir(data_dir)?;
+        let (mut used, mut count, mut removed) = (0u64, 0u64, 0usize);
+        for dir in fan_out_dirs(&chunks_dir)? {
+            for entry in fs::read_dir(&dir).map_err(io_error(format!("list {}", dir.display())))? {
+                let entry = entry.map_err(io_error("read directory entry"))?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(TEMP_PREFIX) {
+                    fs::remove_file(entry.path()).map_err(io_error("remove temp file"))?;
+                    removed += 1;
+                } else if ChunkId::from_file_name(&name).is_some() {
+                    used += entry.metadata().map_err(io_error("stat chunk"))?.len();
+                    count += 1;
+                }
+            }
+            if removed > 0 {
+                sync_dir(&dir)?;
+            }
+        }
+        if removed > 0 {
+            tracing::warn!(removed, "removed unfinished chunk writes left by a crash");
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                chunks_dir,
+                used_bytes: AtomicU64::new(used),
+                chunk_count: AtomicU64::new(count),
+            }),
+        })
+    }
+
+    pub fn chunks_dir(&self) -> &Path {
+        &self.inner.chunks_dir
+    }
+
+    /// Bytes of chunk files on disk (headers and trailers included).
+    pub fn used_bytes(&self) -> u64 {
+        self.inner.used_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn chunk_count(&self) -> u64 {
+        self.inner.chunk_count.load(Ordering::Relaxed)
+    }
+
+    /// Where a chunk's file lives.
+    pub fn chunk_path(&self, chunk: &ChunkId) -> PathBuf {
+        self.fan_out_dir(chunk).join(chunk.file_name())
+    }
+
+    fn fan_out_dir(&self, chunk: &ChunkId) -> PathBuf {
+        self.inner.chunks_dir.join(&chunk.blob.to_hex()[..2])
+    }
+
+    /// Starts writing a chunk; nothing is visible until
+    /// [`ChunkWriter::finish`] succeeds.
+    pub fn create(&self, chunk: ChunkId, block_size: u32) -> Result<ChunkWriter, StoreError> {
+        let dir = self.fan_out_dir(&chunk);
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(io_error(format!("create {}", dir.display())))?;
+            sync_dir(&self.inner.chunks_dir)?;
+        }
+        ChunkWriter::create(self.clone(), dir, chunk, block_size)
+    }
+
+    /// Opens a chunk for reading, checking its header and trailer.
+    pub fn open_chunk(&self, chunk: ChunkId) -> Result<ChunkReader, StoreError> {
+        ChunkReader::open(&self.chunk_path(&chunk), chunk)
+    }
+
+    /// Removes a chunk durably. Returns false if it did not exist.
+    pub fn delete(&self, chunk: &ChunkId) -> Result<bool, StoreError> {
+        let path = self.chunk_path(chunk);
+        let len = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(io_error("stat chunk")(err)),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(io_error("remove chunk")(err)),
+        }
+        sync_dir(&self.fan_out_dir(chunk))?;
+        self.inner.used_bytes.fetch_sub(len, Ordering::Relaxed);
+        self.inner.chunk_count.fetch_sub(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Chunks after `after` in (blob, index) order, at most `limit`.
+    pub fn list(&self, after: Option<ChunkId>, limit: usize) -> Result<ChunkListPage, StoreError> {
+        let start_dir = after.map(|c| c.blob.to_hex()[..2].to_owned());
+        let mut chunks = Vec::new();
+        let mut more = false;
+        'dirs: for dir in fan_out_dirs(&self.inner.chunks_dir)? {
+            let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            if start_dir.is_some() && dir_name < start_dir {
+                continue;
+            }
+            let mut names: Vec<(ChunkId, PathBuf)> = fs::read_dir(&dir)
+                .map_err(io_error(format!("list {}", dir.display())))?
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let id = ChunkId::from_file_name(&e.file_name().to_string_lossy())?;
+                    Some((id, e.path()))
+                })
+                .filter(|(id, _)| after.is_none_or(|a| *id > a))
+                .collect();
+            names.sort_by_key(|(id, _)| *id);
+            for (chunk, path) in names {
+                if chunks.len() == limit {
+                    more = true;
+                    break 'dirs;
+                }
+                // A chunk deleted since the directory was read is skipped.
+                let Ok(meta) = fs::metadata(&path) else {
+                    continue;
+                };
+                let modified_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as u64);
+                chunks.push(ChunkListEntry {
+                    chunk,
+                    file_bytes: meta.len(),
+                    modified_ms,
+                });
+            }
+        }
+        let next_after = if more {
+            chunks.last().map(|c| c.chunk)
+        } else {
+            None
+        };
+        Ok(ChunkListPage { chunks, next_after })
+    }
+
+    pub(crate) fn account_added(&self, bytes: u64, replaced: Option<u64>) {
+        self.inner.used_bytes.fetch_add(bytes, Ordering::Relaxed);
+        match replaced {
+            Some(old) => {
+                self.inner.used_bytes.fetch_sub(old, Ordering::Relaxed);
+            }
+            None => {
+                self.inner.chunk_count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The two-hex fan-out directories that exist, sorted.
+fn fan_out_dirs(chunks_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(chunks_dir)
+        .map_err(io_error(format!("list {}", chunks_dir.display())))?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// fsync a directory so that entries created, renamed or removed in it are
+/// durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(format!("fsync directory {}", dir.display())))
+}

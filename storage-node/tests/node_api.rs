@@ -1,0 +1,634 @@
+//! The storage node's HTTP API, against real servers on ephemeral ports
+//! with real temp directories (and, for crash tests, a real process).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_core::ids::{BlobId, ChunkId, NodeId, RackId};
+use cairn_core::integrity::{diff_leaves, hash_block, merkle_root};
+use cairn_storage_node::client::{NodeClient, NodeError, frame_blocks};
+use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const SECRET: &str = "test-cluster-secret";
+
+struct TestNode {
+    addr: SocketAddr,
+    client: NodeClient,
+    data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestNode {
+    async fn start(data_dir: &Path) -> Self {
+        let config = NodeConfig::new(
+            NodeId::new("node-t").expect("id"),
+            RackId::new("rack-t").expect("rack"),
+            data_dir.to_owned(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let node = StorageNode::open(
+            config,
+            ClusterSecret::new(SECRET).expect("secret"),
+            listener,
+        )
+        .expect("open node");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(node.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            client: NodeClient::new(&format!("http://{addr}"), SECRET),
+            data_dir: data_dir.to_owned(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Graceful stop; the data directory stays.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("serve");
+        }
+    }
+
+    fn chunk_file(&self, chunk: &ChunkId) -> PathBuf {
+        self.data_dir
+            .join("chunks")
+            .join(&chunk.blob.to_hex()[..2])
+            .join(chunk.file_name())
+    }
+}
+
+fn blocks(count: usize, block_size: usize, last: usize, seed: u8) -> Vec<Bytes> {
+    (0..count)
+        .map(|i| {
+            let len = if i + 1 == count { last } else { block_size };
+            Bytes::from(
+                (0..len)
+                    .map(|j| {
+                        (j as u8)
+                            .wrapping_mul(31)
+                            .wrapping_add(i as u8)
+                            .wrapping_add(seed)
+                    })
+                    .collect::<Vec<u8>>(),
+            )
+        })
+        .collect()
+}
+
+fn chunk(index: u8) -> ChunkId {
+    ChunkId::new(BlobId::random(), index)
+}
+
+/// Files under `chunks/` whose names mark unfinished writes.
+fn temp_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(data_dir.join("chunks")) else {
+        return found;
+    };
+    for dir in dirs.flatten() {
+        if let Ok(entries) = std::fs::read_dir(dir.path()) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                    found.push(entry.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn chunk_round_trip_head_list_status_and_delete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(3);
+    let data = blocks(5, 1000, 300, 1);
+    let put = node.client.put_chunk(&id, 1000, &data).await.expect("put");
+    let hashes: Vec<_> = data.iter().map(|b| hash_block(b)).collect();
+    assert_eq!(put.blocks, 5);
+    assert_eq!(put.data_len, 4300);
+    assert_eq!(put.merkle_root, merkle_root(&hashes));
+
+    assert_eq!(
+        node.client.read_blocks(&id, None).await.expect("read"),
+        data
+    );
+    let info = node.client.head(&id).await.expect("head").expect("exists");
+    assert_eq!(
+        (info.blocks, info.data_len, info.block_size),
+        (5, 4300, 1000)
+    );
+    assert_eq!(info.merkle_root, put.merkle_root);
+
+    let page = node.client.list(None, 100).await.expect("list");
+    assert_eq!(page.chunks.len(), 1);
+    assert_eq!(page.chunks[0].chunk, id);
+    let status = node.client.status().await.expect("status");
+    assert_eq!(status.chunk_count, 1);
+    assert_eq!(status.used_bytes, page.chunks[0].file_bytes);
+    assert_eq!(status.used_bytes, 64 + 4300 + 5 * 32 + 72);
+
+    assert!(node.client.delete(&id).await.expect("delete"));
+    assert!(!node.client.delete(&id).await.expect("second delete"));
+    assert_eq!(node.client.head(&id).await.expect("head"), None);
+    let err = node.client.read_blocks(&id, None).await.expect_err("gone");
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(node.client.status().await.expect("status").used_bytes, 0);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn empty_chunk_and_single_byte_chunk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let empty = chunk(0);
+    let put = node
+        .client
+        .put_chunk(&empty, 4096, &[])
+        .await
+        .expect("put empty");
+    assert_eq!((put.blocks, put.data_len), (0, 0));
+    assert!(
+        node.client
+            .read_blocks(&empty, None)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let one = chunk(1);
+    let data = vec![Bytes::from_static(b"x")];
+    node.client
+        .put_chunk(&one, 4096, &data)
+        .await
+        .expect("put one");
+    assert_eq!(
+        node.client.read_blocks(&one, None).await.expect("read"),
+        data
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn ranged_reads_return_exactly_the_requested_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(0);
+    let data = blocks(6, 512, 100, 2);
+    node.client.put_chunk(&id, 512, &data).await.expect("put");
+    for (start, end) in [(0, 1), (2, 4), (5, 6), (0, 6), (3, 3)] {
+        let got = node
+            .client
+            .read_blocks(&id, Some(start..end))
+            .await
+            .expect("range");
+        assert_eq!(got, data[start as usize..end as usize], "{start}..{end}");
+    }
+    let err = node
+        .client
+        .read_blocks(&id, Some(4..7))
+        .await
+        .expect_err("past end");
+    assert!(matches!(err, NodeError::Api { status: 416, .. }), "{err}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_flipped_byte_on_disk_is_never_served_and_verify_pinpoints_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(7);
+    let data = blocks(6, 1024, 1024, 3);
+    let put = node.client.put_chunk(&id, 1024, &data).await.expect("put");
+    let clean = node.client.verify(&id, true).await.expect("verify");
+    assert_eq!(clean.merkle_root, put.merkle_root);
+    assert!(clean.corrupt_blocks.is_empty() && clean.trailer_intact);
+
+    // Flip one byte in block 3 (the header is 64 bytes).
+    let path = node.chunk_file(&id);
+    let mut bytes = std::fs::read(&path).expect("read chunk file");
+    bytes[64 + 3 * 1024 + 500] ^= 0x20;
+    std::fs::write(&path, &bytes).expect("write chunk file");
+
+    // A full read streams blocks 0..3, then an error naming block 3.
+    let mut stream = node.client.get_blocks(&id, None).await.expect("get");
+    for expected in 0..3 {
+        let (index, block) = stream
+            .next_block()
+            .await
+            .expect("intact block")
+            .expect("some");
+        assert_eq!((index, &block), (expected, &data[expected as usize]));
+    }
+    let err = stream.next_block().await.expect_err("corrupt block");
+    assert_eq!(err.corrupt_block(), Some(3), "{err}");
+
+    // A read that starts at the corrupt block fails before any data.
+    let err = node
+        .client
+        .read_blocks(&id, Some(3..4))
+        .await
+        .expect_err("corrupt");
+    assert!(
+        matches!(err, NodeError::CorruptBlock { block: 3, .. }),
+        "{err}"
+    );
+    // Other blocks are still served.
+    assert_eq!(
+        node.client.read_blocks(&id, Some(4..6)).await.expect("ok"),
+        data[4..6]
+    );
+
+    let report = node.client.verify(&id, true).await.expect("verify");
+    assert_eq!(report.corrupt_blocks, vec![3]);
+    assert_ne!(report.merkle_root, put.merkle_root);
+    let leaves = report.leaves.expect("leaves");
+    assert_eq!(
+        diff_leaves(&clean.leaves.expect("leaves"), &leaves),
+        vec![3]
+    );
+    assert!(report.trailer_intact);
+    let metrics = node.client.metrics().await.expect("metrics");
+    assert!(
+        metrics.contains("cairn_node_corrupt_blocks_total 3"),
+        "{metrics}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_damaged_hash_table_is_reported_and_verify_still_computes_the_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(2);
+    let data = blocks(3, 256, 256, 4);
+    let put = node.client.put_chunk(&id, 256, &data).await.expect("put");
+    let path = node.chunk_file(&id);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[64 + 3 * 256 + 40] ^= 1; // inside the hash of block 1
+    std::fs::write(&path, &bytes).expect("write");
+    let err = node
+        .client
+        .read_blocks(&id, None)
+        .await
+        .expect_err("untrusted");
+    assert!(
+        matches!(&err, NodeError::Api { status: 500, body } if body.code == "corrupt_chunk"),
+        "{err}"
+    );
+    let report = node.client.verify(&id, false).await.expect("verify");
+    assert!(!report.trailer_intact);
+    assert_eq!(
+        report.merkle_root, put.merkle_root,
+        "blocks themselves are intact"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn every_route_requires_the_cluster_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(0);
+    node.client
+        .put_chunk(&id, 16, &blocks(1, 16, 16, 0))
+        .await
+        .expect("put");
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", node.addr);
+    let chunk_url = format!("{base}/chunks/{}/{}", id.blob, id.index);
+    let routes = [
+        (reqwest::Method::GET, chunk_url.clone()),
+        (reqwest::Method::PUT, format!("{chunk_url}?block_size=16")),
+        (reqwest::Method::HEAD, chunk_url.clone()),
+        (reqwest::Method::DELETE, chunk_url.clone()),
+        (reqwest::Method::GET, format!("{chunk_url}/verify")),
+        (reqwest::Method::GET, format!("{base}/chunks")),
+        (reqwest::Method::GET, format!("{base}/health")),
+        (reqwest::Method::GET, format!("{base}/status")),
+        (reqwest::Method::GET, format!("{base}/metrics")),
+    ];
+    for (method, url) in routes {
+        let anonymous = http
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(anonymous.status(), 401, "{method} {url} without secret");
+        let wrong = http
+            .request(method.clone(), &url)
+            .header("x-cairn-secret", "not-the-secret")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(wrong.status(), 403, "{method} {url} with a wrong secret");
+    }
+    let bearer = http
+        .get(format!("{base}/health"))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bearer.status(), 200);
+    // Nothing was deleted by the rejected DELETE.
+    assert!(node.client.head(&id).await.expect("head").is_some());
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_ids_are_rejected_and_never_touch_the_file_system() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let http = reqwest::Client::new();
+    for path in [
+        "/chunks/..%2F..%2Fetc%2Fpasswd/0",
+        "/chunks/ABCDEF0123456789ABCDEF0123456789/0",
+        "/chunks/0123456789abcdef0123456789abcdef/256",
+        "/chunks/0123456789abcdef0123456789abcdef/-1",
+        "/chunks?after=nonsense",
+    ] {
+        let response = http
+            .get(format!("http://{}{path}", node.addr))
+            .header("x-cairn-secret", SECRET)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 400, "{path}");
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_block_that_does_not_match_its_declared_hash_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(1);
+    let data = blocks(3, 64, 64, 5);
+    let (mut frames, _) = frame_blocks(&data);
+    // frames: [head0, data0, head1, data1, ...]; swap in different bytes.
+    frames[3] = Bytes::from(vec![0u8; 64]);
+    let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+    let err = node
+        .client
+        .put_chunk_stream(&id, 64, stream)
+        .await
+        .expect_err("bad digest");
+    assert!(
+        matches!(&err, NodeError::Api { status: 400, body } if body.code == "bad_digest" && body.block == Some(1)),
+        "{err}"
+    );
+    assert_eq!(node.client.head(&id).await.expect("head"), None);
+    assert!(temp_files(dir.path()).is_empty());
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_without_its_end_frame_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(1);
+    let (mut frames, _) = frame_blocks(&blocks(3, 64, 64, 6));
+    frames.pop();
+    let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+    let err = node
+        .client
+        .put_chunk_stream(&id, 64, stream)
+        .await
+        .expect_err("no end");
+    assert!(
+        matches!(&err, NodeError::Api { status: 400, body } if body.code == "invalid_stream"),
+        "{err}"
+    );
+    assert_eq!(node.client.head(&id).await.expect("head"), None);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_writer_killed_mid_put_leaves_no_chunk_and_no_temp_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(4);
+    let (frames, _) = frame_blocks(&blocks(8, 4096, 4096, 7));
+    let body: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+    let addr = node.addr;
+    let data_dir = dir.path().to_owned();
+    let saw_temp_file = tokio::task::spawn_blocking(move || {
+        let mut socket = TcpStream::connect(addr).expect("connect");
+        write!(
+            socket,
+            "PUT /chunks/{}/{}?block_size=4096 HTTP/1.1\r\nhost: node\r\nx-cairn-secret: {SECRET}\r\ncontent-length: {}\r\n\r\n",
+            id.blob,
+            id.index,
+            body.len()
+        )
+        .expect("head");
+        // Send about half of the body, then vanish like a killed process.
+        socket.write_all(&body[..body.len() / 2]).expect("half body");
+        socket.flush().expect("flush");
+        // The node is mid-write: an unfinished temp file exists.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut saw = false;
+        while !saw && Instant::now() < deadline {
+            saw = !temp_files(&data_dir).is_empty();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(socket);
+        saw
+    })
+    .await
+    .expect("writer");
+    assert!(saw_temp_file, "the node never started writing the chunk");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !temp_files(dir.path()).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(temp_files(dir.path()).is_empty(), "temp file left behind");
+    assert_eq!(node.client.head(&id).await.expect("head"), None);
+    assert_eq!(node.client.status().await.expect("status").chunk_count, 0);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn restart_keeps_chunks_and_clears_unfinished_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let ids: Vec<ChunkId> = (0..4).map(chunk).collect();
+    let data = blocks(3, 777, 5, 8);
+    for id in &ids {
+        node.client.put_chunk(id, 777, &data).await.expect("put");
+    }
+    let leftover = node.chunk_file(&ids[0]).with_file_name(".tmp-deadbeef");
+    node.stop().await;
+    std::fs::write(&leftover, b"half a chunk").expect("simulate crash debris");
+
+    let node = TestNode::start(dir.path()).await;
+    assert!(!leftover.exists(), "temp file survived a restart");
+    for id in &ids {
+        assert_eq!(node.client.read_blocks(id, None).await.expect("read"), data);
+    }
+    assert_eq!(node.client.status().await.expect("status").chunk_count, 4);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn overwriting_a_chunk_replaces_it_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(0);
+    node.client
+        .put_chunk(&id, 100, &blocks(4, 100, 100, 1))
+        .await
+        .expect("first");
+    let second = blocks(2, 100, 50, 9);
+    node.client
+        .put_chunk(&id, 100, &second)
+        .await
+        .expect("second");
+    assert_eq!(
+        node.client.read_blocks(&id, None).await.expect("read"),
+        second
+    );
+    let status = node.client.status().await.expect("status");
+    assert_eq!(status.chunk_count, 1);
+    assert_eq!(status.used_bytes, 64 + 150 + 2 * 32 + 72);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn listing_pages_through_every_chunk_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let mut ids: Vec<ChunkId> = (0..25u8).map(|i| chunk(i % 12)).collect();
+    for id in &ids {
+        node.client
+            .put_chunk(id, 8, &blocks(1, 8, 8, 0))
+            .await
+            .expect("put");
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = node.client.list(after.as_ref(), 10).await.expect("list");
+        pages += 1;
+        seen.extend(page.chunks.iter().map(|c| c.chunk));
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(pages, 3);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(0);
+    node.client
+        .put_chunk(&id, 1000, &blocks(2, 1000, 1000, 0))
+        .await
+        .expect("put");
+    node.client.read_blocks(&id, None).await.expect("read");
+    let text = node.client.metrics().await.expect("metrics");
+    assert!(
+        text.contains("cairn_node_chunk_bytes_in_total 2000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cairn_node_chunk_bytes_out_total 2000"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"cairn_node_requests_total{method="PUT",route="/chunks/{blob}/{index}",status="201"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("cairn_node_chunks 1"), "{text}");
+    node.stop().await;
+}
+
+/// A real `cairn-node` process: SIGKILL right after acknowledged writes,
+/// restart, and every acknowledged chunk is there.
+#[tokio::test]
+async fn a_sigkilled_node_process_keeps_every_acknowledged_chunk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids: Vec<ChunkId> = (0..10).map(chunk).collect();
+    let data = blocks(4, 4096, 1000, 11);
+
+    let (mut child, client) = spawn_node(dir.path());
+    for id in &ids {
+        client.put_chunk(id, 4096, &data).await.expect("put");
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+
+    let (mut child, client) = spawn_node(dir.path());
+    for id in &ids {
+        assert_eq!(client.read_blocks(id, None).await.expect("read"), data);
+        assert!(
+            client
+                .verify(id, false)
+                .await
+                .expect("verify")
+                .corrupt_blocks
+                .is_empty()
+        );
+    }
+    // SIGTERM stops it gracefully.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "graceful exit, got {status}");
+}
+
+fn spawn_node(data_dir: &Path) -> (std::process::Child, NodeClient) {
+    let addr_file = data_dir.join("addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-node"))
+        .args([
+            "--id",
+            "node-p",
+            "--rack",
+            "rack-p",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--addr-file")
+        .arg(&addr_file)
+        .env("CAIRN_CLUSTER_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("spawn cairn-node");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        if let Ok(mut file) = std::fs::File::open(&addr_file) {
+            let mut text = String::new();
+            if file.read_to_string(&mut text).is_ok() && !text.is_empty() {
+                break text;
+            }
+        }
+        assert!(Instant::now() < deadline, "cairn-node did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (child, NodeClient::new(&format!("http://{addr}"), SECRET))
+}
