@@ -1,0 +1,374 @@
+//! The shard map: which shard owns which range of the catalogue's key space.
+//!
+//! Catalogue keys are `bucket/key` (bucket names cannot contain `/`), so one
+//! bucket, and every "directory" inside it, is a contiguous key range.
+//! Shards own half-open ranges `[start, end)` that tile the whole key space
+//! in order. Because shards are ranges rather than hash buckets, a listing
+//! under one prefix asks only the shards that overlap the prefix's range,
+//! usually one. A directory that grows too large or too hot is isolated by
+//! splitting at its prefix and at the prefix's successor
+//! ([`ShardMap::isolate_prefix`]).
+//!
+//! The map is versioned: every split produces a new version, so a client
+//! holding an older map can tell that it must refresh.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies a shard (and its RocksDB) across the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ShardId(pub u32);
+
+impl std::fmt::Display for ShardId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "shard-{}", self.0)
+    }
+}
+
+/// One shard's key range and the metadata process that serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRange {
+    pub id: ShardId,
+    /// Inclusive lower bound (`""` for the first shard).
+    pub start: String,
+    /// Exclusive upper bound; `None` for the last shard.
+    pub end: Option<String>,
+    /// Base URL of the metadata process hosting this shard.
+    pub owner: String,
+}
+
+impl ShardRange {
+    pub fn contains(&self, key: &str) -> bool {
+        key >= self.start.as_str() && self.end.as_deref().is_none_or(|end| key < end)
+    }
+
+    /// Whether this shard's range meets `[start, end)` (`end = None`: unbounded).
+    pub fn overlaps(&self, start: &str, end: Option<&str>) -> bool {
+        let starts_before_their_end = end.is_none_or(|end| self.start.as_str() < end);
+        let ends_after_their_start = self.end.as_deref().is_none_or(|own| own > start);
+        starts_before_their_end && ends_after_their_start
+    }
+}
+
+/// A versioned, ordered, gap-free list of shard ranges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMap {
+    pub version: u64,
+    pub shards: Vec<ShardRange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardMapError {
+    #[error("a shard map needs at least one shard")]
+    Empty,
+    #[error("shard ranges must tile the key space in order: {0}")]
+    NotContiguous(String),
+    #[error("duplicate shard id {0}")]
+    DuplicateId(ShardId),
+    #[error("no shard {0}")]
+    UnknownShard(ShardId),
+    #[error("split point {at:?} is not strictly inside {shard}'s range")]
+    SplitOutside { shard: ShardId, at: String },
+}
+
+impl ShardMap {
+    /// One shard owning everything.
+    pub fn single(id: ShardId, owner: &str) -> Self {
+        Self {
+            version: 1,
+            shards: vec![ShardRange {
+                id,
+                start: String::new(),
+                end: None,
+                owner: owner.to_owned(),
+            }],
+        }
+    }
+
+    /// A map cut at `split_points` (sorted, distinct, non-empty), with shard
+    /// ids 0.. and the given owner for each.
+    pub fn with_splits(split_points: &[&str], owners: &[&str]) -> Result<Self, ShardMapError> {
+        let mut bounds: Vec<String> = vec![String::new()];
+        bounds.extend(split_points.iter().map(|s| (*s).to_owned()));
+        let shards = bounds
+            .iter()
+            .enumerate()
+            .map(|(i, start)| ShardRange {
+                id: ShardId(i as u32),
+                start: start.clone(),
+                end: bounds.get(i + 1).cloned(),
+                owner: owners[i % owners.len().max(1)].to_owned(),
+            })
+            .collect();
+        let map = Self { version: 1, shards };
+        map.validate()?;
+        Ok(map)
+    }
+
+    pub fn validate(&self) -> Result<(), ShardMapError> {
+        let first = self.shards.first().ok_or(ShardMapError::Empty)?;
+        if !first.start.is_empty() {
+            return Err(ShardMapError::NotContiguous(
+                "first shard must start at \"\"".into(),
+            ));
+        }
+        for pair in self.shards.windows(2) {
+            match &pair[0].end {
+                Some(end) if *end == pair[1].start && pair[0].start < *end => {}
+                _ => {
+                    return Err(ShardMapError::NotContiguous(format!(
+                        "{} ends at {:?} but {} starts at {:?}",
+                        pair[0].id, pair[0].end, pair[1].id, pair[1].start
+                    )));
+                }
+            }
+        }
+        if let Some(last) = self.shards.last()
+            && last.end.is_some()
+        {
+            return Err(ShardMapError::NotContiguous(
+                "last shard must be unbounded".into(),
+            ));
+        }
+        let mut ids: Vec<ShardId> = self.shards.iter().map(|s| s.id).collect();
+        ids.sort();
+        if let Some(pair) = ids.windows(2).find(|p| p[0] == p[1]) {
+            return Err(ShardMapError::DuplicateId(pair[0]));
+        }
+        Ok(())
+    }
+
+    /// The shard owning `key`.
+    pub fn route(&self, key: &str) -> &ShardRange {
+        // Shards are sorted by start and the first starts at "": the owner is
+        // the last shard whose start is <= key.
+        let after = self.shards.partition_point(|s| s.start.as_str() <= key);
+        &self.shards[after.saturating_sub(1)]
+    }
+
+    /// Shards whose ranges meet `[start, end)`, in key order.
+    pub fn shards_for_range(&self, start: &str, end: Option<&str>) -> Vec<&ShardRange> {
+        self.shards
+            .iter()
+            .filter(|s| s.overlaps(start, end))
+            .collect()
+    }
+
+    /// Shards that may hold keys beginning with `prefix`, in key order.
+    pub fn shards_for_prefix(&self, prefix: &str) -> Vec<&ShardRange> {
+        let end = prefix_successor(prefix);
+        self.shards_for_range(prefix, end.as_deref())
+    }
+
+    pub fn shard(&self, id: ShardId) -> Option<&ShardRange> {
+        self.shards.iter().find(|s| s.id == id)
+    }
+
+    /// Splits shard `id` at `at`: keys `>= at` move to a new shard `new_id`
+    /// hosted by `new_owner`. Returns the next version of the map.
+    pub fn split(
+        &self,
+        id: ShardId,
+        at: &str,
+        new_id: ShardId,
+        new_owner: &str,
+    ) -> Result<Self, ShardMapError> {
+        let index = self
+            .shards
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or(ShardMapError::UnknownShard(id))?;
+        let shard = &self.shards[index];
+        if at <= shard.start.as_str() || shard.end.as_deref().is_some_and(|end| at >= end) {
+            return Err(ShardMapError::SplitOutside {
+                shard: id,
+                at: at.to_owned(),
+            });
+        }
+        let mut shards = self.shards.clone();
+        let upper = ShardRange {
+            id: new_id,
+            start: at.to_owned(),
+            end: shard.end.clone(),
+            owner: new_owner.to_owned(),
+        };
+        shards[index].end = Some(at.to_owned());
+        shards.insert(index + 1, upper);
+        let map = Self {
+            version: self.version + 1,
+            shards,
+        };
+        map.validate()?;
+        Ok(map)
+    }
+
+    /// Gives every key under `prefix` a shard of its own (`new_id`), by
+    /// splitting at the prefix and at its successor where those are not
+    /// already boundaries. The rest of the old range keeps its shard, or
+    /// goes to `rest_id` if it has to be split in two.
+    pub fn isolate_prefix(
+        &self,
+        prefix: &str,
+        new_id: ShardId,
+        rest_id: ShardId,
+        new_owner: &str,
+    ) -> Result<Self, ShardMapError> {
+        let mut map = self.clone();
+        let owner = map.route(prefix).clone();
+        if owner.start != prefix {
+            map = map.split(owner.id, prefix, new_id, new_owner)?;
+        }
+        let isolated = map.route(prefix).id;
+        if let Some(end) = prefix_successor(prefix) {
+            let holder = map.route(&end).clone();
+            if holder.start != end && holder.id == isolated {
+                // Keys above the directory stay with the original owner.
+                map = map.split(isolated, &end, rest_id, &owner.owner)?;
+            }
+        }
+        map.version = self.version + 1;
+        Ok(map)
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`
+/// (`None` when no such string exists, e.g. for `""`).
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1).or_else(|| {
+            // Skip the surrogate gap.
+            (last as u32 + 1 == 0xD800).then_some('\u{E000}')
+        }) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map() -> ShardMap {
+        ShardMap::with_splits(&["b/", "m/", "photos/2024/"], &["http://a", "http://b"])
+            .expect("map")
+    }
+
+    #[test]
+    fn routes_every_key_to_exactly_one_shard() {
+        let map = map();
+        let cases = [
+            ("", 0),
+            ("a/x", 0),
+            ("b/", 1),
+            ("b/zzz", 1),
+            ("lzz", 1),
+            ("m/", 2),
+            ("photos/2023/x", 2),
+            ("photos/2024/", 3),
+            ("photos/2024/jan/1.jpg", 3),
+            ("zzz", 3),
+        ];
+        for (key, shard) in cases {
+            assert_eq!(map.route(key).id, ShardId(shard), "{key}");
+            let owners: Vec<_> = map.shards.iter().filter(|s| s.contains(key)).collect();
+            assert_eq!(owners.len(), 1, "{key}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_listing_asks_only_the_overlapping_shards() {
+        let map = map();
+        let ids = |prefix: &str| -> Vec<u32> {
+            map.shards_for_prefix(prefix)
+                .iter()
+                .map(|s| s.id.0)
+                .collect()
+        };
+        assert_eq!(ids("photos/2024/"), vec![3]);
+        assert_eq!(ids("photos/2024/jan/"), vec![3]);
+        assert_eq!(ids("b/docs/"), vec![1]);
+        assert_eq!(ids("photos/"), vec![2, 3]);
+        assert_eq!(ids(""), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn split_produces_a_new_valid_version() {
+        let map = map();
+        let split = map
+            .split(ShardId(1), "b/docs/", ShardId(9), "http://c")
+            .expect("split");
+        assert_eq!(split.version, map.version + 1);
+        assert_eq!(split.route("b/docs/readme").id, ShardId(9));
+        assert_eq!(split.route("b/a").id, ShardId(1));
+        assert_eq!(split.route("m/").id, ShardId(2));
+        assert!(matches!(
+            map.split(ShardId(1), "b/", ShardId(9), "x"),
+            Err(ShardMapError::SplitOutside { .. })
+        ));
+        assert!(matches!(
+            map.split(ShardId(1), "z", ShardId(9), "x"),
+            Err(ShardMapError::SplitOutside { .. })
+        ));
+        assert!(matches!(
+            map.split(ShardId(1), "b/x", ShardId(0), "x"),
+            Err(ShardMapError::DuplicateId(ShardId(0)))
+        ));
+    }
+
+    #[test]
+    fn isolating_a_hot_directory_gives_it_its_own_shard() {
+        let map = map();
+        let split = map
+            .isolate_prefix("b/logs/", ShardId(10), ShardId(11), "http://c")
+            .expect("isolate");
+        assert_eq!(split.shards_for_prefix("b/logs/").len(), 1);
+        assert_eq!(split.route("b/logs/2024").id, ShardId(10));
+        assert_eq!(split.route("b/logs0").id, ShardId(11));
+        assert_eq!(split.route("b/logs0").owner, "http://b", "rest stays put");
+        assert_eq!(split.route("b/logs/x").owner, "http://c");
+        assert_eq!(split.route("b/a").id, ShardId(1));
+        assert_eq!(split.version, map.version + 1);
+        split.validate().expect("valid");
+        // A prefix that already starts a shard needs only the upper cut.
+        let again = map
+            .isolate_prefix("photos/2024/", ShardId(10), ShardId(11), "http://c")
+            .expect("isolate");
+        assert_eq!(again.route("photos/2024/x").id, ShardId(3));
+        assert_eq!(again.route("photos/2025").id, ShardId(11));
+    }
+
+    #[test]
+    fn prefix_successor_bounds_exactly_the_prefixed_keys() {
+        assert_eq!(prefix_successor("abc").as_deref(), Some("abd"));
+        assert_eq!(prefix_successor("a/").as_deref(), Some("a0"));
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        let succ = prefix_successor("photos/").expect("successor");
+        for key in ["photos/", "photos/a", "photos/\u{10FFFF}"] {
+            assert!(key < succ.as_str(), "{key}");
+        }
+        assert!("photos0" >= succ.as_str());
+    }
+
+    #[test]
+    fn rejects_maps_with_gaps_or_bad_bounds() {
+        let mut bad = map();
+        bad.shards[1].start = "c/".into();
+        assert!(matches!(
+            bad.validate(),
+            Err(ShardMapError::NotContiguous(_))
+        ));
+        assert!(ShardMap::with_splits(&["b", "a"], &["x"]).is_err());
+        assert_eq!(
+            ShardMap {
+                version: 1,
+                shards: vec![]
+            }
+            .validate(),
+            Err(ShardMapError::Empty)
+        );
+    }
+}
