@@ -156,6 +156,52 @@ impl fmt::Debug for ChunkId {
     }
 }
 
+/// Checks a bucket name against S3's rules: 3-63 characters of lowercase
+/// letters, digits, `.` and `-`, starting and ending with a letter or digit,
+/// no `..`, not shaped like an IP address, no `xn--` prefix or `-s3alias`
+/// suffix.
+pub fn validate_bucket_name(name: &str) -> Result<(), String> {
+    let fail = |why: &str| Err(format!("invalid bucket name {name:?}: {why}"));
+    if !(3..=63).contains(&name.len()) {
+        return fail("must be 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return fail("only lowercase letters, digits, '.' and '-' are allowed");
+    }
+    let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !edge_ok(name.as_bytes()[0]) || !edge_ok(name.as_bytes()[name.len() - 1]) {
+        return fail("must start and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return fail("must not contain two adjacent periods");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return fail("must not be formatted as an IP address");
+    }
+    if name.starts_with("xn--") || name.ends_with("-s3alias") {
+        return fail("reserved prefix or suffix");
+    }
+    Ok(())
+}
+
+/// Checks an object key: 1 to 1024 bytes of UTF-8 without NUL (NUL is the
+/// catalogue's separator).
+pub fn validate_object_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > 1024 {
+        return Err(format!(
+            "object key must be 1 to 1024 bytes, got {}",
+            key.len()
+        ));
+    }
+    if key.contains('\0') {
+        return Err("object key must not contain NUL".into());
+    }
+    Ok(())
+}
+
 fn validate_name(kind: &'static str, value: &str) -> Result<(), IdError> {
     let ok = !value.is_empty()
         && value.len() <= 64
@@ -268,6 +314,32 @@ mod tests {
             None,
             "index out of range"
         );
+    }
+
+    #[test]
+    fn bucket_names_follow_the_s3_rules() {
+        for good in ["abc", "my-bucket.2024", "a1b", &"a".repeat(63)] {
+            assert!(validate_bucket_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "My-Bucket",
+            "-abc",
+            "abc-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "abc-s3alias",
+            "a_b",
+            "a/b",
+        ] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_object_key("photos/2024/a.jpg").is_ok());
+        assert!(validate_object_key("").is_err());
+        assert!(validate_object_key(&"k".repeat(1025)).is_err());
+        assert!(validate_object_key("a\0b").is_err());
     }
 
     #[test]

@@ -1,10 +1,23 @@
-//! The metadata service: the prefix-sharded catalogue (buckets, manifests,
-//! multipart uploads) and cluster membership.
+//! The metadata service: the prefix-sharded catalogue (buckets, object
+//! manifests, multipart uploads, the node → chunk reverse index, the GC
+//! queue) and cluster membership (node registry, failure detection, change
+//! feed).
 //!
-//! In progress (issue "Metadata service"). Built so far, and pure: the shard
-//! map that routes `bucket/key` ranges to shards ([`shard_map`]) and the
-//! per-node failure detector ([`liveness`]). The RocksDB catalogue, the HTTP
-//! API and the `cairn-meta` binary are not built yet.
+//! Every catalogue mutation is a [`model::Command`] applied by one
+//! [`shard::Shard`] (a RocksDB with a synced WAL), so that replicating a
+//! shard through a consensus log later changes no caller. Callers use
+//! [`client::MetaClient`], which routes by the [`shard_map::ShardMap`].
 
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod keys;
 pub mod liveness;
+pub mod metrics;
+pub mod model;
+pub mod server;
+pub mod shard;
 pub mod shard_map;
+
+pub use client::MetaClient;
+pub use server::{MetaOptions, MetaServer, Role};

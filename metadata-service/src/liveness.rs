@@ -49,6 +49,16 @@ impl Liveness {
         }
     }
 
+    /// A node known from before a restart: its state is kept, and the
+    /// silence is counted from now (a restart of the metadata service does
+    /// not declare every node dead).
+    pub fn restored(state: NodeState, now: Instant) -> Self {
+        Self {
+            state,
+            last_heartbeat: now,
+        }
+    }
+
     pub fn state(&self) -> NodeState {
         self.state
     }
@@ -63,23 +73,40 @@ impl Liveness {
         self.set(NodeState::Up)
     }
 
-    /// Re-evaluates the state at `now`.
+    /// Re-evaluates the state at `now`. Silence only ever escalates the
+    /// state; only a heartbeat brings a node back up.
     pub fn tick(&mut self, now: Instant, config: &DetectorConfig) -> Option<Transition> {
         let silent = now.saturating_duration_since(self.last_heartbeat);
-        let state = if silent >= config.down_after {
+        let by_silence = if silent >= config.down_after {
             NodeState::Down
         } else if silent >= config.suspect_after {
             NodeState::Suspect
         } else {
             NodeState::Up
         };
-        self.set(state)
+        self.set(escalate(self.state, by_silence))
     }
 
     fn set(&mut self, to: NodeState) -> Option<Transition> {
         let from = self.state;
         self.state = to;
         (from != to).then_some(Transition { from, to })
+    }
+}
+
+fn severity(state: NodeState) -> u8 {
+    match state {
+        NodeState::Up => 0,
+        NodeState::Suspect => 1,
+        NodeState::Down => 2,
+    }
+}
+
+fn escalate(current: NodeState, observed: NodeState) -> NodeState {
+    if severity(observed) > severity(current) {
+        observed
+    } else {
+        current
     }
 }
 
@@ -145,6 +172,19 @@ mod tests {
     #[test]
     fn a_long_gap_between_ticks_goes_straight_to_down() {
         check(&[(60, "tick")], &[(60, Up, Down)]);
+    }
+
+    #[test]
+    fn a_restored_down_node_stays_down_until_it_heartbeats() {
+        let config = DetectorConfig::LOCAL;
+        let now = Instant::now();
+        let mut node = Liveness::restored(Down, now);
+        assert_eq!(node.tick(now + Duration::from_secs(1), &config), None);
+        assert_eq!(node.state(), Down);
+        assert_eq!(
+            node.heartbeat(now + Duration::from_secs(2)),
+            Some(Transition { from: Down, to: Up })
+        );
     }
 
     #[test]

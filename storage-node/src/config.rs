@@ -35,6 +35,17 @@ pub struct NodeConfig {
     /// Largest block a writer may send, bounding per-request memory.
     #[serde(default = "default_max_block")]
     pub max_block_size: usize,
+    /// The primary metadata service to register and heartbeat with (none:
+    /// standalone).
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    /// How often to heartbeat, in milliseconds.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_interval_ms: u64,
+}
+
+fn default_heartbeat_ms() -> u64 {
+    1000
 }
 
 fn default_listen() -> SocketAddr {
@@ -84,6 +95,8 @@ impl NodeConfig {
             capacity_bytes: None,
             secret_file: None,
             max_block_size: default_max_block(),
+            metadata_url: None,
+            heartbeat_interval_ms: default_heartbeat_ms(),
         }
     }
 }

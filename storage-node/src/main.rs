@@ -37,6 +37,9 @@ struct Args {
     /// command lines are visible to other users).
     #[arg(long)]
     secret: Option<String>,
+    /// Primary metadata service to register and heartbeat with.
+    #[arg(long)]
+    metadata_url: Option<String>,
     /// Write the bound address to this file once listening (for scripts and
     /// tests that use port 0).
     #[arg(long)]
@@ -72,6 +75,9 @@ fn config_from(args: &Args) -> anyhow::Result<NodeConfig> {
     }
     if let Some(url) = &args.advertise_url {
         config.advertise_url = Some(url.clone());
+    }
+    if let Some(url) = &args.metadata_url {
+        config.metadata_url = Some(url.clone());
     }
     if let Some(capacity) = args.capacity_bytes {
         config.capacity_bytes = Some(capacity);

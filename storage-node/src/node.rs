@@ -51,6 +51,39 @@ impl NodeShared {
     }
 }
 
+/// Registers with the metadata service and keeps heartbeating with the
+/// node's status, so the registry knows its rack, address and free space
+/// and the failure detector knows it is alive.
+async fn heartbeat_loop(shared: Arc<NodeShared>, metadata_url: String) {
+    let http = reqwest::Client::new();
+    let url = format!("{}/cluster/heartbeat", metadata_url.trim_end_matches('/'));
+    let period = std::time::Duration::from_millis(shared.config.heartbeat_interval_ms.max(10));
+    let mut interval = tokio::time::interval(period);
+    let mut healthy = false;
+    loop {
+        interval.tick().await;
+        let sent = http
+            .post(&url)
+            .header(cairn_core::node_api::SECRET_HEADER, shared.secret.expose())
+            .timeout(period.max(std::time::Duration::from_secs(2)))
+            .json(&shared.status())
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        match (sent, healthy) {
+            (Ok(_), false) => {
+                tracing::info!(%url, "registered with the metadata service");
+                healthy = true;
+            }
+            (Err(err), true) => {
+                tracing::warn!(%url, %err, "heartbeat failed");
+                healthy = false;
+            }
+            _ => {}
+        }
+    }
+}
+
 fn fs_total(path: &Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
         .map(|s| s.blocks() * s.fragment_size())
@@ -121,11 +154,20 @@ impl StorageNode {
             used_bytes = status.used_bytes,
             "storage node serving"
         );
+        let heartbeat = self
+            .shared
+            .config
+            .metadata_url
+            .clone()
+            .map(|url| tokio::spawn(heartbeat_loop(self.shared.clone(), url)));
         let app = crate::api::router(self.shared.clone());
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        if let Some(task) = heartbeat {
+            task.abort();
+        }
         tracing::info!("storage node stopped");
-        Ok(())
+        served
     }
 }

@@ -4,12 +4,14 @@ use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
-/// The shared secret, kept only as its blake3 digest. Candidates are hashed
-/// and compared in constant time, so neither the secret's bytes nor its
-/// length leak through response timing.
+/// The shared secret. Incoming candidates are checked against its blake3
+/// digest in constant time, so neither the secret's bytes nor its length
+/// leak through response timing; the text itself is kept only to
+/// authenticate this service's own outgoing requests.
 #[derive(Clone)]
 pub struct ClusterSecret {
     digest: [u8; 32],
+    text: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for ClusterSecret {
@@ -42,6 +44,7 @@ impl ClusterSecret {
         }
         Ok(Self {
             digest: *blake3::hash(secret.as_bytes()).as_bytes(),
+            text: secret.into(),
         })
     }
 
@@ -69,6 +72,11 @@ impl ClusterSecret {
             return Self::from_file(Path::new(&path));
         }
         Err(SecretError::Missing)
+    }
+
+    /// The secret to present on outgoing requests.
+    pub fn expose(&self) -> &str {
+        &self.text
     }
 
     /// Constant-time check of a presented secret.

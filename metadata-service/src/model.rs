@@ -1,0 +1,312 @@
+//! Records and commands of the catalogue. These are wire and storage
+//! formats (JSON in RocksDB values and HTTP bodies): fields are only added,
+//! with `#[serde(default)]`.
+
+use std::collections::BTreeMap;
+
+use cairn_core::ids::{BlobId, NodeId, RackId};
+use cairn_core::manifest::{BlobManifest, ObjectManifest};
+use cairn_core::placement::NodeState;
+use serde::{Deserialize, Serialize};
+
+use crate::shard_map::ShardId;
+
+/// A bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub name: String,
+    pub owner: String,
+    pub created_ms: u64,
+}
+
+/// The current version of an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub bucket: String,
+    pub key: String,
+    /// Opaque id of this version (`<sequence hex>`), assigned at commit.
+    pub version_id: String,
+    /// Commit order within the shard: larger is newer. Never a clock.
+    pub sequence: u64,
+    pub manifest: ObjectManifest,
+}
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub modified_ms: u64,
+}
+
+/// An in-progress multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub created_ms: u64,
+    /// Manifest fields fixed at creation (content type, metadata, …); parts
+    /// are filled in at completion.
+    pub template: ObjectManifest,
+    #[serde(default)]
+    pub parts: BTreeMap<u32, PartRecord>,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub part_number: u32,
+    /// Hex MD5 of the part, without quotes.
+    pub etag: String,
+    pub size: u64,
+    pub uploaded_ms: u64,
+    pub blob: BlobManifest,
+}
+
+/// A part named in CompleteMultipartUpload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// Where a chunk's blob is referenced from (reverse index value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkOwner {
+    pub bucket: String,
+    pub key: String,
+    /// The object version, or the multipart upload holding the part.
+    pub version_id: Option<String>,
+    pub upload_id: Option<String>,
+}
+
+/// One entry of "what lives on node X".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeChunk {
+    pub node: NodeId,
+    pub blob: BlobId,
+    pub index: u8,
+    pub owner: ChunkOwner,
+}
+
+/// Chunks that no manifest references any more, to be deleted by GC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GarbageEntry {
+    pub id: u64,
+    pub queued_ms: u64,
+    pub blob: BlobManifest,
+}
+
+/// When a write applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precondition {
+    /// Unconditionally (S3 PUT semantics: the last commit wins).
+    #[default]
+    None,
+    /// Only if the key has no current version.
+    Absent,
+    /// Only if the current version is this one.
+    VersionIs(String),
+}
+
+/// Every mutation of a shard. Applying a command is the shard's only way to
+/// change state, so a replicated log of commands (Raft) can replace the
+/// local apply without changing callers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    CreateBucket {
+        name: String,
+        owner: String,
+    },
+    DeleteBucket {
+        name: String,
+    },
+    CommitObject {
+        bucket: String,
+        key: String,
+        manifest: ObjectManifest,
+        #[serde(default)]
+        precondition: Precondition,
+    },
+    DeleteObject {
+        bucket: String,
+        key: String,
+        #[serde(default)]
+        precondition: Precondition,
+    },
+    CreateUpload {
+        bucket: String,
+        key: String,
+        template: ObjectManifest,
+    },
+    PutPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part: PartRecord,
+    },
+    CompleteUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        parts: Vec<CompletedPart>,
+    },
+    AbortUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    /// Repair moved chunk `index` of `blob` from `from` to `to` (and it is
+    /// stored there now). Applies only if the blob is still referenced with
+    /// the chunk on `from`.
+    MoveChunk {
+        bucket: String,
+        key: String,
+        blob: BlobId,
+        index: u8,
+        from: NodeId,
+        to: NodeId,
+        merkle_root: cairn_core::integrity::MerkleRoot,
+    },
+    /// GC deleted these garbage entries' chunks.
+    AckGarbage {
+        ids: Vec<u64>,
+    },
+}
+
+impl Command {
+    /// The catalogue key whose shard applies this command (`None`: any
+    /// shard may, e.g. garbage acknowledgements go to the shard that listed
+    /// them).
+    pub fn routing_key(&self) -> Option<String> {
+        match self {
+            Self::CreateBucket { name, .. } | Self::DeleteBucket { name } => {
+                Some(crate::keys::bucket_anchor(name))
+            }
+            Self::CommitObject { bucket, key, .. }
+            | Self::DeleteObject { bucket, key, .. }
+            | Self::CreateUpload { bucket, key, .. }
+            | Self::PutPart { bucket, key, .. }
+            | Self::CompleteUpload { bucket, key, .. }
+            | Self::AbortUpload { bucket, key, .. }
+            | Self::MoveChunk { bucket, key, .. } => Some(crate::keys::catalogue_key(bucket, key)),
+            Self::AckGarbage { .. } => None,
+        }
+    }
+
+    /// Short name for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreateBucket { .. } => "create_bucket",
+            Self::DeleteBucket { .. } => "delete_bucket",
+            Self::CommitObject { .. } => "commit_object",
+            Self::DeleteObject { .. } => "delete_object",
+            Self::CreateUpload { .. } => "create_upload",
+            Self::PutPart { .. } => "put_part",
+            Self::CompleteUpload { .. } => "complete_upload",
+            Self::AbortUpload { .. } => "abort_upload",
+            Self::MoveChunk { .. } => "move_chunk",
+            Self::AckGarbage { .. } => "ack_garbage",
+        }
+    }
+}
+
+/// What applying a command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Done,
+    Committed { version_id: String, sequence: u64 },
+    Deleted { existed: bool },
+    UploadCreated { upload_id: String },
+}
+
+/// Arguments of a shard listing (S3 semantics, within the shard's range).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRequest {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// Start at this object key (inclusive); empty: at the prefix.
+    #[serde(default)]
+    pub cursor: String,
+    pub limit: usize,
+}
+
+/// One listed item, in key order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ListEntry {
+    Object(ObjectSummary),
+    /// A common prefix (up to and including the delimiter).
+    Prefix {
+        prefix: String,
+    },
+}
+
+impl ListEntry {
+    /// Where a listing that has not yet returned this entry resumes
+    /// (inclusive).
+    pub fn resume_cursor(&self) -> &str {
+        match self {
+            Self::Object(o) => &o.key,
+            Self::Prefix { prefix } => prefix,
+        }
+    }
+}
+
+/// One page of a shard listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    /// Where the listing continues (an object key, inclusive; possibly on
+    /// another shard); `None` when nothing more can match.
+    pub next_cursor: Option<String>,
+}
+
+/// A storage node as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: NodeId,
+    pub rack: RackId,
+    pub address: String,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub chunk_count: u64,
+    pub state: NodeState,
+    pub last_heartbeat_ms: u64,
+    pub state_since_ms: u64,
+}
+
+/// A recorded node state change (the change feed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEvent {
+    pub sequence: u64,
+    pub node: NodeId,
+    pub from: Option<NodeState>,
+    pub to: NodeState,
+    pub at_ms: u64,
+}
+
+/// Body of `POST /cluster/split`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitRequest {
+    /// Give every key under this catalogue prefix (`bucket/dir/`) its own shard.
+    pub prefix: String,
+}
+
+/// Which shards a metadata process hosts, reported on `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaStatus {
+    pub advertise_url: String,
+    pub shards: Vec<ShardId>,
+    pub map_version: u64,
+    pub cluster_role: bool,
+}

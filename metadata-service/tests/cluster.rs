@@ -1,0 +1,378 @@
+//! Membership, failure detection, crash durability with a real process, and
+//! two processes sharing one shard map.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn_core::ids::{NodeId, RackId};
+use cairn_core::node_api::NodeStatus;
+use cairn_core::placement::NodeState;
+use cairn_metadata_service::client::ListObjects;
+use cairn_metadata_service::liveness::DetectorConfig;
+use cairn_metadata_service::model::Precondition;
+use cairn_metadata_service::shard_map::ShardMap;
+use cairn_metadata_service::{MetaClient, Role};
+use common::{SECRET, bind, eventually, manifest, primary, primary_with, serve};
+
+fn status(id: &str) -> NodeStatus {
+    NodeStatus {
+        id: NodeId::new(id).expect("id"),
+        rack: RackId::new("rack-1").expect("rack"),
+        address: format!("http://{id}.invalid"),
+        capacity_bytes: 1000,
+        used_bytes: 10,
+        free_bytes: 990,
+        chunk_count: 1,
+        version: "test".into(),
+    }
+}
+
+async fn state_of(client: &MetaClient, id: &str) -> Option<NodeState> {
+    client
+        .nodes()
+        .await
+        .expect("nodes")
+        .into_iter()
+        .find(|n| n.id.as_str() == id)
+        .map(|n| n.state)
+}
+
+#[tokio::test]
+async fn a_silent_node_goes_suspect_then_down_and_comes_back_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let detector = DetectorConfig {
+        suspect_after: Duration::from_millis(300),
+        down_after: Duration::from_millis(900),
+    };
+    let (process, client) = primary_with(dir.path(), &[], detector).await;
+    let record = client.heartbeat(&status("n1")).await.expect("register");
+    assert_eq!((record.state, record.capacity_bytes), (NodeState::Up, 1000));
+    // A second node keeps heartbeating and must stay up throughout.
+    let steady = tokio::spawn({
+        let client = MetaClient::connect(&process.url, SECRET)
+            .await
+            .expect("connect");
+        async move {
+            for _ in 0..40 {
+                client.heartbeat(&status("n2")).await.expect("heartbeat");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    eventually("n1 suspect", Duration::from_secs(5), || async {
+        state_of(&client, "n1").await == Some(NodeState::Suspect)
+    })
+    .await;
+    eventually("n1 down", Duration::from_secs(5), || async {
+        state_of(&client, "n1").await == Some(NodeState::Down)
+    })
+    .await;
+    assert_eq!(state_of(&client, "n2").await, Some(NodeState::Up));
+    client.heartbeat(&status("n1")).await.expect("back");
+    assert_eq!(state_of(&client, "n1").await, Some(NodeState::Up));
+    steady.await.expect("steady");
+
+    let n1_events: Vec<(Option<NodeState>, NodeState)> = client
+        .events(0)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.node.as_str() == "n1")
+        .map(|e| (e.from, e.to))
+        .take(4) // n1 is silent again afterwards and may fail once more
+        .collect();
+    assert_eq!(
+        n1_events,
+        vec![
+            (None, NodeState::Up),
+            (Some(NodeState::Up), NodeState::Suspect),
+            (Some(NodeState::Suspect), NodeState::Down),
+            (Some(NodeState::Down), NodeState::Up),
+        ]
+    );
+    let all = client.events(0).await.expect("events");
+    let later = client.events(all[1].sequence).await.expect("events");
+    assert_eq!(
+        later.len(),
+        all.len() - 2,
+        "the feed resumes after a sequence"
+    );
+    process.stop().await;
+}
+
+#[tokio::test]
+async fn registry_and_events_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (process, client) = primary(dir.path(), &[]).await;
+    client.heartbeat(&status("n1")).await.expect("register");
+    process.stop().await;
+    let (process, client) = primary(dir.path(), &[]).await;
+    assert_eq!(state_of(&client, "n1").await, Some(NodeState::Up));
+    assert_eq!(client.events(0).await.expect("events").len(), 1);
+    process.stop().await;
+}
+
+#[tokio::test]
+async fn two_processes_share_one_shard_map_and_the_client_routes_to_both() {
+    let dir_a = tempfile::tempdir().expect("tempdir");
+    let dir_b = tempfile::tempdir().expect("tempdir");
+    let (listener_a, url_a) = bind().await;
+    let (listener_b, url_b) = bind().await;
+    let map = ShardMap::with_splits(&["m"], &[&url_a, &url_b]).expect("map");
+    let a = serve(
+        listener_a,
+        &url_a,
+        dir_a.path(),
+        Role::Primary { initial_map: map },
+        DetectorConfig::LOCAL,
+    )
+    .await;
+    let b = serve(
+        listener_b,
+        &url_b,
+        dir_b.path(),
+        Role::Member {
+            primary_url: url_a.clone(),
+        },
+        DetectorConfig::LOCAL,
+    )
+    .await;
+    let client = MetaClient::connect(&url_a, SECRET).await.expect("connect");
+    assert_eq!(client.status(&url_a).await.expect("a").shards.len(), 1);
+    assert_eq!(client.status(&url_b).await.expect("b").shards.len(), 1);
+    for bucket in ["apples", "zebras"] {
+        client.create_bucket(bucket, "ann").await.expect("bucket");
+        for i in 0..5 {
+            client
+                .commit_object(
+                    bucket,
+                    &format!("k{i}"),
+                    manifest(i, "e"),
+                    Precondition::None,
+                )
+                .await
+                .expect("commit");
+        }
+    }
+    // Each process holds exactly its own range on disk.
+    assert!(dir_a.path().join("shards/0").exists() && !dir_a.path().join("shards/1").exists());
+    assert!(dir_b.path().join("shards/1").exists() && !dir_b.path().join("shards/0").exists());
+    let names: Vec<String> = client
+        .list_buckets()
+        .await
+        .expect("buckets")
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names, ["apples", "zebras"]);
+    for bucket in ["apples", "zebras"] {
+        let listing = client
+            .list_objects(&ListObjects {
+                bucket: bucket.into(),
+                max_keys: 100,
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(listing.entries.len(), 5, "{bucket}");
+    }
+    // A request sent to the wrong process is refused, not misapplied.
+    let wrong = reqwest::Client::new()
+        .get(format!("{url_a}/shards/1/object?bucket=zebras&key=k1"))
+        .header("x-cairn-secret", SECRET)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong.status(), 409);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn every_route_requires_the_cluster_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (process, _client) = primary(dir.path(), &[]).await;
+    let http = reqwest::Client::new();
+    for path in [
+        "/cluster/shard-map",
+        "/cluster/nodes",
+        "/shards/0/buckets",
+        "/metrics",
+        "/health",
+    ] {
+        let response = http
+            .get(format!("{}{path}", process.url))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 401, "{path}");
+        let response = http
+            .get(format!("{}{path}", process.url))
+            .header("x-cairn-secret", "wrong")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 403, "{path}");
+    }
+    process.stop().await;
+}
+
+/// A real `cairn-meta` process is SIGKILLed right after acknowledging
+/// commits; after a restart every acknowledged commit is there.
+#[tokio::test]
+async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("meta.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ninitial_splits = [\"m\"]\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let (mut child, url) = spawn_meta(&config, dir.path());
+    let client = MetaClient::connect(&url, SECRET).await.expect("connect");
+    client
+        .create_bucket("durable", "ann")
+        .await
+        .expect("bucket");
+    client.create_bucket("other", "ann").await.expect("bucket");
+    const N: u64 = 200;
+    for i in 0..N {
+        let bucket = if i % 2 == 0 { "durable" } else { "other" };
+        client
+            .commit_object(
+                bucket,
+                &format!("key-{i:04}"),
+                manifest(i, &format!("etag-{i}")),
+                Precondition::None,
+            )
+            .await
+            .expect("commit");
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+
+    // The map of the restarted process names its new address; the data dir
+    // (and the persisted map's shard ids) are what matter.
+    let (mut child, url) = spawn_meta(&config, dir.path());
+    let client = MetaClient::connect(&url, SECRET).await.expect("connect");
+    for i in 0..N {
+        let bucket = if i % 2 == 0 { "durable" } else { "other" };
+        let record = client
+            .get_object(bucket, &format!("key-{i:04}"))
+            .await
+            .expect("get")
+            .expect("acknowledged commit survived SIGKILL");
+        assert_eq!(record.manifest.etag, format!("etag-{i}"));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+}
+
+/// Starts `cairn-meta` on a fixed free port (the persisted shard map names
+/// the process by URL, so a restart must reuse it).
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is returned; every caller kills and waits for it"
+)]
+fn spawn_meta(config: &Path, dir: &Path) -> (std::process::Child, String) {
+    let port_file = dir.join("port");
+    let port = match std::fs::read_to_string(&port_file) {
+        Ok(port) => port,
+        Err(_) => {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+            let port = probe.local_addr().expect("addr").port().to_string();
+            std::fs::write(&port_file, &port).expect("port file");
+            port
+        }
+    };
+    let addr_file = dir.join("addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"))
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--addr-file")
+        .arg(&addr_file)
+        .env("CAIRN_CLUSTER_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("spawn cairn-meta");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut file) = std::fs::File::open(&addr_file) {
+            let mut text = String::new();
+            if file.read_to_string(&mut text).is_ok() && !text.is_empty() {
+                return (child, format!("http://{text}"));
+            }
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cairn-meta did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A real storage node registers itself (id, rack, address, capacity) and
+/// heartbeats; stopping it makes it suspect.
+#[tokio::test]
+async fn a_storage_node_registers_and_heartbeats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let detector = DetectorConfig {
+        suspect_after: Duration::from_millis(400),
+        down_after: Duration::from_secs(30),
+    };
+    let (process, client) = primary_with(dir.path(), &[], detector).await;
+    let node_dir = tempfile::tempdir().expect("tempdir");
+    let mut config = cairn_storage_node::NodeConfig::new(
+        NodeId::new("node-7").expect("id"),
+        RackId::new("rack-3").expect("rack"),
+        node_dir.path().to_owned(),
+    );
+    config.metadata_url = Some(process.url.clone());
+    config.heartbeat_interval_ms = 50;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let node = cairn_storage_node::StorageNode::open(
+        config,
+        cairn_storage_node::ClusterSecret::new(SECRET).expect("secret"),
+        listener,
+    )
+    .expect("node");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(node.run(async {
+        let _ = stopped.await;
+    }));
+    eventually("registration", Duration::from_secs(5), || async {
+        state_of(&client, "node-7").await == Some(NodeState::Up)
+    })
+    .await;
+    let record = client
+        .nodes()
+        .await
+        .expect("nodes")
+        .into_iter()
+        .find(|n| n.id.as_str() == "node-7")
+        .expect("registered");
+    assert_eq!(record.rack.as_str(), "rack-3");
+    assert_eq!(record.address, format!("http://{addr}"));
+    assert!(record.capacity_bytes > 0);
+    let _ = stop.send(());
+    task.await.expect("join").expect("serve");
+    eventually(
+        "suspect after the node stops",
+        Duration::from_secs(5),
+        || async { state_of(&client, "node-7").await == Some(NodeState::Suspect) },
+    )
+    .await;
+    process.stop().await;
+}
