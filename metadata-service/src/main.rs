@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cairn_metadata_service::MetaServer;
 use cairn_metadata_service::config::MetaConfig;
+use cairn_storage_node::service;
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -46,17 +47,8 @@ fn secret(args: &Args, config: &MetaConfig) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        std::process::abort();
-    }));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
+    service::install_panic_abort();
+    service::init_tracing();
     let args = Args::parse();
     let mut config = MetaConfig::load(&args.config)?;
     if let Some(listen) = args.listen {
@@ -77,20 +69,6 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&temp, bound.to_string())?;
         std::fs::rename(&temp, path)?;
     }
-    server.run(shutdown()).await?;
+    server.run(service::shutdown_signal()).await?;
     Ok(())
-}
-
-async fn shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-    }
 }

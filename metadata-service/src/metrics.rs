@@ -1,8 +1,7 @@
 //! Prometheus metrics of a metadata process (own registry per process).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
 use cairn_core::placement::NodeState;
@@ -144,12 +143,8 @@ impl MetaMetrics {
         }
     }
 
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding of gathered metrics");
-        String::from_utf8_lossy(&out).into_owned()
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 

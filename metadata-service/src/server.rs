@@ -9,14 +9,15 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::ids::{BlobId, NodeId};
-use cairn_core::node_api::{ErrorBody, NodeStatus, SECRET_HEADER};
+use cairn_core::node_api::{NodeStatus, SECRET_HEADER};
 use cairn_storage_node::ClusterSecret;
+use cairn_storage_node::service::{self, ApiError};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -222,7 +223,7 @@ impl Shared {
             .expect("shards")
             .get(&id)
             .cloned()
-            .ok_or_else(|| ApiError::wrong_shard(format!("{id} is not hosted here")))
+            .ok_or_else(|| wrong_shard(format!("{id} is not hosted here")))
     }
 
     fn cluster(&self) -> Result<&ClusterState, ApiError> {
@@ -350,8 +351,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/shards/{id}/node-chunks", get(node_chunks))
         .route("/shards/{id}/garbage", get(garbage))
         .layer(middleware::from_fn_with_state(
-            shared.clone(),
-            require_secret,
+            shared.secret.clone(),
+            service::require_secret,
         ))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
@@ -361,31 +362,12 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
+fn wrong_shard(message: String) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "wrong_shard", message)
 }
 
-impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody {
-                code: code.into(),
-                message: message.into(),
-                block: None,
-            },
-        }
-    }
-
-    fn wrong_shard(message: String) -> Self {
-        Self::new(StatusCode::CONFLICT, "wrong_shard", message)
-    }
-
-    fn not_found(code: &str, message: String) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
+fn not_found(code: &str, message: String) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, code, message)
 }
 
 impl From<CatalogError> for ApiError {
@@ -412,13 +394,7 @@ impl From<CatalogError> for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
             }
         };
-        Self::new(status, code, err.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        ApiError::new(status, code, err.to_string())
     }
 }
 
@@ -436,36 +412,6 @@ async fn blocking<T: Send + 'static>(
             )
         })?
         .map_err(ApiError::from)
-}
-
-async fn require_secret(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let presented = request
-        .headers()
-        .get(SECRET_HEADER)
-        .map(HeaderValue::as_bytes)
-        .or_else(|| {
-            request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        });
-    match presented {
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the cluster secret is required",
-        )
-        .into_response(),
-        Some(secret) if !shared.secret.matches(secret) => {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "wrong cluster secret")
-                .into_response()
-        }
-        Some(_) => next.run(request).await,
-    }
 }
 
 async fn record_request(
@@ -522,10 +468,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     if let Some(cluster) = &shared.cluster {
         shared.metrics.observe_nodes(&cluster.nodes());
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(),
-    )
+    service::render_metrics(shared.metrics.registry())
 }
 
 async fn shard_map(State(shared): State<Arc<Shared>>) -> Result<Json<ShardMap>, ApiError> {
@@ -638,9 +581,7 @@ async fn get_bucket(
     blocking(move || shard.get_bucket(&name))
         .await?
         .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found("NoSuchBucket", format!("bucket {} does not exist", q.name))
-        })
+        .ok_or_else(|| not_found("NoSuchBucket", format!("bucket {} does not exist", q.name)))
 }
 
 async fn bucket_content(
@@ -674,9 +615,7 @@ async fn get_object(
     blocking(move || shard.get_object(&bucket, &key))
         .await?
         .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found("NoSuchKey", format!("no object {}/{}", q.bucket, q.key))
-        })
+        .ok_or_else(|| not_found("NoSuchKey", format!("no object {}/{}", q.bucket, q.key)))
 }
 
 async fn list(
@@ -710,9 +649,7 @@ async fn get_upload(
     blocking(move || shard.get_upload(&q.bucket, &q.key, &q.upload_id))
         .await?
         .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found("NoSuchUpload", format!("no multipart upload {upload_id}"))
-        })
+        .ok_or_else(|| not_found("NoSuchUpload", format!("no multipart upload {upload_id}")))
 }
 
 #[derive(Debug, Deserialize)]

@@ -19,14 +19,13 @@ use bytes::Bytes;
 use cairn_core::frame::{self, Frame, FrameDecoder};
 use cairn_core::ids::{ChunkId, parse_index};
 use cairn_core::integrity::{BlockHash, MerkleRoot};
-use cairn_core::node_api::{
-    ChunkInfo, ChunkListPage, ErrorBody, NodeStatus, PutChunkResponse, SECRET_HEADER, VerifyReport,
-};
+use cairn_core::node_api::{ChunkInfo, ChunkListPage, NodeStatus, PutChunkResponse, VerifyReport};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::node::NodeShared;
+use crate::service::ApiError;
 use crate::store::{ChunkReader, ChunkStore, StoreError, verify_chunk};
 
 /// Frames buffered between the socket and the disk, per request.
@@ -50,8 +49,8 @@ pub(crate) fn router(shared: Arc<NodeShared>) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
-            shared.clone(),
-            require_secret,
+            shared.secret.clone(),
+            crate::service::require_secret,
         ))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
@@ -59,30 +58,6 @@ pub(crate) fn router(shared: Arc<NodeShared>) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(shared)
-}
-
-/// An API failure: a status and a stable code.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody {
-                code: code.into(),
-                message: message.into(),
-                block: None,
-            },
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
 }
 
 impl From<StoreError> for ApiError {
@@ -115,20 +90,7 @@ impl From<StoreError> for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "io_error", None)
             }
         };
-        Self {
-            status,
-            body: ErrorBody {
-                code: code.into(),
-                message,
-                block,
-            },
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        ApiError::new(status, code, message).with_block(block)
     }
 }
 
@@ -146,41 +108,11 @@ async fn blocking<T: Send + 'static>(
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(ApiError::from)
 }
 
 // ---- middleware ----
-
-async fn require_secret(
-    State(shared): State<Arc<NodeShared>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let presented = request
-        .headers()
-        .get(SECRET_HEADER)
-        .map(HeaderValue::as_bytes)
-        .or_else(|| {
-            request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        });
-    match presented {
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            format!("the cluster secret is required ({SECRET_HEADER} header)"),
-        )
-        .into_response(),
-        Some(secret) if !shared.secret.matches(secret) => {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "wrong cluster secret")
-                .into_response()
-        }
-        Some(_) => next.run(request).await,
-    }
-}
 
 async fn record_request(
     State(shared): State<Arc<NodeShared>>,
@@ -628,8 +560,5 @@ async fn status(State(shared): State<Arc<NodeShared>>) -> Json<NodeStatus> {
 
 async fn metrics(State(shared): State<Arc<NodeShared>>) -> impl IntoResponse {
     shared.refresh_usage_gauges();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(),
-    )
+    crate::service::render_metrics(shared.metrics.registry())
 }

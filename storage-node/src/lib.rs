@@ -18,6 +18,7 @@ pub mod config;
 pub mod metrics;
 mod node;
 pub mod secret;
+pub mod service;
 pub mod store;
 
 pub use config::NodeConfig;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cairn_core::ids::{NodeId, RackId};
-use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode};
+use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode, service};
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -87,13 +87,8 @@ fn config_from(args: &Args) -> anyhow::Result<NodeConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    install_panic_abort();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
+    service::install_panic_abort();
+    service::init_tracing();
     let args = Args::parse();
     let config = config_from(&args)?;
     let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
@@ -107,33 +102,6 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&temp, addr.to_string()).context("write addr file")?;
         std::fs::rename(&temp, path).context("write addr file")?;
     }
-    node.run(shutdown_signal()).await?;
+    node.run(service::shutdown_signal()).await?;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM");
-                let _ = interrupt.await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT: shutting down"),
-        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-    }
-}
-
-/// A panicking task would otherwise leave a half-working server behind.
-fn install_panic_abort() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default(info);
-        std::process::abort();
-    }));
 }

@@ -2,8 +2,7 @@
 //! several nodes can run in one test process.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 #[derive(Debug, Clone)]
@@ -96,13 +95,8 @@ impl NodeMetrics {
         }
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding of gathered metrics");
-        String::from_utf8_lossy(&out).into_owned()
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 
