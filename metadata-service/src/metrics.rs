@@ -29,6 +29,7 @@ pub struct MetaMetrics {
     pub node_transitions: IntCounterVec,
     pub shard_reads: IntCounterVec,
     shard_keys: IntGaugeVec,
+    shard_bytes: IntGaugeVec,
     nodes_by_state: IntGaugeVec,
 }
 
@@ -94,6 +95,14 @@ impl MetaMetrics {
             &["shard"],
         )
         .expect("valid metric");
+        let shard_bytes = IntGaugeVec::new(
+            Opts::new(
+                "cairn_meta_shard_bytes_estimate",
+                "RocksDB's estimate of live bytes per shard",
+            ),
+            &["shard"],
+        )
+        .expect("valid metric");
         let nodes_by_state = IntGaugeVec::new(
             Opts::new("cairn_meta_nodes", "Registered storage nodes by state"),
             &["state"],
@@ -108,6 +117,7 @@ impl MetaMetrics {
             Box::new(node_transitions.clone()),
             Box::new(shard_reads.clone()),
             Box::new(shard_keys.clone()),
+            Box::new(shard_bytes.clone()),
             Box::new(nodes_by_state.clone()),
         ] {
             registry.register(metric).expect("unique metric names");
@@ -122,15 +132,22 @@ impl MetaMetrics {
             node_transitions,
             shard_reads,
             shard_keys,
+            shard_bytes,
             nodes_by_state,
         }
     }
 
     pub fn observe_shard(&self, shard: &Shard) {
+        let label = shard.id().0.to_string();
         if let Some(keys) = shard.estimated_keys() {
             self.shard_keys
-                .with_label_values(&[&shard.id().0.to_string()])
+                .with_label_values(&[&label])
                 .set(keys as i64);
+        }
+        if let Some(bytes) = shard.estimated_bytes() {
+            self.shard_bytes
+                .with_label_values(&[&label])
+                .set(bytes as i64);
         }
     }
 

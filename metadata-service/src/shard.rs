@@ -135,6 +135,15 @@ impl Shard {
             .flatten()
     }
 
+    /// RocksDB's estimate of live data bytes, memtables included (for metrics).
+    pub fn estimated_bytes(&self) -> Option<u64> {
+        let property = |name: &str| self.db.property_int_value(name).ok().flatten();
+        Some(
+            property("rocksdb.estimate-live-data-size")?
+                + property("rocksdb.cur-size-all-mem-tables")?,
+        )
+    }
+
     pub fn range(&self) -> KeyRange {
         self.range.read().expect("range lock").clone()
     }

@@ -276,39 +276,48 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
 
 /// Starts `cairn-meta` on a fixed free port (the persisted shard map names
 /// the process by URL, so a restart must reuse it).
-#[allow(
-    clippy::zombie_processes,
-    reason = "the child is returned; every caller kills and waits for it"
-)]
 fn spawn_meta(config: &Path, dir: &Path) -> (std::process::Child, String) {
     let port_file = dir.join("port");
     let port = match std::fs::read_to_string(&port_file) {
         Ok(port) => port,
         Err(_) => {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
-            let port = probe.local_addr().expect("addr").port().to_string();
+            let port = free_port().to_string();
             std::fs::write(&port_file, &port).expect("port file");
             port
         }
     };
-    let addr_file = dir.join("addr");
-    let _ = std::fs::remove_file(&addr_file);
+    let child = spawn_meta_on(config, &format!("127.0.0.1:{port}"), &dir.join("addr"));
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+    probe.local_addr().expect("addr").port()
+}
+
+/// Runs `cairn-meta` and waits until it is listening.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is returned; every caller kills and waits for it"
+)]
+fn spawn_meta_on(config: &Path, listen: &str, addr_file: &Path) -> std::process::Child {
+    let _ = std::fs::remove_file(addr_file);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"))
         .arg("--config")
         .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", listen])
         .arg("--addr-file")
-        .arg(&addr_file)
+        .arg(addr_file)
         .env("CAIRN_CLUSTER_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("spawn cairn-meta");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(mut file) = std::fs::File::open(&addr_file) {
+        if let Ok(mut file) = std::fs::File::open(addr_file) {
             let mut text = String::new();
             if file.read_to_string(&mut text).is_ok() && !text.is_empty() {
-                return (child, format!("http://{text}"));
+                return child;
             }
         }
         if Instant::now() >= deadline {
@@ -317,6 +326,73 @@ fn spawn_meta(config: &Path, dir: &Path) -> (std::process::Child, String) {
             panic!("cairn-meta did not start");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two real `cairn-meta` processes: the primary owns shard 0 and a member
+/// owns shard 1 of the same map; one client serves buckets on both.
+#[tokio::test]
+async fn two_real_metadata_processes_share_one_map() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (url_a, url_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    let config_a = dir.path().join("a.toml");
+    std::fs::write(
+        &config_a,
+        format!(
+            "advertise_url = \"{url_a}\"\ndata_dir = \"{}\"\ninitial_splits = [\"m\"]\nshard_owners = [\"{url_a}\", \"{url_b}\"]\n",
+            dir.path().join("a").display()
+        ),
+    )
+    .expect("config a");
+    let config_b = dir.path().join("b.toml");
+    std::fs::write(
+        &config_b,
+        format!(
+            "advertise_url = \"{url_b}\"\ndata_dir = \"{}\"\nprimary_url = \"{url_a}\"\n",
+            dir.path().join("b").display()
+        ),
+    )
+    .expect("config b");
+    let mut primary = spawn_meta_on(
+        &config_a,
+        &format!("127.0.0.1:{port_a}"),
+        &dir.path().join("a.addr"),
+    );
+    let mut member = spawn_meta_on(
+        &config_b,
+        &format!("127.0.0.1:{port_b}"),
+        &dir.path().join("b.addr"),
+    );
+    let client = MetaClient::connect(&url_a, SECRET).await.expect("connect");
+    assert_eq!(client.status(&url_a).await.expect("a").shards.len(), 1);
+    assert_eq!(client.status(&url_b).await.expect("b").shards.len(), 1);
+    for bucket in ["apples", "zebras"] {
+        client.create_bucket(bucket, "ann").await.expect("bucket");
+        client
+            .commit_object(bucket, "k", manifest(1, bucket), Precondition::None)
+            .await
+            .expect("commit");
+    }
+    for bucket in ["apples", "zebras"] {
+        let record = client
+            .get_object(bucket, "k")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(record.manifest.etag, bucket);
+    }
+    assert!(
+        dir.path().join("b/shards/1").exists(),
+        "zebras live in the member"
+    );
+    assert!(!dir.path().join("a/shards/1").exists());
+    for child in [&mut member, &mut primary] {
+        child.kill().expect("kill");
+        child.wait().expect("reap");
     }
 }
 
