@@ -115,12 +115,33 @@ impl Shard {
         options.create_if_missing(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let db = DB::open(&options, path)?;
-        Ok(Self {
+        let shard = Self {
             id,
             db,
             range: RwLock::new(range),
             write: Mutex::new(()),
-        })
+        };
+        shard.drop_rows_outside_range()?;
+        Ok(shard)
+    }
+
+    /// A crash between publishing a split and deleting the moved rows
+    /// leaves rows this shard no longer owns; they are removed on open, so
+    /// that a shard's database only ever holds its own range.
+    fn drop_rows_outside_range(&self) -> Result<(), CatalogError> {
+        let range = self.range();
+        let mut stale = WriteBatch::default();
+        for item in self.db.iterator(IteratorMode::Start) {
+            let (key, value) = item?;
+            if catalogue_key_of_row(&key, &value)?.is_some_and(|cat| !range.contains(&cat)) {
+                stale.delete(&key);
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(shard = %self.id, rows = stale.len(), "removing rows outside the shard's range (interrupted split)");
+            self.db.write_opt(stale, &sync_writes())?;
+        }
+        Ok(())
     }
 
     pub fn id(&self) -> ShardId {
@@ -501,12 +522,18 @@ impl Shard {
             start: at.to_owned(),
             end: old.end.clone(),
         };
+        // The new id is not in the map yet, so anything at `path` is debris
+        // of an earlier, interrupted split.
+        if path.exists() {
+            std::fs::remove_dir_all(path)
+                .map_err(|e| CatalogError::Corrupt(format!("{}: {e}", path.display())))?;
+        }
         let target = Shard::open(new_id, path, upper.clone())?;
         let mut copy = WriteBatch::default();
         let mut remove = WriteBatch::default();
         for item in self.db.iterator(IteratorMode::Start) {
             let (k, v) = item?;
-            if self.belongs_above(&k, &v, &upper)? {
+            if catalogue_key_of_row(&k, &v)?.is_some_and(|cat| upper.contains(&cat)) {
                 copy.put(&k, &v);
                 remove.delete(&k);
             }
@@ -522,28 +549,25 @@ impl Shard {
         self.db.write_opt(remove, &sync_writes())?;
         Ok(())
     }
+}
 
-    fn belongs_above(
-        &self,
-        key: &[u8],
-        value: &[u8],
-        upper: &KeyRange,
-    ) -> Result<bool, CatalogError> {
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-        Ok(match key.first() {
-            Some(&keys::BUCKET) => upper.contains(&bucket_anchor(&text(&key[2..]))),
-            Some(&keys::OBJECT) => upper.contains(&text(&key[2..])),
-            Some(&keys::UPLOAD) => {
-                let record: UploadRecord = decode(value)?;
-                upper.contains(&catalogue_key(&record.bucket, &record.key))
-            }
-            Some(&keys::NODE_CHUNK) => {
-                let owner: ChunkOwner = decode(value)?;
-                upper.contains(&catalogue_key(&owner.bucket, &owner.key))
-            }
-            _ => false,
-        })
-    }
+/// The catalogue key a database row belongs to (`None` for shard-wide rows:
+/// counters and the GC queue, which stay where they are).
+fn catalogue_key_of_row(key: &[u8], value: &[u8]) -> Result<Option<String>, CatalogError> {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    Ok(match key.first() {
+        Some(&keys::BUCKET) => Some(bucket_anchor(&text(&key[2..]))),
+        Some(&keys::OBJECT) => Some(text(&key[2..])),
+        Some(&keys::UPLOAD) => {
+            let record: UploadRecord = decode(value)?;
+            Some(catalogue_key(&record.bucket, &record.key))
+        }
+        Some(&keys::NODE_CHUNK) => {
+            let owner: ChunkOwner = decode(value)?;
+            Some(catalogue_key(&owner.bucket, &owner.key))
+        }
+        _ => None,
+    })
 }
 
 fn summary(record: &ObjectRecord) -> ObjectSummary {

@@ -556,3 +556,53 @@ async fn splitting_a_hot_directory_online_loses_no_write() {
     );
     process.stop().await;
 }
+
+/// A crash between publishing a split and deleting the moved rows leaves
+/// rows outside the source shard's range; opening the shard removes them.
+#[test]
+fn a_shard_drops_rows_outside_its_range_when_it_opens() {
+    use cairn_metadata_service::shard::{KeyRange, Shard};
+    use cairn_metadata_service::shard_map::ShardId;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let everything = KeyRange {
+        start: String::new(),
+        end: None,
+    };
+    {
+        let shard = Shard::open(ShardId(0), dir.path(), everything.clone()).expect("open");
+        shard
+            .apply(
+                &Command::CreateBucket {
+                    name: "logs".into(),
+                    owner: "ann".into(),
+                },
+                0,
+            )
+            .expect("bucket");
+        for key in ["a", "m", "z"] {
+            let commit = Command::CommitObject {
+                bucket: "logs".into(),
+                key: key.into(),
+                manifest: manifest(1, key),
+                precondition: Precondition::None,
+            };
+            shard.apply(&commit, 0).expect("commit");
+        }
+    }
+    // Reopen as if a split at "logs/m" had been published.
+    let lower = KeyRange {
+        start: String::new(),
+        end: Some("logs/m".into()),
+    };
+    drop(Shard::open(ShardId(0), dir.path(), lower).expect("reopen"));
+    let shard = Shard::open(ShardId(0), dir.path(), everything).expect("open again");
+    assert!(shard.get_object("logs", "a").expect("get").is_some());
+    assert!(
+        shard.get_object("logs", "m").expect("get").is_none(),
+        "moved row was dropped"
+    );
+    assert!(
+        shard.get_object("logs", "z").expect("get").is_none(),
+        "moved row was dropped"
+    );
+}
