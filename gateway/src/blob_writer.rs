@@ -1,0 +1,319 @@
+//! Writing one blob (an object, or a multipart part): the body is cut into
+//! stripes, each stripe is erasure coded and hashed, and the k+m chunks
+//! stream to their k+m nodes at the same time.
+//!
+//! Pipeline, each stage its own task so that a PUT runs at the speed of its
+//! slowest stage rather than the sum of them:
+//!
+//! ```text
+//! body ──▶ ingest ──stripes──▶ encode + blake3 ──frames──▶ k+m node senders
+//!             └────bytes────▶ MD5 (ETag)
+//! ```
+//!
+//! Memory is bounded by the stripe pool ([`STRIPE_POOL`] buffers) and the
+//! per-node frame queues, whatever the object size. CPU work runs on
+//! blocking threads, never on the reactor.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_core::codec::{ErasureCodec, StripeBuffer};
+use cairn_core::frame;
+use cairn_core::ids::{BlobId, ChunkId, NodeId};
+use cairn_core::integrity::{BlockHash, MerkleRoot, merkle_root, root_of_roots};
+use cairn_core::manifest::{BlobManifest, ChunkDescriptor, ChunkState};
+use cairn_storage_node::client::NodeClient;
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::sync::mpsc;
+
+/// Stripe buffers in flight per write: one being filled, one being encoded.
+pub const STRIPE_POOL: usize = 2;
+/// Frames queued per node before the encoder waits for that node.
+const NODE_QUEUE: usize = 8;
+
+/// What ingest hands the encoder. Only an explicit `End` seals the chunks:
+/// if ingest fails, the channel closes without it and every chunk stream is
+/// abandoned, so no node commits a partial chunk.
+enum Feed {
+    Stripe(StripeBuffer),
+    End,
+}
+
+/// Where chunk i goes.
+#[derive(Debug, Clone)]
+pub struct ChunkTarget {
+    pub node: NodeId,
+    pub client: NodeClient,
+}
+
+/// A written blob: its manifest (placement, chunk roots, missing chunks)
+/// and the MD5 of its bytes.
+#[derive(Debug, Clone)]
+pub struct WrittenBlob {
+    pub manifest: BlobManifest,
+    pub md5: [u8; 16],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("need {expected} chunk targets (k+m), got {got}")]
+    Targets { expected: usize, got: usize },
+    #[error("request body failed: {0}")]
+    Body(String),
+    #[error("only {stored} of {total} chunks were stored; the write quorum is {quorum}")]
+    Quorum {
+        stored: usize,
+        total: usize,
+        quorum: usize,
+    },
+    #[error("erasure coding failed: {0}")]
+    Codec(#[from] cairn_core::codec::CodecError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Writes `body` as blob `blob` to `targets` (one per chunk index). Succeeds
+/// when at least `quorum` chunks are durable; the others are recorded as
+/// [`ChunkState::Missing`] for repair. On failure, chunks already stored are
+/// deleted best-effort (and are garbage for the scrubber otherwise).
+pub async fn write_blob<S>(
+    codec: Arc<ErasureCodec>,
+    blob: BlobId,
+    targets: Vec<ChunkTarget>,
+    body: S,
+    quorum: usize,
+) -> Result<WrittenBlob, WriteError>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
+{
+    let params = *codec.params();
+    let total = params.total();
+    if targets.len() != total {
+        return Err(WriteError::Targets {
+            expected: total,
+            got: targets.len(),
+        });
+    }
+
+    // One sender task per chunk, fed by a bounded frame queue.
+    let mut queues = Vec::with_capacity(total);
+    let mut senders = Vec::with_capacity(total);
+    for (index, target) in targets.iter().enumerate() {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(NODE_QUEUE);
+        queues.push(Some(tx));
+        let client = target.client.clone();
+        let chunk = ChunkId::new(blob, index as u8);
+        let frames =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
+            );
+        senders.push(tokio::spawn(async move {
+            client
+                .put_chunk_stream(&chunk, params.block_size as u32, frames)
+                .await
+        }));
+    }
+
+    // Stripe buffers circulate: ingest fills, encoder empties and returns.
+    let (free_tx, mut free_rx) = mpsc::channel::<StripeBuffer>(STRIPE_POOL);
+    for _ in 0..STRIPE_POOL {
+        free_tx
+            .send(codec.stripe_buffer())
+            .await
+            .map_err(|_| WriteError::Internal("stripe pool".into()))?;
+    }
+    let (full_tx, full_rx) = mpsc::channel::<Feed>(STRIPE_POOL);
+    let (md5_tx, md5_rx) = std::sync::mpsc::sync_channel::<Bytes>(64);
+
+    let md5_task = tokio::task::spawn_blocking(move || {
+        let mut md5 = Md5::new();
+        for piece in md5_rx {
+            md5.update(&piece);
+        }
+        <[u8; 16]>::from(md5.finalize())
+    });
+    let encoder_codec = codec.clone();
+    let encode_task = tokio::task::spawn_blocking(move || {
+        encode_stripes(&encoder_codec, full_rx, free_tx, queues)
+    });
+
+    // Ingest: fill stripes from the body.
+    let mut body = body;
+    let mut size = 0u64;
+    let mut stripe = free_rx
+        .recv()
+        .await
+        .ok_or_else(|| WriteError::Internal("stripe pool".into()))?;
+    let mut filled = 0usize;
+    let capacity = stripe.capacity();
+    let mut ingest_error = None;
+    while let Some(piece) = body.next().await {
+        let mut piece = match piece {
+            Ok(piece) => piece,
+            Err(err) => {
+                ingest_error = Some(WriteError::Body(err.to_string()));
+                break;
+            }
+        };
+        size += piece.len() as u64;
+        if md5_tx.send(piece.clone()).is_err() {
+            ingest_error = Some(WriteError::Internal("MD5 stage stopped".into()));
+            break;
+        }
+        while !piece.is_empty() {
+            let take = piece.len().min(capacity - filled);
+            stripe.fill_region()[filled..filled + take].copy_from_slice(&piece.split_to(take));
+            filled += take;
+            if filled == capacity {
+                stripe.set_data_len(filled)?;
+                if full_tx.send(Feed::Stripe(stripe)).await.is_err() {
+                    return Err(WriteError::Internal("encoder stopped".into()));
+                }
+                stripe = free_rx
+                    .recv()
+                    .await
+                    .ok_or_else(|| WriteError::Internal("stripe pool".into()))?;
+                filled = 0;
+            }
+        }
+    }
+    if ingest_error.is_none() {
+        if filled > 0 {
+            stripe.set_data_len(filled)?;
+            if full_tx.send(Feed::Stripe(stripe)).await.is_err() {
+                return Err(WriteError::Internal("encoder stopped".into()));
+            }
+        }
+        if full_tx.send(Feed::End).await.is_err() {
+            return Err(WriteError::Internal("encoder stopped".into()));
+        }
+    }
+    drop(full_tx);
+    drop(md5_tx);
+    if let Some(err) = ingest_error {
+        // The encoder sees the feed close without `End` and abandons every
+        // chunk stream, so no node commits a partial chunk.
+        let _ = encode_task.await;
+        for sender in senders {
+            let _ = sender.await;
+        }
+        return Err(err);
+    }
+    let roots = encode_task
+        .await
+        .map_err(|e| WriteError::Internal(e.to_string()))??;
+    let md5 = md5_task
+        .await
+        .map_err(|e| WriteError::Internal(e.to_string()))?;
+
+    let mut chunks = Vec::with_capacity(total);
+    for (index, sender) in senders.into_iter().enumerate() {
+        let stored = match sender.await {
+            Ok(Ok(reply)) if reply.merkle_root == roots[index] => true,
+            Ok(Ok(reply)) => {
+                tracing::error!(%blob, index, node = %targets[index].node, got = %reply.merkle_root, "node stored a different root");
+                false
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(%blob, index, node = %targets[index].node, error = %err, "chunk write failed");
+                false
+            }
+            Err(err) => {
+                tracing::error!(%blob, index, error = %err, "chunk sender panicked");
+                false
+            }
+        };
+        chunks.push(ChunkDescriptor {
+            index: index as u8,
+            node: targets[index].node.clone(),
+            state: if stored {
+                ChunkState::Stored
+            } else {
+                ChunkState::Missing
+            },
+            merkle_root: roots[index],
+        });
+    }
+    let stored = chunks
+        .iter()
+        .filter(|c| c.state == ChunkState::Stored)
+        .count();
+    if stored < quorum {
+        delete_stored(blob, &targets, &chunks).await;
+        return Err(WriteError::Quorum {
+            stored,
+            total,
+            quorum,
+        });
+    }
+    let root = root_of_roots(&roots);
+    Ok(WrittenBlob {
+        manifest: BlobManifest {
+            blob,
+            size,
+            codec: params,
+            chunks,
+            root,
+        },
+        md5,
+    })
+}
+
+/// Encoder stage: codes each stripe, hashes every block, and hands block i
+/// to chunk i's queue. Ends every chunk stream with its end frame and
+/// returns the chunk roots. A node whose queue is closed (its write failed)
+/// is skipped from then on; the others continue.
+fn encode_stripes(
+    codec: &ErasureCodec,
+    mut full: mpsc::Receiver<Feed>,
+    free: mpsc::Sender<StripeBuffer>,
+    mut queues: Vec<Option<mpsc::Sender<Result<Bytes, std::io::Error>>>>,
+) -> Result<Vec<MerkleRoot>, WriteError> {
+    let total = queues.len();
+    let mut hashes: Vec<Vec<BlockHash>> = vec![Vec::new(); total];
+    let mut stripes = 0u32;
+    loop {
+        let mut stripe = match full.blocking_recv() {
+            Some(Feed::Stripe(stripe)) => stripe,
+            Some(Feed::End) => break,
+            None => {
+                return Err(WriteError::Body(
+                    "the body ended early; chunk streams abandoned".into(),
+                ));
+            }
+        };
+        codec.encode(&mut stripe)?;
+        for (index, queue) in queues.iter_mut().enumerate() {
+            let block = stripe.block(index);
+            let hash = cairn_core::integrity::hash_block(block);
+            hashes[index].push(hash);
+            let Some(tx) = queue else { continue };
+            let head = Bytes::copy_from_slice(&frame::block_head(stripes, &hash, block.len()));
+            let data = Bytes::copy_from_slice(block);
+            if tx.blocking_send(Ok(head)).is_err() || tx.blocking_send(Ok(data)).is_err() {
+                *queue = None;
+            }
+        }
+        stripes += 1;
+        // The pool outlives this stage only if ingest is still running.
+        let _ = free.blocking_send(stripe);
+    }
+    let roots: Vec<MerkleRoot> = hashes.iter().map(|h| merkle_root(h)).collect();
+    for (index, queue) in queues.into_iter().enumerate() {
+        if let Some(tx) = queue {
+            let _ = tx.blocking_send(Ok(frame::end_frame(stripes, &roots[index])));
+        }
+    }
+    Ok(roots)
+}
+
+async fn delete_stored(blob: BlobId, targets: &[ChunkTarget], chunks: &[ChunkDescriptor]) {
+    for chunk in chunks.iter().filter(|c| c.state == ChunkState::Stored) {
+        let id = ChunkId::new(blob, chunk.index);
+        if let Err(err) = targets[chunk.index as usize].client.delete(&id).await {
+            tracing::warn!(chunk = %id, error = %err, "could not delete a chunk of a failed write");
+        }
+    }
+}
