@@ -4,76 +4,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_core::codec::{CodecParams, ErasureCodec};
-use cairn_core::ids::{BlobId, ChunkId, NodeId, RackId};
+use cairn_core::ids::{BlobId, ChunkId};
 use cairn_core::layout::BlobLayout;
 use cairn_core::manifest::ChunkState;
 use cairn_gateway::blob_writer::{ChunkTarget, WriteError, write_blob};
-use cairn_storage_node::client::NodeClient;
-use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode};
 use md5::Digest;
 
-const SECRET: &str = "gateway-test-secret";
+mod common;
 
-struct Nodes {
-    targets: Vec<ChunkTarget>,
-    _dirs: Vec<tempfile::TempDir>,
-}
-
-async fn start_nodes(count: usize) -> Nodes {
-    let mut targets = Vec::new();
-    let mut dirs = Vec::new();
-    for i in 0..count {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let id = NodeId::new(format!("n{i}")).expect("id");
-        let config = NodeConfig::new(
-            id.clone(),
-            RackId::new(format!("r{}", i % 3)).expect("rack"),
-            dir.path().to_owned(),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let node = StorageNode::open(
-            config,
-            ClusterSecret::new(SECRET).expect("secret"),
-            listener,
-        )
-        .expect("node");
-        tokio::spawn(node.run(std::future::pending()));
-        targets.push(ChunkTarget {
-            node: id,
-            client: NodeClient::new(&format!("http://{addr}"), SECRET),
-        });
-        dirs.push(dir);
-    }
-    Nodes {
-        targets,
-        _dirs: dirs,
-    }
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    (0..len as u64)
-        .map(|i| ((i * 2654435761) ^ seed) as u8)
-        .collect()
-}
-
-/// The body as irregular pieces, like a network stream.
-fn body(
-    bytes: &[u8],
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
-    let mut pieces = Vec::new();
-    let mut at = 0;
-    let mut step = 1;
-    while at < bytes.len() {
-        let end = (at + step).min(bytes.len());
-        pieces.push(Ok(Bytes::copy_from_slice(&bytes[at..end])));
-        at = end;
-        step = step * 3 % 5000 + 1;
-    }
-    futures_util::stream::iter(pieces)
-}
+use common::{body, data, start_nodes};
 
 /// Reads the data chunks back and reassembles the blob.
 async fn read_back(
@@ -154,11 +93,7 @@ async fn blobs_of_every_shape_are_written_to_all_chunks_and_read_back() {
 #[tokio::test]
 async fn a_dead_node_is_recorded_missing_when_the_quorum_is_met() {
     let mut nodes = start_nodes(6).await;
-    // Node 5's address now points at a closed port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead = format!("http://{}", closed.local_addr().expect("addr"));
-    drop(closed);
-    nodes.targets[5].client = NodeClient::new(&dead, SECRET);
+    nodes.kill(5);
     let codec =
         Arc::new(ErasureCodec::new(CodecParams::new(4, 2, 1024).expect("params")).expect("codec"));
     let bytes = data(50_000, 7);

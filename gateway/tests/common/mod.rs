@@ -1,0 +1,89 @@
+//! Real storage nodes on ephemeral ports for data-path tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use cairn_core::ids::{ChunkId, NodeId, RackId};
+use cairn_gateway::blob_writer::ChunkTarget;
+use cairn_storage_node::client::NodeClient;
+use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode};
+
+pub const SECRET: &str = "gateway-test-secret";
+
+pub struct Nodes {
+    pub targets: Vec<ChunkTarget>,
+    pub dirs: Vec<tempfile::TempDir>,
+}
+
+impl Nodes {
+    /// The chunk file on node `node`.
+    pub fn chunk_file(&self, node: usize, chunk: &ChunkId) -> PathBuf {
+        self.dirs[node]
+            .path()
+            .join("chunks")
+            .join(&chunk.blob.to_hex()[..2])
+            .join(chunk.file_name())
+    }
+
+    /// Points target `node` at a closed port, as if the node died.
+    pub fn kill(&mut self, node: usize) {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = format!("http://{}", closed.local_addr().expect("addr"));
+        drop(closed);
+        self.targets[node].client = NodeClient::new(&dead, SECRET);
+    }
+}
+
+pub async fn start_nodes(count: usize) -> Nodes {
+    let mut targets = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 0..count {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = NodeId::new(format!("n{i}")).expect("id");
+        let config = NodeConfig::new(
+            id.clone(),
+            RackId::new(format!("r{}", i % 3)).expect("rack"),
+            dir.path().to_owned(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let node = StorageNode::open(
+            config,
+            ClusterSecret::new(SECRET).expect("secret"),
+            listener,
+        )
+        .expect("node");
+        tokio::spawn(node.run(std::future::pending()));
+        targets.push(ChunkTarget {
+            node: id,
+            client: NodeClient::new(&format!("http://{addr}"), SECRET),
+        });
+        dirs.push(dir);
+    }
+    Nodes { targets, dirs }
+}
+
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| ((i * 2654435761) ^ seed) as u8)
+        .collect()
+}
+
+/// The body as irregular pieces, like a network stream.
+pub fn body(
+    bytes: &[u8],
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    let mut step = 1;
+    while at < bytes.len() {
+        let end = (at + step).min(bytes.len());
+        pieces.push(Ok(Bytes::copy_from_slice(&bytes[at..end])));
+        at = end;
+        step = step * 3 % 5000 + 1;
+    }
+    futures_util::stream::iter(pieces)
+}
