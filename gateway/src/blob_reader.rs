@@ -7,24 +7,31 @@
 //! cut stream), another chunk's stream is opened from the current stripe on
 //! and each stripe is reconstructed from k blocks, still streaming.
 //!
-//! Hedging slow nodes is not done yet (see the gateway issue).
+//! Hedging: the block reads of a stripe run concurrently; a read slower than
+//! `hedge_after` brings in another chunk and the first k blocks win, so one
+//! slow (or hung) node costs one hedge delay, not the whole GET.
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_core::codec::{CodecError, ErasureCodec};
+use cairn_core::codec::{CodecError, ErasureCodec, StripeBuffer};
 use cairn_core::ids::ChunkId;
 use cairn_core::layout::StripeSlice;
 use cairn_core::manifest::{BlobManifest, ChunkState};
 use cairn_storage_node::client::{BlockStream, NodeError};
-use futures_util::Stream;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::blob_writer::ChunkTarget;
 
-/// Chunks read (in bytes) ahead of the consumer.
+/// Stripes read ahead of the consumer.
 const READ_AHEAD: usize = 2;
+
+/// Default delay before a slow chunk read is hedged with another chunk.
+pub const DEFAULT_HEDGE_AFTER: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -44,7 +51,9 @@ pub enum ReadError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadStats {
     pub degraded_stripes: u64,
+    pub hedged_stripes: u64,
     pub failed_chunks: Vec<u8>,
+    pub slow_chunks: Vec<u8>,
 }
 
 /// Streams bytes `range` of the blob described by `manifest`, whose chunk i
@@ -54,6 +63,7 @@ pub fn read_blob(
     manifest: BlobManifest,
     sources: Vec<ChunkTarget>,
     range: Range<u64>,
+    hedge_after: Duration,
 ) -> Result<BlobStream, ReadError> {
     if range.start > range.end || range.end > manifest.size {
         return Err(ReadError::Range {
@@ -64,7 +74,7 @@ pub fn read_blob(
     }
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::spawn(async move {
-        let mut reader = StripeReader::new(codec, manifest, sources);
+        let mut reader = StripeReader::new(codec, manifest, sources, hedge_after);
         if let Err(err) = reader.run(range, &tx).await {
             let _ = tx.send(Err(err)).await;
         }
@@ -89,18 +99,25 @@ impl Stream for BlobStream {
     }
 }
 
+type BlockRead = (usize, Option<BlockStream>, Result<Bytes, NodeError>);
+
 struct StripeReader {
     codec: Arc<ErasureCodec>,
     manifest: BlobManifest,
     sources: Vec<ChunkTarget>,
-    /// Chunks known to be unusable for the rest of this read.
+    /// Chunks not to use for the rest of this read (failed or slow).
     failed: Vec<bool>,
+    hedge_after: Duration,
     stats: ReadStats,
 }
 
 impl StripeReader {
-    fn new(codec: Arc<ErasureCodec>, manifest: BlobManifest, sources: Vec<ChunkTarget>) -> Self {
-        let total = manifest.chunks.len();
+    fn new(
+        codec: Arc<ErasureCodec>,
+        manifest: BlobManifest,
+        sources: Vec<ChunkTarget>,
+        hedge_after: Duration,
+    ) -> Self {
         let failed = manifest
             .chunks
             .iter()
@@ -111,19 +128,9 @@ impl StripeReader {
             manifest,
             sources,
             failed,
-            stats: ReadStats {
-                failed_chunks: Vec::with_capacity(total),
-                ..Default::default()
-            },
+            hedge_after,
+            stats: ReadStats::default(),
         }
-    }
-
-    async fn open(&self, index: usize, stripes: Range<u64>) -> Result<BlockStream, NodeError> {
-        let chunk = ChunkId::new(self.manifest.blob, index as u8);
-        self.sources[index]
-            .client
-            .get_blocks(&chunk, Some(stripes))
-            .await
     }
 
     fn fail(&mut self, index: usize, err: &NodeError) {
@@ -160,94 +167,21 @@ impl StripeReader {
             stripe_buf
                 .prepare(layout.stripe_data_len(stripe))
                 .map_err(|source| ReadError::Unrecoverable { stripe, source })?;
-            let mut present = vec![false; total];
-            // Wanted chunks: the needed data chunks while they are healthy;
-            // once one fails, any k usable chunks.
-            loop {
-                let degraded = needed.iter().any(|&i| self.failed[i]);
-                let wanted: Vec<usize> = if degraded {
-                    let mut usable: Vec<usize> = (0..total).filter(|&i| !self.failed[i]).collect();
-                    usable.sort_by_key(|&i| !present[i]); // keep blocks already read
-                    usable.into_iter().take(k).collect()
-                } else {
-                    needed.clone()
-                };
-                if degraded && wanted.len() < k {
-                    return Err(ReadError::Unrecoverable {
-                        stripe,
-                        source: CodecError::TooFewBlocks {
-                            available: wanted.len(),
-                            needed: k,
-                        },
-                    });
-                }
-                let mut progress = true;
-                let todo: Vec<usize> = wanted.iter().copied().filter(|&i| !present[i]).collect();
-                for index in todo {
-                    if streams[index].is_none() {
-                        match self.open(index, stripe..end).await {
-                            Ok(stream) => streams[index] = Some(stream),
-                            Err(err) => {
-                                self.fail(index, &err);
-                                progress = false;
-                                continue;
-                            }
-                        }
-                    }
-                    let Some(stream) = streams[index].as_mut() else {
-                        continue;
-                    };
-                    // A stream not wanted for some stripes lags behind: skip
-                    // forward to this stripe.
-                    let next = loop {
-                        match stream.next_block().await {
-                            Ok(Some((got, _))) if got < stripe => continue,
-                            other => break other,
-                        }
-                    };
-                    match next {
-                        Ok(Some((got, data)))
-                            if got == stripe && data.len() == stripe_buf.block_len() =>
-                        {
-                            stripe_buf.block_mut(index).copy_from_slice(&data);
-                            present[index] = true;
-                        }
-                        Ok(other) => {
-                            let err = NodeError::Protocol {
-                                chunk: ChunkId::new(self.manifest.blob, index as u8),
-                                message: format!(
-                                    "expected block {stripe}, got {:?}",
-                                    other.map(|(i, d)| (i, d.len()))
-                                ),
-                            };
-                            self.fail(index, &err);
-                            streams[index] = None;
-                            progress = false;
-                        }
-                        Err(err) => {
-                            self.fail(index, &err);
-                            streams[index] = None;
-                            progress = false;
-                        }
-                    }
-                }
-                if progress && wanted.iter().all(|&i| present[i]) {
-                    if degraded {
-                        self.stats.degraded_stripes += 1;
-                        let codec = self.codec.clone();
-                        let mut buf = stripe_buf;
-                        let flags = present.clone();
-                        let (buf_back, result) = tokio::task::spawn_blocking(move || {
-                            let result = codec.reconstruct(&mut buf, &flags, true);
-                            (buf, result)
-                        })
-                        .await
-                        .map_err(|e| ReadError::Internal(e.to_string()))?;
-                        stripe_buf = buf_back;
-                        result.map_err(|source| ReadError::Unrecoverable { stripe, source })?;
-                    }
-                    break;
-                }
+            let present = self
+                .read_stripe(stripe, end, &needed, &mut streams, &mut stripe_buf)
+                .await?;
+            if needed.iter().any(|&i| !present[i]) {
+                self.stats.degraded_stripes += 1;
+                let codec = self.codec.clone();
+                let mut buf = stripe_buf;
+                let (buf_back, result) = tokio::task::spawn_blocking(move || {
+                    let result = codec.reconstruct(&mut buf, &present, true);
+                    (buf, result)
+                })
+                .await
+                .map_err(|e| ReadError::Internal(e.to_string()))?;
+                stripe_buf = buf_back;
+                result.map_err(|source| ReadError::Unrecoverable { stripe, source })?;
             }
             if out.send(Ok(slice_bytes(&stripe_buf, slice))).await.is_err() {
                 break; // the client went away
@@ -255,9 +189,141 @@ impl StripeReader {
         }
         Ok(self.stats.clone())
     }
+
+    /// Fills `buf` with this stripe's blocks: the needed data blocks, or any
+    /// k blocks once a chunk fails or is slow. After `hedge_after` without
+    /// completion, one more chunk per outstanding read is asked and the first
+    /// blocks to arrive win. Chunks still outstanding when the stripe
+    /// completes are left out for the rest of the read. Returns which blocks
+    /// are present.
+    async fn read_stripe(
+        &mut self,
+        stripe: u64,
+        end: u64,
+        needed: &[usize],
+        streams: &mut [Option<BlockStream>],
+        buf: &mut StripeBuffer,
+    ) -> Result<Vec<bool>, ReadError> {
+        let k = self.codec.params().k;
+        let total = streams.len();
+        let mut present = vec![false; total];
+        let mut launched = vec![false; total];
+        let mut pending = FuturesUnordered::new();
+        for &index in needed.iter().filter(|&&i| !self.failed[i]) {
+            launched[index] = true;
+            pending.push(self.read_block(index, stripe, end, streams[index].take()));
+        }
+        let hedge = tokio::time::sleep(self.hedge_after);
+        tokio::pin!(hedge);
+        let mut hedged = false;
+        // Hedge reads asked on top of k.
+        let mut extra = 0;
+        loop {
+            let have = present.iter().filter(|p| **p).count();
+            // Degraded: a needed chunk is unusable, or reads were slow. Then
+            // any k blocks will do.
+            let degraded = hedged || needed.iter().any(|&i| self.failed[i]);
+            if needed.iter().all(|&i| present[i]) || (degraded && have >= k) {
+                break;
+            }
+            let target = if degraded { k + extra } else { needed.len() };
+            for _ in 0..target.saturating_sub(have + pending.len()) {
+                let Some(index) = (0..total).find(|&i| !launched[i] && !self.failed[i]) else {
+                    break;
+                };
+                launched[index] = true;
+                pending.push(self.read_block(index, stripe, end, streams[index].take()));
+            }
+            if pending.is_empty() {
+                return Err(ReadError::Unrecoverable {
+                    stripe,
+                    source: CodecError::TooFewBlocks {
+                        available: have,
+                        needed: k,
+                    },
+                });
+            }
+            tokio::select! {
+                Some((index, stream, result)) = pending.next() => match result {
+                    Ok(data) if data.len() == buf.block_len() => {
+                        buf.block_mut(index).copy_from_slice(&data);
+                        present[index] = true;
+                        streams[index] = stream;
+                    }
+                    Ok(data) => {
+                        let err = NodeError::Protocol {
+                            chunk: ChunkId::new(self.manifest.blob, index as u8),
+                            message: format!("block {stripe} has {} bytes, expected {}", data.len(), buf.block_len()),
+                        };
+                        self.fail(index, &err);
+                    }
+                    Err(err) => self.fail(index, &err),
+                },
+                () = &mut hedge, if !hedged => {
+                    hedged = true;
+                    extra = pending.len();
+                    self.stats.hedged_stripes += 1;
+                    tracing::debug!(blob = %self.manifest.blob, stripe, outstanding = pending.len(), "hedging slow chunk reads");
+                }
+            }
+        }
+        // Whatever is still outstanding is slow: leave it behind (dropping
+        // `pending` drops its streams).
+        let slow: Vec<usize> = (0..total)
+            .filter(|&i| launched[i] && !present[i] && !self.failed[i])
+            .collect();
+        for index in slow {
+            self.failed[index] = true;
+            self.stats.slow_chunks.push(index as u8);
+        }
+        Ok(present)
+    }
+
+    /// Reads block `stripe` of chunk `index`, opening a stream over
+    /// `stripe..end` if none is open; hands the stream back for reuse.
+    fn read_block(
+        &self,
+        index: usize,
+        stripe: u64,
+        end: u64,
+        stream: Option<BlockStream>,
+    ) -> impl std::future::Future<Output = BlockRead> + use<> {
+        let chunk = ChunkId::new(self.manifest.blob, index as u8);
+        let client = self.sources[index].client.clone();
+        async move {
+            let mut stream = match stream {
+                Some(stream) => stream,
+                None => match client.get_blocks(&chunk, Some(stripe..end)).await {
+                    Ok(stream) => stream,
+                    Err(err) => return (index, None, Err(err)),
+                },
+            };
+            // A stream not read for some stripes lags behind: skip forward.
+            let result = loop {
+                match stream.next_block().await {
+                    Ok(Some((got, _))) if got < stripe => continue,
+                    Ok(Some((got, data))) if got == stripe => break Ok(data),
+                    Ok(other) => {
+                        break Err(NodeError::Protocol {
+                            chunk,
+                            message: format!(
+                                "expected block {stripe}, got {:?}",
+                                other.map(|(i, _)| i)
+                            ),
+                        });
+                    }
+                    Err(err) => break Err(err),
+                }
+            };
+            match result {
+                Ok(data) => (index, Some(stream), Ok(data)),
+                Err(err) => (index, None, Err(err)),
+            }
+        }
+    }
 }
 
 /// The requested bytes of one stripe (data blocks are contiguous).
-fn slice_bytes(stripe: &cairn_core::codec::StripeBuffer, slice: &StripeSlice) -> Bytes {
+fn slice_bytes(stripe: &StripeBuffer, slice: &StripeSlice) -> Bytes {
     Bytes::copy_from_slice(&stripe.data()[slice.within.clone()])
 }

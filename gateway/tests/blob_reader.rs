@@ -4,6 +4,7 @@ mod common;
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cairn_core::codec::{CodecParams, ErasureCodec};
 use cairn_core::ids::{BlobId, ChunkId};
@@ -35,7 +36,13 @@ async fn get(
     sources: &[ChunkTarget],
     range: Range<u64>,
 ) -> Result<Vec<u8>, ReadError> {
-    let mut stream = read_blob(codec(), manifest.clone(), sources.to_vec(), range)?;
+    let mut stream = read_blob(
+        codec(),
+        manifest.clone(),
+        sources.to_vec(),
+        range,
+        Duration::from_millis(100),
+    )?;
     let mut out = Vec::new();
     while let Some(piece) = stream.next().await {
         out.extend_from_slice(&piece?);
@@ -174,4 +181,27 @@ async fn a_range_past_the_end_is_refused() {
         get(&manifest, &nodes.targets, 50..101).await,
         Err(ReadError::Range { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_hung_node_is_hedged_around() {
+    let mut nodes = start_nodes(6).await;
+    let bytes = data(60_000, 17);
+    let manifest = put(&nodes, &bytes).await;
+    nodes.hang(1).await; // a data chunk: every full read needs it on the healthy path
+    for range in [0..60_000, 1024..1100, 20_000..30_000] {
+        let read = tokio::time::timeout(
+            Duration::from_secs(30),
+            get(&manifest, &nodes.targets, range.clone()),
+        );
+        let got = read
+            .await
+            .expect("hedging keeps a hung node from stalling the read")
+            .expect("read");
+        assert_eq!(
+            got,
+            &bytes[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
+    }
 }

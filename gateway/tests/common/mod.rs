@@ -26,6 +26,22 @@ impl Nodes {
             .join(chunk.file_name())
     }
 
+    /// Points target `node` at a server that accepts connections and never
+    /// answers: a hung node.
+    pub async fn hang(&mut self, node: usize) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        self.targets[node].client = NodeClient::new(&format!("http://{addr}"), SECRET);
+    }
+
     /// Points target `node` at a closed port, as if the node died.
     pub fn kill(&mut self, node: usize) {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
