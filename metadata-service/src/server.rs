@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use cairn_core::ids::{BlobId, NodeId};
 use cairn_core::node_api::{NodeStatus, SECRET_HEADER};
 use cairn_storage_node::ClusterSecret;
-use cairn_storage_node::service::{self, ApiError};
+use cairn_storage_node::service::{self, ApiError, blocking};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -396,22 +396,6 @@ impl From<CatalogError> for ApiError {
         };
         ApiError::new(status, code, err.to_string())
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CatalogError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                e.to_string(),
-            )
-        })?
-        .map_err(ApiError::from)
 }
 
 async fn record_request(

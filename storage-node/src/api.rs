@@ -25,7 +25,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::node::NodeShared;
-use crate::service::ApiError;
+use crate::service::{ApiError, blocking};
 use crate::store::{ChunkReader, ChunkStore, StoreError, verify_chunk};
 
 /// Frames buffered between the socket and the disk, per request.
@@ -100,16 +100,6 @@ fn chunk_id(blob: &str, index: &str) -> Result<ChunkId, ApiError> {
         .map_err(|e: cairn_core::IdError| ApiError::bad_request(e.to_string()))?;
     let index = parse_index(index).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(ChunkId::new(blob, index))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(ApiError::from)
 }
 
 // ---- middleware ----

@@ -53,6 +53,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Runs blocking work (file or database I/O) off the reactor, inside the
+/// current tracing span, and turns its error into an API error.
+pub async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(Into::into)
+}
+
 /// Middleware: every request must carry the cluster secret, in
 /// `x-cairn-secret` or as `Authorization: Bearer`. Missing → 401, wrong →
 /// 403; the comparison is constant-time.
