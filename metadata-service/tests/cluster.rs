@@ -5,6 +5,8 @@ mod common;
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cairn_core::ids::{NodeId, RackId};
@@ -44,35 +46,39 @@ async fn state_of(client: &MetaClient, id: &str) -> Option<NodeState> {
 async fn a_silent_node_goes_suspect_then_down_and_comes_back_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let detector = DetectorConfig {
-        suspect_after: Duration::from_millis(300),
-        down_after: Duration::from_millis(900),
+        suspect_after: Duration::from_millis(600),
+        down_after: Duration::from_millis(1500),
     };
     let (process, client) = primary_with(dir.path(), &[], detector).await;
     let record = client.heartbeat(&status("n1")).await.expect("register");
     assert_eq!((record.state, record.capacity_bytes), (NodeState::Up, 1000));
-    // A second node keeps heartbeating and must stay up throughout.
+    // A second node heartbeats every 50 ms (12x margin) until told to stop,
+    // and must stay up throughout.
+    let stop = Arc::new(AtomicBool::new(false));
     let steady = tokio::spawn({
         let client = MetaClient::connect(&process.url, SECRET)
             .await
             .expect("connect");
+        let stop = stop.clone();
         async move {
-            for _ in 0..40 {
+            while !stop.load(Ordering::Relaxed) {
                 client.heartbeat(&status("n2")).await.expect("heartbeat");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     });
-    eventually("n1 suspect", Duration::from_secs(5), || async {
+    eventually("n1 suspect", Duration::from_secs(10), || async {
         state_of(&client, "n1").await == Some(NodeState::Suspect)
     })
     .await;
-    eventually("n1 down", Duration::from_secs(5), || async {
+    eventually("n1 down", Duration::from_secs(10), || async {
         state_of(&client, "n1").await == Some(NodeState::Down)
     })
     .await;
     assert_eq!(state_of(&client, "n2").await, Some(NodeState::Up));
     client.heartbeat(&status("n1")).await.expect("back");
     assert_eq!(state_of(&client, "n1").await, Some(NodeState::Up));
+    stop.store(true, Ordering::Relaxed);
     steady.await.expect("steady");
 
     let n1_events: Vec<(Option<NodeState>, NodeState)> = client
