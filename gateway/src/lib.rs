@@ -4,3 +4,4 @@
 
 pub mod blob_reader;
 pub mod blob_writer;
+pub mod placement;

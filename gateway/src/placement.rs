@@ -1,0 +1,74 @@
+//! From the metadata service's node registry to chunk targets: which node
+//! (and address) holds each chunk of a new blob, and where to read an
+//! existing one.
+
+use cairn_core::codec::CodecParams;
+use cairn_core::ids::BlobId;
+use cairn_core::manifest::BlobManifest;
+use cairn_core::placement::{NodeCandidate, PlacementError, place};
+use cairn_metadata_service::model::NodeRecord;
+use cairn_storage_node::client::NodeClient;
+
+use crate::blob_writer::ChunkTarget;
+
+/// Chooses rack-safe targets for a new blob among the registered nodes.
+/// `min_free` is the space each node needs (about one chunk).
+pub fn targets_for_new_blob(
+    blob: &BlobId,
+    nodes: &[NodeRecord],
+    codec: &CodecParams,
+    min_free: u64,
+    http: &reqwest::Client,
+    secret: &str,
+) -> Result<Vec<ChunkTarget>, PlacementError> {
+    let candidates: Vec<NodeCandidate> = nodes
+        .iter()
+        .map(|n| NodeCandidate {
+            id: n.id.clone(),
+            rack: n.rack.clone(),
+            capacity: n.capacity_bytes,
+            free: n.free_bytes,
+            state: n.state,
+        })
+        .collect();
+    let placement = place(blob, &candidates, codec.k, codec.m, min_free)?;
+    Ok(placement
+        .into_iter()
+        .map(|id| {
+            let address = nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| n.address.clone())
+                .unwrap_or_default();
+            ChunkTarget {
+                client: NodeClient::with_http(http.clone(), &address, secret),
+                node: id,
+            }
+        })
+        .collect())
+}
+
+/// Where to read each chunk of a stored blob. A node the registry no longer
+/// knows gets an unroutable address: the reader treats it as failed and
+/// reads around it.
+pub fn sources_for_blob(
+    manifest: &BlobManifest,
+    nodes: &[NodeRecord],
+    http: &reqwest::Client,
+    secret: &str,
+) -> Vec<ChunkTarget> {
+    manifest
+        .chunks
+        .iter()
+        .map(|chunk| {
+            let address = nodes.iter().find(|n| n.id == chunk.node).map_or_else(
+                || "http://unknown-node.invalid".to_owned(),
+                |n| n.address.clone(),
+            );
+            ChunkTarget {
+                node: chunk.node.clone(),
+                client: NodeClient::with_http(http.clone(), &address, secret),
+            }
+        })
+        .collect()
+}
