@@ -24,6 +24,7 @@ use cairn_storage_node::client::{BlockStream, NodeError};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::blob_writer::ChunkTarget;
 
@@ -73,12 +74,23 @@ pub fn read_blob(
         });
     }
     let (tx, rx) = mpsc::channel(READ_AHEAD);
-    tokio::spawn(async move {
-        let mut reader = StripeReader::new(codec, manifest, sources, hedge_after);
-        if let Err(err) = reader.run(range, &tx).await {
-            let _ = tx.send(Err(err)).await;
+    let span = tracing::info_span!("read_blob", blob = %manifest.blob, start = range.start, end = range.end);
+    tokio::spawn(
+        async move {
+            let mut reader = StripeReader::new(codec, manifest, sources, hedge_after);
+            match reader.run(range, &tx).await {
+                Ok(stats) if stats != ReadStats::default() => {
+                    tracing::info!(?stats, "read needed degraded or hedged stripes");
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "read failed");
+                    let _ = tx.send(Err(err)).await;
+                }
+            }
         }
-    });
+        .instrument(span),
+    );
     Ok(BlobStream { rx })
 }
 

@@ -77,6 +77,7 @@ pub enum WriteError {
 /// when at least `quorum` chunks are durable; the others are recorded as
 /// [`ChunkState::Missing`] for repair. On failure, chunks already stored are
 /// deleted best-effort (and are garbage for the scrubber otherwise).
+#[tracing::instrument(skip_all, fields(%blob, k = codec.params().k, m = codec.params().m, quorum))]
 pub async fn write_blob<S>(
     codec: Arc<ErasureCodec>,
     blob: BlobId,
@@ -249,6 +250,7 @@ where
         });
     }
     let root = root_of_roots(&roots);
+    tracing::debug!(size, stored, "blob written");
     Ok(WrittenBlob {
         manifest: BlobManifest {
             blob,
