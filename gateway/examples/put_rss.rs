@@ -49,7 +49,10 @@ fn piece(index: u64) -> Bytes {
 
 #[tokio::main]
 async fn main() {
-    let gib: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let gib: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2);
     let pieces = gib * 1024;
     let root = tempfile::tempdir().expect("tempdir");
     let mut targets = Vec::new();
@@ -59,9 +62,16 @@ async fn main() {
             RackId::new(format!("r{}", i % 4)).expect("rack"),
             root.path().join(format!("n{i}")),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let node = StorageNode::open(config, ClusterSecret::new(SECRET).expect("secret"), listener).expect("node");
+        let node = StorageNode::open(
+            config,
+            ClusterSecret::new(SECRET).expect("secret"),
+            listener,
+        )
+        .expect("node");
         tokio::spawn(node.run(std::future::pending()));
         targets.push(ChunkTarget {
             node: NodeId::new(format!("n{i}")).expect("id"),
@@ -104,8 +114,14 @@ async fn main() {
     );
 
     let started = Instant::now();
-    let mut stream = read_blob(codec, written.manifest.clone(), targets, 0..written.manifest.size, DEFAULT_HEDGE_AFTER)
-        .expect("read");
+    let mut stream = read_blob(
+        codec,
+        written.manifest.clone(),
+        targets,
+        0..written.manifest.size,
+        DEFAULT_HEDGE_AFTER,
+    )
+    .expect("read");
     let mut got = md5::Md5::new();
     while let Some(piece) = stream.next().await {
         got.update(piece.expect("piece"));
@@ -113,7 +129,11 @@ async fn main() {
     let get_secs = started.elapsed().as_secs_f64();
     let (_, peak_all) = rss_mib();
     sampler.abort();
-    assert_eq!(<[u8; 16]>::from(got.finalize()), expected, "MD5 of what was read");
+    assert_eq!(
+        <[u8; 16]>::from(got.finalize()),
+        expected,
+        "MD5 of what was read"
+    );
     println!(
         "GET  {gib} GiB in {get_secs:.1} s ({:.0} MB/s), peak RSS over the whole run {peak_all} MiB",
         (gib << 30) as f64 / get_secs / 1e6
