@@ -126,11 +126,13 @@ where
             .map_err(|_| WriteError::Internal("stripe pool".into()))?;
     }
     let (full_tx, full_rx) = mpsc::channel::<Feed>(STRIPE_POOL);
-    let (md5_tx, md5_rx) = std::sync::mpsc::sync_channel::<Bytes>(64);
+    // A tokio channel: when MD5 falls behind, ingest awaits instead of
+    // blocking a runtime thread.
+    let (md5_tx, mut md5_rx) = mpsc::channel::<Bytes>(64);
 
     let md5_task = tokio::task::spawn_blocking(move || {
         let mut md5 = Md5::new();
-        for piece in md5_rx {
+        while let Some(piece) = md5_rx.blocking_recv() {
             md5.update(&piece);
         }
         <[u8; 16]>::from(md5.finalize())
@@ -159,7 +161,7 @@ where
             }
         };
         size += piece.len() as u64;
-        if md5_tx.send(piece.clone()).is_err() {
+        if md5_tx.send(piece.clone()).await.is_err() {
             ingest_error = Some(WriteError::Internal("MD5 stage stopped".into()));
             break;
         }

@@ -296,8 +296,18 @@ async fn background(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        if let Some(cluster) = &shared.cluster {
-            match cluster.tick(tokio::time::Instant::now().into_std(), now_ms()) {
+        if shared.cluster.is_some() {
+            // The tick writes transitions with a synced WAL: off the reactor.
+            let now = tokio::time::Instant::now().into_std();
+            let ticking = shared.clone();
+            let ticked = tokio::task::spawn_blocking(move || {
+                ticking
+                    .cluster
+                    .as_ref()
+                    .map_or(Ok(Vec::new()), |cluster| cluster.tick(now, now_ms()))
+            })
+            .await;
+            match ticked.unwrap_or_else(|e| Err(CatalogError::Corrupt(e.to_string()))) {
                 Ok(events) => {
                     for event in events {
                         shared
@@ -313,10 +323,16 @@ async fn background(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<
             match fetch_map(&shared.http, primary_url, &shared.secret_text).await {
                 Ok(map) => {
                     if map.version > shared.map.read().expect("map").version {
-                        if let Err(err) = shared.open_owned_shards(&map) {
+                        let opening = shared.clone();
+                        let result = tokio::task::spawn_blocking(move || {
+                            let opened = opening.open_owned_shards(&map);
+                            *opening.map.write().expect("map") = map;
+                            opened
+                        })
+                        .await;
+                        if let Ok(Err(err)) = result {
                             tracing::error!(%err, "opening newly assigned shards failed");
                         }
-                        *shared.map.write().expect("map") = map;
                     }
                 }
                 Err(err) => tracing::warn!(%err, "shard map refresh failed"),
