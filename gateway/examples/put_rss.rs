@@ -10,15 +10,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_core::codec::{CodecParams, ErasureCodec};
-use cairn_core::ids::{BlobId, NodeId, RackId};
+use cairn_core::ids::BlobId;
 use cairn_gateway::blob_reader::{DEFAULT_HEDGE_AFTER, read_blob};
-use cairn_gateway::blob_writer::{ChunkTarget, write_blob};
-use cairn_storage_node::client::NodeClient;
-use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode};
+use cairn_gateway::blob_writer::write_blob;
 use futures_util::StreamExt;
 use md5::Digest;
 
-const SECRET: &str = "rss-example";
+// The same in-process nodes the data-path tests use.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const PIECE: usize = 1 << 20;
 
 /// (current RSS, peak RSS) in MiB, from /proc/self/status.
@@ -54,30 +55,9 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(2);
     let pieces = gib * 1024;
-    let root = tempfile::tempdir().expect("tempdir");
-    let mut targets = Vec::new();
-    for i in 0..12 {
-        let config = NodeConfig::new(
-            NodeId::new(format!("n{i}")).expect("id"),
-            RackId::new(format!("r{}", i % 4)).expect("rack"),
-            root.path().join(format!("n{i}")),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let node = StorageNode::open(
-            config,
-            ClusterSecret::new(SECRET).expect("secret"),
-            listener,
-        )
-        .expect("node");
-        tokio::spawn(node.run(std::future::pending()));
-        targets.push(ChunkTarget {
-            node: NodeId::new(format!("n{i}")).expect("id"),
-            client: NodeClient::new(&format!("http://{addr}"), SECRET),
-        });
-    }
+    // The nodes keep their temp dirs alive for the whole run.
+    let nodes = common::start_nodes(12).await;
+    let targets = nodes.targets.clone();
     let codec = Arc::new(ErasureCodec::new(CodecParams::DEFAULT).expect("codec"));
     let (start_rss, _) = rss_mib();
     println!("{gib} GiB blob, 8+4, 256 KiB blocks; RSS before: {start_rss} MiB");

@@ -235,7 +235,8 @@ impl Shard {
     /// The buckets whose records this shard holds.
     pub fn list_buckets(&self) -> Result<Vec<BucketRecord>, CatalogError> {
         let _range = self.range.read().expect("range lock");
-        self.scan(keys::BUCKET, &[], usize::MAX, |_, v| decode(v))
+        let scope = keys::namespaced(keys::BUCKET, &[]);
+        self.scan(&scope, &scope, usize::MAX, |_, v| decode(v))
     }
 
     pub fn get_object(
@@ -404,18 +405,7 @@ impl Shard {
             None => keys::namespaced(keys::UPLOAD, catalogue_key(bucket, prefix).as_bytes()),
         };
         let scope = keys::namespaced(keys::UPLOAD, catalogue_key(bucket, prefix).as_bytes());
-        let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator(IteratorMode::From(&start, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(&scope) || out.len() >= limit {
-                break;
-            }
-            out.push(decode(&v)?);
-        }
-        Ok(out)
+        self.scan(&scope, &start, limit, |_, v| decode(v))
     }
 
     /// Reverse index: chunks this shard's catalogue places on `node`, after
@@ -436,15 +426,7 @@ impl Shard {
             }
             None => prefix.clone(),
         };
-        let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator(IteratorMode::From(&start, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
-                break;
-            }
+        self.scan(&prefix, &start, limit, |k, v| {
             let rest = &k[prefix.len()..];
             let (Some(blob), Some(&index)) = (rest.get(..16), rest.get(16)) else {
                 return Err(CatalogError::Corrupt("reverse index key".into()));
@@ -452,14 +434,13 @@ impl Shard {
             let blob: [u8; 16] = blob
                 .try_into()
                 .map_err(|_| CatalogError::Corrupt("blob id".into()))?;
-            out.push(NodeChunk {
+            Ok(NodeChunk {
                 node: node.clone(),
                 blob: BlobId::from_bytes(blob),
                 index,
-                owner: decode(&v)?,
-            });
-        }
-        Ok(out)
+                owner: decode(v)?,
+            })
+        })
     }
 
     /// Queued garbage with id > `after`.
@@ -468,26 +449,30 @@ impl Shard {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<GarbageEntry>, CatalogError> {
-        let start = after.map_or(0, |a| a + 1).to_be_bytes();
-        self.scan(keys::GARBAGE, &start, limit, |_, v| decode(v))
+        self.scan(
+            &keys::namespaced(keys::GARBAGE, &[]),
+            &keys::garbage(after.map_or(0, |a| a + 1)),
+            limit,
+            |_, v| decode(v),
+        )
     }
 
+    /// Up to `limit` rows whose keys start with `scope`, from `start` on,
+    /// each turned into a `T` by `f(key, value)`.
     fn scan<T>(
         &self,
-        namespace: u8,
-        from: &[u8],
+        scope: &[u8],
+        start: &[u8],
         limit: usize,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<T, CatalogError>,
     ) -> Result<Vec<T>, CatalogError> {
-        let prefix = keys::namespaced(namespace, &[]);
-        let start = keys::namespaced(namespace, from);
         let mut out = Vec::new();
         for item in self
             .db
-            .iterator(IteratorMode::From(&start, Direction::Forward))
+            .iterator(IteratorMode::From(start, Direction::Forward))
         {
             let (k, v) = item?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
+            if !k.starts_with(scope) || out.len() >= limit {
                 break;
             }
             out.push(f(&k, &v)?);
