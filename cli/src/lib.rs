@@ -1,5 +1,7 @@
-//! The `cairn` command line: administration of a running cluster (nodes,
-//! shards, state changes, online splits). `cairn dev` and `cairn bench`
-//! arrive with the gateway and benchmark issues.
+//! The `cairn` command line: `cairn dev` (a whole local cluster of real
+//! processes) and administration of a running cluster (nodes, shards,
+//! state changes, online splits).
 
+pub mod cluster_file;
+pub mod dev;
 pub mod table;

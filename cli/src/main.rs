@@ -1,22 +1,23 @@
-//! `cairn`: administer a Cairn cluster.
+//! `cairn`: run a local Cairn cluster (`cairn dev`) and administer one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
+use cairn_cli::cluster_file::ClusterFile;
+use cairn_cli::dev::{DevCluster, DevOptions};
 use cairn_cli::table;
 use cairn_metadata_service::MetaClient;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Administer a Cairn cluster")]
+#[command(version, about = "Run and administer a Cairn cluster")]
 struct Cli {
-    /// The primary metadata service.
-    #[arg(
-        long,
-        env = "CAIRN_META_URL",
-        default_value = "http://127.0.0.1:7300",
-        global = true
-    )]
-    meta_url: String,
-    /// Cluster secret.
+    /// The primary metadata service (default: from the dev cluster's
+    /// cluster.json, else http://127.0.0.1:7300).
+    #[arg(long, env = "CAIRN_META_URL", global = true)]
+    meta_url: Option<String>,
+    /// Cluster secret (default: from the dev cluster's cluster.json).
     #[arg(
         long,
         env = "CAIRN_CLUSTER_SECRET",
@@ -24,12 +25,23 @@ struct Cli {
         global = true
     )]
     secret: Option<String>,
+    /// The cluster.json `cairn dev` wrote, used for defaults.
+    #[arg(
+        long,
+        env = "CAIRN_CLUSTER_FILE",
+        default_value = "./cairn-data/cluster.json",
+        global = true
+    )]
+    cluster_file: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a whole local cluster in the foreground: the metadata service,
+    /// storage nodes in racks (each its own process) and the S3 gateway.
+    Dev(DevArgs),
     /// Storage nodes: rack, state, usage, last heartbeat.
     Nodes {
         #[arg(long)]
@@ -53,17 +65,180 @@ enum Command {
     Split { prefix: String },
 }
 
+#[derive(Debug, clap::Args)]
+struct DevArgs {
+    /// Where all data, configs and logs live (kept across restarts).
+    #[arg(long, default_value = "./cairn-data")]
+    data_dir: PathBuf,
+    /// S3 port (gateway metrics on port+1, metadata service on port+2).
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+    /// Storage nodes, each its own process.
+    #[arg(long, default_value_t = 12)]
+    nodes: usize,
+    /// Racks (failure domains) the nodes are spread over.
+    #[arg(long, default_value_t = 4)]
+    racks: usize,
+    /// Data blocks per stripe.
+    #[arg(short, long, default_value_t = 8)]
+    k: usize,
+    /// Parity blocks per stripe.
+    #[arg(short, long, default_value_t = 4)]
+    m: usize,
+    /// Directory of cairn-meta, cairn-node and cairn-gateway (default: next
+    /// to this binary).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Base domain for virtual-host-style addressing (`bucket.<domain>`);
+    /// path style always works.
+    #[arg(long)]
+    s3_domain: Option<String>,
+    /// A node silent this long is suspect (gets no new chunks).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    suspect_after: Duration,
+    /// A node silent this long is down.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    down_after: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. 500ms, 5s, 2m, 6h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        "h" => Ok(Duration::from_secs(value * 3600)),
+        _ => Err(format!(
+            "invalid duration unit in {text:?}: use ms, s, m or h"
+        )),
+    }
+}
+
+async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
+    let bin_dir = match args.bin_dir {
+        Some(dir) => dir,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the cairn binary has no directory")?
+            .to_owned(),
+    };
+    let options = DevOptions {
+        data_dir: args.data_dir,
+        port: args.port,
+        nodes: args.nodes,
+        racks: args.racks,
+        k: args.k,
+        m: args.m,
+        bin_dir,
+        s3_domain: args.s3_domain,
+        suspect_after: args.suspect_after,
+        down_after: args.down_after,
+    };
+    eprintln!(
+        "cairn dev: starting a metadata service, {} storage nodes in {} racks and the gateway…",
+        options.nodes, options.racks
+    );
+    let mut cluster = DevCluster::start(&options).await?;
+    print_banner(&cluster.info, &cluster.cluster_file);
+    let outcome = cluster.supervise(shutdown_signal()).await;
+    eprintln!("cairn dev: stopping…");
+    cluster.stop().await;
+    match outcome {
+        Ok(()) => {
+            eprintln!(
+                "cairn dev: stopped; data kept in {}",
+                options.data_dir.display()
+            );
+            Ok(())
+        }
+        Err(message) => anyhow::bail!(message),
+    }
+}
+
+fn print_banner(info: &ClusterFile, cluster_file: &Path) {
+    let racks: std::collections::BTreeSet<&str> =
+        info.nodes.iter().map(|n| n.rack.as_str()).collect();
+    println!(
+        "\nCairn dev cluster is up: {} storage nodes in {} racks, {}+{} erasure coding\n",
+        info.nodes.len(),
+        racks.len(),
+        info.k,
+        info.m
+    );
+    println!("  S3 endpoint     {}", info.s3_endpoint);
+    println!("  access key      {}", info.access_key);
+    println!("  secret key      {}", info.secret_key);
+    println!("  region          {}", info.region);
+    println!(
+        "  admin endpoint  {} (cairn nodes, cairn shards, …)",
+        info.admin_endpoint
+    );
+    println!("  metrics         {}/metrics", info.gateway_admin_endpoint);
+    println!(
+        "  cluster file    {} (nodes, pids, data dirs)",
+        cluster_file.display()
+    );
+    println!("\nPoint aws-cli at it:\n");
+    println!(
+        "  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
+        info.access_key, info.secret_key, info.region
+    );
+    println!("  aws --endpoint-url {} s3 mb s3://demo", info.s3_endpoint);
+    println!(
+        "  aws --endpoint-url {} s3 cp ./some-file s3://demo/",
+        info.s3_endpoint
+    );
+    println!(
+        "\nKill a node to watch the cluster cope: kill -9 {}  ({})",
+        info.nodes.first().map_or(0, |n| n.pid),
+        info.nodes.first().map_or("", |n| n.id.as_str())
+    );
+    println!("Ctrl-C stops everything; data stays in the data dir.\n");
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Dev(args) => return run_dev(args).await,
+        command => command,
+    };
+    // Defaults from a dev cluster's cluster.json, when there is one.
+    let cluster = ClusterFile::load(&cli.cluster_file).ok();
+    let meta_url = cli
+        .meta_url
+        .clone()
+        .or_else(|| cluster.as_ref().map(|c| c.admin_endpoint.clone()))
+        .unwrap_or_else(|| "http://127.0.0.1:7300".into());
     let secret = cli
         .secret
         .clone()
-        .context("no cluster secret: pass --secret or set CAIRN_CLUSTER_SECRET")?;
-    let client = MetaClient::connect(&cli.meta_url, &secret)
+        .or_else(|| cluster.as_ref().map(|c| c.cluster_secret.clone()))
+        .context("no cluster secret: pass --secret, set CAIRN_CLUSTER_SECRET, or run next to a `cairn dev` data dir")?;
+    let client = MetaClient::connect(&meta_url, &secret)
         .await
-        .with_context(|| format!("connect to the metadata service at {}", cli.meta_url))?;
-    match cli.command {
+        .with_context(|| format!("connect to the metadata service at {meta_url}"))?;
+    match command {
         Command::Nodes { json } => {
             let nodes = client.nodes().await?;
             if json {
@@ -154,6 +329,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Dev(_) => unreachable!("handled above"),
         Command::Split { prefix } => {
             let map = client.split(&prefix).await?;
             let shard = map.route(&prefix);

@@ -12,6 +12,11 @@ use crate::ids::{BlobId, ChunkId, NodeId};
 use crate::integrity::{MerkleRoot, root_of_roots};
 use crate::layout::BlobLayout;
 
+/// Node recorded for a chunk that no node could take when it was written
+/// (fewer than k+m nodes up): always [`ChunkState::Missing`], for repair to
+/// place.
+pub const UNPLACED_NODE: &str = "unplaced";
+
 /// Whether a chunk was made durable where the placement says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

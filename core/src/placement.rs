@@ -89,18 +89,65 @@ pub fn place(
     let needed = k + m;
     let eligible: Vec<&NodeCandidate> = nodes.iter().filter(|n| is_eligible(n, min_free)).collect();
     if eligible.len() < needed {
-        return Err(PlacementError::NotEnoughNodes {
-            needed,
-            eligible: eligible.len(),
-            down: nodes.iter().filter(|n| n.state != NodeState::Up).count(),
-            full: nodes
-                .iter()
-                .filter(|n| n.state == NodeState::Up && n.free < min_free.max(1))
-                .count(),
-            min_free,
-        });
+        return Err(not_enough(nodes, needed, eligible.len(), min_free));
     }
+    place_among(blob, eligible, needed, m)
+}
 
+/// Like [`place`], but when fewer than k+m nodes are eligible it places one
+/// chunk on each of them, as long as that is at least `at_least` (the write
+/// quorum). Chunk i gets `result[i]`; the unplaced ones are the highest
+/// indices (parity), so reads of a degraded object still need no decoding.
+/// Rack safety is kept for the chunks placed; until repair places the
+/// rest, the blob tolerates fewer losses.
+pub fn place_partial(
+    blob: &BlobId,
+    nodes: &[NodeCandidate],
+    k: usize,
+    m: usize,
+    min_free: u64,
+    at_least: usize,
+) -> Result<Vec<Option<NodeId>>, PlacementError> {
+    let total = k + m;
+    let eligible: Vec<&NodeCandidate> = nodes.iter().filter(|n| is_eligible(n, min_free)).collect();
+    let needed = eligible.len().min(total);
+    if needed < at_least.min(total) {
+        return Err(not_enough(nodes, at_least, eligible.len(), min_free));
+    }
+    let mut placed: Vec<Option<NodeId>> = place_among(blob, eligible, needed, m)?
+        .into_iter()
+        .map(Some)
+        .collect();
+    placed.resize(total, None);
+    Ok(placed)
+}
+
+fn not_enough(
+    nodes: &[NodeCandidate],
+    needed: usize,
+    eligible: usize,
+    min_free: u64,
+) -> PlacementError {
+    PlacementError::NotEnoughNodes {
+        needed,
+        eligible,
+        down: nodes.iter().filter(|n| n.state != NodeState::Up).count(),
+        full: nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Up && n.free < min_free.max(1))
+            .count(),
+        min_free,
+    }
+}
+
+/// Water-filling of `needed` chunks over the racks of `eligible` nodes, at
+/// most `m` per rack, best-scoring nodes first.
+fn place_among(
+    blob: &BlobId,
+    eligible: Vec<&NodeCandidate>,
+    needed: usize,
+    m: usize,
+) -> Result<Vec<NodeId>, PlacementError> {
     // Each rack's eligible nodes, best score first.
     let mut racks: BTreeMap<&RackId, Vec<(f64, &NodeCandidate)>> = BTreeMap::new();
     for node in eligible {
@@ -295,6 +342,44 @@ mod tests {
             counts.sort_unstable_by(|a, b| b.cmp(a));
             assert_eq!(counts, per_rack, "blob {i}: {placement:?}");
         }
+    }
+
+    #[test]
+    fn partial_placement_uses_every_eligible_node_and_leaves_parity_unplaced() {
+        let mut nodes = topology(&[3, 3, 3, 3]);
+        nodes[0].state = NodeState::Down;
+        nodes[4].state = NodeState::Suspect;
+        assert!(place(&blob(1), &nodes, 8, 4, 1).is_err());
+        for i in 0..50 {
+            let placed = place_partial(&blob(i), &nodes, 8, 4, 1, 9).expect("10 nodes up");
+            assert_eq!(placed.len(), 12);
+            assert!(placed[..10].iter().all(Option::is_some), "{placed:?}");
+            assert!(placed[10..].iter().all(Option::is_none), "{placed:?}");
+            let ids: Vec<NodeId> = placed.into_iter().flatten().collect();
+            let mut distinct = ids.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 10);
+            assert!(rack_counts(&ids, &nodes).values().all(|&n| n <= 4));
+        }
+        // Enough nodes: the same as `place`.
+        let healthy = topology(&[3, 3, 3, 3]);
+        let full: Vec<Option<NodeId>> = place(&blob(7), &healthy, 8, 4, 1)
+            .expect("placement")
+            .into_iter()
+            .map(Some)
+            .collect();
+        assert_eq!(
+            place_partial(&blob(7), &healthy, 8, 4, 1, 9).expect("placement"),
+            full
+        );
+        // Below the quorum: refused.
+        nodes[1].state = NodeState::Down;
+        nodes[2].state = NodeState::Down;
+        assert!(matches!(
+            place_partial(&blob(1), &nodes, 8, 4, 1, 9),
+            Err(PlacementError::NotEnoughNodes { .. })
+        ));
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct ReadStats {
     pub slow_chunks: Vec<u8>,
 }
 
+/// Told what a finished blob read had to do (for metrics).
+pub type ReadObserver = Arc<dyn Fn(&ReadStats) + Send + Sync>;
+
 /// Streams bytes `range` of the blob described by `manifest`, whose chunk i
 /// is served by `sources[i]`.
 pub fn read_blob(
@@ -65,6 +68,18 @@ pub fn read_blob(
     sources: Vec<ChunkTarget>,
     range: Range<u64>,
     hedge_after: Duration,
+) -> Result<BlobStream, ReadError> {
+    read_blob_observed(codec, manifest, sources, range, hedge_after, None)
+}
+
+/// [`read_blob`], reporting its [`ReadStats`] to `observer` when it ends.
+pub fn read_blob_observed(
+    codec: Arc<ErasureCodec>,
+    manifest: BlobManifest,
+    sources: Vec<ChunkTarget>,
+    range: Range<u64>,
+    hedge_after: Duration,
+    observer: Option<ReadObserver>,
 ) -> Result<BlobStream, ReadError> {
     if range.start > range.end || range.end > manifest.size {
         return Err(ReadError::Range {
@@ -78,7 +93,11 @@ pub fn read_blob(
     tokio::spawn(
         async move {
             let mut reader = StripeReader::new(codec, manifest, sources, hedge_after);
-            match reader.run(range, &tx).await {
+            let result = reader.run(range, &tx).await;
+            if let Some(observer) = &observer {
+                observer(&reader.stats);
+            }
+            match result {
                 Ok(stats) if stats != ReadStats::default() => {
                     tracing::info!(?stats, "read needed degraded or hedged stripes");
                 }

@@ -21,7 +21,7 @@ use cairn_core::codec::{ErasureCodec, StripeBuffer};
 use cairn_core::frame;
 use cairn_core::ids::{BlobId, ChunkId, NodeId};
 use cairn_core::integrity::{BlockHash, MerkleRoot, merkle_root, root_of_roots};
-use cairn_core::manifest::{BlobManifest, ChunkDescriptor, ChunkState};
+use cairn_core::manifest::{BlobManifest, ChunkDescriptor, ChunkState, UNPLACED_NODE};
 use cairn_storage_node::client::NodeClient;
 use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
@@ -77,11 +77,29 @@ pub enum WriteError {
 /// when at least `quorum` chunks are durable; the others are recorded as
 /// [`ChunkState::Missing`] for repair. On failure, chunks already stored are
 /// deleted best-effort (and are garbage for the scrubber otherwise).
-#[tracing::instrument(skip_all, fields(%blob, k = codec.params().k, m = codec.params().m, quorum))]
 pub async fn write_blob<S>(
     codec: Arc<ErasureCodec>,
     blob: BlobId,
     targets: Vec<ChunkTarget>,
+    body: S,
+    quorum: usize,
+) -> Result<WrittenBlob, WriteError>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
+{
+    let targets = targets.into_iter().map(Some).collect();
+    write_blob_partial(codec, blob, targets, body, quorum).await
+}
+
+/// [`write_blob`] when placement found fewer than k+m nodes: chunks without
+/// a target (`None`) are recorded [`ChunkState::Missing`] on
+/// [`UNPLACED_NODE`] from the start, for repair to place later. The write
+/// quorum still applies to the chunks stored.
+#[tracing::instrument(skip_all, fields(%blob, k = codec.params().k, m = codec.params().m, quorum))]
+pub async fn write_blob_partial<S>(
+    codec: Arc<ErasureCodec>,
+    blob: BlobId,
+    targets: Vec<Option<ChunkTarget>>,
     body: S,
     quorum: usize,
 ) -> Result<WrittenBlob, WriteError>
@@ -101,6 +119,11 @@ where
     let mut queues = Vec::with_capacity(total);
     let mut senders = Vec::with_capacity(total);
     for (index, target) in targets.iter().enumerate() {
+        let Some(target) = target else {
+            queues.push(None);
+            senders.push(None);
+            continue;
+        };
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(NODE_QUEUE);
         queues.push(Some(tx));
         let client = target.client.clone();
@@ -110,11 +133,11 @@ where
                 rx,
                 |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
             );
-        senders.push(tokio::spawn(async move {
+        senders.push(Some(tokio::spawn(async move {
             client
                 .put_chunk_stream(&chunk, params.block_size as u32, frames)
                 .await
-        }));
+        })));
     }
 
     // Stripe buffers circulate: ingest fills, encoder empties and returns.
@@ -199,7 +222,7 @@ where
         // The encoder sees the feed close without `End` and abandons every
         // chunk stream, so no node commits a partial chunk.
         let _ = encode_task.await;
-        for sender in senders {
+        for sender in senders.into_iter().flatten() {
             let _ = sender.await;
         }
         return Err(err);
@@ -213,24 +236,30 @@ where
 
     let mut chunks = Vec::with_capacity(total);
     for (index, sender) in senders.into_iter().enumerate() {
-        let stored = match sender.await {
-            Ok(Ok(reply)) if reply.merkle_root == roots[index] => true,
-            Ok(Ok(reply)) => {
-                tracing::error!(%blob, index, node = %targets[index].node, got = %reply.merkle_root, "node stored a different root");
-                false
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(%blob, index, node = %targets[index].node, error = %err, "chunk write failed");
-                false
-            }
-            Err(err) => {
-                tracing::error!(%blob, index, error = %err, "chunk sender panicked");
-                false
-            }
+        let node = targets[index]
+            .as_ref()
+            .map_or_else(unplaced_node, |t| t.node.clone());
+        let stored = match sender {
+            None => false,
+            Some(sender) => match sender.await {
+                Ok(Ok(reply)) if reply.merkle_root == roots[index] => true,
+                Ok(Ok(reply)) => {
+                    tracing::error!(%blob, index, %node, got = %reply.merkle_root, "node stored a different root");
+                    false
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(%blob, index, %node, error = %err, "chunk write failed");
+                    false
+                }
+                Err(err) => {
+                    tracing::error!(%blob, index, error = %err, "chunk sender panicked");
+                    false
+                }
+            },
         };
         chunks.push(ChunkDescriptor {
             index: index as u8,
-            node: targets[index].node.clone(),
+            node,
             state: if stored {
                 ChunkState::Stored
             } else {
@@ -313,10 +342,17 @@ fn encode_stripes(
     Ok(roots)
 }
 
-async fn delete_stored(blob: BlobId, targets: &[ChunkTarget], chunks: &[ChunkDescriptor]) {
+fn unplaced_node() -> NodeId {
+    NodeId::new(UNPLACED_NODE).expect("a valid node id")
+}
+
+async fn delete_stored(blob: BlobId, targets: &[Option<ChunkTarget>], chunks: &[ChunkDescriptor]) {
     for chunk in chunks.iter().filter(|c| c.state == ChunkState::Stored) {
         let id = ChunkId::new(blob, chunk.index);
-        if let Err(err) = targets[chunk.index as usize].client.delete(&id).await {
+        let Some(target) = &targets[chunk.index as usize] else {
+            continue;
+        };
+        if let Err(err) = target.client.delete(&id).await {
             tracing::warn!(chunk = %id, error = %err, "could not delete a chunk of a failed write");
         }
     }

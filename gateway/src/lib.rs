@@ -1,7 +1,13 @@
-//! The S3 gateway. In progress (issue "Gateway"): the erasure-coded write
-//! path ([`blob_writer`]) and read path ([`blob_reader`]) are built; the
-//! s3s-based S3 API, hedged reads and `cairn dev` are not yet.
+//! Cairn's S3 gateway: the S3 API (on `s3s`) over the erasure-coded data
+//! path. A PUT streams through [`blob_writer`] to k+m storage nodes, a GET
+//! streams back through [`blob_reader`], reconstructing around failed,
+//! slow or corrupt chunks; the catalogue lives in the metadata service.
 
+pub mod backend;
 pub mod blob_reader;
 pub mod blob_writer;
+pub mod config;
+pub mod metrics;
 pub mod placement;
+pub mod s3;
+pub mod server;

@@ -5,22 +5,25 @@
 use cairn_core::codec::CodecParams;
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::BlobManifest;
-use cairn_core::placement::{NodeCandidate, PlacementError, place};
+use cairn_core::placement::{NodeCandidate, PlacementError, place_partial};
 use cairn_metadata_service::model::NodeRecord;
 use cairn_storage_node::client::NodeClient;
 
 use crate::blob_writer::ChunkTarget;
 
 /// Chooses rack-safe targets for a new blob among the registered nodes.
-/// `min_free` is the space each node needs (about one chunk).
+/// `min_free` is the space each node needs (about one chunk). With fewer
+/// than k+m eligible nodes but at least `quorum`, the last chunks get no
+/// target (`None`): the write records them missing, for repair.
 pub fn targets_for_new_blob(
     blob: &BlobId,
     nodes: &[NodeRecord],
     codec: &CodecParams,
     min_free: u64,
+    quorum: usize,
     http: &reqwest::Client,
     secret: &str,
-) -> Result<Vec<ChunkTarget>, PlacementError> {
+) -> Result<Vec<Option<ChunkTarget>>, PlacementError> {
     let candidates: Vec<NodeCandidate> = nodes
         .iter()
         .map(|n| NodeCandidate {
@@ -31,19 +34,20 @@ pub fn targets_for_new_blob(
             state: n.state,
         })
         .collect();
-    let placement = place(blob, &candidates, codec.k, codec.m, min_free)?;
+    let placement = place_partial(blob, &candidates, codec.k, codec.m, min_free, quorum)?;
     Ok(placement
         .into_iter()
         .map(|id| {
+            let id = id?;
             let address = nodes
                 .iter()
                 .find(|n| n.id == id)
                 .map(|n| n.address.clone())
                 .unwrap_or_default();
-            ChunkTarget {
+            Some(ChunkTarget {
                 client: NodeClient::with_http(http.clone(), &address, secret),
                 node: id,
-            }
+            })
         })
         .collect())
 }

@@ -88,8 +88,11 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
     let http = reqwest::Client::new();
     let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 300) as u8).collect();
     let blob = BlobId::random();
-    let targets =
-        targets_for_new_blob(&blob, &nodes, &params, 1, &http, SECRET).expect("placement");
+    let targets: Vec<_> = targets_for_new_blob(&blob, &nodes, &params, 1, 6, &http, SECRET)
+        .expect("placement")
+        .into_iter()
+        .map(|t| t.expect("every chunk placed in a healthy cluster"))
+        .collect();
     let candidates: Vec<_> = nodes
         .iter()
         .map(|n| cairn_core::placement::NodeCandidate {

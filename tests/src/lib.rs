@@ -1,1 +1,4 @@
-//! Harness for cluster-level tests (filled as services land).
+//! Cluster-level tests. The end-to-end S3 suite is in `tests/s3/` (pytest
+//! with boto3 and aws-cli, run by `./dev test`): it starts real `cairn dev`
+//! clusters — separate processes for the metadata service, every storage
+//! node and the gateway — and kills nodes with SIGKILL.

@@ -1,0 +1,567 @@
+//! `cairn dev`: a whole local cluster in the foreground. The metadata
+//! service, every storage node and the gateway each run as their own OS
+//! process (the `cairn-meta`, `cairn-node` and `cairn-gateway` binaries next
+//! to `cairn`), so a user can `kill -9` a node and watch the cluster cope.
+//! Configuration is generated into the data directory on embedded defaults;
+//! data survives a restart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use cairn_core::placement::NodeState;
+use cairn_metadata_service::MetaClient;
+use tokio::process::{Child, Command};
+
+use crate::cluster_file::{ClusterFile, NodeInfo, ProcessInfo};
+
+/// Well-known credentials of a dev cluster (override with
+/// `CAIRN_ACCESS_KEY` / `CAIRN_SECRET_KEY`).
+pub const DEV_ACCESS_KEY: &str = "cairn-dev";
+pub const DEV_SECRET_KEY: &str = "cairn-dev-secret-key";
+
+/// How long a process may take to start listening.
+const START_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a process may take to stop after SIGTERM before SIGKILL.
+const STOP_PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    /// S3 port; the gateway admin port is `port + 1`, the metadata service
+    /// `port + 2` (it must keep its address across restarts).
+    pub port: u16,
+    pub nodes: usize,
+    pub racks: usize,
+    pub k: usize,
+    pub m: usize,
+    /// Where `cairn-meta`, `cairn-node` and `cairn-gateway` are.
+    pub bin_dir: PathBuf,
+    /// Base domain for virtual-host-style S3 addressing (`bucket.<domain>`).
+    pub s3_domain: Option<String>,
+    /// Failure detector timeouts (short, so a killed node shows up fast).
+    pub suspect_after: Duration,
+    pub down_after: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(
+        "{binary} not found in {dir}: build all binaries first (`cargo build --release --bins`, or use `./dev run`)"
+    )]
+    MissingBinary { binary: &'static str, dir: PathBuf },
+    #[error("invalid options: {0}")]
+    Options(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name} did not start within {START_PATIENCE:?}; see {log}")]
+    StartTimeout { name: String, log: String },
+    #[error("{name} exited during start-up ({status}); see {log}")]
+    StartFailed {
+        name: String,
+        status: std::process::ExitStatus,
+        log: String,
+    },
+    #[error("metadata service: {0}")]
+    Meta(#[from] cairn_metadata_service::client::MetaError),
+    #[error(transparent)]
+    ClusterFile(#[from] crate::cluster_file::ClusterFileError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
+    let what = what.into();
+    move |source| DevError::Io { what, source }
+}
+
+/// One supervised child process.
+#[derive(Debug)]
+struct Supervised {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+/// A running dev cluster.
+#[derive(Debug)]
+pub struct DevCluster {
+    pub info: ClusterFile,
+    pub cluster_file: PathBuf,
+    meta: Supervised,
+    nodes: Vec<Supervised>,
+    gateway: Supervised,
+}
+
+impl DevOptions {
+    fn validate(&self) -> Result<(), DevError> {
+        let bad = |m: String| Err(DevError::Options(m));
+        if self.racks == 0 || self.nodes < self.racks {
+            return bad(format!(
+                "need at least one node per rack ({} nodes, {} racks)",
+                self.nodes, self.racks
+            ));
+        }
+        if self.k == 0 || self.m == 0 || self.k + self.m > self.nodes {
+            return bad(format!(
+                "k={} m={} needs at least k+m = {} nodes, have {}",
+                self.k,
+                self.m,
+                self.k + self.m,
+                self.nodes
+            ));
+        }
+        // Placement spreads chunks evenly over racks; losing one rack must
+        // cost at most m chunks.
+        let per_rack_chunks = (self.k + self.m).div_ceil(self.racks);
+        if per_rack_chunks > self.m {
+            return bad(format!(
+                "{} racks cannot hold {} chunks with at most m = {} per rack; add racks or parity",
+                self.racks,
+                self.k + self.m,
+                self.m
+            ));
+        }
+        if self.port > u16::MAX - 2 {
+            return bad(format!("port {} leaves no room for port + 2", self.port));
+        }
+        Ok(())
+    }
+
+    fn binary(&self, name: &'static str) -> Result<PathBuf, DevError> {
+        let path = self.bin_dir.join(name);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(DevError::MissingBinary {
+                binary: name,
+                dir: self.bin_dir.clone(),
+            })
+        }
+    }
+}
+
+/// Node `i` (0-based): its id and rack. Racks are filled in order, so
+/// node-01..03 share rack-1 in the default 12 nodes over 4 racks.
+pub fn node_identity(index: usize, nodes: usize, racks: usize) -> (String, String) {
+    let per_rack = nodes.div_ceil(racks);
+    (
+        format!("node-{:02}", index + 1),
+        format!("rack-{}", index / per_rack + 1),
+    )
+}
+
+/// The cluster secret of a data directory: generated on first start, kept
+/// in `<data-dir>/cluster-secret` (owner-only).
+fn cluster_secret(data_dir: &Path) -> Result<String, DevError> {
+    if let Ok(secret) = std::env::var("CAIRN_CLUSTER_SECRET") {
+        return Ok(secret);
+    }
+    let path = data_dir.join("cluster-secret");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_owned());
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let secret: String = {
+        use rand::Rng;
+        let bytes: [u8; 24] = rand::rng().random();
+        hex::encode(bytes)
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(format!("create {}", path.display())))?;
+    file.write_all(secret.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io(format!("write {}", path.display())))?;
+    Ok(secret)
+}
+
+fn write_toml(path: &Path, table: toml::Table) -> Result<(), DevError> {
+    let text = toml::to_string(&table).expect("a table serializes");
+    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+}
+
+fn log_file(path: &Path) -> Result<(Stdio, Stdio), DevError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io(format!("open {}", path.display())))?;
+    let clone = file
+        .try_clone()
+        .map_err(io(format!("open {}", path.display())))?;
+    Ok((Stdio::from(file), Stdio::from(clone)))
+}
+
+fn spawn(
+    name: &str,
+    binary: &Path,
+    args: &[String],
+    secret: &str,
+    log: PathBuf,
+) -> Result<Supervised, DevError> {
+    let (stdout, stderr) = log_file(&log)?;
+    let child = Command::new(binary)
+        .args(args)
+        .env("CAIRN_CLUSTER_SECRET", secret)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io(format!("start {}", binary.display())))?;
+    Ok(Supervised {
+        name: name.to_owned(),
+        child,
+        log,
+    })
+}
+
+/// Waits for a process to write its address file (fresh: removed before
+/// the start), failing early if it exits.
+async fn wait_for_addr(process: &mut Supervised, file: &Path) -> Result<String, DevError> {
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && !text.trim().is_empty()
+        {
+            return Ok(text.trim().to_owned());
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            return Err(DevError::StartFailed {
+                name: process.name.clone(),
+                status,
+                log: process.log.display().to_string(),
+            });
+        }
+        if started.elapsed() > START_PATIENCE {
+            return Err(DevError::StartTimeout {
+                name: process.name.clone(),
+                log: process.log.display().to_string(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn fresh(path: PathBuf) -> PathBuf {
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+impl DevCluster {
+    /// Starts the metadata service, the storage nodes and the gateway, and
+    /// writes `cluster.json`. On error, whatever started is stopped again
+    /// (children are killed when dropped).
+    pub async fn start(options: &DevOptions) -> Result<Self, DevError> {
+        options.validate()?;
+        let meta_bin = options.binary("cairn-meta")?;
+        let node_bin = options.binary("cairn-node")?;
+        let gateway_bin = options.binary("cairn-gateway")?;
+        let data = &options.data_dir;
+        for dir in [data.clone(), data.join("logs"), data.join("run")] {
+            std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        }
+        let data = std::fs::canonicalize(data).map_err(io("resolve the data dir"))?;
+        let secret = cluster_secret(&data)?;
+        let run = data.join("run");
+        let logs = data.join("logs");
+
+        // Metadata service: two prefix shards, short failure detection.
+        let meta_addr = format!("127.0.0.1:{}", options.port + 2);
+        let meta_url = format!("http://{meta_addr}");
+        let meta_config = data.join("meta.toml");
+        write_toml(
+            &meta_config,
+            toml::toml! {
+                listen = (meta_addr.clone())
+                advertise_url = (meta_url.clone())
+                data_dir = (data.join("meta").display().to_string())
+                initial_splits = ["m"]
+                suspect_after_ms = (options.suspect_after.as_millis() as i64)
+                down_after_ms = (options.down_after.as_millis() as i64)
+            },
+        )?;
+        let addr_file = fresh(run.join("meta.addr"));
+        let mut meta = spawn(
+            "metadata service",
+            &meta_bin,
+            &[
+                "--config".into(),
+                meta_config.display().to_string(),
+                "--addr-file".into(),
+                addr_file.display().to_string(),
+            ],
+            &secret,
+            logs.join("meta.log"),
+        )?;
+        wait_for_addr(&mut meta, &addr_file).await?;
+
+        // Storage nodes, racks filled in order, on ports the OS picks
+        // (nodes re-register their address on every heartbeat).
+        let mut nodes = Vec::with_capacity(options.nodes);
+        let mut node_infos = Vec::with_capacity(options.nodes);
+        for index in 0..options.nodes {
+            let (id, rack) = node_identity(index, options.nodes, options.racks);
+            let node_dir = data.join("nodes").join(&id);
+            let addr_file = fresh(run.join(format!("{id}.addr")));
+            let log = logs.join(format!("{id}.log"));
+            let process = spawn(
+                &id,
+                &node_bin,
+                &[
+                    "--id".into(),
+                    id.clone(),
+                    "--rack".into(),
+                    rack.clone(),
+                    "--data-dir".into(),
+                    node_dir.display().to_string(),
+                    "--listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--metadata-url".into(),
+                    meta_url.clone(),
+                    "--addr-file".into(),
+                    addr_file.display().to_string(),
+                ],
+                &secret,
+                log.clone(),
+            )?;
+            nodes.push((process, addr_file));
+            node_infos.push(NodeInfo {
+                id,
+                rack,
+                address: String::new(),
+                pid: 0,
+                data_dir: node_dir,
+                log,
+            });
+        }
+        let mut supervised_nodes = Vec::with_capacity(nodes.len());
+        for ((mut process, addr_file), info) in nodes.into_iter().zip(node_infos.iter_mut()) {
+            info.address = format!("http://{}", wait_for_addr(&mut process, &addr_file).await?);
+            info.pid = process.child.id().unwrap_or_default();
+            supervised_nodes.push(process);
+        }
+        wait_for_nodes_up(&meta_url, &secret, options.nodes).await?;
+
+        // Gateway.
+        let (access_key, secret_key) = match (
+            std::env::var("CAIRN_ACCESS_KEY"),
+            std::env::var("CAIRN_SECRET_KEY"),
+        ) {
+            (Ok(a), Ok(s)) => (a, s),
+            _ => (DEV_ACCESS_KEY.to_owned(), DEV_SECRET_KEY.to_owned()),
+        };
+        let gateway_config = data.join("gateway.toml");
+        let s3_addr = format!("127.0.0.1:{}", options.port);
+        let admin_addr = format!("127.0.0.1:{}", options.port + 1);
+        let mut credential = toml::Table::new();
+        credential.insert("access_key".into(), access_key.clone().into());
+        credential.insert("secret_key".into(), secret_key.clone().into());
+        let mut gateway_table = toml::toml! {
+            listen = (s3_addr.clone())
+            admin_listen = (admin_addr.clone())
+            metadata_url = (meta_url.clone())
+            k = (options.k as i64)
+            m = (options.m as i64)
+        };
+        gateway_table.insert(
+            "credentials".into(),
+            toml::Value::Array(vec![toml::Value::Table(credential)]),
+        );
+        if let Some(domain) = &options.s3_domain {
+            gateway_table.insert("base_domain".into(), domain.clone().into());
+        }
+        write_toml(&gateway_config, gateway_table)?;
+        let addr_file = fresh(run.join("gateway.addr"));
+        let mut gateway = spawn(
+            "gateway",
+            &gateway_bin,
+            &[
+                "--config".into(),
+                gateway_config.display().to_string(),
+                "--addr-file".into(),
+                addr_file.display().to_string(),
+            ],
+            &secret,
+            logs.join("gateway.log"),
+        )?;
+        wait_for_addr(&mut gateway, &addr_file).await?;
+
+        let info = ClusterFile {
+            s3_endpoint: format!("http://{s3_addr}"),
+            admin_endpoint: meta_url.clone(),
+            gateway_admin_endpoint: format!("http://{admin_addr}"),
+            region: "us-east-1".into(),
+            access_key,
+            secret_key,
+            cluster_secret: secret,
+            k: options.k,
+            m: options.m,
+            metadata: ProcessInfo {
+                pid: meta.child.id().unwrap_or_default(),
+                address: meta_url,
+                data_dir: Some(data.join("meta")),
+                log: meta.log.clone(),
+            },
+            gateway: ProcessInfo {
+                pid: gateway.child.id().unwrap_or_default(),
+                address: format!("http://{s3_addr}"),
+                data_dir: None,
+                log: gateway.log.clone(),
+            },
+            nodes: node_infos,
+        };
+        let cluster_file = ClusterFile::path_in(&data);
+        info.store(&cluster_file)?;
+        Ok(Self {
+            info,
+            cluster_file,
+            meta,
+            nodes: supervised_nodes,
+            gateway,
+        })
+    }
+
+    /// Runs until `shutdown` resolves or the metadata service or gateway
+    /// dies. A storage node that exits is reported and left down: that is
+    /// what a user killing one wants to watch.
+    pub async fn supervise(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+        tokio::pin!(shutdown);
+        let mut reported = vec![false; self.nodes.len()];
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                status = self.meta.child.wait() => {
+                    return Err(format!("the metadata service exited ({}); see {}", describe(status), self.meta.log.display()));
+                }
+                status = self.gateway.child.wait() => {
+                    return Err(format!("the gateway exited ({}); see {}", describe(status), self.gateway.log.display()));
+                }
+                _ = tick.tick() => {
+                    for (node, reported) in self.nodes.iter_mut().zip(reported.iter_mut()) {
+                        if !*reported && let Ok(Some(status)) = node.child.try_wait() {
+                            *reported = true;
+                            eprintln!("cairn dev: {} exited ({status}); the cluster carries on without it", node.name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the gateway, then the nodes, then the metadata service: SIGTERM,
+    /// then SIGKILL after a grace period. Removes `cluster.json` (its pids
+    /// are gone).
+    pub async fn stop(mut self) {
+        terminate(&mut self.gateway).await;
+        futures_util::future::join_all(self.nodes.iter_mut().map(terminate)).await;
+        terminate(&mut self.meta).await;
+        let _ = std::fs::remove_file(&self.cluster_file);
+    }
+}
+
+fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(err) => err.to_string(),
+    }
+}
+
+async fn terminate(process: &mut Supervised) {
+    if let Ok(Some(_)) = process.child.try_wait() {
+        return;
+    }
+    if let Some(pid) = process.child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(STOP_PATIENCE, process.child.wait())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "cairn dev: {} did not stop in time; killing it",
+            process.name
+        );
+        let _ = process.child.kill().await;
+    }
+}
+
+/// Waits until `count` nodes are registered and up.
+async fn wait_for_nodes_up(meta_url: &str, secret: &str, count: usize) -> Result<(), DevError> {
+    let client = MetaClient::connect(meta_url, secret).await?;
+    let started = Instant::now();
+    loop {
+        let nodes = client.nodes().await?;
+        let up = nodes.iter().filter(|n| n.state == NodeState::Up).count();
+        if up >= count {
+            return Ok(());
+        }
+        if started.elapsed() > START_PATIENCE {
+            let states: BTreeMap<String, String> = nodes
+                .iter()
+                .map(|n| (n.id.to_string(), format!("{:?}", n.state)))
+                .collect();
+            return Err(DevError::StartTimeout {
+                name: format!("{count} storage nodes (registered: {states:?})"),
+                log: "the node logs".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_layout_is_three_nodes_per_rack() {
+        let racks: Vec<String> = (0..12).map(|i| node_identity(i, 12, 4).1).collect();
+        for rack in 1..=4 {
+            assert_eq!(
+                racks
+                    .iter()
+                    .filter(|r| **r == format!("rack-{rack}"))
+                    .count(),
+                3
+            );
+        }
+        assert_eq!(node_identity(0, 12, 4).0, "node-01");
+        assert_eq!(node_identity(11, 12, 4).1, "rack-4");
+    }
+
+    fn options(nodes: usize, racks: usize, k: usize, m: usize) -> DevOptions {
+        DevOptions {
+            data_dir: "x".into(),
+            port: 9000,
+            nodes,
+            racks,
+            k,
+            m,
+            bin_dir: "x".into(),
+            s3_domain: None,
+            suspect_after: Duration::from_secs(1),
+            down_after: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn options_that_cannot_survive_a_rack_are_refused() {
+        assert!(options(12, 4, 8, 4).validate().is_ok());
+        assert!(options(12, 2, 8, 4).validate().is_err()); // 6 chunks per rack > m
+        assert!(options(10, 4, 8, 4).validate().is_err()); // fewer nodes than k+m
+        assert!(options(3, 4, 1, 1).validate().is_err()); // a rack without nodes
+    }
+}

@@ -1,0 +1,232 @@
+//! What the S3 layer stands on: the catalogue client, the erasure-coded data
+//! path, live placement, limits and metrics, joined into operations on whole
+//! objects (write a blob from a body, stream a range of an object's parts).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_core::codec::ErasureCodec;
+use cairn_core::ids::BlobId;
+use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
+use cairn_core::placement::PlacementError;
+use cairn_metadata_service::client::MetaClient;
+use cairn_metadata_service::model::NodeRecord;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use tokio::sync::Mutex;
+
+use crate::blob_reader::{ReadError, read_blob_observed};
+use crate::blob_writer::{WriteError, WrittenBlob, write_blob_partial};
+use crate::config::{ConfigError, GatewayConfig};
+use crate::metrics::GatewayMetrics;
+use crate::placement::{sources_for_blob, targets_for_new_blob};
+
+/// How long a fetched node list is used before asking the registry again.
+const NODE_CACHE_TTL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("no rack-safe placement: {0}")]
+    Placement(#[from] PlacementError),
+    #[error("the body exceeds the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error(transparent)]
+    Meta(#[from] cairn_metadata_service::client::MetaError),
+}
+
+/// The gateway's shared state behind every S3 request.
+#[derive(Debug)]
+pub struct Backend {
+    pub meta: MetaClient,
+    pub metrics: GatewayMetrics,
+    codec: Arc<ErasureCodec>,
+    http: reqwest::Client,
+    secret: String,
+    quorum: usize,
+    hedge_after: Duration,
+    max_object_bytes: u64,
+    nodes: Mutex<Option<(Instant, Arc<Vec<NodeRecord>>)>>,
+}
+
+impl Backend {
+    pub fn new(
+        config: &GatewayConfig,
+        meta: MetaClient,
+        secret: &str,
+        metrics: GatewayMetrics,
+    ) -> Result<Self, ConfigError> {
+        let codec =
+            ErasureCodec::new(config.codec()?).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(Self {
+            meta,
+            metrics,
+            codec: Arc::new(codec),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            secret: secret.to_owned(),
+            quorum: config.quorum()?,
+            hedge_after: config.hedge_after(),
+            max_object_bytes: config.max_object_bytes,
+            nodes: Mutex::new(None),
+        })
+    }
+
+    pub fn max_object_bytes(&self) -> u64 {
+        self.max_object_bytes
+    }
+
+    /// The registry's nodes, cached for [`NODE_CACHE_TTL`].
+    async fn nodes(&self) -> Result<Arc<Vec<NodeRecord>>, BackendError> {
+        let mut cache = self.nodes.lock().await;
+        if let Some((at, nodes)) = cache.as_ref()
+            && at.elapsed() < NODE_CACHE_TTL
+        {
+            return Ok(nodes.clone());
+        }
+        let nodes = Arc::new(self.meta.nodes().await?);
+        *cache = Some((Instant::now(), nodes.clone()));
+        Ok(nodes)
+    }
+
+    /// Stores `body` as a new blob on rack-safe nodes. `size_hint` (the
+    /// declared length) lets placement skip nodes too full for it. Bodies
+    /// over the configured limit fail with [`BackendError::TooLarge`] and
+    /// leave nothing behind.
+    pub async fn write<S, E>(
+        &self,
+        body: S,
+        size_hint: Option<u64>,
+    ) -> Result<WrittenBlob, BackendError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let limit = self.max_object_bytes;
+        if let Some(size) = size_hint
+            && size > limit
+        {
+            return Err(BackendError::TooLarge { limit });
+        }
+        let params = *self.codec.params();
+        let blob = BlobId::random();
+        let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
+        let nodes = self.nodes().await?;
+        let targets = targets_for_new_blob(
+            &blob,
+            &nodes,
+            &params,
+            min_free,
+            self.quorum,
+            &self.http,
+            &self.secret,
+        )?;
+
+        let too_large = Arc::new(AtomicBool::new(false));
+        let flag = too_large.clone();
+        let bytes_in = self.metrics.bytes_in.clone();
+        let mut seen = 0u64;
+        let body = Box::pin(body.map(move |item| {
+            let chunk = item.map_err(|e| std::io::Error::other(e.to_string()))?;
+            seen += chunk.len() as u64;
+            if seen > limit {
+                flag.store(true, Ordering::Relaxed);
+                return Err(std::io::Error::other("body too large"));
+            }
+            bytes_in.inc_by(chunk.len() as u64);
+            Ok(chunk)
+        }));
+        match write_blob_partial(self.codec.clone(), blob, targets, body, self.quorum).await {
+            Ok(written) => {
+                if written.manifest.stored_chunks() < params.total() {
+                    self.metrics.degraded_writes.inc();
+                }
+                Ok(written)
+            }
+            Err(_) if too_large.load(Ordering::Relaxed) => Err(BackendError::TooLarge { limit }),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Deletes the chunks of a blob the catalogue never referenced (a
+    /// written blob whose commit failed). Best effort: what is left is
+    /// unreferenced garbage for the scrubber.
+    pub async fn discard(&self, blob: &BlobManifest) {
+        let Ok(nodes) = self.nodes().await else {
+            return;
+        };
+        let sources = sources_for_blob(blob, &nodes, &self.http, &self.secret);
+        let deletes = blob
+            .chunks
+            .iter()
+            .zip(sources)
+            .filter(|(chunk, _)| chunk.state == ChunkState::Stored)
+            .map(|(chunk, source)| {
+                let id = blob.chunk_id(chunk.index);
+                async move {
+                    if let Err(err) = source.client.delete(&id).await {
+                        tracing::warn!(chunk = %id, error = %err, "could not delete an uncommitted chunk");
+                    }
+                }
+            });
+        futures_util::future::join_all(deletes).await;
+    }
+
+    /// Streams bytes `range` of an object, part after part; each part is
+    /// opened only when the stream reaches it.
+    pub fn read(
+        self: &Arc<Self>,
+        object: &ObjectManifest,
+        range: Range<u64>,
+    ) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
+        let mut plan = Vec::new();
+        let mut offset = 0u64;
+        for part in &object.parts {
+            let part_range = offset..offset + part.size;
+            let start = range.start.max(part_range.start);
+            let end = range.end.min(part_range.end);
+            if start < end {
+                plan.push((part.clone(), start - offset..end - offset));
+            }
+            offset = part_range.end;
+        }
+        let backend = self.clone();
+        let bytes_out = self.metrics.bytes_out.clone();
+        futures_util::stream::iter(plan)
+            .then(move |(part, within)| {
+                let backend = backend.clone();
+                async move {
+                    let nodes = backend
+                        .nodes()
+                        .await
+                        .map_err(|e| ReadError::Internal(e.to_string()))?;
+                    let sources = sources_for_blob(&part, &nodes, &backend.http, &backend.secret);
+                    let metrics = backend.metrics.clone();
+                    // Objects keep the code they were written with.
+                    let codec = if part.codec == *backend.codec.params() {
+                        backend.codec.clone()
+                    } else {
+                        Arc::new(
+                            ErasureCodec::new(part.codec)
+                                .map_err(|e| ReadError::Internal(e.to_string()))?,
+                        )
+                    };
+                    read_blob_observed(
+                        codec,
+                        part,
+                        sources,
+                        within,
+                        backend.hedge_after,
+                        Some(Arc::new(move |stats| metrics.observe_read(stats))),
+                    )
+                }
+            })
+            .try_flatten()
+            .inspect_ok(move |bytes| bytes_out.inc_by(bytes.len() as u64))
+    }
+}

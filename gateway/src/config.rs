@@ -1,0 +1,220 @@
+//! Gateway configuration (TOML file, overridable by flags and environment).
+//! Unknown fields are tolerated, so an older gateway starts with a newer
+//! config during a rollback.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cairn_core::codec::CodecParams;
+use serde::Deserialize;
+
+/// One S3 user: an access key and its secret.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct Credential {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewayConfig {
+    /// Address the S3 API (and `/metrics`, `/health`) listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where `/metrics` and `/health` are served (none: not served).
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// The primary metadata service.
+    pub metadata_url: String,
+    /// S3 users. `CAIRN_ACCESS_KEY` / `CAIRN_SECRET_KEY` add one more.
+    #[serde(default)]
+    pub credentials: Vec<Credential>,
+    /// Enables virtual-host-style addressing (`bucket.<base_domain>`);
+    /// path style always works.
+    #[serde(default)]
+    pub base_domain: Option<String>,
+    /// Region reported by GetBucketLocation and expected in signatures.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Erasure code for new objects (existing objects keep theirs).
+    #[serde(default = "default_k")]
+    pub k: usize,
+    #[serde(default = "default_m")]
+    pub m: usize,
+    #[serde(default = "default_block_size")]
+    pub block_size: usize,
+    /// Chunks that must be durable before a PUT is acknowledged (default
+    /// k+1). Every PUT still writes all k+m; chunks beyond the quorum that
+    /// fail are recorded missing and repaired.
+    #[serde(default)]
+    pub write_quorum: Option<usize>,
+    /// A chunk read slower than this is hedged with a parity chunk.
+    #[serde(default = "default_hedge_ms")]
+    pub hedge_after_ms: u64,
+    /// Largest single PUT or part (S3: 5 GiB).
+    #[serde(default = "default_max_object")]
+    pub max_object_bytes: u64,
+    /// Requests served at once; more wait (back-pressure, bounded memory).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_requests: usize,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9000))
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn default_k() -> usize {
+    CodecParams::DEFAULT.k
+}
+
+fn default_m() -> usize {
+    CodecParams::DEFAULT.m
+}
+
+fn default_block_size() -> usize {
+    CodecParams::DEFAULT.block_size
+}
+
+fn default_hedge_ms() -> u64 {
+    crate::blob_reader::DEFAULT_HEDGE_AFTER.as_millis() as u64
+}
+
+fn default_max_object() -> u64 {
+    5 * 1024 * 1024 * 1024
+}
+
+fn default_concurrency() -> usize {
+    256
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl GatewayConfig {
+    pub fn new(metadata_url: impl Into<String>) -> Self {
+        Self {
+            listen: default_listen(),
+            admin_listen: None,
+            metadata_url: metadata_url.into(),
+            credentials: Vec::new(),
+            base_domain: None,
+            region: default_region(),
+            k: default_k(),
+            m: default_m(),
+            block_size: default_block_size(),
+            write_quorum: None,
+            hedge_after_ms: default_hedge_ms(),
+            max_object_bytes: default_max_object(),
+            max_concurrent_requests: default_concurrency(),
+            secret_file: None,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Adds the user named by `CAIRN_ACCESS_KEY` / `CAIRN_SECRET_KEY`, if set.
+    pub fn add_env_credential(&mut self) -> Result<(), ConfigError> {
+        match (
+            std::env::var("CAIRN_ACCESS_KEY"),
+            std::env::var("CAIRN_SECRET_KEY"),
+        ) {
+            (Ok(access_key), Ok(secret_key)) => {
+                self.credentials.push(Credential {
+                    access_key,
+                    secret_key,
+                });
+                Ok(())
+            }
+            (Err(_), Err(_)) => Ok(()),
+            _ => Err(ConfigError::Invalid(
+                "set both CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY, or neither".into(),
+            )),
+        }
+    }
+
+    pub fn codec(&self) -> Result<CodecParams, ConfigError> {
+        CodecParams::new(self.k, self.m, self.block_size)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// The write quorum, checked against the code: between k and k+m.
+    pub fn quorum(&self) -> Result<usize, ConfigError> {
+        let quorum = self.write_quorum.unwrap_or(self.k + 1).min(self.k + self.m);
+        if quorum < self.k {
+            return Err(ConfigError::Invalid(format!(
+                "write_quorum {quorum} is below k = {}: an acknowledged object could be unreadable",
+                self.k
+            )));
+        }
+        Ok(quorum)
+    }
+
+    pub fn hedge_after(&self) -> Duration {
+        Duration::from_millis(self.hedge_after_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_with_defaults() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/gateway.toml"),
+        )
+        .expect("configs/gateway.toml");
+        let config: GatewayConfig = toml::from_str(&text).expect("parses");
+        assert_eq!(config.codec().expect("valid code"), CodecParams::DEFAULT);
+        assert_eq!(config.quorum().expect("valid quorum"), 9);
+        assert_eq!(config.credentials.len(), 1);
+    }
+
+    #[test]
+    fn a_quorum_below_k_is_refused() {
+        let mut config = GatewayConfig::new("http://127.0.0.1:7300");
+        config.write_quorum = Some(7);
+        assert!(config.quorum().is_err());
+        config.write_quorum = Some(12);
+        assert_eq!(config.quorum().expect("k+m is fine"), 12);
+    }
+}

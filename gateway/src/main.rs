@@ -1,0 +1,85 @@
+//! `cairn-gateway`: runs the S3 gateway.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cairn_gateway::config::GatewayConfig;
+use cairn_gateway::server::Gateway;
+use cairn_storage_node::{ClusterSecret, service};
+use clap::Parser;
+use tokio::net::TcpListener;
+
+/// Runs a Cairn gateway: the S3 API over the erasure-coded data path.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML config (see configs/gateway.toml). Flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The primary metadata service (required without --config).
+    #[arg(long)]
+    metadata_url: Option<String>,
+    /// S3 listen address (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listen address for /metrics and /health.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Cluster secret (prefer CAIRN_CLUSTER_SECRET or CAIRN_CLUSTER_SECRET_FILE).
+    #[arg(long)]
+    secret: Option<String>,
+    /// Write "<s3 address> <admin address>" here once listening.
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service::install_panic_abort();
+    service::init_tracing();
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => GatewayConfig::load(path)?,
+        None => GatewayConfig::new(
+            args.metadata_url
+                .clone()
+                .context("--metadata-url is required without --config")?,
+        ),
+    };
+    if let Some(url) = &args.metadata_url {
+        config.metadata_url = url.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(listen) = args.admin_listen {
+        config.admin_listen = Some(listen);
+    }
+    config.add_env_credential()?;
+    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
+    let admin = match config.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind {addr}"))?,
+        ),
+        None => None,
+    };
+    let gateway = Gateway::open(&config, secret.expose(), listener, admin).await?;
+    if let Some(path) = &args.addr_file {
+        let s3 = gateway.local_addr()?;
+        let admin = match gateway.admin_addr() {
+            Some(addr) => addr?.to_string(),
+            None => "-".into(),
+        };
+        let temp = path.with_extension("tmp");
+        std::fs::write(&temp, format!("{s3} {admin}")).context("write addr file")?;
+        std::fs::rename(&temp, path).context("write addr file")?;
+    }
+    gateway.run(service::shutdown_signal()).await?;
+    Ok(())
+}

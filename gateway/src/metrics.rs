@@ -1,0 +1,107 @@
+//! Prometheus metrics of one gateway (its own registry, so several gateways
+//! can run in one test process).
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+
+use crate::blob_reader::ReadStats;
+
+#[derive(Debug, Clone)]
+pub struct GatewayMetrics {
+    registry: Registry,
+    /// S3 operations by name and HTTP status.
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    /// Object bytes received (PUT, UploadPart, copy destination).
+    pub bytes_in: IntCounter,
+    /// Object bytes sent (GET bodies).
+    pub bytes_out: IntCounter,
+    /// Blob reads that had to read around a failed chunk.
+    pub degraded_reads: IntCounter,
+    /// Blob reads that hedged a slow chunk.
+    pub hedged_reads: IntCounter,
+    /// Stripes decoded from parity.
+    pub reconstructions: IntCounter,
+    /// PUTs acknowledged with chunks recorded missing (owed to repair).
+    pub degraded_writes: IntCounter,
+}
+
+impl GatewayMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "cairn_gateway_requests_total",
+                "S3 requests by operation and HTTP status",
+            ),
+            &["operation", "status"],
+        )
+        .expect("valid metric");
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "cairn_gateway_request_duration_seconds",
+                "S3 request latency until the response head (GET bodies stream after)",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 18).expect("buckets")),
+            &["operation"],
+        )
+        .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let metrics = Self {
+            bytes_in: counter("cairn_gateway_bytes_in_total", "Object bytes received"),
+            bytes_out: counter("cairn_gateway_bytes_out_total", "Object bytes sent"),
+            degraded_reads: counter(
+                "cairn_gateway_degraded_reads_total",
+                "Blob reads that read around a failed, missing or corrupt chunk",
+            ),
+            hedged_reads: counter(
+                "cairn_gateway_hedged_reads_total",
+                "Blob reads that hedged a slow chunk with another",
+            ),
+            reconstructions: counter(
+                "cairn_gateway_reconstructed_stripes_total",
+                "Stripes decoded from parity on read",
+            ),
+            degraded_writes: counter(
+                "cairn_gateway_degraded_writes_total",
+                "Blobs acknowledged with chunks recorded missing",
+            ),
+            registry,
+            requests,
+            request_seconds,
+        };
+        for collector in [
+            Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.request_seconds.clone()),
+            Box::new(metrics.bytes_in.clone()),
+            Box::new(metrics.bytes_out.clone()),
+            Box::new(metrics.degraded_reads.clone()),
+            Box::new(metrics.hedged_reads.clone()),
+            Box::new(metrics.reconstructions.clone()),
+            Box::new(metrics.degraded_writes.clone()),
+        ] {
+            metrics.registry.register(collector).expect("unique metric");
+        }
+        metrics
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Accounts for what one blob read had to do.
+    pub fn observe_read(&self, stats: &ReadStats) {
+        if !stats.failed_chunks.is_empty() || stats.degraded_stripes > 0 {
+            self.degraded_reads.inc();
+        }
+        if stats.hedged_stripes > 0 {
+            self.hedged_reads.inc();
+        }
+        self.reconstructions.inc_by(stats.degraded_stripes);
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

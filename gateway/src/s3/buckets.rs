@@ -1,0 +1,130 @@
+//! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
+//! GetBucketLocation.
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::{Cairn, errors, owner};
+use crate::s3::attrs::timestamp;
+
+impl Cairn {
+    pub(super) async fn list_buckets_op(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let owner = owner(&req);
+        let buckets = self
+            .backend
+            .meta
+            .list_buckets()
+            .await
+            .map_err(errors::meta)?
+            .into_iter()
+            .filter(|b| b.owner == owner)
+            .map(|b| Bucket {
+                name: Some(b.name),
+                creation_date: Some(timestamp(b.created_ms)),
+                bucket_region: Some(self.region.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(Owner {
+                display_name: Some(owner.clone()),
+                id: Some(owner),
+            }),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn create_bucket_op(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let owner = owner(&req);
+        let bucket = req.input.bucket;
+        if let Some(constraint) = req
+            .input
+            .create_bucket_configuration
+            .and_then(|c| c.location_constraint)
+            && constraint.as_str() != self.region
+        {
+            return Err(s3_error!(
+                InvalidLocationConstraint,
+                "this cluster serves region {}",
+                self.region
+            ));
+        }
+        self.backend
+            .meta
+            .create_bucket(&bucket, &owner)
+            .await
+            .map_err(errors::meta)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        }))
+    }
+
+    pub(super) async fn head_bucket_op(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.require_bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn delete_bucket_op(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let bucket = req.input.bucket;
+        let uploads = self
+            .backend
+            .meta
+            .list_uploads(&bucket, "", 1)
+            .await
+            .map_err(errors::meta)?;
+        if !uploads.is_empty() {
+            return Err(s3_error!(
+                BucketNotEmpty,
+                "the bucket has multipart uploads in progress"
+            ));
+        }
+        self.backend
+            .meta
+            .delete_bucket(&bucket)
+            .await
+            .map_err(errors::meta)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    pub(super) async fn get_bucket_location_op(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.require_bucket(&req.input.bucket).await?;
+        // S3 reports us-east-1 as an empty constraint.
+        let location_constraint = (self.region != "us-east-1")
+            .then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint,
+        }))
+    }
+
+    /// Fails with NoSuchBucket unless `bucket` exists.
+    pub(super) async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+        match self
+            .backend
+            .meta
+            .head_bucket(bucket)
+            .await
+            .map_err(errors::meta)?
+        {
+            Some(_) => Ok(()),
+            None => Err(s3_error!(NoSuchBucket, "bucket {bucket} does not exist")),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The S3 API, on the `s3s` crate (request model, XML, errors, SigV4). Each
+//! operation lives in the module of its resource; this one wires them into
+//! the `S3` trait and counts every request by operation and status.
+
+mod attrs;
+mod buckets;
+mod errors;
+mod host;
+mod listing;
+mod multipart;
+mod objects;
+mod users;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+use crate::backend::Backend;
+
+pub use attrs::MERKLE_ROOT_HEADER;
+pub use host::BaseDomain;
+pub use users::Users;
+
+/// Cairn's implementation of the S3 operations.
+#[derive(Debug, Clone)]
+pub struct Cairn {
+    backend: Arc<Backend>,
+    region: String,
+}
+
+impl Cairn {
+    pub fn new(backend: Arc<Backend>, region: impl Into<String>) -> Self {
+        Self {
+            backend,
+            region: region.into(),
+        }
+    }
+
+    /// Runs one operation, recording its status and latency.
+    async fn observe<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = S3Result<S3Response<T>>>,
+    ) -> S3Result<S3Response<T>> {
+        let started = Instant::now();
+        let result = work.await;
+        let status = match &result {
+            Ok(response) => response.status.map_or(200, |s| s.as_u16()),
+            Err(err) => err.status_code().map_or(500, |s| s.as_u16()),
+        };
+        let metrics = &self.backend.metrics;
+        metrics
+            .requests
+            .with_label_values(&[operation, &status.to_string()])
+            .inc();
+        metrics
+            .request_seconds
+            .with_label_values(&[operation])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(err) = &result {
+            tracing::debug!(operation, code = err.code().as_str(), message = ?err.message(), "S3 error");
+        }
+        result
+    }
+}
+
+/// The authenticated user (s3s rejects unauthenticated requests before an
+/// operation runs, since an auth provider is always set).
+fn owner<T>(req: &S3Request<T>) -> String {
+    req.credentials
+        .as_ref()
+        .map(|c| c.access_key.clone())
+        .unwrap_or_default()
+}
+
+/// Each method names its operation for metrics and hands off to its module.
+macro_rules! operations {
+    ($($method:ident($input:ident) -> $output:ident => $op:ident, $name:literal;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for Cairn {
+            $(
+                #[tracing::instrument(skip_all, name = $name)]
+                async fn $method(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    self.observe($name, self.$op(req)).await
+                }
+            )*
+        }
+    };
+}
+
+operations! {
+    list_buckets(ListBucketsInput) -> ListBucketsOutput => list_buckets_op, "ListBuckets";
+    create_bucket(CreateBucketInput) -> CreateBucketOutput => create_bucket_op, "CreateBucket";
+    head_bucket(HeadBucketInput) -> HeadBucketOutput => head_bucket_op, "HeadBucket";
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput => delete_bucket_op, "DeleteBucket";
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput => get_bucket_location_op, "GetBucketLocation";
+    put_object(PutObjectInput) -> PutObjectOutput => put_object_op, "PutObject";
+    get_object(GetObjectInput) -> GetObjectOutput => get_object_op, "GetObject";
+    head_object(HeadObjectInput) -> HeadObjectOutput => head_object_op, "HeadObject";
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput => delete_object_op, "DeleteObject";
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput => delete_objects_op, "DeleteObjects";
+    copy_object(CopyObjectInput) -> CopyObjectOutput => copy_object_op, "CopyObject";
+    list_objects(ListObjectsInput) -> ListObjectsOutput => list_objects_op, "ListObjects";
+    list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => list_objects_v2_op, "ListObjectsV2";
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput => create_multipart_upload_op, "CreateMultipartUpload";
+    upload_part(UploadPartInput) -> UploadPartOutput => upload_part_op, "UploadPart";
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput => complete_multipart_upload_op, "CompleteMultipartUpload";
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput => abort_multipart_upload_op, "AbortMultipartUpload";
+    list_parts(ListPartsInput) -> ListPartsOutput => list_parts_op, "ListParts";
+    list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput => list_multipart_uploads_op, "ListMultipartUploads";
+}

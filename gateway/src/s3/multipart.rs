@@ -1,0 +1,313 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart,
+//! CompleteMultipartUpload, AbortMultipartUpload, ListParts,
+//! ListMultipartUploads. Each part is its own erasure-coded blob; the
+//! completed object's manifest lists them in order.
+
+use cairn_metadata_service::model::{CompletedPart as MetaPart, PartRecord};
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::objects::{body_stream, content_md5, declared_length};
+use super::{Cairn, attrs, errors};
+
+/// S3's part number range.
+const PART_NUMBERS: std::ops::RangeInclusive<i32> = 1..=10_000;
+/// Uploads scanned for one ListMultipartUploads page.
+const UPLOAD_SCAN_LIMIT: usize = 10_000;
+
+/// The ETag of a completed multipart object: MD5 of the parts' binary MD5s,
+/// then `-<part count>`.
+pub(crate) fn multipart_etag(part_etags: &[String]) -> Option<String> {
+    let mut md5 = Md5::new();
+    for etag in part_etags {
+        md5.update(hex::decode(etag).ok()?);
+    }
+    Some(format!(
+        "{}-{}",
+        hex::encode(md5.finalize()),
+        part_etags.len()
+    ))
+}
+
+impl Cairn {
+    pub(super) async fn create_multipart_upload_op(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let headers = req.headers;
+        let input = req.input;
+        cairn_core::ids::validate_object_key(&input.key)
+            .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
+        let template = attrs::manifest_template(&headers, input.content_type, input.metadata);
+        let upload_id = self
+            .backend
+            .meta
+            .create_upload(&input.bucket, &input.key, template)
+            .await
+            .map_err(errors::meta)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn upload_part_op(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = req.input;
+        if !PART_NUMBERS.contains(&input.part_number) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive"
+            ));
+        }
+        let expected_md5 = content_md5(input.content_md5.as_deref())?;
+        // Fail before storing data for an upload that does not exist.
+        self.backend
+            .meta
+            .get_upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(errors::meta)?;
+        let size_hint = declared_length(input.content_length);
+        let written = self
+            .backend
+            .write(body_stream(input.body), size_hint)
+            .await
+            .map_err(errors::backend)?;
+        if size_hint.is_some_and(|declared| declared != written.manifest.size) {
+            self.backend.discard(&written.manifest).await;
+            return Err(s3_error!(
+                IncompleteBody,
+                "the body is shorter than declared"
+            ));
+        }
+        if expected_md5.is_some_and(|md5| md5 != written.md5) {
+            self.backend.discard(&written.manifest).await;
+            return Err(s3_error!(
+                BadDigest,
+                "the Content-MD5 you specified did not match what we received"
+            ));
+        }
+        let etag = hex::encode(written.md5);
+        let part = PartRecord {
+            part_number: input.part_number as u32,
+            etag: etag.clone(),
+            size: written.manifest.size,
+            uploaded_ms: attrs::now_ms(),
+            blob: written.manifest.clone(),
+        };
+        if let Err(err) = self
+            .backend
+            .meta
+            .put_part(&input.bucket, &input.key, &input.upload_id, part)
+            .await
+        {
+            self.backend.discard(&written.manifest).await;
+            return Err(errors::meta(err));
+        }
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(attrs::etag(&etag)),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn complete_multipart_upload_op(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        let parts: Vec<MetaPart> = input
+            .multipart_upload
+            .and_then(|u| u.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let number = p.part_number.unwrap_or(0);
+                let etag = p.e_tag.map(|t| t.value().to_owned()).unwrap_or_default();
+                MetaPart {
+                    part_number: u32::try_from(number).unwrap_or(0),
+                    etag,
+                }
+            })
+            .collect();
+        if parts.is_empty() {
+            return Err(s3_error!(
+                MalformedXML,
+                "You must specify at least one part"
+            ));
+        }
+        let etags: Vec<String> = parts.iter().map(|p| p.etag.clone()).collect();
+        self.backend
+            .meta
+            .complete_upload(&input.bucket, &input.key, &input.upload_id, parts)
+            .await
+            .map_err(errors::meta)?;
+        // The catalogue checked every part's ETag, so this is its ETag too.
+        let etag = multipart_etag(&etags)
+            .ok_or_else(|| s3_error!(InvalidPart, "a part ETag is not an MD5"))?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(attrs::etag(&etag)),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn abort_multipart_upload_op(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        self.backend
+            .meta
+            .abort_upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(errors::meta)?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    pub(super) async fn list_parts_op(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        let upload = self
+            .backend
+            .meta
+            .get_upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(errors::meta)?;
+        let max_parts = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+        let marker = input
+            .part_number_marker
+            .map_or(0, |m| u32::try_from(m).unwrap_or(0));
+        let mut remaining = upload.parts.range(marker + 1..);
+        let page: Vec<Part> = remaining
+            .by_ref()
+            .take(max_parts)
+            .map(|(_, p)| Part {
+                part_number: Some(p.part_number as i32),
+                e_tag: Some(attrs::etag(&p.etag)),
+                size: Some(p.size as i64),
+                last_modified: Some(attrs::timestamp(p.uploaded_ms)),
+                ..Default::default()
+            })
+            .collect();
+        let truncated = remaining.next().is_some();
+        let next_marker = page.last().and_then(|p| p.part_number);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: if truncated { next_marker } else { None },
+            max_parts: Some(max_parts as i32),
+            is_truncated: Some(truncated),
+            parts: Some(page),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn list_multipart_uploads_op(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        self.require_bucket(&input.bucket).await?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let max_uploads = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+        let key_marker = input.key_marker.clone().unwrap_or_default();
+        let id_marker = input.upload_id_marker.clone().unwrap_or_default();
+        let uploads = self
+            .backend
+            .meta
+            .list_uploads(&input.bucket, &prefix, UPLOAD_SCAN_LIMIT)
+            .await
+            .map_err(errors::meta)?;
+        // After the markers: keys past key-marker, or the same key with a
+        // later upload id when upload-id-marker is given.
+        let after_markers = uploads.into_iter().filter(|u| {
+            key_marker.is_empty()
+                || u.key > key_marker
+                || (u.key == key_marker && !id_marker.is_empty() && u.upload_id > id_marker)
+        });
+        let mut listed = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut truncated = false;
+        let mut last: Option<(String, String)> = None;
+        for upload in after_markers {
+            let rolled = delimiter.as_deref().and_then(|d| {
+                let rest = &upload.key[prefix.len()..];
+                rest.find(d)
+                    .map(|at| upload.key[..prefix.len() + at + d.len()].to_owned())
+            });
+            if let Some(common) = &rolled
+                && prefixes.last() == Some(common)
+            {
+                continue;
+            }
+            if listed.len() + prefixes.len() == max_uploads {
+                truncated = true;
+                break;
+            }
+            last = Some((upload.key.clone(), upload.upload_id.clone()));
+            match rolled {
+                Some(common) => prefixes.push(common),
+                None => listed.push(MultipartUpload {
+                    key: Some(upload.key),
+                    upload_id: Some(upload.upload_id),
+                    initiated: Some(attrs::timestamp(upload.created_ms)),
+                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                    ..Default::default()
+                }),
+            }
+        }
+        let (next_key, next_id) = match (truncated, last) {
+            (true, Some((key, id))) => (Some(key), Some(id)),
+            _ => (None, None),
+        };
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            delimiter,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
+            max_uploads: Some(max_uploads as i32),
+            is_truncated: Some(truncated),
+            uploads: Some(listed),
+            common_prefixes: Some(
+                prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix { prefix: Some(p) })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_etag_is_md5_of_binary_part_md5s() {
+        // Two parts whose MD5s are known: md5("a"), md5("b").
+        let a = hex::encode(Md5::digest(b"a"));
+        let b = hex::encode(Md5::digest(b"b"));
+        let mut joined = Md5::digest(b"a").to_vec();
+        joined.extend_from_slice(&Md5::digest(b"b"));
+        let expected = format!("{}-2", hex::encode(Md5::digest(&joined)));
+        assert_eq!(multipart_etag(&[a, b]), Some(expected));
+        assert_eq!(multipart_etag(&["zz".into()]), None);
+    }
+}

@@ -1,0 +1,417 @@
+//! Object operations: PutObject, GetObject, HeadObject, DeleteObject,
+//! DeleteObjects, CopyObject.
+
+use std::ops::Range;
+
+use base64::Engine as _;
+use cairn_core::manifest::ObjectManifest;
+use cairn_metadata_service::model::{ObjectRecord, Precondition};
+use futures_util::{StreamExt, TryStreamExt};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::attrs::{self, Conditions};
+use super::{Cairn, errors};
+
+/// Most keys one DeleteObjects request may name (S3's limit).
+const MAX_DELETE_KEYS: usize = 1000;
+/// Deletes of one DeleteObjects request run this many at a time.
+const DELETE_CONCURRENCY: usize = 16;
+
+/// The 16 bytes of a `Content-MD5` header (base64), or InvalidDigest.
+pub(super) fn content_md5(header: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+    let Some(value) = header else {
+        return Ok(None);
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| s3_error!(InvalidDigest, "the Content-MD5 you specified is not valid"))
+}
+
+/// A request body as a byte stream (an absent body is empty).
+pub(super) fn body_stream(
+    body: Option<StreamingBlob>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    body.map(|b| b.map_err(|e| std::io::Error::other(e.to_string())).boxed())
+        .unwrap_or_else(|| futures_util::stream::empty().boxed())
+}
+
+pub(super) fn declared_length(length: Option<i64>) -> Option<u64> {
+    length.and_then(|l| u64::try_from(l).ok())
+}
+
+impl Cairn {
+    pub(super) async fn put_object_op(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let headers = req.headers;
+        let input = req.input;
+        cairn_core::ids::validate_object_key(&input.key)
+            .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
+        let expected_md5 = content_md5(input.content_md5.as_deref())?;
+        let precondition = match &input.if_none_match {
+            Some(ETagCondition::Any) => Precondition::Absent,
+            Some(_) => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "If-None-Match on PUT supports only *"
+                ));
+            }
+            None => Precondition::None,
+        };
+        self.require_bucket(&input.bucket).await?;
+        let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata);
+        let etag = self
+            .store_single_blob(
+                &input.bucket,
+                &input.key,
+                &mut manifest,
+                body_stream(input.body),
+                declared_length(input.content_length),
+                expected_md5,
+                precondition,
+            )
+            .await?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(attrs::etag(&etag)),
+            ..Default::default()
+        }))
+    }
+
+    /// Writes `body` as the single part of `manifest`, checks its MD5, and
+    /// commits it as `bucket/key`. Returns the ETag. On any failure the
+    /// written chunks are deleted again.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_single_blob(
+        &self,
+        bucket: &str,
+        key: &str,
+        manifest: &mut ObjectManifest,
+        body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+        size_hint: Option<u64>,
+        expected_md5: Option<[u8; 16]>,
+        precondition: Precondition,
+    ) -> S3Result<String> {
+        let written = self
+            .backend
+            .write(body, size_hint)
+            .await
+            .map_err(errors::backend)?;
+        if let Some(declared) = size_hint
+            && declared != written.manifest.size
+        {
+            self.backend.discard(&written.manifest).await;
+            return Err(s3_error!(
+                IncompleteBody,
+                "received {} bytes of a declared {declared}",
+                written.manifest.size
+            ));
+        }
+        if expected_md5.is_some_and(|md5| md5 != written.md5) {
+            self.backend.discard(&written.manifest).await;
+            return Err(s3_error!(
+                BadDigest,
+                "the Content-MD5 you specified did not match what we received"
+            ));
+        }
+        let etag = hex::encode(written.md5);
+        manifest.size = written.manifest.size;
+        manifest.etag = etag.clone();
+        manifest.created_ms = attrs::now_ms();
+        manifest.parts = vec![written.manifest.clone()];
+        if let Err(err) = self
+            .backend
+            .meta
+            .commit_object(bucket, key, manifest.clone(), precondition)
+            .await
+        {
+            self.backend.discard(&written.manifest).await;
+            return Err(errors::meta(err));
+        }
+        Ok(etag)
+    }
+
+    async fn current(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
+        match self
+            .backend
+            .meta
+            .get_object(bucket, key)
+            .await
+            .map_err(errors::meta)?
+        {
+            Some(record) => Ok(record),
+            None => {
+                self.require_bucket(bucket).await?;
+                Err(s3_error!(NoSuchKey, "no object {key} in {bucket}"))
+            }
+        }
+    }
+
+    pub(super) async fn get_object_op(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let record = self.current(&input.bucket, &input.key).await?;
+        let object = record.manifest;
+        Conditions {
+            if_match: input.if_match,
+            if_none_match: input.if_none_match,
+            if_modified_since: input.if_modified_since,
+            if_unmodified_since: input.if_unmodified_since,
+        }
+        .check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
+        let range = match &input.range {
+            Some(range) => Some(range.check(object.size)?),
+            None => None,
+        };
+        let span = range.clone().unwrap_or(0..object.size);
+        let stream = self.open_read(&object, span.clone()).await?;
+        let mut headers = attrs::object_headers(&object);
+        override_header(&mut headers, "cache-control", input.response_cache_control);
+        override_header(
+            &mut headers,
+            "content-disposition",
+            input.response_content_disposition,
+        );
+        override_header(
+            &mut headers,
+            "content-encoding",
+            input.response_content_encoding,
+        );
+        override_header(
+            &mut headers,
+            "content-language",
+            input.response_content_language,
+        );
+        if let Some(expires) = input.response_expires {
+            let mut text = Vec::new();
+            if expires.format(TimestampFormat::HttpDate, &mut text).is_ok() {
+                override_header(&mut headers, "expires", String::from_utf8(text).ok());
+            }
+        }
+        let output = GetObjectOutput {
+            body: Some(StreamingBlob::wrap(stream)),
+            content_length: Some(span.end as i64 - span.start as i64),
+            content_range: range.as_ref().map(|r| content_range(r, object.size)),
+            accept_ranges: Some("bytes".into()),
+            content_type: input.response_content_type.or(object.content_type.clone()),
+            e_tag: Some(attrs::etag(&object.etag)),
+            last_modified: Some(attrs::timestamp(object.created_ms)),
+            metadata: attrs::metadata(&object),
+            parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
+            ..Default::default()
+        };
+        let mut response = S3Response::new(output);
+        response.headers = headers;
+        Ok(response)
+    }
+
+    /// Opens a read and waits for its first bytes, so that an object that
+    /// cannot be read fails with a status instead of a truncated body.
+    async fn open_read(
+        &self,
+        object: &ObjectManifest,
+        range: Range<u64>,
+    ) -> S3Result<
+        impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    > {
+        let mut stream = Box::pin(self.backend.read(object, range));
+        let first = match stream.next().await {
+            Some(Err(err)) => return Err(errors::read(err)),
+            first => first,
+        };
+        Ok(futures_util::stream::iter(first)
+            .chain(stream)
+            .map_err(|e| std::io::Error::other(e.to_string())))
+    }
+
+    pub(super) async fn head_object_op(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        let record = self.current(&input.bucket, &input.key).await?;
+        let object = record.manifest;
+        Conditions {
+            if_match: input.if_match,
+            if_none_match: input.if_none_match,
+            if_modified_since: input.if_modified_since,
+            if_unmodified_since: input.if_unmodified_since,
+        }
+        .check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
+        let (length, content_range) = match &input.range {
+            Some(range) => {
+                let r = range.check(object.size)?;
+                (r.end - r.start, Some(content_range(&r, object.size)))
+            }
+            None => (object.size, None),
+        };
+        let output = HeadObjectOutput {
+            content_length: Some(length as i64),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            content_type: object.content_type.clone(),
+            e_tag: Some(attrs::etag(&object.etag)),
+            last_modified: Some(attrs::timestamp(object.created_ms)),
+            metadata: attrs::metadata(&object),
+            parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
+            ..Default::default()
+        };
+        let mut response = S3Response::new(output);
+        response.headers = attrs::object_headers(&object);
+        Ok(response)
+    }
+
+    pub(super) async fn delete_object_op(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = req.input;
+        self.require_bucket(&input.bucket).await?;
+        self.backend
+            .meta
+            .delete_object(&input.bucket, &input.key, Precondition::None)
+            .await
+            .map_err(errors::meta)?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    pub(super) async fn delete_objects_op(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        let objects = input.delete.objects;
+        if objects.len() > MAX_DELETE_KEYS {
+            return Err(s3_error!(
+                MalformedXML,
+                "at most {MAX_DELETE_KEYS} keys per request"
+            ));
+        }
+        self.require_bucket(&input.bucket).await?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let bucket = input.bucket;
+        let results: Vec<(String, Result<(), S3Error>)> = futures_util::stream::iter(objects)
+            .map(|object| {
+                let bucket = bucket.clone();
+                async move {
+                    let result = self
+                        .backend
+                        .meta
+                        .delete_object(&bucket, &object.key, Precondition::None)
+                        .await
+                        .map(drop)
+                        .map_err(errors::meta);
+                    (object.key, result)
+                }
+            })
+            .buffered(DELETE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut deleted = Vec::new();
+        let mut failed = Vec::new();
+        for (key, result) in results {
+            match result {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(key),
+                    ..Default::default()
+                }),
+                Err(err) => failed.push(Error {
+                    code: Some(err.code().as_str().to_owned()),
+                    message: err.message().map(str::to_owned),
+                    key: Some(key),
+                    version_id: None,
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(failed),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn copy_object_op(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let headers = req.headers;
+        let input = req.input;
+        let (source_bucket, source_key) = match &input.copy_source {
+            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+            _ => {
+                return Err(s3_error!(NotImplemented, "copy sources must be bucket/key"));
+            }
+        };
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if source_bucket == input.bucket && source_key == input.key && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let source = self.current(&source_bucket, &source_key).await?;
+        let object = source.manifest;
+        Conditions {
+            if_match: input.copy_source_if_match,
+            if_none_match: input.copy_source_if_none_match,
+            if_modified_since: input.copy_source_if_modified_since,
+            if_unmodified_since: input.copy_source_if_unmodified_since,
+        }
+        .check(
+            &object.etag,
+            object.created_ms,
+            S3ErrorCode::PreconditionFailed,
+        )?;
+        self.require_bucket(&input.bucket).await?;
+        let mut manifest = if replace {
+            attrs::manifest_template(&headers, input.content_type, input.metadata)
+        } else {
+            ObjectManifest {
+                parts: Vec::new(),
+                ..object.clone()
+            }
+        };
+        let body = self.open_read(&object, 0..object.size).await?;
+        let etag = self
+            .store_single_blob(
+                &input.bucket,
+                &input.key,
+                &mut manifest,
+                body,
+                Some(object.size),
+                None,
+                Precondition::None,
+            )
+            .await?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(attrs::etag(&etag)),
+                last_modified: Some(attrs::timestamp(manifest.created_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+}
+
+fn content_range(range: &Range<u64>, size: u64) -> String {
+    format!("bytes {}-{}/{size}", range.start, range.end - 1)
+}
+
+fn override_header(headers: &mut axum::http::HeaderMap, name: &'static str, value: Option<String>) {
+    if let Some(value) = value
+        && let Ok(value) = axum::http::HeaderValue::from_str(&value)
+    {
+        headers.insert(name, value);
+    }
+}

@@ -1,0 +1,154 @@
+//! The gateway process: the S3 API on one listener, `/metrics` and `/health`
+//! on an admin listener (on the S3 port those paths would shadow buckets
+//! named `metrics` and `health`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::error_handling::HandleError;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cairn_metadata_service::client::{MetaClient, MetaError};
+use cairn_storage_node::service::render_metrics;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::backend::Backend;
+use crate::config::{ConfigError, GatewayConfig};
+use crate::metrics::GatewayMetrics;
+use crate::s3::{BaseDomain, Cairn, Users};
+
+/// How long a starting gateway waits for the metadata service.
+const META_CONNECT_PATIENCE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot reach the metadata service: {0}")]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A gateway ready to serve on its listeners.
+#[derive(Debug)]
+pub struct Gateway {
+    backend: Arc<Backend>,
+    s3: Router,
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+}
+
+impl Gateway {
+    /// Connects to the metadata service (waiting for it to come up) and
+    /// builds the S3 service. Refuses to start without S3 credentials: s3s
+    /// would otherwise accept anonymous requests.
+    pub async fn open(
+        config: &GatewayConfig,
+        secret: &str,
+        listener: TcpListener,
+        admin_listener: Option<TcpListener>,
+    ) -> Result<Self, GatewayError> {
+        if config.credentials.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no S3 credentials: add [[credentials]] or set CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY"
+                    .into(),
+            )
+            .into());
+        }
+        let meta = connect_meta(&config.metadata_url, secret).await?;
+        let backend = Arc::new(Backend::new(config, meta, secret, GatewayMetrics::new())?);
+
+        let mut builder = S3ServiceBuilder::new(Cairn::new(backend.clone(), &config.region));
+        builder.set_auth(Users::new(&config.credentials));
+        if let Some(domain) = &config.base_domain {
+            builder.set_host(BaseDomain::new(domain));
+        }
+        let service = HandleError::new(builder.build(), |err: s3s::HttpError| async move {
+            tracing::error!(?err, "S3 service error");
+            StatusCode::INTERNAL_SERVER_ERROR
+        });
+        let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
+        let s3 =
+            Router::new()
+                .fallback_service(service)
+                .layer(axum::middleware::from_fn_with_state(
+                    limit,
+                    limit_concurrency,
+                ));
+        Ok(Self {
+            backend,
+            s3,
+            listener,
+            admin_listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn admin_addr(&self) -> Option<std::io::Result<std::net::SocketAddr>> {
+        self.admin_listener.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(address = ?self.listener.local_addr(), "gateway serving S3");
+        let admin = self.admin_listener.map(|listener| {
+            let app = Router::new()
+                .route("/metrics", get(metrics))
+                .route("/health", get(|| async { "ok" }))
+                .with_state(self.backend.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        });
+        let served = axum::serve(self.listener, self.s3)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(task) = admin {
+            task.abort();
+        }
+        tracing::info!("gateway stopped");
+        served
+    }
+}
+
+async fn metrics(State(backend): State<Arc<Backend>>) -> impl IntoResponse {
+    render_metrics(backend.metrics.registry())
+}
+
+/// Holds a permit for the whole request, so at most the configured number
+/// of requests (and their stripe buffers) are in memory at once.
+async fn limit_concurrency(
+    State(limit): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match limit.acquire_owned().await {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+async fn connect_meta(url: &str, secret: &str) -> Result<MetaClient, MetaError> {
+    let started = Instant::now();
+    loop {
+        match MetaClient::connect(url, secret).await {
+            Ok(client) => return Ok(client),
+            Err(err @ MetaError::Transport { .. }) if started.elapsed() < META_CONNECT_PATIENCE => {
+                tracing::info!(error = %err, "waiting for the metadata service");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
