@@ -2,8 +2,10 @@
 object still reads back byte-exact, through reconstruction from parity."""
 
 import hashlib
+import io
 import os
 import random
+import signal
 import re
 import time
 import urllib.request
@@ -24,7 +26,7 @@ def fill(s3, bucket):
         s3.put_object(Bucket=bucket, Key=key, Body=objects[key])
     multipart = os.urandom(12 * MiB + 5)
     s3.upload_fileobj(
-        __import__("io").BytesIO(multipart), bucket, "obj/multipart",
+        io.BytesIO(multipart), bucket, "obj/multipart",
         Config=TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB),
     )
     objects["obj/multipart"] = multipart
@@ -80,3 +82,47 @@ def test_a_whole_rack_and_one_more_node_killed(fresh_cluster):
     for node in rack + [extra]:
         fresh_cluster.kill9(node)
     assert_all_readable(s3, "rack-down", objects)
+
+
+def new_chunks(cluster, before):
+    """Chunk files created since `before`, as {(blob, index): path}."""
+    out = {}
+    for path in set(cluster.chunk_files()) - before:
+        blob, index = path.stem.rsplit("-", 1)
+        out[(blob, int(index))] = path
+    return out
+
+
+def test_corrupt_data_chunk_is_never_served(cluster, s3, bucket):
+    """Bytes flipped on disk in two data chunks: the nodes' blake3 checks
+    catch it and the gateway reconstructs from parity."""
+    before = set(cluster.chunk_files())
+    data = os.urandom(4 * STRIPE + 99)
+    s3.put_object(Bucket=bucket, Key="rotting", Body=data)
+    chunks = new_chunks(cluster, before)
+    assert len(chunks) == 12, chunks
+    for index in (0, 5):
+        path = next(p for (blob, i), p in chunks.items() if i == index)
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    reconstructed = metric(cluster, "cairn_gateway_reconstructed_stripes_total")
+    assert s3.get_object(Bucket=bucket, Key="rotting")["Body"].read() == data
+    assert metric(cluster, "cairn_gateway_reconstructed_stripes_total") > reconstructed
+
+
+def test_a_hung_node_is_hedged_around(cluster, s3, bucket):
+    """SIGSTOP a node holding a data chunk: the read does not wait for it."""
+    before = set(cluster.chunk_files())
+    data = os.urandom(2 * STRIPE)
+    s3.put_object(Bucket=bucket, Key="slow", Body=data)
+    chunks = new_chunks(cluster, before)
+    path = next(p for (blob, i), p in chunks.items() if i == 0)
+    node = next(n for n in cluster.info["nodes"] if str(path).startswith(n["data_dir"] + "/"))
+    hedged = metric(cluster, "cairn_gateway_hedged_reads_total")
+    os.kill(node["pid"], signal.SIGSTOP)
+    try:
+        assert s3.get_object(Bucket=bucket, Key="slow")["Body"].read() == data
+    finally:
+        os.kill(node["pid"], signal.SIGCONT)
+    assert metric(cluster, "cairn_gateway_hedged_reads_total") > hedged

@@ -60,6 +60,14 @@ pub(crate) fn backend(err: BackendError) -> S3Error {
                 format!("not enough healthy storage nodes: {err}"),
             )
         }
+        // s3s's aws-chunked error type is private: its message names a
+        // chunk whose signature did not verify.
+        BackendError::Write(WriteError::Body(message)) if message.contains("SignatureMismatch") => {
+            S3Error::with_message(
+                S3ErrorCode::SignatureDoesNotMatch,
+                "a chunk signature of the streaming upload does not match",
+            )
+        }
         BackendError::Write(WriteError::Body(message)) => {
             S3Error::with_message(S3ErrorCode::IncompleteBody, message)
         }
