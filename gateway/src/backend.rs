@@ -18,7 +18,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::Mutex;
 
 use crate::blob_reader::{ReadError, read_blob_observed};
-use crate::blob_writer::{WriteError, WrittenBlob, write_blob_partial};
+use crate::blob_writer::{BodyTap, WriteError, WrittenBlob, write_blob_partial};
 use crate::config::{ConfigError, GatewayConfig};
 use crate::metrics::GatewayMetrics;
 use crate::placement::{sources_for_blob, targets_for_new_blob};
@@ -102,6 +102,7 @@ impl Backend {
         &self,
         body: S,
         size_hint: Option<u64>,
+        tap: Option<BodyTap>,
     ) -> Result<WrittenBlob, BackendError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -141,7 +142,7 @@ impl Backend {
             bytes_in.inc_by(chunk.len() as u64);
             Ok(chunk)
         }));
-        match write_blob_partial(self.codec.clone(), blob, targets, body, self.quorum).await {
+        match write_blob_partial(self.codec.clone(), blob, targets, body, self.quorum, tap).await {
             Ok(written) => {
                 if written.manifest.stored_chunks() < params.total() {
                     self.metrics.degraded_writes.inc();

@@ -88,13 +88,17 @@ where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
 {
     let targets = targets.into_iter().map(Some).collect();
-    write_blob_partial(codec, blob, targets, body, quorum).await
+    write_blob_partial(codec, blob, targets, body, quorum, None).await
 }
+
+/// Sees every body byte, in order, on the MD5 thread (e.g. the additional
+/// checksums an S3 client sends), so per-byte work stays off the reactor.
+pub type BodyTap = Box<dyn FnMut(&[u8]) + Send>;
 
 /// [`write_blob`] when placement found fewer than k+m nodes: chunks without
 /// a target (`None`) are recorded [`ChunkState::Missing`] on
 /// [`UNPLACED_NODE`] from the start, for repair to place later. The write
-/// quorum still applies to the chunks stored.
+/// quorum still applies to the chunks stored. `tap` sees the body bytes.
 #[tracing::instrument(skip_all, fields(%blob, k = codec.params().k, m = codec.params().m, quorum))]
 pub async fn write_blob_partial<S>(
     codec: Arc<ErasureCodec>,
@@ -102,6 +106,7 @@ pub async fn write_blob_partial<S>(
     targets: Vec<Option<ChunkTarget>>,
     body: S,
     quorum: usize,
+    mut tap: Option<BodyTap>,
 ) -> Result<WrittenBlob, WriteError>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
@@ -157,6 +162,9 @@ where
         let mut md5 = Md5::new();
         while let Some(piece) = md5_rx.blocking_recv() {
             md5.update(&piece);
+            if let Some(tap) = tap.as_mut() {
+                tap(&piece);
+            }
         }
         <[u8; 16]>::from(md5.finalize())
     });

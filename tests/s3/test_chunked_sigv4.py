@@ -1,15 +1,23 @@
-"""STREAMING-AWS4-HMAC-SHA256-PAYLOAD: the signed aws-chunked upload the
-Java, Go and Rust SDKs use (boto3 never sends it, so it is built here from
-the SigV4 spec). Every chunk carries a signature chained from the previous;
-a forged chunk signature must be refused and store nothing."""
+"""aws-chunked uploads built from the SigV4 spec (boto3 sends neither of
+these forms for in-memory bodies):
 
+- STREAMING-AWS4-HMAC-SHA256-PAYLOAD, the signed form the Java, Go and Rust
+  SDKs use: every chunk carries a signature chained from the previous, and a
+  forged one must be refused and store nothing;
+- STREAMING-UNSIGNED-PAYLOAD-TRAILER with an `x-amz-checksum-crc32`
+  trailer, the form current SDKs use for streams: a wrong trailing checksum
+  is BadDigest and stores nothing."""
+
+import base64
 import datetime
 import hashlib
 import hmac
 import http.client
 import os
+import zlib
 
 import pytest
+from botocore.exceptions import ClientError
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
@@ -90,3 +98,72 @@ def test_a_forged_chunk_signature_is_refused_and_stores_nothing(cluster, s3, buc
     with pytest.raises(s3.exceptions.ClientError) as e:
         s3.head_object(Bucket=bucket, Key="forged")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def unsigned_trailer_put(cluster, bucket, key, data, crc32, chunk_size=64 * 1024):
+    region, service = cluster.info["region"], "s3"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    scope = f"{day}/{region}/{service}/aws4_request"
+    host = f"127.0.0.1:{cluster.port}"
+    path = f"/{bucket}/{key}"
+    body = bytearray()
+    for i in range(0, len(data), chunk_size):
+        chunk = data[i : i + chunk_size]
+        body += f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    body += f"0\r\nx-amz-checksum-crc32:{crc32}\r\n\r\n".encode()
+    headers = {
+        "host": host,
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "x-amz-date": amz_date,
+        "x-amz-decoded-content-length": str(len(data)),
+        "x-amz-trailer": "x-amz-checksum-crc32",
+        "content-encoding": "aws-chunked",
+        "content-length": str(len(body)),
+    }
+    signed = sorted(headers)
+    canonical = "\n".join([
+        "PUT", path, "",
+        "".join(f"{h}:{headers[h]}\n" for h in signed),
+        ";".join(signed),
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    ])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key_bytes = _hmac(_hmac(_hmac(_hmac(("AWS4" + cluster.info["secret_key"]).encode(), day), region), service), "aws4_request")
+    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={cluster.info['access_key']}/{scope}, "
+        f"SignedHeaders={';'.join(signed)}, Signature={signature}"
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=60)
+    conn.request("PUT", path, body=bytes(body), headers={k.title(): v for k, v in headers.items()})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def crc32_b64(data):
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def test_trailing_checksum_is_verified(cluster, s3, bucket):
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    status, reply = unsigned_trailer_put(cluster, bucket, "trailer-ok", data, crc32_b64(data))
+    assert status == 200, reply
+    assert s3.get_object(Bucket=bucket, Key="trailer-ok")["Body"].read() == data
+
+    status, reply = unsigned_trailer_put(cluster, bucket, "trailer-bad", data, crc32_b64(b"other"))
+    assert status == 400 and b"BadDigest" in reply, reply
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="trailer-bad")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_checksum_header_is_verified(s3, bucket):
+    data = b"checksummed body"
+    put = s3.put_object(Bucket=bucket, Key="crc-ok", Body=data, ChecksumCRC32=crc32_b64(data))
+    assert put["ChecksumCRC32"] == crc32_b64(data)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="crc-bad", Body=data, ChecksumCRC32=crc32_b64(b"nope"))
+    assert e.value.response["Error"]["Code"] == "BadDigest"
+    sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert s3.put_object(Bucket=bucket, Key="sha-ok", Body=data, ChecksumSHA256=sha)["ChecksumSHA256"] == sha

@@ -4,6 +4,7 @@
 
 mod attrs;
 mod buckets;
+mod checksums;
 mod errors;
 mod host;
 mod listing;

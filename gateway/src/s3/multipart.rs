@@ -8,7 +8,8 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::objects::{body_stream, content_md5, declared_length};
+use super::checksums::ChecksumCheck;
+use super::objects::{BodyChecks, body_stream, content_md5, declared_length};
 use super::{Cairn, attrs, errors};
 
 /// S3's part number range.
@@ -59,6 +60,7 @@ impl Cairn {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
+        let req = (req.headers, req.trailing_headers);
         if !PART_NUMBERS.contains(&input.part_number) {
             return Err(s3_error!(
                 InvalidArgument,
@@ -66,32 +68,34 @@ impl Cairn {
             ));
         }
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
+        let checksum = ChecksumCheck::from_request(
+            &req.0,
+            &Checksum {
+                checksum_crc32: input.checksum_crc32.clone(),
+                checksum_crc32c: input.checksum_crc32c.clone(),
+                checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+                checksum_sha1: input.checksum_sha1.clone(),
+                checksum_sha256: input.checksum_sha256.clone(),
+                ..Default::default()
+            },
+            req.1,
+        )?;
         // Fail before storing data for an upload that does not exist.
         self.backend
             .meta
             .get_upload(&input.bucket, &input.key, &input.upload_id)
             .await
             .map_err(errors::meta)?;
-        let size_hint = declared_length(input.content_length);
-        let written = self
-            .backend
-            .write(body_stream(input.body), size_hint)
-            .await
-            .map_err(errors::backend)?;
-        if size_hint.is_some_and(|declared| declared != written.manifest.size) {
-            self.backend.discard(&written.manifest).await;
-            return Err(s3_error!(
-                IncompleteBody,
-                "the body is shorter than declared"
-            ));
-        }
-        if expected_md5.is_some_and(|md5| md5 != written.md5) {
-            self.backend.discard(&written.manifest).await;
-            return Err(s3_error!(
-                BadDigest,
-                "the Content-MD5 you specified did not match what we received"
-            ));
-        }
+        let (written, computed) = self
+            .write_checked(
+                body_stream(input.body),
+                BodyChecks {
+                    declared_length: declared_length(input.content_length),
+                    md5: expected_md5,
+                    checksum,
+                },
+            )
+            .await?;
         let etag = hex::encode(written.md5);
         let part = PartRecord {
             part_number: input.part_number as u32,
@@ -111,6 +115,11 @@ impl Cairn {
         }
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(attrs::etag(&etag)),
+            checksum_crc32: computed.checksum_crc32,
+            checksum_crc32c: computed.checksum_crc32c,
+            checksum_crc64nvme: computed.checksum_crc64nvme,
+            checksum_sha1: computed.checksum_sha1,
+            checksum_sha256: computed.checksum_sha256,
             ..Default::default()
         }))
     }

@@ -11,7 +11,9 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::attrs::{self, Conditions};
+use super::checksums::ChecksumCheck;
 use super::{Cairn, errors};
+use crate::blob_writer::WrittenBlob;
 
 /// Most keys one DeleteObjects request may name (S3's limit).
 const MAX_DELETE_KEYS: usize = 1000;
@@ -43,6 +45,14 @@ pub(super) fn declared_length(length: Option<i64>) -> Option<u64> {
     length.and_then(|l| u64::try_from(l).ok())
 }
 
+/// What a client declared about a body, checked once it is written.
+#[derive(Debug, Default)]
+pub(super) struct BodyChecks {
+    pub declared_length: Option<u64>,
+    pub md5: Option<[u8; 16]>,
+    pub checksum: Option<ChecksumCheck>,
+}
+
 impl Cairn {
     pub(super) async fn put_object_op(
         &self,
@@ -53,6 +63,18 @@ impl Cairn {
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
+        let checksum = ChecksumCheck::from_request(
+            &headers,
+            &Checksum {
+                checksum_crc32: input.checksum_crc32.clone(),
+                checksum_crc32c: input.checksum_crc32c.clone(),
+                checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+                checksum_sha1: input.checksum_sha1.clone(),
+                checksum_sha256: input.checksum_sha256.clone(),
+                ..Default::default()
+            },
+            req.trailing_headers,
+        )?;
         let precondition = match &input.if_none_match {
             Some(ETagCondition::Any) => Precondition::Absent,
             Some(_) => {
@@ -65,59 +87,45 @@ impl Cairn {
         };
         self.require_bucket(&input.bucket).await?;
         let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata);
-        let etag = self
+        let (etag, computed) = self
             .store_single_blob(
                 &input.bucket,
                 &input.key,
                 &mut manifest,
                 body_stream(input.body),
-                declared_length(input.content_length),
-                expected_md5,
+                BodyChecks {
+                    declared_length: declared_length(input.content_length),
+                    md5: expected_md5,
+                    checksum,
+                },
                 precondition,
             )
             .await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(attrs::etag(&etag)),
+            checksum_crc32: computed.checksum_crc32,
+            checksum_crc32c: computed.checksum_crc32c,
+            checksum_crc64nvme: computed.checksum_crc64nvme,
+            checksum_sha1: computed.checksum_sha1,
+            checksum_sha256: computed.checksum_sha256,
             ..Default::default()
         }))
     }
 
-    /// Writes `body` as the single part of `manifest`, checks its MD5, and
-    /// commits it as `bucket/key`. Returns the ETag. On any failure the
-    /// written chunks are deleted again.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes `body` as the single part of `manifest`, checks it, and
+    /// commits it as `bucket/key`. Returns the ETag and the additional
+    /// checksum computed. On any failure the written chunks are deleted
+    /// again.
     async fn store_single_blob(
         &self,
         bucket: &str,
         key: &str,
         manifest: &mut ObjectManifest,
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
-        size_hint: Option<u64>,
-        expected_md5: Option<[u8; 16]>,
+        checks: BodyChecks,
         precondition: Precondition,
-    ) -> S3Result<String> {
-        let written = self
-            .backend
-            .write(body, size_hint)
-            .await
-            .map_err(errors::backend)?;
-        if let Some(declared) = size_hint
-            && declared != written.manifest.size
-        {
-            self.backend.discard(&written.manifest).await;
-            return Err(s3_error!(
-                IncompleteBody,
-                "received {} bytes of a declared {declared}",
-                written.manifest.size
-            ));
-        }
-        if expected_md5.is_some_and(|md5| md5 != written.md5) {
-            self.backend.discard(&written.manifest).await;
-            return Err(s3_error!(
-                BadDigest,
-                "the Content-MD5 you specified did not match what we received"
-            ));
-        }
+    ) -> S3Result<(String, Checksum)> {
+        let (written, computed) = self.write_checked(body, checks).await?;
         let etag = hex::encode(written.md5);
         manifest.size = written.manifest.size;
         manifest.etag = etag.clone();
@@ -132,7 +140,52 @@ impl Cairn {
             self.backend.discard(&written.manifest).await;
             return Err(errors::meta(err));
         }
-        Ok(etag)
+        Ok((etag, computed))
+    }
+
+    /// Writes a blob and checks what the client declared about the body:
+    /// its length, Content-MD5 (BadDigest), and an additional checksum
+    /// (header or trailer; BadDigest). A blob that fails a check is
+    /// deleted again.
+    pub(super) async fn write_checked(
+        &self,
+        body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+        checks: BodyChecks,
+    ) -> S3Result<(WrittenBlob, Checksum)> {
+        let tap = checks.checksum.as_ref().map(ChecksumCheck::tap);
+        let written = self
+            .backend
+            .write(body, checks.declared_length, tap)
+            .await
+            .map_err(errors::backend)?;
+        let verdict = (|| {
+            if let Some(declared) = checks.declared_length
+                && declared != written.manifest.size
+            {
+                return Err(s3_error!(
+                    IncompleteBody,
+                    "received {} bytes of a declared {declared}",
+                    written.manifest.size
+                ));
+            }
+            if checks.md5.is_some_and(|md5| md5 != written.md5) {
+                return Err(s3_error!(
+                    BadDigest,
+                    "The Content-MD5 you specified did not match what we received."
+                ));
+            }
+            match &checks.checksum {
+                Some(check) => check.verify(),
+                None => Ok(Checksum::default()),
+            }
+        })();
+        match verdict {
+            Ok(computed) => Ok((written, computed)),
+            Err(err) => {
+                self.backend.discard(&written.manifest).await;
+                Err(err)
+            }
+        }
     }
 
     async fn current(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
@@ -382,14 +435,17 @@ impl Cairn {
             }
         };
         let body = self.open_read(&object, 0..object.size).await?;
-        let etag = self
+        let (etag, _) = self
             .store_single_blob(
                 &input.bucket,
                 &input.key,
                 &mut manifest,
                 body,
-                Some(object.size),
-                None,
+                BodyChecks {
+                    declared_length: Some(object.size),
+                    md5: None,
+                    checksum: None,
+                },
                 Precondition::None,
             )
             .await?;
