@@ -15,6 +15,8 @@ pub struct ClusterFile {
     pub admin_endpoint: String,
     /// Gateway `/metrics` and `/health`.
     pub gateway_admin_endpoint: String,
+    /// Scrubber admin API (scrub jobs, repair status, `/metrics`).
+    pub scrubber_endpoint: String,
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
@@ -25,6 +27,7 @@ pub struct ClusterFile {
     pub m: usize,
     pub metadata: ProcessInfo,
     pub gateway: ProcessInfo,
+    pub scrubber: ProcessInfo,
     pub nodes: Vec<NodeInfo>,
 }
 

@@ -1,7 +1,8 @@
 //! `cairn dev`: a whole local cluster in the foreground. The metadata
-//! service, every storage node and the gateway each run as their own OS
-//! process (the `cairn-meta`, `cairn-node` and `cairn-gateway` binaries next
-//! to `cairn`), so a user can `kill -9` a node and watch the cluster cope.
+//! service, every storage node, the gateway and the scrubber each run as
+//! their own OS process (the `cairn-meta`, `cairn-node`, `cairn-gateway`
+//! and `cairn-scrubber` binaries next to `cairn`), so a user can `kill -9` a
+//! node and watch the cluster heal.
 //! Configuration is generated into the data directory on embedded defaults;
 //! data survives a restart.
 
@@ -30,16 +31,21 @@ const STOP_PATIENCE: Duration = Duration::from_secs(10);
 pub struct DevOptions {
     pub data_dir: PathBuf,
     /// S3 port; the gateway admin port is `port + 1`, the metadata service
-    /// `port + 2` (it must keep its address across restarts).
+    /// `port + 2` (it must keep its address across restarts), the scrubber
+    /// `port + 3`.
     pub port: u16,
     pub nodes: usize,
     pub racks: usize,
     pub k: usize,
     pub m: usize,
-    /// Where `cairn-meta`, `cairn-node` and `cairn-gateway` are.
+    /// Where `cairn-meta`, `cairn-node`, `cairn-gateway` and `cairn-scrubber` are.
     pub bin_dir: PathBuf,
     /// Base domain for virtual-host-style S3 addressing (`bucket.<domain>`).
     pub s3_domain: Option<String>,
+    /// A node down this long has its chunks rebuilt elsewhere.
+    pub repair_after: Duration,
+    /// Unreferenced chunks are deleted after this long.
+    pub gc_grace: Duration,
     /// Failure detector timeouts (short, so a killed node shows up fast).
     pub suspect_after: Duration,
     pub down_after: Duration,
@@ -94,6 +100,10 @@ pub struct DevCluster {
     meta: Supervised,
     nodes: Vec<Supervised>,
     gateway: Supervised,
+    scrubber: Supervised,
+    scrubber_bin: PathBuf,
+    secret: String,
+    run_dir: PathBuf,
 }
 
 impl DevOptions {
@@ -125,8 +135,8 @@ impl DevOptions {
                 self.m
             ));
         }
-        if self.port > u16::MAX - 2 {
-            return bad(format!("port {} leaves no room for port + 2", self.port));
+        if self.port > u16::MAX - 3 {
+            return bad(format!("port {} leaves no room for port + 3", self.port));
         }
         Ok(())
     }
@@ -265,6 +275,7 @@ impl DevCluster {
         let meta_bin = options.binary("cairn-meta")?;
         let node_bin = options.binary("cairn-node")?;
         let gateway_bin = options.binary("cairn-gateway")?;
+        let scrubber_bin = options.binary("cairn-scrubber")?;
         let data = &options.data_dir;
         for dir in [data.clone(), data.join("logs"), data.join("run")] {
             std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
@@ -395,14 +406,32 @@ impl DevCluster {
         )?;
         wait_for_addr(&mut gateway, &addr_file).await?;
 
+        // Scrubber: short grace periods, so a killed node heals while you
+        // watch.
+        let scrubber_addr = format!("127.0.0.1:{}", options.port + 3);
+        let scrubber_config = data.join("scrubber.toml");
+        write_toml(
+            &scrubber_config,
+            toml::toml! {
+                listen = (scrubber_addr.clone())
+                metadata_url = (meta_url.clone())
+                data_dir = (data.join("scrubber").display().to_string())
+                repair_after_ms = (options.repair_after.as_millis() as i64)
+                gc_grace_ms = (options.gc_grace.as_millis() as i64)
+                poll_interval_ms = 500
+            },
+        )?;
+        let scrubber = spawn_scrubber(&scrubber_bin, &data, &secret).await?;
+
         let info = ClusterFile {
             s3_endpoint: format!("http://{s3_addr}"),
             admin_endpoint: meta_url.clone(),
             gateway_admin_endpoint: format!("http://{admin_addr}"),
+            scrubber_endpoint: format!("http://{scrubber_addr}"),
             region: "us-east-1".into(),
             access_key,
             secret_key,
-            cluster_secret: secret,
+            cluster_secret: secret.clone(),
             k: options.k,
             m: options.m,
             metadata: ProcessInfo {
@@ -417,6 +446,12 @@ impl DevCluster {
                 data_dir: None,
                 log: gateway.log.clone(),
             },
+            scrubber: ProcessInfo {
+                pid: scrubber.child.id().unwrap_or_default(),
+                address: format!("http://{scrubber_addr}"),
+                data_dir: Some(data.join("scrubber")),
+                log: scrubber.log.clone(),
+            },
             nodes: node_infos,
         };
         let cluster_file = ClusterFile::path_in(&data);
@@ -427,6 +462,10 @@ impl DevCluster {
             meta,
             nodes: supervised_nodes,
             gateway,
+            scrubber,
+            scrubber_bin,
+            secret,
+            run_dir: data.clone(),
         })
     }
 
@@ -446,6 +485,20 @@ impl DevCluster {
                 status = self.gateway.child.wait() => {
                     return Err(format!("the gateway exited ({}); see {}", describe(status), self.gateway.log.display()));
                 }
+                status = self.scrubber.child.wait() => {
+                    // The scrubber keeps its state in its store: restart it.
+                    eprintln!("cairn dev: the scrubber exited ({}); restarting it", describe(status));
+                    match spawn_scrubber(&self.scrubber_bin, &self.run_dir, &self.secret).await {
+                        Ok(scrubber) => {
+                            self.info.scrubber.pid = scrubber.child.id().unwrap_or_default();
+                            self.scrubber = scrubber;
+                            if let Err(err) = self.info.store(&self.cluster_file) {
+                                eprintln!("cairn dev: {err}");
+                            }
+                        }
+                        Err(err) => return Err(format!("cannot restart the scrubber: {err}")),
+                    }
+                }
                 _ = tick.tick() => {
                     for (node, reported) in self.nodes.iter_mut().zip(reported.iter_mut()) {
                         if !*reported && let Ok(Some(status)) = node.child.try_wait() {
@@ -462,11 +515,32 @@ impl DevCluster {
     /// then SIGKILL after a grace period. Removes `cluster.json` (its pids
     /// are gone).
     pub async fn stop(mut self) {
+        terminate(&mut self.scrubber).await;
         terminate(&mut self.gateway).await;
         futures_util::future::join_all(self.nodes.iter_mut().map(terminate)).await;
         terminate(&mut self.meta).await;
         let _ = std::fs::remove_file(&self.cluster_file);
     }
+}
+
+/// Starts the scrubber on the config `start` wrote and waits until it
+/// listens.
+async fn spawn_scrubber(binary: &Path, data: &Path, secret: &str) -> Result<Supervised, DevError> {
+    let addr_file = fresh(data.join("run").join("scrubber.addr"));
+    let mut scrubber = spawn(
+        "scrubber",
+        binary,
+        &[
+            "--config".into(),
+            data.join("scrubber.toml").display().to_string(),
+            "--addr-file".into(),
+            addr_file.display().to_string(),
+        ],
+        secret,
+        data.join("logs").join("scrubber.log"),
+    )?;
+    wait_for_addr(&mut scrubber, &addr_file).await?;
+    Ok(scrubber)
 }
 
 fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
@@ -552,6 +626,8 @@ mod tests {
             m,
             bin_dir: "x".into(),
             s3_domain: None,
+            repair_after: Duration::from_secs(10),
+            gc_grace: Duration::from_secs(10),
             suspect_after: Duration::from_secs(1),
             down_after: Duration::from_secs(2),
         }

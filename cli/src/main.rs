@@ -7,6 +7,10 @@ use anyhow::Context;
 use cairn_cli::cluster_file::ClusterFile;
 use cairn_cli::dev::{DevCluster, DevOptions};
 use cairn_cli::table;
+use cairn_scrubber::client::ScrubberClient;
+use cairn_scrubber::model::{JobSpec, ScrubScope};
+
+mod admin;
 use cairn_metadata_service::MetaClient;
 use clap::{Parser, Subcommand};
 
@@ -25,6 +29,10 @@ struct Cli {
         global = true
     )]
     secret: Option<String>,
+    /// The scrubber's admin API (default: from cluster.json, else
+    /// http://127.0.0.1:7500).
+    #[arg(long, env = "CAIRN_SCRUBBER_URL", global = true)]
+    scrubber_url: Option<String>,
     /// The cluster.json `cairn dev` wrote, used for defaults.
     #[arg(
         long,
@@ -63,6 +71,19 @@ enum Command {
     /// Give a directory its own shard, online: `cairn split photos/2024/`
     /// (a catalogue prefix: bucket, '/', key prefix).
     Split { prefix: String },
+    /// Scrub jobs: verify chunks where they live, find rot, queue repairs.
+    #[command(subcommand)]
+    Scrub(ScrubCommand),
+    /// Repair of lost and corrupt chunks.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+    /// One object's manifest: parts, chunks, nodes, states and roots.
+    Inspect {
+        /// `bucket/key`
+        object: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,12 +114,127 @@ struct DevArgs {
     /// path style always works.
     #[arg(long)]
     s3_domain: Option<String>,
+    /// A node down this long has its chunks rebuilt elsewhere.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    repair_after: Duration,
+    /// Unreferenced chunks are deleted after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    gc_grace: Duration,
     /// A node silent this long is suspect (gets no new chunks).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     suspect_after: Duration,
     /// A node silent this long is down.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     down_after: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScrubCommand {
+    /// Start a scrub job now.
+    Start {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Wait for it, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Schedule a job that runs every interval (e.g. `--every 6h`).
+    Schedule {
+        #[arg(long, value_parser = parse_duration)]
+        every: Duration,
+        #[command(flatten)]
+        job: JobArgs,
+    },
+    /// All jobs with their state and last results.
+    Jobs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One job: progress, findings (corrupt blocks), repairs queued.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+        /// Follow a running job with a progress bar.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Cancel a pending or running job.
+    Cancel { id: u64 },
+}
+
+#[derive(Debug, clap::Args)]
+struct JobArgs {
+    /// Only this bucket.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Only keys with this prefix (needs --bucket).
+    #[arg(long, requires = "bucket")]
+    prefix: Option<String>,
+    /// Chunk bytes verified per second, e.g. 50MiB/s (default: unlimited).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<u64>,
+    /// Burst above the rate, e.g. 8MiB (default: one second of rate).
+    #[arg(long, value_parser = parse_bytes)]
+    burst: Option<u64>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    priority: u8,
+}
+
+impl JobArgs {
+    fn spec(&self, every: Option<Duration>) -> JobSpec {
+        JobSpec {
+            scope: ScrubScope {
+                bucket: self.bucket.clone(),
+                prefix: self.prefix.clone(),
+            },
+            rate_bytes_per_sec: self.rate.unwrap_or(0),
+            burst_bytes: self.burst,
+            every_secs: every.map(|d| d.as_secs().max(1)),
+            priority: self.priority,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum RepairCommand {
+    /// Queue, progress and cost: bytes read, rebuilt, read amplification.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// Follow the queue with a progress bar until it is empty.
+        #[arg(long)]
+        watch: bool,
+    },
+}
+
+/// `50MiB`, `1G`, `4096` → bytes.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let at = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(at);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: use e.g. 512KiB, 50MiB, 1GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?}")),
+    };
+    Ok((value * scale) as u64)
+}
+
+/// `50MiB/s` → bytes per second.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    parse_bytes(text.trim().trim_end_matches("/s"))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -136,6 +272,8 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         m: args.m,
         bin_dir,
         s3_domain: args.s3_domain,
+        repair_after: args.repair_after,
+        gc_grace: args.gc_grace,
         suspect_after: args.suspect_after,
         down_after: args.down_after,
     };
@@ -179,6 +317,10 @@ fn print_banner(info: &ClusterFile, cluster_file: &Path) {
         info.admin_endpoint
     );
     println!("  metrics         {}/metrics", info.gateway_admin_endpoint);
+    println!(
+        "  scrubber        {} (cairn scrub …, cairn repair status)",
+        info.scrubber_endpoint
+    );
     println!(
         "  cluster file    {} (nodes, pids, data dirs)",
         cluster_file.display()
@@ -235,6 +377,20 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .or_else(|| cluster.as_ref().map(|c| c.cluster_secret.clone()))
         .context("no cluster secret: pass --secret, set CAIRN_CLUSTER_SECRET, or run next to a `cairn dev` data dir")?;
+    let scrubber_url = cli
+        .scrubber_url
+        .clone()
+        .or_else(|| cluster.as_ref().map(|c| c.scrubber_endpoint.clone()))
+        .unwrap_or_else(|| "http://127.0.0.1:7500".into());
+    let command = match command {
+        Command::Scrub(scrub) => {
+            return admin::scrub(&ScrubberClient::new(&scrubber_url, &secret), scrub).await;
+        }
+        Command::Repair(repair) => {
+            return admin::repair(&ScrubberClient::new(&scrubber_url, &secret), repair).await;
+        }
+        command => command,
+    };
     let client = MetaClient::connect(&meta_url, &secret)
         .await
         .with_context(|| format!("connect to the metadata service at {meta_url}"))?;
@@ -329,7 +485,8 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Dev(_) => unreachable!("handled above"),
+        Command::Dev(_) | Command::Scrub(_) | Command::Repair(_) => unreachable!("handled above"),
+        Command::Inspect { object, json } => admin::inspect(&client, &object, json).await?,
         Command::Split { prefix } => {
             let map = client.split(&prefix).await?;
             let shard = map.route(&prefix);

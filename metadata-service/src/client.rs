@@ -592,6 +592,23 @@ impl MetaClient {
         .await
     }
 
+    /// Acknowledges garbage entries of `shard` whose chunks are deleted.
+    pub async fn ack_garbage(&self, shard: ShardId, ids: Vec<u64>) -> Result<(), MetaError> {
+        let map = self.shard_map();
+        let Some(range) = map.shard(shard) else {
+            return Ok(());
+        };
+        let _: Outcome = self
+            .send(
+                Method::POST,
+                &shard_url(range, "apply"),
+                Some(&Command::AckGarbage { ids }),
+                &[],
+            )
+            .await?;
+        Ok(())
+    }
+
     // ---- cluster ----
 
     pub async fn heartbeat(&self, status: &NodeStatus) -> Result<NodeRecord, MetaError> {

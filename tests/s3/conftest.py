@@ -40,7 +40,8 @@ def free_port_triple():
 
 
 def require_binaries():
-    missing = [b for b in ("cairn", "cairn-meta", "cairn-node", "cairn-gateway") if not (BIN_DIR / b).is_file()]
+    missing = [b for b in ("cairn", "cairn-meta", "cairn-node", "cairn-gateway", "cairn-scrubber")
+               if not (BIN_DIR / b).is_file()]
     if missing:
         raise RuntimeError(f"{missing} not in {BIN_DIR}: run `cargo test --workspace` first (./dev test does)")
 
@@ -103,6 +104,18 @@ class Cluster:
             time.sleep(0.05)
         raise RuntimeError(f"{node_id} (pid {pid}) did not die")
 
+    def cairn(self, *args):
+        """Runs the `cairn` command against this cluster; JSON output parsed."""
+        result = subprocess.run(
+            [str(BIN_DIR / "cairn"), "--cluster-file", str(self.data_dir / "cluster.json"), *args],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, f"cairn {' '.join(args)}: {result.stderr}"
+        return json.loads(result.stdout) if "--json" in args else result.stdout
+
+    def reload_info(self):
+        self.info = json.loads((self.data_dir / "cluster.json").read_text())
+
     def chunk_files(self):
         files = []
         for node in self.info["nodes"]:
@@ -139,6 +152,21 @@ def fresh_cluster(tmp_path):
     c = Cluster(tmp_path / "data")
     yield c
     c.stop()
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    """Clusters of their own with extra `cairn dev` flags."""
+    clusters = []
+
+    def make(*args):
+        c = Cluster(tmp_path / f"data{len(clusters)}", list(args))
+        clusters.append(c)
+        return c
+
+    yield make
+    for c in clusters:
+        c.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,321 @@
+//! `cairn scrub …`, `cairn repair status` and `cairn inspect`: the
+//! scrubber's admin API and a manifest, for people (tables, progress bars)
+//! and scripts (`--json`).
+
+use std::time::Duration;
+
+use cairn_cli::table;
+use cairn_metadata_service::MetaClient;
+use cairn_scrubber::client::ScrubberClient;
+use cairn_scrubber::model::{JobRecord, JobRun, JobState, RepairStatus};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{RepairCommand, ScrubCommand};
+
+const POLL: Duration = Duration::from_millis(250);
+
+pub(crate) async fn scrub(client: &ScrubberClient, command: ScrubCommand) -> anyhow::Result<()> {
+    match command {
+        ScrubCommand::Start { job, wait } => {
+            let record = client.create_job(&job.spec(None)).await?;
+            println!("scrub job {} started", record.id);
+            if wait {
+                let done = watch_job(client, record.id).await?;
+                print_job(&done);
+            }
+        }
+        ScrubCommand::Schedule { every, job } => {
+            let record = client.create_job(&job.spec(Some(every))).await?;
+            println!(
+                "scrub job {} scheduled every {}s (first run now)",
+                record.id,
+                record.spec.every_secs.unwrap_or_default()
+            );
+        }
+        ScrubCommand::Jobs { json } => {
+            let jobs = client.jobs().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+            } else {
+                let rows: Vec<Vec<String>> = jobs.iter().map(job_row).collect();
+                println!(
+                    "{}",
+                    table::render(
+                        &[
+                            "ID", "STATE", "SCOPE", "EVERY", "RATE", "RUNS", "OBJECTS", "CORRUPT",
+                            "MISSING", "REPAIRS"
+                        ],
+                        &rows
+                    )
+                );
+            }
+        }
+        ScrubCommand::Show { id, json, watch } => {
+            let job = if watch {
+                watch_job(client, id).await?
+            } else {
+                client.job(id).await?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+            } else {
+                print_job(&job);
+            }
+        }
+        ScrubCommand::Cancel { id } => {
+            let job = client.cancel(id).await?;
+            println!("scrub job {} is {}", job.id, state_name(job.state));
+        }
+    }
+    Ok(())
+}
+
+fn state_name(state: JobState) -> &'static str {
+    match state {
+        JobState::Pending => "pending",
+        JobState::Running => "running",
+        JobState::Done => "done",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+fn scope(job: &JobRecord) -> String {
+    match (&job.spec.scope.bucket, &job.spec.scope.prefix) {
+        (None, _) => "(all buckets)".into(),
+        (Some(bucket), None) => bucket.clone(),
+        (Some(bucket), Some(prefix)) => format!("{bucket}/{prefix}"),
+    }
+}
+
+fn job_row(job: &JobRecord) -> Vec<String> {
+    let run = job.current.as_ref().or(job.last.as_ref());
+    let results = run.map(|r| r.results.clone()).unwrap_or_default();
+    vec![
+        job.id.to_string(),
+        state_name(job.state).into(),
+        scope(job),
+        job.spec
+            .every_secs
+            .map_or("once".into(), |s| format!("{s}s")),
+        if job.spec.rate_bytes_per_sec == 0 {
+            "unlimited".into()
+        } else {
+            format!("{}/s", table::bytes(job.spec.rate_bytes_per_sec))
+        },
+        job.runs.to_string(),
+        results.objects_checked.to_string(),
+        results.chunks_corrupt.to_string(),
+        results.chunks_missing.to_string(),
+        results.repairs_queued.to_string(),
+    ]
+}
+
+fn print_job(job: &JobRecord) {
+    println!(
+        "job {}: {} — scope {}, {} run(s){}",
+        job.id,
+        state_name(job.state),
+        scope(job),
+        job.runs,
+        job.spec
+            .every_secs
+            .map_or(String::new(), |s| format!(", every {s}s"))
+    );
+    for (label, run) in [("current run", &job.current), ("last run", &job.last)] {
+        let Some(run) = run else { continue };
+        print_run(label, run);
+    }
+}
+
+fn print_run(label: &str, run: &JobRun) {
+    let r = &run.results;
+    let now = cairn_scrubber::context::now_ms();
+    println!(
+        "  {label}: {} of ~{} objects, {} verified in {:.1}s (resumed {}x)",
+        r.objects_checked,
+        run.objects_total,
+        table::bytes(r.bytes_checked),
+        run.duration_ms(now) as f64 / 1000.0,
+        run.resumed
+    );
+    println!(
+        "    chunks: {} healthy, {} corrupt, {} missing, {} unreachable; {} repairs queued",
+        r.chunks_healthy,
+        r.chunks_corrupt,
+        r.chunks_missing,
+        r.chunks_unreachable,
+        r.repairs_queued
+    );
+    for finding in &r.corrupt {
+        println!(
+            "    corrupt  {}/{}  blob {} chunk {} on {}  blocks {:?}",
+            finding.bucket, finding.key, finding.blob, finding.index, finding.node, finding.blocks
+        );
+    }
+    for finding in &r.missing {
+        println!(
+            "    missing  {}/{}  blob {} chunk {} on {}",
+            finding.bucket, finding.key, finding.blob, finding.index, finding.node
+        );
+    }
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len.max(1));
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Follows a job with a progress bar (objects, verify rate, ETA) until its
+/// run ends; returns the job as it ended.
+async fn watch_job(client: &ScrubberClient, id: u64) -> anyhow::Result<JobRecord> {
+    let progress = bar(
+        1,
+        "{spinner} scrub {prefix} [{bar:30}] {pos}/{len} objects  {msg}  ETA {eta}",
+    );
+    progress.set_prefix(id.to_string());
+    let runs_before = client.job(id).await?.runs;
+    loop {
+        let job = client.job(id).await?;
+        if let Some(run) = &job.current {
+            progress.set_length(run.objects_total.max(run.results.objects_checked).max(1));
+            progress.set_position(run.results.objects_checked);
+            let secs = run.duration_ms(cairn_scrubber::context::now_ms()) as f64 / 1000.0;
+            let rate = if secs > 0.0 {
+                run.results.bytes_checked as f64 / secs
+            } else {
+                0.0
+            };
+            progress.set_message(format!(
+                "{}/s, {} corrupt, {} missing",
+                table::bytes(rate as u64),
+                run.results.chunks_corrupt,
+                run.results.chunks_missing
+            ));
+        }
+        let finished =
+            job.runs > runs_before || matches!(job.state, JobState::Done | JobState::Cancelled);
+        if finished && job.current.is_none() {
+            progress.finish_and_clear();
+            return Ok(job);
+        }
+        progress.tick();
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub(crate) async fn repair(client: &ScrubberClient, command: RepairCommand) -> anyhow::Result<()> {
+    let RepairCommand::Status { json, watch } = command;
+    if watch {
+        watch_repairs(client).await?;
+    }
+    let status = client.repair_status().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print_repair(&status);
+    }
+    Ok(())
+}
+
+fn print_repair(s: &RepairStatus) {
+    println!(
+        "queued {}   in progress {}   repaired {}   failed {}   obsolete {}",
+        s.queued, s.in_progress, s.repaired_chunks, s.failures, s.obsolete
+    );
+    println!(
+        "read {}   rebuilt {}   read amplification {:.3}   cross-rack {}   time {:.1}s",
+        table::bytes(s.bytes_read),
+        table::bytes(s.bytes_rebuilt),
+        s.read_amplification,
+        table::bytes(s.cross_rack_bytes),
+        s.repair_ms as f64 / 1000.0
+    );
+    if !s.lost_nodes.is_empty() {
+        let lost: Vec<String> = s.lost_nodes.iter().map(ToString::to_string).collect();
+        println!("lost nodes (chunks rebuilt elsewhere): {}", lost.join(", "));
+    }
+    println!("garbage chunks deleted: {}", s.garbage_deleted);
+}
+
+/// A progress bar over the repair queue (repaired of repaired + waiting)
+/// until it is empty.
+async fn watch_repairs(client: &ScrubberClient) -> anyhow::Result<()> {
+    let first = client.repair_status().await?;
+    let base = first.repaired_chunks;
+    let progress = bar(
+        1,
+        "{spinner} repair [{bar:30}] {pos}/{len} chunks  {msg}  ETA {eta}",
+    );
+    loop {
+        let s = client.repair_status().await?;
+        let done = s.repaired_chunks - base;
+        progress.set_length(done + s.queued + s.in_progress);
+        progress.set_position(done);
+        progress.set_message(format!(
+            "read {}, rebuilt {}, amplification {:.2}",
+            table::bytes(s.bytes_read),
+            table::bytes(s.bytes_rebuilt),
+            s.read_amplification
+        ));
+        if s.queued + s.in_progress == 0 {
+            progress.finish_and_clear();
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub(crate) async fn inspect(client: &MetaClient, object: &str, json: bool) -> anyhow::Result<()> {
+    let (bucket, key) = object
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("expected bucket/key, got {object:?}"))?;
+    let record = client
+        .get_object(bucket, key)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no object {bucket}/{key}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+        return Ok(());
+    }
+    let m = &record.manifest;
+    println!(
+        "{bucket}/{key}: {} bytes, etag {}, version {}, {} part(s), root {}",
+        m.size,
+        m.etag,
+        record.version_id,
+        m.parts.len(),
+        m.integrity_root().to_hex()
+    );
+    for (i, part) in m.parts.iter().enumerate() {
+        println!(
+            "part {} blob {} ({} bytes, {}+{})",
+            i + 1,
+            part.blob,
+            part.size,
+            part.codec.k,
+            part.codec.m
+        );
+        let rows: Vec<Vec<String>> = part
+            .chunks
+            .iter()
+            .map(|c| {
+                vec![
+                    c.index.to_string(),
+                    c.node.to_string(),
+                    format!("{:?}", c.state).to_lowercase(),
+                    c.merkle_root.to_hex()[..16].to_owned(),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table::render(&["CHUNK", "NODE", "STATE", "ROOT"], &rows)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Scrubber configuration (TOML; unknown fields tolerated).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScrubberConfig {
+    /// Admin API (`/scrub/jobs`, `/repair/status`, `/metrics`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The primary metadata service.
+    pub metadata_url: String,
+    /// RocksDB with jobs, checkpoints, the repair queue and counters.
+    pub data_dir: PathBuf,
+    /// How long a node must stay `down` before its chunks are rebuilt
+    /// elsewhere: a node back within this grace period costs nothing.
+    #[serde(default = "default_repair_after_ms")]
+    pub repair_after_ms: u64,
+    /// Repair reads at most this many bytes per second (0: unlimited).
+    #[serde(default = "default_repair_rate")]
+    pub repair_rate_bytes_per_sec: u64,
+    /// Chunks rebuilt at once.
+    #[serde(default = "default_repair_concurrency")]
+    pub repair_concurrency: usize,
+    /// Most chunks queued for repair; more wait to be queued.
+    #[serde(default = "default_queue_limit")]
+    pub repair_queue_limit: usize,
+    /// Unreferenced chunks are deleted only after this long.
+    #[serde(default = "default_gc_grace_ms")]
+    pub gc_grace_ms: u64,
+    /// How often the failure feed, the queue and garbage are looked at.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7500))
+}
+
+fn default_repair_after_ms() -> u64 {
+    15 * 60 * 1000
+}
+
+fn default_repair_rate() -> u64 {
+    200 << 20
+}
+
+fn default_repair_concurrency() -> usize {
+    2
+}
+
+fn default_queue_limit() -> usize {
+    1_000_000
+}
+
+fn default_gc_grace_ms() -> u64 {
+    60 * 60 * 1000
+}
+
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+impl ScrubberConfig {
+    pub fn new(metadata_url: impl Into<String>, data_dir: PathBuf) -> Self {
+        Self {
+            listen: default_listen(),
+            metadata_url: metadata_url.into(),
+            data_dir,
+            repair_after_ms: default_repair_after_ms(),
+            repair_rate_bytes_per_sec: default_repair_rate(),
+            repair_concurrency: default_repair_concurrency(),
+            repair_queue_limit: default_queue_limit(),
+            gc_grace_ms: default_gc_grace_ms(),
+            poll_interval_ms: default_poll_ms(),
+            secret_file: None,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/scrubber.toml"),
+        )
+        .expect("configs/scrubber.toml");
+        let config: ScrubberConfig = toml::from_str(&text).expect("parses");
+        assert_eq!(config.repair_after_ms, 15 * 60 * 1000);
+        assert_eq!(config.listen.port(), 7500);
+    }
+}

@@ -1,0 +1,103 @@
+//! Node loss: a node `down` for longer than `repair_after` has every chunk
+//! it held (the catalogue's reverse index) queued for repair, most
+//! endangered blobs first. A node back before that costs nothing; one back
+//! after finds its chunks moved, and garbage collection deletes them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cairn_core::ids::NodeId;
+use cairn_core::manifest::ChunkState;
+use cairn_core::placement::NodeState;
+use cairn_metadata_service::model::ObjectRecord;
+
+use crate::context::{Context, now_ms};
+use crate::model::{RepairReason, RepairTask};
+
+/// Watches the registry forever.
+pub async fn watch_nodes(ctx: Arc<Context>) {
+    loop {
+        if let Err(err) = check_nodes(&ctx).await {
+            tracing::warn!(error = %err, "node-loss check failed; retrying");
+        }
+        tokio::time::sleep(ctx.config.poll_interval()).await;
+    }
+}
+
+async fn check_nodes(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let nodes = ctx.meta.nodes().await?;
+    let now = now_ms();
+    let down: BTreeSet<NodeId> = nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Down)
+        .map(|n| n.id.clone())
+        .collect();
+    for node in &nodes {
+        let handled = ctx.store.lost_since(&node.id)?;
+        match (node.state, handled) {
+            (NodeState::Down, None)
+                if now.saturating_sub(node.state_since_ms) >= ctx.config.repair_after_ms =>
+            {
+                let queued = queue_node(ctx, &node.id, &down).await?;
+                ctx.store.set_lost(&node.id, Some(now))?;
+                tracing::warn!(node = %node.id, down_for_ms = now - node.state_since_ms, queued, "node lost: its chunks are queued for repair");
+            }
+            (NodeState::Up, Some(_)) => {
+                ctx.store.set_lost(&node.id, None)?;
+                tracing::info!(node = %node.id, "lost node is back; its moved chunks are garbage");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Queues every chunk the catalogue places on `node`.
+async fn queue_node(
+    ctx: &Context,
+    node: &NodeId,
+    down: &BTreeSet<NodeId>,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let chunks = ctx.meta.chunks_on_node(node).await?;
+    let mut objects: BTreeMap<(String, String), Option<ObjectRecord>> = BTreeMap::new();
+    let mut queued = 0;
+    for chunk in chunks {
+        // Parts of unfinished multipart uploads are not repaired: the
+        // upload either completes (and a scrub finds them) or is aborted.
+        if chunk.owner.upload_id.is_some() {
+            continue;
+        }
+        let id = (chunk.owner.bucket.clone(), chunk.owner.key.clone());
+        if !objects.contains_key(&id) {
+            let record = ctx.meta.get_object(&id.0, &id.1).await?;
+            objects.insert(id.clone(), record);
+        }
+        let Some(Some(record)) = objects.get(&id) else {
+            continue;
+        };
+        let Some(part) = record.manifest.parts.iter().find(|p| p.blob == chunk.blob) else {
+            continue;
+        };
+        let surviving = part
+            .chunks
+            .iter()
+            .filter(|c| c.state == ChunkState::Stored && !down.contains(&c.node))
+            .count() as u8;
+        let task = RepairTask {
+            bucket: id.0.clone(),
+            key: id.1.clone(),
+            blob: chunk.blob,
+            index: chunk.index,
+            node: node.clone(),
+            reason: RepairReason::NodeLost,
+            surviving,
+            queued_ms: now_ms(),
+            attempts: 0,
+            not_before_ms: 0,
+        };
+        if ctx.store.enqueue(&task, ctx.config.repair_queue_limit)? {
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}

@@ -1,0 +1,87 @@
+//! Prometheus metrics of the scrubber.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Debug, Clone)]
+pub struct ScrubberMetrics {
+    registry: Registry,
+    pub chunks_verified: IntCounterVec,
+    pub bytes_verified: IntCounter,
+    pub repaired_chunks: IntCounter,
+    pub repair_failures: IntCounter,
+    pub repair_bytes_read: IntCounter,
+    pub repair_bytes_rebuilt: IntCounter,
+    pub repair_cross_rack_bytes: IntCounter,
+    pub repair_queue: IntGauge,
+    pub repairs_in_progress: IntGauge,
+    pub garbage_deleted: IntCounter,
+}
+
+impl ScrubberMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let metrics = Self {
+            chunks_verified: IntCounterVec::new(
+                Opts::new(
+                    "cairn_scrub_chunks_total",
+                    "Chunks verified by scrub jobs, by outcome",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            bytes_verified: counter(
+                "cairn_scrub_bytes_verified_total",
+                "Chunk bytes verified on nodes by scrub jobs",
+            ),
+            repaired_chunks: counter("cairn_repair_chunks_total", "Chunks rebuilt"),
+            repair_failures: counter("cairn_repair_failures_total", "Repair attempts that failed"),
+            repair_bytes_read: counter(
+                "cairn_repair_bytes_read_total",
+                "Bytes read from surviving chunks by repair",
+            ),
+            repair_bytes_rebuilt: counter(
+                "cairn_repair_bytes_rebuilt_total",
+                "Bytes of chunks rebuilt and written",
+            ),
+            repair_cross_rack_bytes: counter(
+                "cairn_repair_cross_rack_bytes_total",
+                "Repair bytes read from a rack other than the rebuilt chunk's",
+            ),
+            repair_queue: gauge("cairn_repair_queue", "Chunks waiting for repair"),
+            repairs_in_progress: gauge("cairn_repair_in_progress", "Chunks being rebuilt"),
+            garbage_deleted: counter(
+                "cairn_gc_chunks_deleted_total",
+                "Unreferenced chunks deleted",
+            ),
+            registry,
+        };
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(metrics.chunks_verified.clone()),
+            Box::new(metrics.bytes_verified.clone()),
+            Box::new(metrics.repaired_chunks.clone()),
+            Box::new(metrics.repair_failures.clone()),
+            Box::new(metrics.repair_bytes_read.clone()),
+            Box::new(metrics.repair_bytes_rebuilt.clone()),
+            Box::new(metrics.repair_cross_rack_bytes.clone()),
+            Box::new(metrics.repair_queue.clone()),
+            Box::new(metrics.repairs_in_progress.clone()),
+            Box::new(metrics.garbage_deleted.clone()),
+        ];
+        for collector in collectors {
+            metrics.registry.register(collector).expect("unique metric");
+        }
+        metrics
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl Default for ScrubberMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,405 @@
+//! Rebuilding a chunk: read k verified surviving chunks stripe by stripe,
+//! decode the lost one, stream it to a replacement node chosen by the core
+//! placement rule (at most m chunks per rack), and move the manifest entry
+//! atomically. Memory is one stripe per repair. The whole chunk is
+//! rewritten even when only some blocks are corrupt: chunk files are
+//! write-once (temp, fsync, rename), so there is no in-place block update.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_core::codec::ErasureCodec;
+use cairn_core::frame;
+use cairn_core::ids::{ChunkId, NodeId};
+use cairn_core::integrity::{hash_block, merkle_root};
+use cairn_core::manifest::{BlobManifest, ChunkState};
+use cairn_core::placement::{NodeCandidate, NodeState, replace};
+use cairn_metadata_service::client::MetaError;
+use cairn_metadata_service::model::{Command, NodeRecord};
+use cairn_storage_node::client::{BlockStream, NodeError};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::context::{Context, now_ms};
+use crate::model::{RepairCost, RepairTask};
+use crate::rate::TokenBucket;
+
+/// Give up on a chunk after this many failed attempts (counted as a
+/// failure; a later scrub queues it again).
+const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error("reading {chunk}: {source}")]
+    Read {
+        chunk: ChunkId,
+        #[source]
+        source: NodeError,
+    },
+    #[error("writing {chunk} to {node}: {source}")]
+    Write {
+        chunk: ChunkId,
+        node: NodeId,
+        #[source]
+        source: NodeError,
+    },
+    #[error("only {available} healthy chunks to rebuild from; {needed} needed")]
+    TooFewSources { available: usize, needed: usize },
+    #[error("no replacement node: {0}")]
+    Placement(#[from] cairn_core::placement::PlacementError),
+    #[error("decoding: {0}")]
+    Codec(#[from] cairn_core::codec::CodecError),
+    #[error("rebuilt chunk has root {got}, the manifest says {expected}")]
+    RootMismatch { got: String, expected: String },
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What became of a task.
+#[derive(Debug)]
+enum Outcome {
+    Repaired(RepairCost),
+    /// The object changed or the chunk is no longer where the task says.
+    Obsolete,
+}
+
+/// Runs the repair queue forever: most endangered first, a few at a time,
+/// at the configured read rate.
+pub async fn run_repairs(ctx: Arc<Context>) {
+    let rate = Arc::new(Mutex::new(TokenBucket::new(
+        ctx.config.repair_rate_bytes_per_sec,
+        ctx.config.repair_rate_bytes_per_sec.max(4 << 20),
+        Instant::now(),
+    )));
+    let workers = ctx.config.repair_concurrency.max(1);
+    loop {
+        let due = match ctx.store.due_tasks(now_ms(), workers) {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the repair queue");
+                tokio::time::sleep(ctx.config.poll_interval()).await;
+                continue;
+            }
+        };
+        ctx.metrics
+            .repair_queue
+            .set(ctx.store.queue_len().unwrap_or(0) as i64);
+        if due.is_empty() {
+            tokio::time::sleep(ctx.config.poll_interval().min(Duration::from_millis(200))).await;
+            continue;
+        }
+        let handles = due.into_iter().map(|(key, task)| {
+            let ctx = ctx.clone();
+            let rate = rate.clone();
+            tokio::spawn(async move { settle(&ctx, &rate, key, task).await })
+        });
+        futures_util::future::join_all(handles).await;
+    }
+}
+
+/// Runs one task and records its outcome in the queue and the counters.
+async fn settle(ctx: &Context, rate: &Mutex<TokenBucket>, key: String, mut task: RepairTask) {
+    ctx.in_progress.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.repairs_in_progress.inc();
+    let result = repair_chunk(ctx, rate, &task).await;
+    ctx.in_progress.fetch_sub(1, Ordering::Relaxed);
+    ctx.metrics.repairs_in_progress.dec();
+    let recorded = match result {
+        Ok(outcome) => {
+            match &outcome {
+                Outcome::Repaired(cost) => {
+                    ctx.metrics.repaired_chunks.inc();
+                    ctx.metrics.repair_bytes_read.inc_by(cost.bytes_read);
+                    ctx.metrics.repair_bytes_rebuilt.inc_by(cost.bytes_rebuilt);
+                    ctx.metrics
+                        .repair_cross_rack_bytes
+                        .inc_by(cost.cross_rack_bytes);
+                    tracing::info!(blob = %task.blob, index = task.index, ?cost, "chunk repaired");
+                }
+                Outcome::Obsolete => {
+                    tracing::info!(blob = %task.blob, index = task.index, "repair no longer needed")
+                }
+            }
+            ctx.store
+                .update_totals(|totals| match &outcome {
+                    Outcome::Repaired(cost) => totals.add(cost),
+                    Outcome::Obsolete => totals.obsolete += 1,
+                })
+                .and_then(|()| ctx.store.remove_task(&key, &task))
+        }
+        Err(err) => {
+            task.attempts += 1;
+            ctx.metrics.repair_failures.inc();
+            tracing::warn!(blob = %task.blob, index = task.index, attempt = task.attempts, error = %err, "repair failed");
+            if task.attempts >= MAX_ATTEMPTS {
+                ctx.store
+                    .update_totals(|totals| totals.failures += 1)
+                    .and_then(|()| ctx.store.remove_task(&key, &task))
+            } else {
+                // Back off: 1 s, 2 s, 4 s, … up to a minute.
+                let backoff = 1000u64 << task.attempts.min(6);
+                task.not_before_ms = now_ms() + backoff;
+                ctx.store.retry_task(&key, &task)
+            }
+        }
+    };
+    if let Err(err) = recorded {
+        tracing::error!(error = %err, "cannot record a repair outcome");
+    }
+}
+
+fn candidates(nodes: &[NodeRecord]) -> Vec<NodeCandidate> {
+    nodes
+        .iter()
+        .map(|n| NodeCandidate {
+            id: n.id.clone(),
+            rack: n.rack.clone(),
+            capacity: n.capacity_bytes,
+            free: n.free_bytes,
+            state: n.state,
+        })
+        .collect()
+}
+
+#[tracing::instrument(skip_all, fields(blob = %task.blob, index = task.index))]
+async fn repair_chunk(
+    ctx: &Context,
+    rate: &Mutex<TokenBucket>,
+    task: &RepairTask,
+) -> Result<Outcome, RepairError> {
+    let started = Instant::now();
+    let Some(record) = ctx.meta.get_object(&task.bucket, &task.key).await? else {
+        return Ok(Outcome::Obsolete);
+    };
+    let Some(part) = record.manifest.parts.iter().find(|p| p.blob == task.blob) else {
+        return Ok(Outcome::Obsolete);
+    };
+    let index = task.index as usize;
+    let Some(lost) = part.chunks.get(index) else {
+        return Ok(Outcome::Obsolete);
+    };
+    if lost.node != task.node {
+        return Ok(Outcome::Obsolete); // already moved
+    }
+    let nodes = ctx.nodes().await?;
+    let up = |id: &NodeId| {
+        nodes
+            .iter()
+            .any(|n| &n.id == id && n.state == NodeState::Up)
+    };
+    // Surviving chunks on live nodes; data chunks first (no preference is
+    // needed for correctness, but reading data chunks is the common case).
+    let sources: Vec<usize> = part
+        .chunks
+        .iter()
+        .filter(|c| c.index as usize != index && c.state == ChunkState::Stored && up(&c.node))
+        .map(|c| c.index as usize)
+        .collect();
+    let k = part.codec.k;
+    if sources.len() < k {
+        return Err(RepairError::TooFewSources {
+            available: sources.len(),
+            needed: k,
+        });
+    }
+
+    // The replacement, by the core rule: no node holding another chunk of
+    // the blob if possible, at most m chunks per rack.
+    let placement: Vec<NodeId> = part.chunks.iter().map(|c| c.node.clone()).collect();
+    let layout = part.layout();
+    let target = replace(
+        &part.blob,
+        &placement,
+        index,
+        &candidates(&nodes),
+        part.codec.m,
+        layout.chunk_len(),
+    )?;
+    let rack_of = |id: &NodeId| nodes.iter().find(|n| &n.id == id).map(|n| n.rack.clone());
+    let target_rack = rack_of(&target);
+    let target_client = ctx
+        .client(&nodes, &target)
+        .ok_or_else(|| RepairError::Internal(format!("{target} vanished")))?;
+
+    // Read k sources (the first k that open), stripe by stripe.
+    let mut readers: Vec<(usize, BlockStream, bool)> = Vec::with_capacity(k);
+    for &source in &sources {
+        if readers.len() == k {
+            break;
+        }
+        let chunk = part.chunk_id(source as u8);
+        let node = &part.chunks[source].node;
+        let Some(client) = ctx.client(&nodes, node) else {
+            continue;
+        };
+        match client.get_blocks(&chunk, None).await {
+            Ok(stream) => readers.push((source, stream, rack_of(node) != target_rack)),
+            Err(err) => tracing::warn!(%chunk, error = %err, "source unusable; trying another"),
+        }
+    }
+    if readers.len() < k {
+        return Err(RepairError::TooFewSources {
+            available: readers.len(),
+            needed: k,
+        });
+    }
+
+    let codec = Arc::new(ErasureCodec::new(part.codec)?);
+    let chunk_id = part.chunk_id(task.index);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let block_size = part.codec.block_size as u32;
+    let upload = tokio::spawn({
+        let client = target_client.clone();
+        async move {
+            let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|f| (f, rx))
+            });
+            client.put_chunk_stream(&chunk_id, block_size, frames).await
+        }
+    });
+
+    let mut cost = RepairCost::default();
+    let mut hashes = Vec::new();
+    let rebuilt = rebuild_stripes(
+        rate,
+        part,
+        index,
+        &codec,
+        &mut readers,
+        &tx,
+        &mut hashes,
+        &mut cost,
+    )
+    .await;
+    if let Err(err) = rebuilt {
+        drop(tx); // abandon the upload: the node commits nothing
+        let _ = upload.await;
+        return Err(err);
+    }
+    let root = merkle_root(&hashes);
+    if root != lost.merkle_root {
+        drop(tx);
+        let _ = upload.await;
+        return Err(RepairError::RootMismatch {
+            got: root.to_hex(),
+            expected: lost.merkle_root.to_hex(),
+        });
+    }
+    let _ = tx
+        .send(Ok(frame::end_frame(hashes.len() as u32, &root)))
+        .await;
+    drop(tx);
+    let stored = upload
+        .await
+        .map_err(|e| RepairError::Internal(e.to_string()))?
+        .map_err(|source| RepairError::Write {
+            chunk: chunk_id,
+            node: target.clone(),
+            source,
+        })?;
+    if stored.merkle_root != root {
+        return Err(RepairError::RootMismatch {
+            got: stored.merkle_root.to_hex(),
+            expected: root.to_hex(),
+        });
+    }
+    match ctx
+        .meta
+        .apply(&Command::MoveChunk {
+            bucket: task.bucket.clone(),
+            key: task.key.clone(),
+            blob: task.blob,
+            index: task.index,
+            from: lost.node.clone(),
+            to: target.clone(),
+            merkle_root: root,
+        })
+        .await
+    {
+        Ok(_) => {}
+        // The object changed meanwhile: what was written is garbage.
+        Err(err) if err.code() == Some("conflict") => {
+            let _ = target_client.delete(&chunk_id).await;
+            return Ok(Outcome::Obsolete);
+        }
+        Err(err) => return Err(err.into()),
+    }
+    cost.millis = started.elapsed().as_millis() as u64;
+    tracing::debug!(from = %lost.node, to = %target, "chunk moved");
+    Ok(Outcome::Repaired(cost))
+}
+
+/// Decodes chunk `index` stripe by stripe from the readers and sends its
+/// block frames to `tx`, hashing each block.
+#[allow(clippy::too_many_arguments)]
+async fn rebuild_stripes(
+    rate: &Mutex<TokenBucket>,
+    part: &BlobManifest,
+    index: usize,
+    codec: &Arc<ErasureCodec>,
+    readers: &mut [(usize, BlockStream, bool)],
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    hashes: &mut Vec<cairn_core::integrity::BlockHash>,
+    cost: &mut RepairCost,
+) -> Result<(), RepairError> {
+    let layout = part.layout();
+    let total = part.codec.total();
+    let mut buf = codec.stripe_buffer();
+    for stripe in 0..layout.stripe_count() {
+        buf.prepare(layout.stripe_data_len(stripe))?;
+        let block_len = buf.block_len() as u64;
+        rate.lock()
+            .await
+            .take(block_len * readers.len() as u64)
+            .await;
+        let mut present = vec![false; total];
+        for (source, stream, cross_rack) in readers.iter_mut() {
+            let chunk = part.chunk_id(*source as u8);
+            let (got, data) = stream
+                .next_block()
+                .await
+                .map_err(|source| RepairError::Read { chunk, source })?
+                .ok_or_else(|| RepairError::Internal(format!("{chunk} ended at block {stripe}")))?;
+            if got != stripe || data.len() != buf.block_len() {
+                return Err(RepairError::Internal(format!(
+                    "{chunk}: expected block {stripe} of {} bytes, got block {got} of {}",
+                    buf.block_len(),
+                    data.len()
+                )));
+            }
+            buf.block_mut(*source).copy_from_slice(&data);
+            present[*source] = true;
+            cost.bytes_read += data.len() as u64;
+            if *cross_rack {
+                cost.cross_rack_bytes += data.len() as u64;
+            }
+        }
+        // Decode off the reactor.
+        let decoder = codec.clone();
+        let mut owned = buf;
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let result = decoder.reconstruct(&mut owned, &present, false);
+            (owned, result)
+        })
+        .await
+        .map_err(|e| RepairError::Internal(e.to_string()))?;
+        buf = back;
+        result?;
+        let block = buf.block(index);
+        let hash = hash_block(block);
+        hashes.push(hash);
+        cost.bytes_rebuilt += block.len() as u64;
+        let head = Bytes::copy_from_slice(&frame::block_head(stripe as u32, &hash, block.len()));
+        if tx.send(Ok(head)).await.is_err()
+            || tx.send(Ok(Bytes::copy_from_slice(block))).await.is_err()
+        {
+            return Err(RepairError::Internal(
+                "the target node stopped receiving".into(),
+            ));
+        }
+    }
+    Ok(())
+}

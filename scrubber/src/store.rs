@@ -1,0 +1,300 @@
+//! The scrubber's own RocksDB: jobs with their checkpoints and results,
+//! the repair queue (ordered most-endangered first), repair counters, and
+//! which lost nodes were handled. Every write is synced, so a restart
+//! resumes where the last acknowledged step left off.
+//!
+//! Keys: `job/<id:016x>`; `q/<surviving:03>/<seq:016x>` → task and
+//! `qi/<blob>/<index:03>` → its queue key (one entry per chunk);
+//! `totals`; `lost/<node>`; `counter/<name>`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use cairn_core::ids::{BlobId, NodeId};
+use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{JobRecord, RepairTask, RepairTotals};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("scrubber database: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("scrubber database value at {key}: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub struct ScrubStore {
+    db: DB,
+    /// Serialises read-modify-write sequences (counters, queue moves).
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for ScrubStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrubStore").finish_non_exhaustive()
+    }
+}
+
+fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("serializable")
+}
+
+fn queue_index_key(blob: &BlobId, index: u8) -> String {
+    format!("qi/{}/{index:03}", blob.to_hex())
+}
+
+impl ScrubStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        Ok(Self {
+            db: DB::open(&options, path)?,
+            lock: Mutex::new(()),
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.db.get(key)? {
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| StoreError::Decode {
+                        key: key.to_owned(),
+                        source,
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        Ok(self.db.put_opt(key, encode(value), &synced())?)
+    }
+
+    /// Values under `prefix`, in key order, at most `limit`.
+    fn scan<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix.as_bytes(), Direction::Forward))
+        {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            let value = serde_json::from_slice(&value).map_err(|source| StoreError::Decode {
+                key: key.clone(),
+                source,
+            })?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    fn next_counter(&self, name: &str) -> Result<u64, StoreError> {
+        let key = format!("counter/{name}");
+        let next = self.get::<u64>(&key)?.unwrap_or(0) + 1;
+        self.put(&key, &next)?;
+        Ok(next)
+    }
+
+    // ---- jobs ----
+
+    pub fn next_job_id(&self) -> Result<u64, StoreError> {
+        let _guard = self.lock.lock().expect("store lock");
+        self.next_counter("job")
+    }
+
+    pub fn save_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.put(&format!("job/{:016x}", job.id), job)
+    }
+
+    pub fn job(&self, id: u64) -> Result<Option<JobRecord>, StoreError> {
+        self.get(&format!("job/{id:016x}"))
+    }
+
+    pub fn jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self
+            .scan("job/", usize::MAX)?
+            .into_iter()
+            .map(|(_, job)| job)
+            .collect())
+    }
+
+    // ---- repair queue ----
+
+    /// Queues a chunk unless it is already queued. Returns whether it was
+    /// added. `limit` bounds the queue: beyond it nothing is added.
+    pub fn enqueue(&self, task: &RepairTask, limit: usize) -> Result<bool, StoreError> {
+        let _guard = self.lock.lock().expect("store lock");
+        let index_key = queue_index_key(&task.blob, task.index);
+        if self.db.get(&index_key)?.is_some() || self.queue_len_locked()? >= limit {
+            return Ok(false);
+        }
+        let seq = self.next_counter("queue")?;
+        let key = format!("q/{:03}/{seq:016x}", task.surviving);
+        let mut batch = WriteBatch::default();
+        batch.put(&key, encode(task));
+        batch.put(&index_key, key.as_bytes());
+        self.db.write_opt(batch, &synced())?;
+        Ok(true)
+    }
+
+    fn queue_len_locked(&self) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for item in self
+            .db
+            .iterator(IteratorMode::From(b"q/", Direction::Forward))
+        {
+            let (key, _) = item?;
+            if !key.starts_with(b"q/") {
+                break;
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    pub fn queue_len(&self) -> Result<usize, StoreError> {
+        let _guard = self.lock.lock().expect("store lock");
+        self.queue_len_locked()
+    }
+
+    /// Up to `limit` tasks due at `now_ms`, most endangered (fewest
+    /// surviving chunks) first, then oldest.
+    pub fn due_tasks(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, RepairTask)>, StoreError> {
+        Ok(self
+            .scan::<RepairTask>("q/", usize::MAX)?
+            .into_iter()
+            .filter(|(_, t)| t.not_before_ms <= now_ms)
+            .take(limit)
+            .collect())
+    }
+
+    /// Removes a task (done, obsolete, or given up).
+    pub fn remove_task(&self, key: &str, task: &RepairTask) -> Result<(), StoreError> {
+        let _guard = self.lock.lock().expect("store lock");
+        let mut batch = WriteBatch::default();
+        batch.delete(key);
+        batch.delete(queue_index_key(&task.blob, task.index));
+        Ok(self.db.write_opt(batch, &synced())?)
+    }
+
+    /// Puts a task back with its attempt count and retry time updated.
+    pub fn retry_task(&self, key: &str, task: &RepairTask) -> Result<(), StoreError> {
+        self.put(key, task)
+    }
+
+    // ---- counters and lost nodes ----
+
+    pub fn totals(&self) -> Result<RepairTotals, StoreError> {
+        Ok(self.get("totals")?.unwrap_or_default())
+    }
+
+    /// Updates the repair counters atomically (repairs run concurrently).
+    pub fn update_totals(&self, f: impl FnOnce(&mut RepairTotals)) -> Result<(), StoreError> {
+        let _guard = self.lock.lock().expect("store lock");
+        let mut totals = self.totals()?;
+        f(&mut totals);
+        self.put("totals", &totals)
+    }
+
+    pub fn garbage_deleted(&self) -> Result<u64, StoreError> {
+        Ok(self.get("garbage_deleted")?.unwrap_or(0))
+    }
+
+    pub fn add_garbage_deleted(&self, count: u64) -> Result<(), StoreError> {
+        let _guard = self.lock.lock().expect("store lock");
+        let total = self.garbage_deleted()? + count;
+        self.put("garbage_deleted", &total)
+    }
+
+    /// When node `node` was handled as lost (its chunks queued).
+    pub fn lost_since(&self, node: &NodeId) -> Result<Option<u64>, StoreError> {
+        self.get(&format!("lost/{node}"))
+    }
+
+    pub fn set_lost(&self, node: &NodeId, at_ms: Option<u64>) -> Result<(), StoreError> {
+        let key = format!("lost/{node}");
+        match at_ms {
+            Some(at) => self.put(&key, &at),
+            None => Ok(self.db.delete_opt(&key, &synced())?),
+        }
+    }
+
+    pub fn lost_nodes(&self) -> Result<Vec<NodeId>, StoreError> {
+        Ok(self
+            .scan::<u64>("lost/", usize::MAX)?
+            .into_iter()
+            .filter_map(|(key, _)| key.strip_prefix("lost/").and_then(|n| n.parse().ok()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RepairReason;
+
+    fn task(surviving: u8, index: u8, blob: BlobId) -> RepairTask {
+        RepairTask {
+            bucket: "b".into(),
+            key: "k".into(),
+            blob,
+            index,
+            node: NodeId::new("node-01").expect("id"),
+            reason: RepairReason::NodeLost,
+            surviving,
+            queued_ms: 0,
+            attempts: 0,
+            not_before_ms: 0,
+        }
+    }
+
+    #[test]
+    fn queue_is_most_endangered_first_deduplicated_bounded_and_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blob = BlobId::random();
+        {
+            let store = ScrubStore::open(dir.path()).expect("open");
+            assert!(store.enqueue(&task(11, 0, blob), 10).expect("enqueue"));
+            assert!(store.enqueue(&task(8, 1, blob), 10).expect("enqueue"));
+            assert!(store.enqueue(&task(11, 2, blob), 10).expect("enqueue"));
+            assert!(!store.enqueue(&task(9, 1, blob), 10).expect("dedupe"));
+            assert!(!store.enqueue(&task(11, 3, blob), 3).expect("bounded"));
+        }
+        let store = ScrubStore::open(dir.path()).expect("reopen");
+        let due = store.due_tasks(0, 10).expect("due");
+        let order: Vec<u8> = due.iter().map(|(_, t)| t.index).collect();
+        assert_eq!(order, vec![1, 0, 2], "fewest survivors first, then FIFO");
+        let (key, first) = &due[0];
+        store.remove_task(key, first).expect("remove");
+        assert_eq!(store.queue_len().expect("len"), 2);
+        assert!(
+            store
+                .enqueue(&task(8, 1, blob), 10)
+                .expect("requeue after removal")
+        );
+    }
+}

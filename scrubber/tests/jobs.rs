@@ -1,0 +1,149 @@
+//! The scrubber against a real metadata service (in-process, RocksDB in a
+//! temp dir): the admin API, a scheduled job running on its interval, and
+//! jobs, results and counters surviving a scrubber restart. The
+//! cluster-level tests (killed nodes, flipped bytes, repair) are in
+//! tests/s3/test_scrub_repair.py.
+
+use std::time::{Duration, Instant};
+
+use cairn_metadata_service::liveness::DetectorConfig;
+use cairn_metadata_service::shard_map::ShardMap;
+use cairn_metadata_service::{MetaOptions, MetaServer, Role};
+use cairn_scrubber::Scrubber;
+use cairn_scrubber::client::ScrubberClient;
+use cairn_scrubber::config::ScrubberConfig;
+use cairn_scrubber::model::{JobSpec, JobState, ScrubScope};
+use cairn_storage_node::ClusterSecret;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const SECRET: &str = "scrubber-test-secret";
+
+async fn start_meta(dir: &std::path::Path) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let options = MetaOptions {
+        data_dir: dir.to_owned(),
+        advertise_url: url.clone(),
+        role: Role::Primary {
+            initial_map: ShardMap::with_splits(&["m"], &[&url]).expect("map"),
+        },
+        detector: DetectorConfig::LOCAL,
+    };
+    let server = MetaServer::open(options, SECRET, listener)
+        .await
+        .expect("meta");
+    tokio::spawn(server.run(std::future::pending()));
+    url
+}
+
+struct Running {
+    client: ScrubberClient,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start_scrubber(meta_url: &str, dir: &std::path::Path) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut config = ScrubberConfig::new(meta_url, dir.to_owned());
+    config.poll_interval_ms = 50;
+    let scrubber = Scrubber::open(
+        config,
+        ClusterSecret::new(SECRET).expect("secret"),
+        listener,
+    )
+    .await
+    .expect("scrubber");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(scrubber.run(async {
+        let _ = stopped.await;
+    }));
+    Running {
+        client: ScrubberClient::new(&url, SECRET),
+        stop,
+        task,
+    }
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn scheduled_jobs_run_on_their_interval_and_survive_a_restart() {
+    let meta_dir = tempfile::tempdir().expect("tempdir");
+    let scrub_dir = tempfile::tempdir().expect("tempdir");
+    let meta_url = start_meta(meta_dir.path()).await;
+    let meta = cairn_metadata_service::MetaClient::connect(&meta_url, SECRET)
+        .await
+        .expect("meta client");
+    meta.create_bucket("photos", "ann").await.expect("bucket");
+
+    let running = start_scrubber(&meta_url, scrub_dir.path()).await;
+    let client = running.client.clone();
+    let scheduled = client
+        .create_job(&JobSpec {
+            scope: ScrubScope {
+                bucket: Some("photos".into()),
+                prefix: None,
+            },
+            every_secs: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let once = client
+        .create_job(&JobSpec::default())
+        .await
+        .expect("create");
+    wait_for("two runs of the scheduled job", async || {
+        client.job(scheduled.id).await.expect("job").runs >= 2
+    })
+    .await;
+    let job = client.job(scheduled.id).await.expect("job");
+    assert_eq!(
+        job.state,
+        JobState::Pending,
+        "a scheduled job waits for its next run"
+    );
+    let last = job.last.expect("a finished run");
+    assert!(last.finished_ms.expect("finished") >= last.started_ms);
+    assert_eq!(
+        client.job(once.id).await.expect("job").state,
+        JobState::Done
+    );
+    assert!(client.job(999).await.is_err(), "unknown jobs are 404");
+
+    // Restart: the jobs and their results are still there, and the
+    // schedule goes on.
+    let _ = running.stop.send(());
+    running.task.await.expect("join").expect("serve");
+    let restarted = start_scrubber(&meta_url, scrub_dir.path()).await;
+    let client = restarted.client.clone();
+    let after = client.job(scheduled.id).await.expect("job after restart");
+    assert!(
+        after.runs >= job.runs,
+        "runs lost: {} < {}",
+        after.runs,
+        job.runs
+    );
+    assert_eq!(client.jobs().await.expect("jobs").len(), 2);
+    wait_for("another run after the restart", async || {
+        client.job(scheduled.id).await.expect("job").runs > after.runs
+    })
+    .await;
+
+    // Cancel stops the schedule.
+    let cancelled = client.cancel(scheduled.id).await.expect("cancel");
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    let status = client.repair_status().await.expect("repair status");
+    assert_eq!((status.queued, status.repaired_chunks), (0, 0));
+}
