@@ -4,24 +4,95 @@
 //! nodes once `gc_grace` has passed (a reader that fetched the old
 //! manifest may still be streaming them). A node that is unreachable keeps
 //! its entry queued until it answers (or is never coming back).
+//!
+//! A sweep also finds chunks that were never referenced at all (a gateway
+//! that died between writing chunks and committing the manifest): every
+//! chunk a node lists that the catalogue's reverse index does not place
+//! there, older than the grace period, is deleted. The grace period must
+//! exceed the longest upload, since a chunk is written before its manifest
+//! is committed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashSet;
+
+use cairn_core::ids::BlobId;
 use cairn_core::manifest::ChunkState;
+use cairn_core::placement::NodeState;
 
 use crate::context::{Context, now_ms};
 
 /// Garbage entries handled per shard and round.
 const BATCH: usize = 200;
 
+/// Rounds of queued-garbage collection between orphan sweeps.
+const SWEEP_EVERY: u32 = 10;
+
 pub async fn collect_garbage(ctx: Arc<Context>) {
+    let mut round = 0u32;
     loop {
         if let Err(err) = collect_once(&ctx).await {
             tracing::warn!(error = %err, "garbage collection round failed");
         }
+        if round.is_multiple_of(SWEEP_EVERY)
+            && let Err(err) = sweep_orphans(&ctx).await
+        {
+            tracing::warn!(error = %err, "orphan sweep failed");
+        }
+        round = round.wrapping_add(1);
         tokio::time::sleep(ctx.config.poll_interval().max(Duration::from_millis(500))).await;
     }
+}
+
+/// Deletes chunks on live nodes that no manifest or upload references.
+async fn sweep_orphans(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let nodes = ctx.nodes().await?;
+    for node in nodes.iter().filter(|n| n.state == NodeState::Up) {
+        let Some(client) = ctx.client(&nodes, &node.id) else {
+            continue;
+        };
+        // The index first: a chunk committed after this snapshot is younger
+        // than the grace period when listed below.
+        let referenced: HashSet<(BlobId, u8)> = ctx
+            .meta
+            .chunks_on_node(&node.id)
+            .await?
+            .into_iter()
+            .map(|c| (c.blob, c.index))
+            .collect();
+        let cutoff = now_ms().saturating_sub(ctx.config.gc_grace_ms);
+        let mut after = None;
+        let mut deleted = 0u64;
+        loop {
+            let page = client.list(after.as_ref(), 1000).await?;
+            for entry in &page.chunks {
+                if entry.modified_ms < cutoff
+                    && !referenced.contains(&(entry.chunk.blob, entry.chunk.index))
+                {
+                    match client.delete(&entry.chunk).await {
+                        Ok(true) => {
+                            deleted += 1;
+                            tracing::info!(node = %node.id, chunk = %entry.chunk, "deleted an unreferenced chunk");
+                        }
+                        Ok(false) => {}
+                        Err(err) => {
+                            tracing::debug!(chunk = %entry.chunk, error = %err, "orphan not deleted")
+                        }
+                    }
+                }
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        if deleted > 0 {
+            ctx.metrics.garbage_deleted.inc_by(deleted);
+            ctx.store.add_garbage_deleted(deleted)?;
+        }
+    }
+    Ok(())
 }
 
 async fn collect_once(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

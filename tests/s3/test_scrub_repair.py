@@ -274,6 +274,17 @@ def test_garbage_is_collected_after_overwrites_and_from_a_node_back_too_late(mak
     s3.put_object(Bucket="gcol", Key="k", Body=os.urandom(STRIPE))  # overwrite
     wait_until("the overwritten version's chunks to be deleted", lambda: not any(p.exists() for p in old_files))
 
+    # A chunk no manifest references (as a gateway that died between writing
+    # chunks and committing leaves behind): swept after the grace period.
+    current = manifest(cluster, "gcol", "k")["parts"][0]
+    first, second = current["chunks"][0], current["chunks"][1]
+    source = chunk_path(cluster, first["node"], current["blob"], first["index"])
+    orphan = chunk_path(cluster, second["node"], current["blob"], first["index"])
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(source.read_bytes())
+    wait_until("the orphan to be swept", lambda: not orphan.exists(), timeout=60)
+    assert source.exists(), "the referenced copy must stay"
+
     # node-09 dies, its chunk is rebuilt elsewhere; when it comes back its
     # stale copy is garbage.
     current = manifest(cluster, "gcol", "k")["parts"][0]
