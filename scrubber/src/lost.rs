@@ -7,19 +7,33 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cairn_core::ids::NodeId;
-use cairn_core::manifest::ChunkState;
+use cairn_core::manifest::{ChunkState, UNPLACED_NODE};
 use cairn_core::placement::NodeState;
 use cairn_metadata_service::model::ObjectRecord;
 
 use crate::context::{Context, now_ms};
 use crate::model::{RepairReason, RepairTask};
 
-/// Watches the registry forever.
+/// Polls between looks at chunks written without a node.
+const UNPLACED_EVERY: u32 = 4;
+
+/// Watches the registry forever, and picks up chunks that degraded PUTs
+/// could not place (recorded on [`UNPLACED_NODE`]).
 pub async fn watch_nodes(ctx: Arc<Context>) {
+    let unplaced = NodeId::new(UNPLACED_NODE).expect("a valid node id");
+    let mut round = 0u32;
     loop {
         if let Err(err) = check_nodes(&ctx).await {
             tracing::warn!(error = %err, "node-loss check failed; retrying");
         }
+        if round.is_multiple_of(UNPLACED_EVERY) {
+            match queue_node(&ctx, &unplaced, &BTreeSet::new(), RepairReason::Missing).await {
+                Ok(0) => {}
+                Ok(queued) => tracing::info!(queued, "chunks of degraded writes queued for repair"),
+                Err(err) => tracing::warn!(error = %err, "cannot read unplaced chunks"),
+            }
+        }
+        round = round.wrapping_add(1);
         tokio::time::sleep(ctx.config.poll_interval()).await;
     }
 }
@@ -38,7 +52,7 @@ async fn check_nodes(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Se
             (NodeState::Down, None)
                 if now.saturating_sub(node.state_since_ms) >= ctx.config.repair_after_ms =>
             {
-                let queued = queue_node(ctx, &node.id, &down).await?;
+                let queued = queue_node(ctx, &node.id, &down, RepairReason::NodeLost).await?;
                 ctx.store.set_lost(&node.id, Some(now))?;
                 tracing::warn!(node = %node.id, down_for_ms = now - node.state_since_ms, queued, "node lost: its chunks are queued for repair");
             }
@@ -57,6 +71,7 @@ async fn queue_node(
     ctx: &Context,
     node: &NodeId,
     down: &BTreeSet<NodeId>,
+    reason: RepairReason,
 ) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
     let chunks = ctx.meta.chunks_on_node(node).await?;
     let mut objects: BTreeMap<(String, String), Option<ObjectRecord>> = BTreeMap::new();
@@ -89,7 +104,7 @@ async fn queue_node(
             blob: chunk.blob,
             index: chunk.index,
             node: node.clone(),
-            reason: RepairReason::NodeLost,
+            reason: reason.clone(),
             surviving,
             queued_ms: now_ms(),
             attempts: 0,

@@ -237,12 +237,15 @@ def test_a_node_back_within_the_grace_period_triggers_no_repair(make_cluster):
         process.wait(timeout=30)
 
 
-def test_degraded_put_is_repaired_by_a_scrub(make_cluster):
+def test_degraded_put_and_a_deleted_chunk_file_are_repaired(make_cluster):
     """Two nodes down when an object is written: its two unplaceable chunks
-    are recorded missing; a scrub finds them and repair places them."""
+    are recorded missing and repaired without being asked. A chunk file
+    deleted behind a node's back is found missing by a scrub and repaired."""
     cluster = make_cluster("--repair-after", "600s")
     s3 = cluster.client()
     s3.create_bucket(Bucket="degraded")
+    intact = os.urandom(STRIPE)
+    s3.put_object(Bucket="degraded", Key="intact", Body=intact)
     for node in ("node-02", "node-11"):
         cluster.kill9(node)
     wait_until("both nodes marked down", lambda: sum(
@@ -252,15 +255,25 @@ def test_degraded_put_is_repaired_by_a_scrub(make_cluster):
     chunks = manifest(cluster, "degraded", "written-degraded")["parts"][0]["chunks"]
     assert sum(c["state"] == "missing" for c in chunks) == 2, chunks
 
-    cluster.cairn("scrub", "start", "--bucket", "degraded", "--wait")
-    results = cluster.cairn("scrub", "jobs", "--json")[-1]["last"]["results"]
-    assert results["chunks_missing"] == 2 and results["repairs_queued"] == 2, results
-    wait_until("the two repairs", lambda: repair_status(cluster)["repaired_chunks"] >= 2)
+    wait_until("the two unplaced chunks repaired", lambda: repair_status(cluster)["repaired_chunks"] >= 2)
     chunks = manifest(cluster, "degraded", "written-degraded")["parts"][0]["chunks"]
     assert all(c["state"] == "stored" for c in chunks), chunks
     racks = {n["id"]: n["rack"] for n in cluster.info["nodes"]}
     assert max(collections.Counter(racks[c["node"]] for c in chunks).values()) <= 4
     assert s3.get_object(Bucket="degraded", Key="written-degraded")["Body"].read() == data
+
+    part = manifest(cluster, "degraded", "intact")["parts"][0]
+    victim = next(c for c in part["chunks"] if c["node"] not in ("node-02", "node-11"))
+    chunk_path(cluster, victim["node"], part["blob"], victim["index"]).unlink()
+    cluster.cairn("scrub", "start", "--bucket", "degraded", "--wait")
+    results = cluster.cairn("scrub", "jobs", "--json")[-1]["last"]["results"]
+    missing = [(f["blob"], f["index"]) for f in results["missing"]]
+    assert missing == [(part["blob"], victim["index"])], results
+    wait_until("the deleted chunk repaired", lambda: repair_status(cluster)["repaired_chunks"] >= 3)
+    chunks = manifest(cluster, "degraded", "intact")["parts"][0]["chunks"]
+    assert chunks[victim["index"]]["node"] != victim["node"] or chunk_path(
+        cluster, victim["node"], part["blob"], victim["index"]).exists()
+    assert s3.get_object(Bucket="degraded", Key="intact")["Body"].read() == intact
 
 
 def test_garbage_is_collected_after_overwrites_and_from_a_node_back_too_late(make_cluster):
