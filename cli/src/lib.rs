@@ -2,6 +2,8 @@
 //! processes) and administration of a running cluster (nodes, shards,
 //! state changes, online splits).
 
+pub mod bench;
 pub mod cluster_file;
 pub mod dev;
 pub mod table;
+pub mod units;

@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use cairn_cli::bench::client::S3Target;
+use cairn_cli::bench::{BenchSpec, Workload};
 use cairn_cli::cluster_file::ClusterFile;
 use cairn_cli::dev::{DevCluster, DevOptions};
 use cairn_cli::table;
+use cairn_cli::units::{parse_bytes, parse_duration, parse_rate};
 use cairn_scrubber::client::ScrubberClient;
 use cairn_scrubber::model::{JobSpec, ScrubScope};
 
@@ -77,6 +80,10 @@ enum Command {
     /// Repair of lost and corrupt chunks.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// S3 load generator (any endpoint): throughput and latency
+    /// percentiles, every GET verified. `cairn bench repair` times a
+    /// rebuild on a `cairn dev` cluster.
+    Bench(BenchArgs),
     /// One object's manifest: parts, chunks, nodes, states and roots.
     Inspect {
         /// `bucket/key`
@@ -197,6 +204,143 @@ impl JobArgs {
     }
 }
 
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    #[command(subcommand)]
+    repair: Option<BenchCommand>,
+    /// Operations to issue.
+    #[arg(long, value_enum, default_value = "put")]
+    op: Workload,
+    /// Object size, e.g. 4KiB, 1MiB, 64MiB.
+    #[arg(long, value_parser = parse_bytes, default_value = "1MiB")]
+    size: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long to run.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    duration: Duration,
+    /// Stop after this many operations (and at most --duration).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Objects prepared for get, list and mixed (deleted by delete).
+    #[arg(long)]
+    objects: Option<u64>,
+    #[arg(long, default_value = "cairn-bench")]
+    bucket: String,
+    #[arg(long, default_value = "bench/")]
+    prefix: String,
+    /// S3 endpoint (default: the dev cluster's).
+    #[arg(long, env = "CAIRN_S3_ENDPOINT")]
+    endpoint: Option<String>,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key: Option<String>,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Keep the objects written.
+    #[arg(long)]
+    keep: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Fill a `cairn dev` cluster, SIGKILL a node, time the rebuild.
+    Repair {
+        /// Data to write first, e.g. 1GiB.
+        #[arg(long, value_parser = parse_bytes, default_value = "256MiB")]
+        fill: u64,
+        #[arg(long, value_parser = parse_bytes, default_value = "4MiB")]
+        object_size: u64,
+        /// The node to kill.
+        #[arg(long, default_value = "node-01")]
+        node: String,
+        /// Client GET latency is sampled this long before the kill.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        baseline: Duration,
+        #[arg(long, value_parser = parse_duration, default_value = "10m")]
+        timeout: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn run_bench(args: BenchArgs, cluster: Option<ClusterFile>) -> anyhow::Result<()> {
+    if let Some(BenchCommand::Repair {
+        fill,
+        object_size,
+        node,
+        baseline,
+        timeout,
+        json,
+    }) = args.repair
+    {
+        let cluster = cluster
+            .context("cairn bench repair needs a `cairn dev` cluster.json (--cluster-file)")?;
+        let report = cairn_cli::bench::repair::run(
+            &cluster,
+            cairn_cli::bench::repair::RepairBenchSpec {
+                fill_bytes: fill,
+                object_size,
+                node,
+                baseline,
+                timeout,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!("{}", cairn_cli::bench::repair::render(&report));
+        }
+        return Ok(());
+    }
+    let target = S3Target {
+        endpoint: args
+            .endpoint
+            .or_else(|| cluster.as_ref().map(|c| c.s3_endpoint.clone()))
+            .context("no S3 endpoint: pass --endpoint or run next to a `cairn dev` data dir")?,
+        access_key: args
+            .access_key
+            .or_else(|| cluster.as_ref().map(|c| c.access_key.clone()))
+            .context("no access key: pass --access-key or set AWS_ACCESS_KEY_ID")?,
+        secret_key: args
+            .secret_key
+            .or_else(|| cluster.as_ref().map(|c| c.secret_key.clone()))
+            .context("no secret key: pass --secret-key or set AWS_SECRET_ACCESS_KEY")?,
+        region: args.region,
+    };
+    let report = cairn_cli::bench::run(
+        target,
+        BenchSpec {
+            workload: args.op,
+            object_size: args.size,
+            concurrency: args.concurrency,
+            duration: args.duration,
+            count: args.count,
+            objects: args.objects,
+            bucket: args.bucket,
+            prefix: args.prefix,
+            keep: args.keep,
+            progress: !args.json,
+        },
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", cairn_cli::bench::render(&report));
+    }
+    if report.total.verify_failures > 0 {
+        anyhow::bail!("{} reads returned wrong data", report.total.verify_failures);
+    }
+    Ok(())
+}
+
 #[derive(Debug, Subcommand)]
 enum RepairCommand {
     /// Queue, progress and cost: bytes read, rebuilt, read amplification.
@@ -207,52 +351,6 @@ enum RepairCommand {
         #[arg(long)]
         watch: bool,
     },
-}
-
-/// `50MiB`, `1G`, `4096` → bytes.
-fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let at = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(at);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: use e.g. 512KiB, 50MiB, 1GiB"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "kib" => 1024.0,
-        "m" | "mb" => 1e6,
-        "mib" => 1024.0 * 1024.0,
-        "g" | "gb" => 1e9,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown size unit {other:?}")),
-    };
-    Ok((value * scale) as u64)
-}
-
-/// `50MiB/s` → bytes per second.
-fn parse_rate(text: &str) -> Result<u64, String> {
-    parse_bytes(text.trim().trim_end_matches("/s"))
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |at| text.split_at(at));
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: use e.g. 500ms, 5s, 2m, 6h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        "h" => Ok(Duration::from_secs(value * 3600)),
-        _ => Err(format!(
-            "invalid duration unit in {text:?}: use ms, s, m or h"
-        )),
-    }
 }
 
 async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
@@ -367,6 +465,10 @@ async fn main() -> anyhow::Result<()> {
     };
     // Defaults from a dev cluster's cluster.json, when there is one.
     let cluster = ClusterFile::load(&cli.cluster_file).ok();
+    let command = match command {
+        Command::Bench(args) => return run_bench(args, cluster).await,
+        command => command,
+    };
     let meta_url = cli
         .meta_url
         .clone()
@@ -485,7 +587,9 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Dev(_) | Command::Scrub(_) | Command::Repair(_) => unreachable!("handled above"),
+        Command::Dev(_) | Command::Scrub(_) | Command::Repair(_) | Command::Bench(_) => {
+            unreachable!("handled above")
+        }
         Command::Inspect { object, json } => admin::inspect(&client, &object, json).await?,
         Command::Split { prefix } => {
             let map = client.split(&prefix).await?;
