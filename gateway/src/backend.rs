@@ -5,17 +5,16 @@
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_core::codec::ErasureCodec;
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
 use cairn_core::placement::PlacementError;
-use cairn_metadata_service::client::MetaClient;
+use cairn_metadata_service::client::{MetaClient, NodeCache};
 use cairn_metadata_service::model::NodeRecord;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use tokio::sync::Mutex;
 
 use crate::blob_reader::{ReadError, read_blob_observed};
 use crate::blob_writer::{BodyTap, WriteError, WrittenBlob, write_blob_partial};
@@ -49,7 +48,7 @@ pub struct Backend {
     quorum: usize,
     hedge_after: Duration,
     max_object_bytes: u64,
-    nodes: Mutex<Option<(Instant, Arc<Vec<NodeRecord>>)>>,
+    nodes: NodeCache,
 }
 
 impl Backend {
@@ -73,7 +72,7 @@ impl Backend {
             quorum: config.quorum()?,
             hedge_after: config.hedge_after(),
             max_object_bytes: config.max_object_bytes,
-            nodes: Mutex::new(None),
+            nodes: NodeCache::new(NODE_CACHE_TTL),
         })
     }
 
@@ -83,15 +82,7 @@ impl Backend {
 
     /// The registry's nodes, cached for [`NODE_CACHE_TTL`].
     async fn nodes(&self) -> Result<Arc<Vec<NodeRecord>>, BackendError> {
-        let mut cache = self.nodes.lock().await;
-        if let Some((at, nodes)) = cache.as_ref()
-            && at.elapsed() < NODE_CACHE_TTL
-        {
-            return Ok(nodes.clone());
-        }
-        let nodes = Arc::new(self.meta.nodes().await?);
-        *cache = Some((Instant::now(), nodes.clone()));
-        Ok(nodes)
+        Ok(self.nodes.get(&self.meta).await?)
     }
 
     /// Stores `body` as a new blob on rack-safe nodes. `size_hint` (the

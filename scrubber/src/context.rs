@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_core::ids::NodeId;
-use cairn_metadata_service::client::{MetaClient, MetaError};
+use cairn_metadata_service::client::{MetaClient, MetaError, NodeCache};
 use cairn_metadata_service::model::NodeRecord;
 use cairn_storage_node::client::NodeClient;
 
@@ -29,7 +29,7 @@ pub struct Context {
     pub cancelled: Mutex<HashSet<u64>>,
     http: reqwest::Client,
     secret: String,
-    nodes: tokio::sync::Mutex<Option<(Instant, Arc<Vec<NodeRecord>>)>>,
+    nodes: NodeCache,
 }
 
 pub fn now_ms() -> u64 {
@@ -49,21 +49,13 @@ impl Context {
             cancelled: Mutex::new(HashSet::new()),
             http: reqwest::Client::new(),
             secret: secret.to_owned(),
-            nodes: tokio::sync::Mutex::new(None),
+            nodes: NodeCache::new(NODE_CACHE_TTL),
         }
     }
 
     /// The registry's nodes (cached briefly).
     pub async fn nodes(&self) -> Result<Arc<Vec<NodeRecord>>, MetaError> {
-        let mut cache = self.nodes.lock().await;
-        if let Some((at, nodes)) = cache.as_ref()
-            && at.elapsed() < NODE_CACHE_TTL
-        {
-            return Ok(nodes.clone());
-        }
-        let nodes = Arc::new(self.meta.nodes().await?);
-        *cache = Some((Instant::now(), nodes.clone()));
-        Ok(nodes)
+        self.nodes.get(&self.meta).await
     }
 
     /// A client for `node`, if the registry knows it.

@@ -26,42 +26,55 @@ def _hmac(key, text):
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
 
-def signed_chunked_put(cluster, bucket, key, data, chunk_size=64 * 1024, forge_chunk=None):
-    region, service = cluster.info["region"], "s3"
+def _scope(cluster):
     now = datetime.datetime.now(datetime.timezone.utc)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    scope = f"{day}/{region}/{service}/aws4_request"
-    host = f"127.0.0.1:{cluster.port}"
-    path = f"/{bucket}/{key}"
+    region = cluster.info["region"]
+    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + cluster.info["secret_key"]).encode(), day), region), "s3"), "aws4_request")
+    return amz_date, f"{day}/{region}/s3/aws4_request", key
 
+
+def _authorize(cluster, path, headers, payload, amz_date, scope, key_bytes):
+    """Adds the seed SigV4 Authorization for a PUT; returns the signature."""
+    signed = sorted(headers)
+    canonical = "\n".join([
+        "PUT", path, "",
+        "".join(f"{h}:{headers[h]}\n" for h in signed),
+        ";".join(signed),
+        payload,
+    ])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={cluster.info['access_key']}/{scope}, "
+        f"SignedHeaders={';'.join(signed)}, Signature={signature}"
+    )
+    return signature
+
+
+def _send(cluster, path, headers, body):
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=60)
+    conn.request("PUT", path, body=bytes(body), headers={k.title(): v for k, v in headers.items()})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def signed_chunked_put(cluster, bucket, key, data, chunk_size=64 * 1024, forge_chunk=None):
+    amz_date, scope, key_bytes = _scope(cluster)
+    path = f"/{bucket}/{key}"
     chunks = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] + [b""]
     # Encoded length: each chunk is "<hex size>;chunk-signature=<64 hex>\r\n<data>\r\n".
     encoded_length = sum(len(f"{len(c):x};chunk-signature=") + 64 + 2 + len(c) + 2 for c in chunks)
     headers = {
-        "host": host,
+        "host": f"127.0.0.1:{cluster.port}",
         "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
         "x-amz-date": amz_date,
         "x-amz-decoded-content-length": str(len(data)),
         "content-encoding": "aws-chunked",
         "content-length": str(encoded_length),
     }
-    signed = sorted(headers)
-    canonical = "\n".join([
-        "PUT", path, "",
-        "".join(f"{h}:{headers[h]}\n" for h in signed),
-        ";".join(signed),
-        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-    ])
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key_bytes = _hmac(_hmac(_hmac(_hmac(("AWS4" + cluster.info["secret_key"]).encode(), day), region), service), "aws4_request")
-    seed = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={cluster.info['access_key']}/{scope}, "
-        f"SignedHeaders={';'.join(signed)}, Signature={seed}"
-    )
-
+    previous = _authorize(cluster, path, headers, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, key_bytes)
     body = bytearray()
-    previous = seed
     for index, chunk in enumerate(chunks):
         chunk_to_sign = "\n".join([
             "AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, EMPTY_SHA256,
@@ -73,11 +86,7 @@ def signed_chunked_put(cluster, bucket, key, data, chunk_size=64 * 1024, forge_c
             signature = "0" * 64
         body += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
     assert len(body) == encoded_length
-
-    conn = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=60)
-    conn.request("PUT", path, body=bytes(body), headers={k.title(): v for k, v in headers.items()})
-    response = conn.getresponse()
-    return response.status, response.read()
+    return _send(cluster, path, headers, body)
 
 
 def test_signed_chunked_upload_round_trips(cluster, s3, bucket):
@@ -101,11 +110,7 @@ def test_a_forged_chunk_signature_is_refused_and_stores_nothing(cluster, s3, buc
 
 
 def unsigned_trailer_put(cluster, bucket, key, data, crc32, chunk_size=64 * 1024):
-    region, service = cluster.info["region"], "s3"
-    now = datetime.datetime.now(datetime.timezone.utc)
-    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    scope = f"{day}/{region}/{service}/aws4_request"
-    host = f"127.0.0.1:{cluster.port}"
+    amz_date, scope, key_bytes = _scope(cluster)
     path = f"/{bucket}/{key}"
     body = bytearray()
     for i in range(0, len(data), chunk_size):
@@ -113,7 +118,7 @@ def unsigned_trailer_put(cluster, bucket, key, data, crc32, chunk_size=64 * 1024
         body += f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
     body += f"0\r\nx-amz-checksum-crc32:{crc32}\r\n\r\n".encode()
     headers = {
-        "host": host,
+        "host": f"127.0.0.1:{cluster.port}",
         "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
         "x-amz-date": amz_date,
         "x-amz-decoded-content-length": str(len(data)),
@@ -121,24 +126,8 @@ def unsigned_trailer_put(cluster, bucket, key, data, crc32, chunk_size=64 * 1024
         "content-encoding": "aws-chunked",
         "content-length": str(len(body)),
     }
-    signed = sorted(headers)
-    canonical = "\n".join([
-        "PUT", path, "",
-        "".join(f"{h}:{headers[h]}\n" for h in signed),
-        ";".join(signed),
-        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-    ])
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key_bytes = _hmac(_hmac(_hmac(_hmac(("AWS4" + cluster.info["secret_key"]).encode(), day), region), service), "aws4_request")
-    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={cluster.info['access_key']}/{scope}, "
-        f"SignedHeaders={';'.join(signed)}, Signature={signature}"
-    )
-    conn = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=60)
-    conn.request("PUT", path, body=bytes(body), headers={k.title(): v for k, v in headers.items()})
-    response = conn.getresponse()
-    return response.status, response.read()
+    _authorize(cluster, path, headers, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", amz_date, scope, key_bytes)
+    return _send(cluster, path, headers, body)
 
 
 def crc32_b64(data):

@@ -13,6 +13,40 @@ use s3s::{S3Result, TrailingHeaders, s3_error};
 
 use crate::blob_writer::BodyTap;
 
+/// The checksums a PUT-like input claims (`PutObjectInput`,
+/// `UploadPartInput`: same field names, different types).
+macro_rules! claimed_checksums {
+    ($input:expr) => {
+        s3s::dto::Checksum {
+            checksum_crc32: $input.checksum_crc32.clone(),
+            checksum_crc32c: $input.checksum_crc32c.clone(),
+            checksum_crc64nvme: $input.checksum_crc64nvme.clone(),
+            checksum_sha1: $input.checksum_sha1.clone(),
+            checksum_sha256: $input.checksum_sha256.clone(),
+            ..Default::default()
+        }
+    };
+}
+pub(crate) use claimed_checksums;
+
+/// An output (`PutObjectOutput`, `UploadPartOutput`) carrying the checksum
+/// computed, and the ETag.
+macro_rules! output_with_checksum {
+    ($output:ident, $etag:expr, $computed:expr) => {{
+        let computed = $computed;
+        $output {
+            e_tag: Some($etag),
+            checksum_crc32: computed.checksum_crc32,
+            checksum_crc32c: computed.checksum_crc32c,
+            checksum_crc64nvme: computed.checksum_crc64nvme,
+            checksum_sha1: computed.checksum_sha1,
+            checksum_sha256: computed.checksum_sha256,
+            ..Default::default()
+        }
+    }};
+}
+pub(crate) use output_with_checksum;
+
 /// The algorithms S3 defines, with their header names.
 const ALGORITHMS: [&str; 5] = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
 

@@ -8,7 +8,7 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::checksums::ChecksumCheck;
+use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
 use super::objects::{BodyChecks, body_stream, content_md5, declared_length};
 use super::{Cairn, attrs, errors};
 
@@ -68,18 +68,7 @@ impl Cairn {
             ));
         }
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
-        let checksum = ChecksumCheck::from_request(
-            &req.0,
-            &Checksum {
-                checksum_crc32: input.checksum_crc32.clone(),
-                checksum_crc32c: input.checksum_crc32c.clone(),
-                checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-                checksum_sha1: input.checksum_sha1.clone(),
-                checksum_sha256: input.checksum_sha256.clone(),
-                ..Default::default()
-            },
-            req.1,
-        )?;
+        let checksum = ChecksumCheck::from_request(&req.0, &claimed_checksums!(input), req.1)?;
         // Fail before storing data for an upload that does not exist.
         self.backend
             .meta
@@ -113,15 +102,11 @@ impl Cairn {
             self.backend.discard(&written.manifest).await;
             return Err(errors::meta(err));
         }
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(attrs::etag(&etag)),
-            checksum_crc32: computed.checksum_crc32,
-            checksum_crc32c: computed.checksum_crc32c,
-            checksum_crc64nvme: computed.checksum_crc64nvme,
-            checksum_sha1: computed.checksum_sha1,
-            checksum_sha256: computed.checksum_sha256,
-            ..Default::default()
-        }))
+        Ok(S3Response::new(output_with_checksum!(
+            UploadPartOutput,
+            attrs::etag(&etag),
+            computed
+        )))
     }
 
     pub(super) async fn complete_multipart_upload_op(

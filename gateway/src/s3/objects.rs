@@ -11,9 +11,21 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::attrs::{self, Conditions};
-use super::checksums::ChecksumCheck;
+use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
 use super::{Cairn, errors};
 use crate::blob_writer::WrittenBlob;
+
+/// The conditional headers of a GET or HEAD input.
+macro_rules! conditions {
+    ($input:expr) => {
+        Conditions {
+            if_match: $input.if_match,
+            if_none_match: $input.if_none_match,
+            if_modified_since: $input.if_modified_since,
+            if_unmodified_since: $input.if_unmodified_since,
+        }
+    };
+}
 
 /// Most keys one DeleteObjects request may name (S3's limit).
 const MAX_DELETE_KEYS: usize = 1000;
@@ -65,14 +77,7 @@ impl Cairn {
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
         let checksum = ChecksumCheck::from_request(
             &headers,
-            &Checksum {
-                checksum_crc32: input.checksum_crc32.clone(),
-                checksum_crc32c: input.checksum_crc32c.clone(),
-                checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-                checksum_sha1: input.checksum_sha1.clone(),
-                checksum_sha256: input.checksum_sha256.clone(),
-                ..Default::default()
-            },
+            &claimed_checksums!(input),
             req.trailing_headers,
         )?;
         let precondition = match &input.if_none_match {
@@ -101,15 +106,11 @@ impl Cairn {
                 precondition,
             )
             .await?;
-        Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(attrs::etag(&etag)),
-            checksum_crc32: computed.checksum_crc32,
-            checksum_crc32c: computed.checksum_crc32c,
-            checksum_crc64nvme: computed.checksum_crc64nvme,
-            checksum_sha1: computed.checksum_sha1,
-            checksum_sha256: computed.checksum_sha256,
-            ..Default::default()
-        }))
+        Ok(S3Response::new(output_with_checksum!(
+            PutObjectOutput,
+            attrs::etag(&etag),
+            computed
+        )))
     }
 
     /// Writes `body` as the single part of `manifest`, checks it, and
@@ -211,13 +212,7 @@ impl Cairn {
         let input = req.input;
         let record = self.current(&input.bucket, &input.key).await?;
         let object = record.manifest;
-        Conditions {
-            if_match: input.if_match,
-            if_none_match: input.if_none_match,
-            if_modified_since: input.if_modified_since,
-            if_unmodified_since: input.if_unmodified_since,
-        }
-        .check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
+        conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let range = match &input.range {
             Some(range) => Some(range.check(object.size)?),
             None => None,
@@ -290,13 +285,7 @@ impl Cairn {
         let input = req.input;
         let record = self.current(&input.bucket, &input.key).await?;
         let object = record.manifest;
-        Conditions {
-            if_match: input.if_match,
-            if_none_match: input.if_none_match,
-            if_modified_since: input.if_modified_since,
-            if_unmodified_since: input.if_unmodified_since,
-        }
-        .check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
+        conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let (length, content_range) = match &input.range {
             Some(range) => {
                 let r = range.check(object.size)?;
