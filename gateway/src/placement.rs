@@ -24,16 +24,7 @@ pub fn targets_for_new_blob(
     http: &reqwest::Client,
     secret: &str,
 ) -> Result<Vec<Option<ChunkTarget>>, PlacementError> {
-    let candidates: Vec<NodeCandidate> = nodes
-        .iter()
-        .map(|n| NodeCandidate {
-            id: n.id.clone(),
-            rack: n.rack.clone(),
-            capacity: n.capacity_bytes,
-            free: n.free_bytes,
-            state: n.state,
-        })
-        .collect();
+    let candidates: Vec<NodeCandidate> = nodes.iter().map(NodeRecord::candidate).collect();
     let placement = place_partial(blob, &candidates, codec.k, codec.m, min_free, quorum)?;
     Ok(placement
         .into_iter()

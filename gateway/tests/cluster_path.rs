@@ -93,16 +93,7 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
         .into_iter()
         .map(|t| t.expect("every chunk placed in a healthy cluster"))
         .collect();
-    let candidates: Vec<_> = nodes
-        .iter()
-        .map(|n| cairn_core::placement::NodeCandidate {
-            id: n.id.clone(),
-            rack: n.rack.clone(),
-            capacity: n.capacity_bytes,
-            free: n.free_bytes,
-            state: n.state,
-        })
-        .collect();
+    let candidates: Vec<_> = nodes.iter().map(|n| n.candidate()).collect();
     let placed: Vec<NodeId> = targets.iter().map(|t| t.node.clone()).collect();
     assert!(
         rack_counts(&placed, &candidates).values().all(|c| *c <= 2),

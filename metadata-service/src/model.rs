@@ -285,6 +285,19 @@ pub struct NodeRecord {
     pub state_since_ms: u64,
 }
 
+impl NodeRecord {
+    /// The node as placement sees it.
+    pub fn candidate(&self) -> cairn_core::placement::NodeCandidate {
+        cairn_core::placement::NodeCandidate {
+            id: self.id.clone(),
+            rack: self.rack.clone(),
+            capacity: self.capacity_bytes,
+            free: self.free_bytes,
+            state: self.state,
+        }
+    }
+}
+
 /// A recorded node state change (the change feed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeEvent {

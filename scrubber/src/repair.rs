@@ -152,16 +152,7 @@ async fn settle(ctx: &Context, rate: &Mutex<TokenBucket>, key: String, mut task:
 }
 
 fn candidates(nodes: &[NodeRecord]) -> Vec<NodeCandidate> {
-    nodes
-        .iter()
-        .map(|n| NodeCandidate {
-            id: n.id.clone(),
-            rack: n.rack.clone(),
-            capacity: n.capacity_bytes,
-            free: n.free_bytes,
-            state: n.state,
-        })
-        .collect()
+    nodes.iter().map(NodeRecord::candidate).collect()
 }
 
 #[tracing::instrument(skip_all, fields(blob = %task.blob, index = task.index))]
