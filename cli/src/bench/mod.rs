@@ -262,12 +262,17 @@ pub async fn run(target: S3Target, spec: BenchSpec) -> Result<BenchReport, Bench
                             _ => Op::Delete,
                         },
                     };
+                    // A PUT's payload is made (and hashed) before the clock starts.
+                    let upload = (op == Op::Put).then(|| {
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        let key = format!("{}{run_tag:08x}/{id:08}", spec.prefix);
+                        let (data, hash) = payloads.make(id);
+                        (key, data, hash)
+                    });
                     let began = Instant::now();
                     let (ok, verified, bytes) = match op {
                         Op::Put => {
-                            let id = next_id.fetch_add(1, Ordering::Relaxed);
-                            let key = format!("{}{run_tag:08x}/{id:08}", spec.prefix);
-                            let (data, hash) = payloads.make(id);
+                            let Some((key, data, hash)) = upload else { continue };
                             let len = data.len() as u64;
                             let ok = client.put(&spec.bucket, &key, data).await.is_ok();
                             if ok {
