@@ -272,7 +272,9 @@ pub async fn run(target: S3Target, spec: BenchSpec) -> Result<BenchReport, Bench
                     let began = Instant::now();
                     let (ok, verified, bytes) = match op {
                         Op::Put => {
-                            let Some((key, data, hash)) = upload else { continue };
+                            let Some((key, data, hash)) = upload else {
+                                continue;
+                            };
                             let len = data.len() as u64;
                             let ok = client.put(&spec.bucket, &key, data).await.is_ok();
                             if ok {
