@@ -285,10 +285,13 @@ impl DevCluster {
         let run = data.join("run");
         let logs = data.join("logs");
 
-        // Metadata service: two prefix shards, short failure detection.
-        let meta_addr = format!("127.0.0.1:{}", options.port + 2);
-        let meta_url = format!("http://{meta_addr}");
+        // Metadata service: two prefix shards, short failure detection. The
+        // shard map names it by URL, so a data dir keeps its first address
+        // even when later started with another --port.
         let meta_config = data.join("meta.toml");
+        let meta_addr = previous_meta_addr(&meta_config)
+            .unwrap_or_else(|| format!("127.0.0.1:{}", options.port + 2));
+        let meta_url = format!("http://{meta_addr}");
         write_toml(
             &meta_config,
             toml::toml! {
@@ -521,6 +524,14 @@ impl DevCluster {
         terminate(&mut self.meta).await;
         let _ = std::fs::remove_file(&self.cluster_file);
     }
+}
+
+/// The address an existing data dir's metadata service was configured
+/// with.
+fn previous_meta_addr(config: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    table.get("listen")?.as_str().map(str::to_owned)
 }
 
 /// Starts the scrubber on the config `start` wrote and waits until it

@@ -126,3 +126,24 @@ def test_a_hung_node_is_hedged_around(cluster, s3, bucket):
     finally:
         os.kill(node["pid"], signal.SIGCONT)
     assert metric(cluster, "cairn_gateway_hedged_reads_total") > hedged
+
+
+def test_data_survives_a_restart_of_the_whole_cluster(tmp_path):
+    """Ctrl-C stops every process cleanly; `cairn dev` on the same data dir
+    serves the same objects again."""
+    from conftest import Cluster
+
+    data_dir = tmp_path / "data"
+    first = Cluster(data_dir)
+    s3 = first.client()
+    objects = fill(s3, "restart")
+    secret = first.info["cluster_secret"]
+    assert first.stop() == 0, first.output()
+    assert not (data_dir / "cluster.json").exists()
+
+    second = Cluster(data_dir)
+    try:
+        assert second.info["cluster_secret"] == secret, "the cluster secret is kept"
+        assert_all_readable(second.client(), "restart", objects)
+    finally:
+        assert second.stop() == 0

@@ -35,3 +35,32 @@ impl S3Auth for Users {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn several_users_and_unknown_keys_are_refused_as_s3_does() {
+        let users = Users::new(&[
+            Credential {
+                access_key: "alice".into(),
+                secret_key: "alice-secret".into(),
+            },
+            Credential {
+                access_key: "bob".into(),
+                secret_key: "bob-secret".into(),
+            },
+        ]);
+        assert_eq!(
+            users.get_secret_key("alice").await.expect("alice").expose(),
+            "alice-secret"
+        );
+        assert_eq!(
+            users.get_secret_key("bob").await.expect("bob").expose(),
+            "bob-secret"
+        );
+        let err = users.get_secret_key("mallory").await.expect_err("unknown");
+        assert_eq!(*err.code(), s3s::S3ErrorCode::InvalidAccessKeyId);
+    }
+}
