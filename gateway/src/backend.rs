@@ -17,7 +17,7 @@ use cairn_metadata_service::model::NodeRecord;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use crate::blob_reader::{ReadError, read_blob_observed};
-use crate::blob_writer::{BodyTap, WriteError, WrittenBlob, write_blob_partial};
+use crate::blob_writer::{BodyTap, SealCheck, WriteError, WrittenBlob, write_blob_partial};
 use crate::config::{ConfigError, GatewayConfig};
 use crate::metrics::GatewayMetrics;
 use crate::placement::{sources_for_blob, targets_for_new_blob};
@@ -76,10 +76,6 @@ impl Backend {
         })
     }
 
-    pub fn max_object_bytes(&self) -> u64 {
-        self.max_object_bytes
-    }
-
     /// The registry's nodes, cached for [`NODE_CACHE_TTL`].
     async fn nodes(&self) -> Result<Arc<Vec<NodeRecord>>, BackendError> {
         Ok(self.nodes.get(&self.meta).await?)
@@ -87,13 +83,15 @@ impl Backend {
 
     /// Stores `body` as a new blob on rack-safe nodes. `size_hint` (the
     /// declared length) lets placement skip nodes too full for it. Bodies
-    /// over the configured limit fail with [`BackendError::TooLarge`] and
-    /// leave nothing behind.
+    /// over the configured limit fail with [`BackendError::TooLarge`], and
+    /// bodies `seal` refuses with [`WriteError::Rejected`]; both leave
+    /// nothing behind.
     pub async fn write<S, E>(
         &self,
         body: S,
         size_hint: Option<u64>,
         tap: Option<BodyTap>,
+        seal: Option<SealCheck>,
     ) -> Result<WrittenBlob, BackendError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -133,7 +131,17 @@ impl Backend {
             bytes_in.inc_by(chunk.len() as u64);
             Ok(chunk)
         }));
-        match write_blob_partial(self.codec.clone(), blob, targets, body, self.quorum, tap).await {
+        match write_blob_partial(
+            self.codec.clone(),
+            blob,
+            targets,
+            body,
+            self.quorum,
+            tap,
+            seal,
+        )
+        .await
+        {
             Ok(written) => {
                 if written.manifest.stored_chunks() < params.total() {
                     self.metrics.degraded_writes.inc();

@@ -69,6 +69,8 @@ pub enum WriteError {
     },
     #[error("erasure coding failed: {0}")]
     Codec(#[from] cairn_core::codec::CodecError),
+    #[error("the body was refused before its chunks were sealed: {0}")]
+    Rejected(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -88,17 +90,24 @@ where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
 {
     let targets = targets.into_iter().map(Some).collect();
-    write_blob_partial(codec, blob, targets, body, quorum, None).await
+    write_blob_partial(codec, blob, targets, body, quorum, None, None).await
 }
 
 /// Sees every body byte, in order, on the MD5 thread (e.g. the additional
 /// checksums an S3 client sends), so per-byte work stays off the reactor.
 pub type BodyTap = Box<dyn FnMut(&[u8]) + Send>;
 
+/// Decides, once the whole body has been read and hashed (its MD5, its
+/// length, and whatever a [`BodyTap`] computed), whether the chunks may be
+/// sealed. An `Err` abandons every chunk stream, so no node commits
+/// anything: a body that fails its client's checksums is never written.
+pub type SealCheck = Box<dyn FnOnce(&[u8; 16], u64) -> Result<(), String> + Send>;
+
 /// [`write_blob`] when placement found fewer than k+m nodes: chunks without
 /// a target (`None`) are recorded [`ChunkState::Missing`] on
 /// [`UNPLACED_NODE`] from the start, for repair to place later. The write
-/// quorum still applies to the chunks stored. `tap` sees the body bytes.
+/// quorum still applies to the chunks stored. `tap` sees the body bytes;
+/// `seal` may refuse the body before any chunk is committed.
 #[tracing::instrument(skip_all, fields(%blob, k = codec.params().k, m = codec.params().m, quorum))]
 pub async fn write_blob_partial<S>(
     codec: Arc<ErasureCodec>,
@@ -107,6 +116,7 @@ pub async fn write_blob_partial<S>(
     body: S,
     quorum: usize,
     mut tap: Option<BodyTap>,
+    seal: Option<SealCheck>,
 ) -> Result<WrittenBlob, WriteError>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
@@ -217,6 +227,9 @@ where
             }
         }
     }
+    // The MD5 stage ends once it has seen every byte.
+    drop(md5_tx);
+    let mut md5 = None;
     if ingest_error.is_none() {
         if filled > 0 {
             stripe.set_data_len(filled)?;
@@ -224,12 +237,28 @@ where
                 return Err(WriteError::Internal("encoder stopped".into()));
             }
         }
-        if full_tx.send(Feed::End).await.is_err() {
-            return Err(WriteError::Internal("encoder stopped".into()));
+        // Seal only a body that passes its checks.
+        let digest = md5_task
+            .await
+            .map_err(|e| WriteError::Internal(e.to_string()))
+            .and_then(|digest| digest)
+            .and_then(|digest| match seal {
+                Some(check) => check(&digest, size)
+                    .map(|()| digest)
+                    .map_err(WriteError::Rejected),
+                None => Ok(digest),
+            });
+        match digest {
+            Ok(digest) => {
+                md5 = Some(digest);
+                if full_tx.send(Feed::End).await.is_err() {
+                    return Err(WriteError::Internal("encoder stopped".into()));
+                }
+            }
+            Err(err) => ingest_error = Some(err),
         }
     }
     drop(full_tx);
-    drop(md5_tx);
     if let Some(err) = ingest_error {
         // The encoder sees the feed close without `End` and abandons every
         // chunk stream, so no node commits a partial chunk.
@@ -242,9 +271,7 @@ where
     let roots = encode_task
         .await
         .map_err(|e| WriteError::Internal(e.to_string()))??;
-    let md5 = md5_task
-        .await
-        .map_err(|e| WriteError::Internal(e.to_string()))??;
+    let md5 = md5.ok_or_else(|| WriteError::Internal("no MD5".into()))?;
 
     let mut chunks = Vec::with_capacity(total);
     for (index, sender) in senders.into_iter().enumerate() {

@@ -31,8 +31,10 @@ pub enum StoreError {
 
 pub struct ScrubStore {
     db: DB,
-    /// Serialises read-modify-write sequences (counters, queue moves).
-    lock: Mutex<()>,
+    /// Serialises read-modify-write sequences (counters, queue moves) and
+    /// guards the number of queued tasks (counted once at open, then kept
+    /// up to date, so bounding the queue costs nothing per enqueue).
+    lock: Mutex<usize>,
 }
 
 impl std::fmt::Debug for ScrubStore {
@@ -59,9 +61,18 @@ impl ScrubStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
+        let db = DB::open(&options, path)?;
+        let mut queued = 0;
+        for item in db.iterator(IteratorMode::From(b"q/", Direction::Forward)) {
+            let (key, _) = item?;
+            if !key.starts_with(b"q/") {
+                break;
+            }
+            queued += 1;
+        }
         Ok(Self {
-            db: DB::open(&options, path)?,
-            lock: Mutex::new(()),
+            db,
+            lock: Mutex::new(queued),
         })
     }
 
@@ -143,9 +154,9 @@ impl ScrubStore {
     /// Queues a chunk unless it is already queued. Returns whether it was
     /// added. `limit` bounds the queue: beyond it nothing is added.
     pub fn enqueue(&self, task: &RepairTask, limit: usize) -> Result<bool, StoreError> {
-        let _guard = self.lock.lock().expect("store lock");
+        let mut queued = self.lock.lock().expect("store lock");
         let index_key = queue_index_key(&task.blob, task.index);
-        if self.db.get(&index_key)?.is_some() || self.queue_len_locked()? >= limit {
+        if *queued >= limit || self.db.get(&index_key)?.is_some() {
             return Ok(false);
         }
         let seq = self.next_counter("queue")?;
@@ -154,51 +165,56 @@ impl ScrubStore {
         batch.put(&key, encode(task));
         batch.put(&index_key, key.as_bytes());
         self.db.write_opt(batch, &synced())?;
+        *queued += 1;
         Ok(true)
     }
 
-    fn queue_len_locked(&self) -> Result<usize, StoreError> {
-        let mut count = 0;
-        for item in self
-            .db
-            .iterator(IteratorMode::From(b"q/", Direction::Forward))
-        {
-            let (key, _) = item?;
-            if !key.starts_with(b"q/") {
-                break;
-            }
-            count += 1;
-        }
-        Ok(count)
-    }
-
     pub fn queue_len(&self) -> Result<usize, StoreError> {
-        let _guard = self.lock.lock().expect("store lock");
-        self.queue_len_locked()
+        Ok(*self.lock.lock().expect("store lock"))
     }
 
     /// Up to `limit` tasks due at `now_ms`, most endangered (fewest
-    /// surviving chunks) first, then oldest.
+    /// surviving chunks) first, then oldest. Reads the queue in key order
+    /// and stops as soon as it has `limit`.
     pub fn due_tasks(
         &self,
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<(String, RepairTask)>, StoreError> {
-        Ok(self
-            .scan::<RepairTask>("q/", usize::MAX)?
-            .into_iter()
-            .filter(|(_, t)| t.not_before_ms <= now_ms)
-            .take(limit)
-            .collect())
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(b"q/", Direction::Forward))
+        {
+            let (key, value) = item?;
+            if !key.starts_with(b"q/") || out.len() >= limit {
+                break;
+            }
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let task: RepairTask =
+                serde_json::from_slice(&value).map_err(|source| StoreError::Decode {
+                    key: key.clone(),
+                    source,
+                })?;
+            if task.not_before_ms <= now_ms {
+                out.push((key, task));
+            }
+        }
+        Ok(out)
     }
 
     /// Removes a task (done, obsolete, or given up).
     pub fn remove_task(&self, key: &str, task: &RepairTask) -> Result<(), StoreError> {
-        let _guard = self.lock.lock().expect("store lock");
+        let mut queued = self.lock.lock().expect("store lock");
+        if self.db.get(key)?.is_none() {
+            return Ok(());
+        }
         let mut batch = WriteBatch::default();
         batch.delete(key);
         batch.delete(queue_index_key(&task.blob, task.index));
-        Ok(self.db.write_opt(batch, &synced())?)
+        self.db.write_opt(batch, &synced())?;
+        *queued = queued.saturating_sub(1);
+        Ok(())
     }
 
     /// Puts a task back with its attempt count and retry time updated.

@@ -90,14 +90,17 @@ def test_streaming_upload_of_unknown_length(s3, bucket):
     assert md5(s3.get_object(Bucket=bucket, Key="streamed")["Body"].read()) == md5(data)
 
 
-def test_content_md5_is_checked(s3, bucket):
+def test_content_md5_is_checked(cluster, s3, bucket):
     data = b"hello cairn"
     good = base64.b64encode(hashlib.md5(data).digest()).decode()
     s3.put_object(Bucket=bucket, Key="ok", Body=data, ContentMD5=good)
     wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    before = set(cluster.chunk_files())
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket=bucket, Key="bad", Body=data, ContentMD5=wrong)
     assert error_of(e) == ("BadDigest", 400)
+    # Checked before the chunks are sealed: no node committed anything.
+    assert set(cluster.chunk_files()) == before
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="bad")
     assert error_of(e)[1] == 404

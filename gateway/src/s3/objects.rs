@@ -2,6 +2,7 @@
 //! DeleteObjects, CopyObject.
 
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use cairn_core::manifest::ObjectManifest;
@@ -13,7 +14,8 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::attrs::{self, Conditions};
 use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
 use super::{Cairn, errors};
-use crate::blob_writer::WrittenBlob;
+use crate::backend::BackendError;
+use crate::blob_writer::{SealCheck, WriteError, WrittenBlob};
 
 /// The conditional headers of a GET or HEAD input.
 macro_rules! conditions {
@@ -57,12 +59,36 @@ pub(super) fn declared_length(length: Option<i64>) -> Option<u64> {
     length.and_then(|l| u64::try_from(l).ok())
 }
 
-/// What a client declared about a body, checked once it is written.
+/// What a client declared about a body, checked once it is read in full.
 #[derive(Debug, Default)]
 pub(super) struct BodyChecks {
     pub declared_length: Option<u64>,
     pub md5: Option<[u8; 16]>,
     pub checksum: Option<ChecksumCheck>,
+}
+
+impl BodyChecks {
+    /// The additional checksum computed, or the S3 error the body earns.
+    fn verify(&self, md5: &[u8; 16], size: u64) -> S3Result<Checksum> {
+        if let Some(declared) = self.declared_length
+            && declared != size
+        {
+            return Err(s3_error!(
+                IncompleteBody,
+                "received {size} bytes of a declared {declared}"
+            ));
+        }
+        if self.md5.is_some_and(|expected| &expected != md5) {
+            return Err(s3_error!(
+                BadDigest,
+                "The Content-MD5 you specified did not match what we received."
+            ));
+        }
+        match &self.checksum {
+            Some(check) => check.verify(),
+            None => Ok(Checksum::default()),
+        }
+    }
 }
 
 impl Cairn {
@@ -145,46 +171,37 @@ impl Cairn {
     }
 
     /// Writes a blob and checks what the client declared about the body:
-    /// its length, Content-MD5 (BadDigest), and an additional checksum
-    /// (header or trailer; BadDigest). A blob that fails a check is
-    /// deleted again.
+    /// its length (IncompleteBody), Content-MD5 (BadDigest), and an
+    /// additional checksum (header or trailer; BadDigest). The checks run
+    /// before the chunks are sealed, so a refused body commits nothing on
+    /// any node.
     pub(super) async fn write_checked(
         &self,
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
         checks: BodyChecks,
     ) -> S3Result<(WrittenBlob, Checksum)> {
         let tap = checks.checksum.as_ref().map(ChecksumCheck::tap);
-        let written = self
-            .backend
-            .write(body, checks.declared_length, tap)
-            .await
-            .map_err(errors::backend)?;
-        let verdict = (|| {
-            if let Some(declared) = checks.declared_length
-                && declared != written.manifest.size
-            {
-                return Err(s3_error!(
-                    IncompleteBody,
-                    "received {} bytes of a declared {declared}",
-                    written.manifest.size
-                ));
-            }
-            if checks.md5.is_some_and(|md5| md5 != written.md5) {
-                return Err(s3_error!(
-                    BadDigest,
-                    "The Content-MD5 you specified did not match what we received."
-                ));
-            }
-            match &checks.checksum {
-                Some(check) => check.verify(),
-                None => Ok(Checksum::default()),
-            }
-        })();
-        match verdict {
-            Ok(computed) => Ok((written, computed)),
-            Err(err) => {
+        let verdict: Arc<Mutex<Option<S3Result<Checksum>>>> = Arc::new(Mutex::new(None));
+        let slot = verdict.clone();
+        let declared = checks.declared_length;
+        let seal: SealCheck = Box::new(move |md5: &[u8; 16], size: u64| {
+            let result = checks.verify(md5, size);
+            let outcome = result
+                .as_ref()
+                .map(drop)
+                .map_err(|e| format!("{:?}", e.code()));
+            *slot.lock().expect("verdict lock") = Some(result);
+            outcome
+        });
+        let written = self.backend.write(body, declared, tap, Some(seal)).await;
+        let verdict = verdict.lock().expect("verdict lock").take();
+        match (written, verdict) {
+            (Ok(written), Some(Ok(computed))) => Ok((written, computed)),
+            (Err(BackendError::Write(WriteError::Rejected(_))), Some(Err(err))) => Err(err),
+            (Err(err), _) => Err(errors::backend(err)),
+            (Ok(written), _) => {
                 self.backend.discard(&written.manifest).await;
-                Err(err)
+                Err(s3_error!(InternalError, "the body checks did not run"))
             }
         }
     }
