@@ -21,8 +21,11 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 say "machine"
 { nproc; grep -m1 'model name' /proc/cpuinfo; } | tee "$OUT/machine.txt"
 
-say "single-core MD5 (openssl speed -evp md5, 16 KiB and 1 MiB blocks)"
+say "single-core MD5 (openssl speed -evp md5, 1 MiB blocks)"
 openssl speed -evp md5 -bytes 1048576 -seconds 3 2>/dev/null | tail -1 | tee "$OUT/md5.txt"
+say "single-core stage rates: MD5, encode+blake3, loopback copy (cairn bench stages)"
+"$BIN/cairn" bench stages --json >"$OUT/stages.json"
+python3 -c "import json; print(json.dumps(json.load(open('$OUT/stages.json')), indent=1))"
 
 say "starting cairn dev (release) in $DATA"
 "$BIN/cairn" dev --data-dir "$DATA" --port "$PORT" --repair-after 2s >"$OUT/cairn-dev.log" 2>&1 &
@@ -61,4 +64,21 @@ fi
 say "repair: fill 1 GiB in 4 MiB objects, SIGKILL node-05, time the rebuild"
 "$BIN/cairn" $CLUSTER bench repair --fill 1GiB --object-size 4MiB --node node-05 --json >"$OUT/repair.json"
 python3 -c "import json,sys; print(json.dumps(json.load(open('$OUT/repair.json')), indent=1))"
+say "end-to-end single-stream throughput as a fraction of the slowest stage"
+python3 - "$OUT" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+md5_speed = float(open(f"{out}/md5.txt").read().split()[1].rstrip("k")) / 1000  # openssl prints kB/s
+stages = json.load(open(f"{out}/stages.json"))
+def mbs(name):
+    return json.load(open(f"{out}/{name}.json"))["total"]["mb_per_sec"]
+limits = {"md5 (openssl speed)": md5_speed, "md5 (cairn bench stages)": stages["md5_mb_per_sec"],
+          "encode+blake3": stages["encode_blake3_mb_per_sec"], "loopback copy": stages["loopback_copy_mb_per_sec"]}
+for case, target in (("put-1g-single", 0.5), ("get-1g-single", 0.8)):
+    rate = mbs(case)
+    print(f"  {case}: {rate:.1f} MB/s")
+    for name, limit in limits.items():
+        mark = f"  (target {target}x)" if name == "md5 (openssl speed)" else ""
+        print(f"    / {name:26} {limit:8.1f} MB/s = {rate / limit:.2f}x{mark}")
+PY
 say "results in $OUT"

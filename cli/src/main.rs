@@ -207,7 +207,7 @@ impl JobArgs {
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
     #[command(subcommand)]
-    repair: Option<BenchCommand>,
+    command: Option<BenchCommand>,
     /// Operations to issue.
     #[arg(long, value_enum, default_value = "put")]
     op: Workload,
@@ -266,9 +266,28 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Single-core rate of each per-byte stage (MD5, encode+blake3,
+    /// loopback copy): the machine's limits, to read end-to-end numbers by.
+    Stages {
+        /// Data each stage processes.
+        #[arg(long, value_parser = parse_bytes, default_value = "1GiB")]
+        bytes: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 async fn run_bench(args: BenchArgs, cluster: Option<ClusterFile>) -> anyhow::Result<()> {
+    if let Some(BenchCommand::Stages { bytes, json }) = args.command {
+        let rates =
+            tokio::task::spawn_blocking(move || cairn_cli::bench::stages::measure(bytes)).await??;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&rates)?);
+        } else {
+            println!("{}", cairn_cli::bench::stages::render(&rates));
+        }
+        return Ok(());
+    }
     if let Some(BenchCommand::Repair {
         fill,
         object_size,
@@ -276,7 +295,7 @@ async fn run_bench(args: BenchArgs, cluster: Option<ClusterFile>) -> anyhow::Res
         baseline,
         timeout,
         json,
-    }) = args.repair
+    }) = args.command
     {
         let cluster = cluster
             .context("cairn bench repair needs a `cairn dev` cluster.json (--cluster-file)")?;

@@ -1,8 +1,9 @@
-//! The on-disk format of one chunk file (format version 1).
+//! The on-disk format of one chunk file (format version 2).
 //!
 //! ```text
 //! header   64 B  magic "CAIRNCHK" | version u16 | header_len u16 | blob id 16 B
 //!                | chunk index u8 | 3 B zero | block_size u32 | 28 B zero
+//! padding        zeros up to header_len (64 or 4096)
 //! blocks         block 0 | block 1 | … (all block_size bytes but the last)
 //! hashes   n×32  blake3 of each block, in order
 //! footer   72 B  block_count u64 | data_len u64 | merkle root 32 B
@@ -14,14 +15,23 @@
 //! blocks because a chunk is written as it streams in: the writer does not
 //! know the block count up front. Everything needed to verify the chunk is in
 //! the file itself.
+//!
+//! Version 2 adds the padded header: a chunk whose blocks are written with
+//! direct I/O starts its blocks at [`ALIGNED_HEADER_LEN`] so every full
+//! block sits on a page boundary; small chunks keep the 64-byte header.
+//! Version 1 files (always a 64-byte header) are still read.
 
 use crate::ids::{BlobId, ChunkId};
 use crate::integrity::{BlockHash, MerkleRoot};
 
 pub const MAGIC: &[u8; 8] = b"CAIRNCHK";
 pub const END_MAGIC: &[u8; 8] = b"CAIRNEND";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// Length of the header's fields (and the whole header when unpadded).
 pub const HEADER_LEN: usize = 64;
+/// The padded header of a chunk written with direct I/O: the page size, so
+/// the blocks after it are page-aligned.
+pub const ALIGNED_HEADER_LEN: usize = 4096;
 pub const FOOTER_LEN: usize = 72;
 const CHECKSUM_LEN: usize = 16;
 
@@ -44,17 +54,41 @@ pub enum FormatError {
 pub struct ChunkHeader {
     pub chunk: ChunkId,
     pub block_size: u32,
+    /// Where the blocks start: [`HEADER_LEN`] or [`ALIGNED_HEADER_LEN`].
+    pub header_len: u16,
+    /// [`FORMAT_VERSION`] for new files; 1 for a file an older node wrote.
+    pub version: u16,
+}
+
+impl ChunkHeader {
+    /// The header of a new chunk file.
+    pub fn new(chunk: ChunkId, block_size: u32, header_len: u16) -> Self {
+        Self {
+            chunk,
+            block_size,
+            header_len,
+            version: FORMAT_VERSION,
+        }
+    }
 }
 
 impl ChunkHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         out[0..8].copy_from_slice(MAGIC);
-        out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        out[8..10].copy_from_slice(&self.version.to_le_bytes());
+        out[10..12].copy_from_slice(&self.header_len.to_le_bytes());
         out[12..28].copy_from_slice(self.chunk.blob.as_bytes());
         out[28] = self.chunk.index;
         out[32..36].copy_from_slice(&self.block_size.to_le_bytes());
+        out
+    }
+
+    /// The whole header as written: the fields, then zeros up to
+    /// `header_len`.
+    pub fn encode_padded(&self) -> Vec<u8> {
+        let mut out = vec![0u8; (self.header_len as usize).max(HEADER_LEN)];
+        out[..HEADER_LEN].copy_from_slice(&self.encode());
         out
     }
 
@@ -63,11 +97,13 @@ impl ChunkHeader {
             return Err(FormatError::BadMagic);
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion(version));
-        }
-        let header_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
-        if header_len != HEADER_LEN {
+        let header_len = u16::from_le_bytes([bytes[10], bytes[11]]);
+        let len_ok = match version {
+            1 => header_len as usize == HEADER_LEN,
+            FORMAT_VERSION => [HEADER_LEN, ALIGNED_HEADER_LEN].contains(&(header_len as usize)),
+            _ => return Err(FormatError::UnsupportedVersion(version)),
+        };
+        if !len_ok {
             return Err(FormatError::Geometry(format!("header length {header_len}")));
         }
         let mut blob = [0u8; 16];
@@ -79,6 +115,8 @@ impl ChunkHeader {
         Ok(Self {
             chunk: ChunkId::new(BlobId::from_bytes(blob), bytes[28]),
             block_size,
+            header_len,
+            version,
         })
     }
 }
@@ -110,22 +148,22 @@ impl ChunkFooter {
     }
 
     /// Offset of the hash table (which directly follows the blocks).
-    pub fn hash_table_offset(&self) -> u64 {
-        HEADER_LEN as u64 + self.data_len
+    pub fn hash_table_offset(&self, header: &ChunkHeader) -> u64 {
+        header.header_len as u64 + self.data_len
     }
 
     /// The file length this footer implies (`None` if a damaged footer
     /// implies an impossible length).
-    pub fn file_len(&self) -> Option<u64> {
-        (HEADER_LEN as u64)
+    pub fn file_len(&self, header: &ChunkHeader) -> Option<u64> {
+        (header.header_len as u64)
             .checked_add(self.data_len)?
             .checked_add(self.block_count.checked_mul(32)?)?
             .checked_add(FOOTER_LEN as u64)
     }
 
     /// Checks the footer against the actual file length.
-    pub fn check_file_len(&self, actual: u64) -> Result<(), FormatError> {
-        match self.file_len() {
+    pub fn check_file_len(&self, header: &ChunkHeader, actual: u64) -> Result<(), FormatError> {
+        match self.file_len(header) {
             Some(expected) if expected == actual => Ok(()),
             expected => Err(FormatError::LengthMismatch {
                 expected: expected.unwrap_or(u64::MAX),
@@ -153,7 +191,7 @@ impl ChunkMeta {
         hash_table: &[u8],
         file_len: u64,
     ) -> Result<Self, FormatError> {
-        footer.check_file_len(file_len)?;
+        footer.check_file_len(&header, file_len)?;
         if hash_table.len() as u64 != footer.block_count * 32 {
             return Err(FormatError::Geometry("hash table length".into()));
         }
@@ -193,7 +231,7 @@ impl ChunkMeta {
         let size = self.header.block_size as u64;
         let start = index * size;
         let len = size.min(self.data_len - start);
-        (HEADER_LEN as u64 + start, len as usize)
+        (self.header.header_len as u64 + start, len as usize)
     }
 }
 
@@ -270,17 +308,14 @@ mod tests {
     use crate::integrity::{hash_block, merkle_root};
 
     fn sample() -> (ChunkHeader, Vec<Vec<u8>>) {
-        let header = ChunkHeader {
-            chunk: ChunkId::new(BlobId::random(), 7),
-            block_size: 10,
-        };
+        let header = ChunkHeader::new(ChunkId::new(BlobId::random(), 7), 10, HEADER_LEN as u16);
         (header, vec![vec![1; 10], vec![2; 10], vec![3; 4]])
     }
 
     fn file(header: &ChunkHeader, blocks: &[Vec<u8>]) -> Vec<u8> {
         let hashes: Vec<BlockHash> = blocks.iter().map(|b| hash_block(b)).collect();
         let data_len = blocks.iter().map(|b| b.len() as u64).sum();
-        let mut out = header.encode().to_vec();
+        let mut out = header.encode_padded();
         for b in blocks {
             out.extend_from_slice(b);
         }
@@ -296,7 +331,7 @@ mod tests {
     fn parse(bytes: &[u8]) -> Result<ChunkMeta, FormatError> {
         let header = ChunkHeader::decode(&bytes[..HEADER_LEN])?;
         let footer = ChunkFooter::decode(&bytes[bytes.len() - FOOTER_LEN..])?;
-        let table_start = footer.hash_table_offset() as usize;
+        let table_start = footer.hash_table_offset(&header) as usize;
         let table = bytes
             .get(table_start..bytes.len() - FOOTER_LEN)
             .ok_or(FormatError::Geometry("short".into()))?;
@@ -318,6 +353,36 @@ mod tests {
             &bytes[offset as usize..offset as usize + len],
             &blocks[2][..]
         );
+    }
+
+    #[test]
+    fn padded_header_puts_blocks_on_a_page_boundary() {
+        let (mut header, blocks) = sample();
+        header.header_len = ALIGNED_HEADER_LEN as u16;
+        let bytes = file(&header, &blocks);
+        let meta = parse(&bytes).expect("valid");
+        assert_eq!(meta.header, header);
+        assert_eq!(meta.block_extent(0), (4096, 10));
+        assert_eq!(meta.block_extent(2), (4116, 4));
+        assert_eq!(bytes.len(), 4096 + 24 + 3 * 32 + FOOTER_LEN);
+        // Any other header length is refused, and version 1 knew only 64.
+        let mut odd = bytes.clone();
+        odd[10..12].copy_from_slice(&100u16.to_le_bytes());
+        assert!(matches!(parse(&odd), Err(FormatError::Geometry(_))));
+        let mut v1 = bytes.clone();
+        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
+        assert!(matches!(parse(&v1), Err(FormatError::Geometry(_))));
+    }
+
+    #[test]
+    fn version_1_files_are_still_read() {
+        let (mut header, blocks) = sample();
+        header.version = 1;
+        let bytes = file(&header, &blocks);
+        assert_eq!(&bytes[8..10], &1u16.to_le_bytes());
+        let meta = parse(&bytes).expect("a version 1 file");
+        assert_eq!(meta.header.version, 1);
+        assert_eq!(meta.block_extent(2), (84, 4));
     }
 
     #[test]

@@ -10,9 +10,10 @@
 //!             └────bytes────▶ MD5 (ETag)
 //! ```
 //!
-//! Memory is bounded by the stripe pool ([`STRIPE_POOL`] buffers) and the
-//! per-node frame queues, whatever the object size. CPU work runs on
-//! blocking threads, never on the reactor.
+//! Memory is bounded by the stripe pool ([`STRIPE_POOL`] buffers), whatever
+//! the object size: the blocks queued for the nodes are views into pooled
+//! stripes, not copies, and a stripe returns to the pool when its last block
+//! has been sent. CPU work runs on blocking threads, never on the reactor.
 
 use std::sync::Arc;
 
@@ -27,10 +28,70 @@ use futures_util::{Stream, StreamExt};
 use openssl::hash::{Hasher, MessageDigest};
 use tokio::sync::mpsc;
 
-/// Stripe buffers in flight per write: one being filled, one being encoded.
-pub const STRIPE_POOL: usize = 2;
-/// Frames queued per node before the encoder waits for that node.
+/// Stripe buffers per write: one being filled, one being encoded, and the
+/// rest holding blocks queued for (or being written to) the nodes.
+pub const STRIPE_POOL: usize = 6;
+/// Frames queued per node before the encoder waits for that node (a block
+/// is two frames: its head and its data).
 const NODE_QUEUE: usize = 8;
+
+/// A coded stripe shared by the k+m block views sent to the nodes; when
+/// the last view is dropped (its bytes are on the wire, or its node failed)
+/// the buffer goes back to the write's pool.
+struct PooledStripe {
+    stripe: Option<StripeBuffer>,
+    home: mpsc::Sender<StripeBuffer>,
+}
+
+impl Drop for PooledStripe {
+    fn drop(&mut self) {
+        if let Some(stripe) = self.stripe.take() {
+            // The pool has room for every buffer it owns; after the write
+            // ends the receiver is gone and the buffer is freed instead.
+            let _ = self.home.try_send(stripe);
+        }
+    }
+}
+
+/// Ingest's side of the pool: buffers are allocated on demand, up to
+/// [`STRIPE_POOL`], so a small object costs one stripe buffer, not six.
+struct StripePool {
+    codec: Arc<ErasureCodec>,
+    free: mpsc::Receiver<StripeBuffer>,
+    allocated: usize,
+}
+
+impl StripePool {
+    async fn take(&mut self) -> Result<StripeBuffer, WriteError> {
+        if let Ok(stripe) = self.free.try_recv() {
+            return Ok(stripe);
+        }
+        if self.allocated < STRIPE_POOL {
+            self.allocated += 1;
+            return Ok(self.codec.stripe_buffer());
+        }
+        self.free
+            .recv()
+            .await
+            .ok_or_else(|| WriteError::Internal("stripe pool".into()))
+    }
+}
+
+/// Block `index` of a pooled stripe, as the bytes of a [`Bytes`].
+struct BlockView {
+    stripe: Arc<PooledStripe>,
+    index: usize,
+}
+
+impl AsRef<[u8]> for BlockView {
+    fn as_ref(&self) -> &[u8] {
+        match &self.stripe.stripe {
+            Some(stripe) => stripe.block(self.index),
+            // Only `Drop` empties it, and a view keeps it alive.
+            None => &[],
+        }
+    }
+}
 
 /// What ingest hands the encoder. Only an explicit `End` seals the chunks:
 /// if ingest fails, the channel closes without it and every chunk stream is
@@ -155,14 +216,14 @@ where
         })));
     }
 
-    // Stripe buffers circulate: ingest fills, encoder empties and returns.
-    let (free_tx, mut free_rx) = mpsc::channel::<StripeBuffer>(STRIPE_POOL);
-    for _ in 0..STRIPE_POOL {
-        free_tx
-            .send(codec.stripe_buffer())
-            .await
-            .map_err(|_| WriteError::Internal("stripe pool".into()))?;
-    }
+    // Stripe buffers circulate: ingest fills, the encoder codes and shares
+    // them with the node senders, the last block sent returns them.
+    let (free_tx, free_rx) = mpsc::channel::<StripeBuffer>(STRIPE_POOL);
+    let mut pool = StripePool {
+        codec: codec.clone(),
+        free: free_rx,
+        allocated: 0,
+    };
     let (full_tx, full_rx) = mpsc::channel::<Feed>(STRIPE_POOL);
     // A tokio channel: when MD5 falls behind, ingest awaits instead of
     // blocking a runtime thread.
@@ -190,10 +251,7 @@ where
     // Ingest: fill stripes from the body.
     let mut body = body;
     let mut size = 0u64;
-    let mut stripe = free_rx
-        .recv()
-        .await
-        .ok_or_else(|| WriteError::Internal("stripe pool".into()))?;
+    let mut stripe = pool.take().await?;
     let mut filled = 0usize;
     let capacity = stripe.capacity();
     let mut ingest_error = None;
@@ -219,10 +277,7 @@ where
                 if full_tx.send(Feed::Stripe(stripe)).await.is_err() {
                     return Err(WriteError::Internal("encoder stopped".into()));
                 }
-                stripe = free_rx
-                    .recv()
-                    .await
-                    .ok_or_else(|| WriteError::Internal("stripe pool".into()))?;
+                stripe = pool.take().await?;
                 filled = 0;
             }
         }
@@ -357,20 +412,26 @@ fn encode_stripes(
             }
         };
         codec.encode(&mut stripe)?;
+        let block_hashes = stripe.block_hashes();
+        let block_len = stripe.block_len();
+        let shared = Arc::new(PooledStripe {
+            stripe: Some(stripe),
+            home: free.clone(),
+        });
         for (index, queue) in queues.iter_mut().enumerate() {
-            let block = stripe.block(index);
-            let hash = cairn_core::integrity::hash_block(block);
+            let hash = block_hashes[index];
             hashes[index].push(hash);
             let Some(tx) = queue else { continue };
-            let head = Bytes::copy_from_slice(&frame::block_head(stripes, &hash, block.len()));
-            let data = Bytes::copy_from_slice(block);
+            let head = Bytes::copy_from_slice(&frame::block_head(stripes, &hash, block_len));
+            let data = Bytes::from_owner(BlockView {
+                stripe: shared.clone(),
+                index,
+            });
             if tx.blocking_send(Ok(head)).is_err() || tx.blocking_send(Ok(data)).is_err() {
                 *queue = None;
             }
         }
         stripes += 1;
-        // The pool outlives this stage only if ingest is still running.
-        let _ = free.blocking_send(stripe);
     }
     let roots: Vec<MerkleRoot> = hashes.iter().map(|h| merkle_root(h)).collect();
     for (index, queue) in queues.into_iter().enumerate() {

@@ -35,6 +35,10 @@ pub struct NodeConfig {
     /// Largest block a writer may send, bounding per-request memory.
     #[serde(default = "default_max_block")]
     pub max_block_size: usize,
+    /// Write full blocks of large chunks with `O_DIRECT`, bypassing the page
+    /// cache (falls back by itself where the filesystem refuses it).
+    #[serde(default = "default_direct_io")]
+    pub direct_io: bool,
     /// The primary metadata service to register and heartbeat with (none:
     /// standalone).
     #[serde(default)]
@@ -95,10 +99,15 @@ impl NodeConfig {
             capacity_bytes: None,
             secret_file: None,
             max_block_size: default_max_block(),
+            direct_io: default_direct_io(),
             metadata_url: None,
             heartbeat_interval_ms: default_heartbeat_ms(),
         }
     }
+}
+
+fn default_direct_io() -> bool {
+    true
 }
 
 #[cfg(test)]

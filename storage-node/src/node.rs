@@ -113,6 +113,7 @@ impl StorageNode {
         listener: TcpListener,
     ) -> Result<Self, StoreError> {
         let store = ChunkStore::open(&config.data_dir)?;
+        store.set_direct_io(config.direct_io);
         let advertise_url = match &config.advertise_url {
             Some(url) => url.clone(),
             None => format!(

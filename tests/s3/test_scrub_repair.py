@@ -19,7 +19,6 @@ from boto3.s3.transfer import TransferConfig
 MiB = 1024 * 1024
 BLOCK = 256 * 1024
 STRIPE = 8 * BLOCK
-HEADER = 64  # chunk file header (ARCHITECTURE.md, chunk file v1)
 
 
 def wait_until(what, predicate, timeout=90, interval=0.2):
@@ -122,7 +121,11 @@ def test_flipped_bytes_are_found_to_the_block_and_repaired(fresh_cluster):
         chunk = next(c for c in part["chunks"] if c["node"] == node)
         path = chunk_path(cluster, node, part["blob"], chunk["index"])
         raw = bytearray(path.read_bytes())
-        raw[HEADER + block * BLOCK + 1000] ^= 0x5A
+        # Blocks start at the header length the file records (64, or 4096
+        # for a chunk written with direct I/O: ARCHITECTURE.md, chunk file v2).
+        header_len = int.from_bytes(raw[10:12], "little")
+        assert header_len in (64, 4096), header_len
+        raw[header_len + block * BLOCK + 1000] ^= 0x5A
         path.write_bytes(bytes(raw))
         flipped.add((key, part["blob"], chunk["index"], node, (block,)))
 

@@ -3,10 +3,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 
+use super::Payload;
 use super::sigv4::{SignInput, sign, uri_encode};
 
 #[derive(Debug, Clone)]
@@ -114,11 +114,15 @@ impl S3Client {
         Self::check(response).await.map(drop)
     }
 
-    pub async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), S3Failure> {
+    /// PUTs an object sent as `payload`'s pieces, with its Content-Length
+    /// (S3 refuses a PUT without one).
+    pub async fn put(&self, bucket: &str, key: &str, payload: Payload) -> Result<(), S3Failure> {
+        let pieces =
+            futures_util::stream::iter(payload.pieces.into_iter().map(Ok::<_, std::io::Error>));
         let response = self
             .request(Method::PUT, bucket, Some(key), &[])
-            .header("content-length", body.len())
-            .body(body)
+            .header("content-length", payload.len)
+            .body(reqwest::Body::wrap_stream(pieces))
             .send()
             .await?;
         Self::check(response).await.map(drop)

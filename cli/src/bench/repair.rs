@@ -111,25 +111,16 @@ pub async fn run(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut base = vec![0u8; spec.object_size as usize];
-    rand::rng().fill(&mut base[..]);
+    let payloads = super::Payloads::new(spec.object_size);
     let mut objects = Vec::with_capacity(count as usize);
     let tag: u32 = rand::rng().random();
     for batch in (0..count).collect::<Vec<_>>().chunks(4) {
         let puts = batch.iter().map(|&i| {
-            let mut data = base.clone();
-            let n = data.len().min(8);
-            data[..n].copy_from_slice(&i.to_le_bytes()[..n]);
-            let hash = *blake3::hash(&data).as_bytes();
+            let (data, hash) = payloads.make(i);
             let key = format!("{tag:08x}/{i:06}");
             let client = client.clone();
             let bucket = bucket.clone();
-            async move {
-                client
-                    .put(&bucket, &key, data.into())
-                    .await
-                    .map(|()| (key, hash))
-            }
+            async move { client.put(&bucket, &key, data).await.map(|()| (key, hash)) }
         });
         for result in futures_util::future::join_all(puts).await {
             objects.push(result?);

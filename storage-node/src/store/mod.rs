@@ -19,7 +19,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 use cairn_core::chunk_file::FormatError;
@@ -76,6 +76,9 @@ struct Inner {
     chunks_dir: PathBuf,
     used_bytes: AtomicU64,
     chunk_count: AtomicU64,
+    /// Write full blocks with `O_DIRECT` (see `writer`); switched off for
+    /// good the first time the filesystem refuses it.
+    direct_io: AtomicBool,
 }
 
 impl ChunkStore {
@@ -112,6 +115,7 @@ impl ChunkStore {
                 chunks_dir,
                 used_bytes: AtomicU64::new(used),
                 chunk_count: AtomicU64::new(count),
+                direct_io: AtomicBool::new(true),
             }),
         })
     }
@@ -127,6 +131,25 @@ impl ChunkStore {
 
     pub fn chunk_count(&self) -> u64 {
         self.inner.chunk_count.load(Ordering::Relaxed)
+    }
+
+    /// Whether full blocks are written with direct I/O.
+    pub fn direct_io(&self) -> bool {
+        self.inner.direct_io.load(Ordering::Relaxed)
+    }
+
+    /// Turns direct I/O on or off (config `direct_io`; tests compare both).
+    pub fn set_direct_io(&self, on: bool) {
+        self.inner.direct_io.store(on, Ordering::Relaxed);
+    }
+
+    /// The filesystem refused direct I/O: write through the page cache
+    /// from now on, and say so once.
+    pub(crate) fn disable_direct_io(&self, err: &io::Error) {
+        if self.inner.direct_io.swap(false, Ordering::Relaxed) {
+            tracing::warn!(dir = %self.inner.chunks_dir.display(), %err,
+                "direct I/O refused here; writing chunks through the page cache");
+        }
     }
 
     /// Where a chunk's file lives.

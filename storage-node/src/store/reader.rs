@@ -38,7 +38,7 @@ pub struct VerifyOutcome {
 impl ChunkReader {
     pub(super) fn open(path: &Path, chunk: ChunkId) -> Result<Self, StoreError> {
         let (file, header, footer, file_len) = open_parts(path, chunk)?;
-        let table = read_hash_table(&file, &footer, chunk)?;
+        let table = read_hash_table(&file, &header, &footer, chunk)?;
         let meta =
             ChunkMeta::validate(header, &footer, &table, file_len).map_err(corrupt(chunk))?;
         Ok(Self { file, meta })
@@ -88,7 +88,7 @@ pub fn verify_chunk(path: &Path, chunk: ChunkId) -> Result<VerifyOutcome, StoreE
     let (file, header, footer, file_len) = open_parts(path, chunk)?;
     cairn_core::chunk_file::check_geometry(header.block_size, footer.block_count, footer.data_len)
         .map_err(corrupt(chunk))?;
-    let table = read_hash_table(&file, &footer, chunk)?;
+    let table = read_hash_table(&file, &header, &footer, chunk)?;
     let stored = ChunkMeta::validate(header, &footer, &table, file_len).ok();
     let geometry = ChunkMeta {
         header,
@@ -154,18 +154,21 @@ fn open_parts(
     file.read_exact_at(&mut foot, file_len - FOOTER_LEN as u64)
         .map_err(io_error("read chunk footer"))?;
     let footer = ChunkFooter::decode(&foot).map_err(corrupt(chunk))?;
-    footer.check_file_len(file_len).map_err(corrupt(chunk))?;
+    footer
+        .check_file_len(&header, file_len)
+        .map_err(corrupt(chunk))?;
     Ok((file, header, footer, file_len))
 }
 
 /// Reads the hash table; the footer's length was checked against the file.
 fn read_hash_table(
     file: &File,
+    header: &ChunkHeader,
     footer: &ChunkFooter,
     chunk: ChunkId,
 ) -> Result<Vec<u8>, StoreError> {
     let mut table = vec![0u8; footer.block_count as usize * 32];
-    file.read_exact_at(&mut table, footer.hash_table_offset())
+    file.read_exact_at(&mut table, footer.hash_table_offset(header))
         .map_err(|_| {
             corrupt(chunk)(FormatError::Geometry(
                 "hash table beyond end of file".into(),

@@ -1,15 +1,33 @@
 //! Writing one chunk file durably as its blocks stream in.
+//!
+//! Full blocks of a large chunk go to disk with **direct I/O** (`O_DIRECT`),
+//! from a page-aligned buffer to page-aligned file offsets (the header is
+//! padded to [`ALIGNED_HEADER_LEN`]). That skips the page cache: no copy
+//! into it, no per-page filesystem bookkeeping, no dirty pages for `fsync`
+//! to write back, and a node streaming gigabytes does not evict what readers
+//! have cached. It is the largest per-byte cost of a node on the PUT path
+//! (BENCHMARKS.md). The short last block, the trailer, and chunks of a
+//! single short block (small objects) are written through the page cache.
+//! A filesystem that refuses direct I/O (tmpfs) falls back to buffered
+//! writes, for that chunk and, via the store, for every later one.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
-use cairn_core::chunk_file::{ChunkHeader, check_geometry, encode_trailer};
+use cairn_core::chunk_file::{
+    ALIGNED_HEADER_LEN, ChunkHeader, HEADER_LEN, check_geometry, encode_trailer,
+};
 use cairn_core::ids::ChunkId;
 use cairn_core::integrity::{BlockHash, MerkleRoot, hash_block, merkle_root};
 use cairn_core::node_api::PutChunkResponse;
 
 use super::{ChunkStore, StoreError, TEMP_PREFIX, io_error, sync_dir};
+
+/// Direct I/O needs buffers, offsets and lengths aligned to the device's
+/// logical block; the page size covers every device we expect.
+const DIRECT_ALIGN: usize = ALIGNED_HEADER_LEN;
 
 /// An unfinished chunk: a temp file next to its final name. Dropping it
 /// without [`ChunkWriter::finish`] deletes the temp file, so an interrupted
@@ -19,12 +37,50 @@ pub struct ChunkWriter {
     store: ChunkStore,
     dir: PathBuf,
     temp_path: PathBuf,
+    /// Buffered handle: header, short blocks, trailer, and the final fsync
+    /// (which makes the direct writes' metadata durable too).
     file: File,
+    /// Direct-I/O handle and its aligned staging buffer, for full blocks.
+    direct: Option<DirectBlocks>,
     header: ChunkHeader,
+    /// The header is written with the first block, once the layout is known.
+    header_written: bool,
     hashes: Vec<BlockHash>,
     data_len: u64,
     saw_short_block: bool,
     finished: bool,
+}
+
+/// A second handle on the temp file opened with `O_DIRECT`, and a
+/// page-aligned buffer of one block.
+#[derive(Debug)]
+struct DirectBlocks {
+    file: File,
+    /// `block_size + DIRECT_ALIGN` bytes; the block is staged at `offset`.
+    buffer: Vec<u8>,
+    offset: usize,
+}
+
+impl DirectBlocks {
+    fn open(path: &std::path::Path, block_size: usize) -> io::Result<Self> {
+        let file = File::options()
+            .write(true)
+            .custom_flags(nix::libc::O_DIRECT)
+            .open(path)?;
+        let buffer = vec![0u8; block_size + DIRECT_ALIGN];
+        let offset = buffer.as_ptr().align_offset(DIRECT_ALIGN);
+        Ok(Self {
+            file,
+            buffer,
+            offset,
+        })
+    }
+
+    fn write_block(&mut self, data: &[u8], at: u64) -> io::Result<()> {
+        let staged = &mut self.buffer[self.offset..self.offset + data.len()];
+        staged.copy_from_slice(data);
+        self.file.write_all_at(staged, at)
+    }
 }
 
 impl ChunkWriter {
@@ -48,23 +104,67 @@ impl ChunkWriter {
             .create_new(true)
             .open(&temp_path)
             .map_err(io_error(format!("create {}", temp_path.display())))?;
-        let header = ChunkHeader { chunk, block_size };
-        let mut writer = Self {
+        Ok(Self {
             store,
             dir,
             temp_path,
             file,
-            header,
+            direct: None,
+            header: ChunkHeader::new(chunk, block_size, HEADER_LEN as u16),
+            header_written: false,
             hashes: Vec::new(),
             data_len: 0,
             saw_short_block: false,
             finished: false,
-        };
-        let head = header.encode();
-        if let Err(err) = writer.file.write_all(&head) {
-            return Err(writer.write_error(err));
+        })
+    }
+
+    /// Chooses the layout when the first block arrives: a full first block
+    /// of a page-multiple size means a chunk worth writing directly (padded
+    /// header); anything else keeps the compact 64-byte header.
+    fn write_header(&mut self, first_block_len: usize) -> Result<(), StoreError> {
+        let block_size = self.header.block_size as usize;
+        if self.store.direct_io()
+            && block_size.is_multiple_of(DIRECT_ALIGN)
+            && first_block_len == block_size
+        {
+            match DirectBlocks::open(&self.temp_path, block_size) {
+                Ok(direct) => {
+                    self.direct = Some(direct);
+                    self.header.header_len = ALIGNED_HEADER_LEN as u16;
+                }
+                Err(err) => self.store.disable_direct_io(&err),
+            }
         }
-        Ok(writer)
+        let head = self.header.encode_padded();
+        self.file
+            .write_all_at(&head, 0)
+            .map_err(|e| self.write_error(e))?;
+        self.header_written = true;
+        Ok(())
+    }
+
+    /// Writes a block at its place: directly when it is a full block of a
+    /// direct chunk, through the page cache otherwise.
+    fn write_data(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let at = self.header.header_len as u64 + self.data_len;
+        if data.len() == self.header.block_size as usize
+            && let Some(direct) = self.direct.as_mut()
+        {
+            match direct.write_block(data, at) {
+                Ok(()) => return Ok(()),
+                // Refused (EINVAL: the filesystem cannot do it after all):
+                // this write and every later one go through the page cache.
+                Err(err) if err.raw_os_error() == Some(nix::libc::EINVAL) => {
+                    self.store.disable_direct_io(&err);
+                    self.direct = None;
+                }
+                Err(err) => return Err(self.write_error(err)),
+            }
+        }
+        self.file
+            .write_all_at(data, at)
+            .map_err(|e| self.write_error(e))
     }
 
     pub fn chunk(&self) -> ChunkId {
@@ -102,7 +202,10 @@ impl ChunkWriter {
                 block: index as u64,
             });
         }
-        self.file.write_all(data).map_err(|e| self.write_error(e))?;
+        if !self.header_written {
+            self.write_header(data.len())?;
+        }
+        self.write_data(data)?;
         self.saw_short_block = data.len() < block_size;
         self.hashes.push(hash);
         self.data_len += data.len() as u64;
@@ -131,9 +234,14 @@ impl ChunkWriter {
         }
         check_geometry(self.header.block_size, block_count as u64, self.data_len)
             .map_err(|e| StoreError::InvalidStream(e.to_string()))?;
+        if !self.header_written {
+            // An empty chunk (an empty object): header and trailer only.
+            self.write_header(0)?;
+        }
         let trailer = encode_trailer(&self.header, &self.hashes, self.data_len, &root);
+        let at = self.header.header_len as u64 + self.data_len;
         self.file
-            .write_all(&trailer)
+            .write_all_at(&trailer, at)
             .map_err(|e| self.write_error(e))?;
         self.file.sync_all().map_err(|e| self.write_error(e))?;
 
