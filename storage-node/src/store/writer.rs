@@ -8,7 +8,8 @@
 //! have cached. It is the largest per-byte cost of a node on the PUT path
 //! (BENCHMARKS.md). The short last block, the trailer, and chunks of a
 //! single short block (small objects) are written through the page cache.
-//! A filesystem that refuses direct I/O (tmpfs) falls back to buffered
+//! A filesystem that refuses direct I/O (EINVAL: e.g. tmpfs before Linux
+//! 6.6; this machine's tmpfs accepts it) falls back to buffered
 //! writes, for that chunk and, via the store, for every later one.
 
 use std::fs::{self, File};
@@ -42,9 +43,9 @@ pub struct ChunkWriter {
     file: File,
     /// Direct-I/O handle and its aligned staging buffer, for full blocks.
     direct: Option<DirectBlocks>,
+    /// Written with the first block (while `hashes` is empty), once the
+    /// layout is known.
     header: ChunkHeader,
-    /// The header is written with the first block, once the layout is known.
-    header_written: bool,
     hashes: Vec<BlockHash>,
     data_len: u64,
     saw_short_block: bool,
@@ -111,7 +112,6 @@ impl ChunkWriter {
             file,
             direct: None,
             header: ChunkHeader::new(chunk, block_size, HEADER_LEN as u16),
-            header_written: false,
             hashes: Vec::new(),
             data_len: 0,
             saw_short_block: false,
@@ -139,9 +139,7 @@ impl ChunkWriter {
         let head = self.header.encode_padded();
         self.file
             .write_all_at(&head, 0)
-            .map_err(|e| self.write_error(e))?;
-        self.header_written = true;
-        Ok(())
+            .map_err(|e| self.write_error(e))
     }
 
     /// Writes a block at its place: directly when it is a full block of a
@@ -202,7 +200,7 @@ impl ChunkWriter {
                 block: index as u64,
             });
         }
-        if !self.header_written {
+        if self.hashes.is_empty() {
             self.write_header(data.len())?;
         }
         self.write_data(data)?;
@@ -234,7 +232,7 @@ impl ChunkWriter {
         }
         check_geometry(self.header.block_size, block_count as u64, self.data_len)
             .map_err(|e| StoreError::InvalidStream(e.to_string()))?;
-        if !self.header_written {
+        if self.hashes.is_empty() {
             // An empty chunk (an empty object): header and trailer only.
             self.write_header(0)?;
         }
@@ -251,7 +249,7 @@ impl ChunkWriter {
         fs::rename(&self.temp_path, &final_path).map_err(io_error("rename chunk into place"))?;
         self.finished = true;
         sync_dir(&self.dir)?;
-        let file_len = self.file.metadata().map_err(io_error("stat chunk"))?.len();
+        let file_len = at + trailer.len() as u64;
         self.store.account_added(file_len, replaced);
         tracing::debug!(%chunk, blocks = block_count, bytes = self.data_len, "chunk stored");
         Ok(PutChunkResponse {
