@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use cairn_cli::table;
-use cairn_metadata_service::MetaClient;
-use cairn_scrubber::client::ScrubberClient;
-use cairn_scrubber::model::{JobRecord, JobRun, JobState, RepairStatus};
+use cairn_cli::units::{format_ms, format_secs};
+use cairn_meta_api::MetaClient;
+use cairn_scrubber_api::ScrubberClient;
+use cairn_scrubber_api::model::{JobRecord, JobRun, JobState, RepairStatus};
+use cairn_service::now_ms;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{RepairCommand, ScrubCommand};
@@ -27,9 +29,9 @@ pub(crate) async fn scrub(client: &ScrubberClient, command: ScrubCommand) -> any
         ScrubCommand::Schedule { every, job } => {
             let record = client.create_job(&job.spec(Some(every))).await?;
             println!(
-                "scrub job {} scheduled every {}s (first run now)",
+                "scrub job {} scheduled every {} (first run now)",
                 record.id,
-                record.spec.every_secs.unwrap_or_default()
+                format_secs(record.spec.every_secs.unwrap_or_default())
             );
         }
         ScrubCommand::Jobs { json } => {
@@ -94,9 +96,7 @@ fn job_row(job: &JobRecord) -> Vec<String> {
         job.id.to_string(),
         state_name(job.state).into(),
         scope(job),
-        job.spec
-            .every_secs
-            .map_or("once".into(), |s| format!("{s}s")),
+        job.spec.every_secs.map_or("once".into(), format_secs),
         if job.spec.rate_bytes_per_sec == 0 {
             "unlimited".into()
         } else {
@@ -119,7 +119,7 @@ fn print_job(job: &JobRecord) {
         job.runs,
         job.spec
             .every_secs
-            .map_or(String::new(), |s| format!(", every {s}s"))
+            .map_or(String::new(), |s| format!(", every {}", format_secs(s)))
     );
     for (label, run) in [("current run", &job.current), ("last run", &job.last)] {
         let Some(run) = run else { continue };
@@ -129,13 +129,12 @@ fn print_job(job: &JobRecord) {
 
 fn print_run(label: &str, run: &JobRun) {
     let r = &run.results;
-    let now = cairn_scrubber::context::now_ms();
     println!(
-        "  {label}: {} of ~{} objects, {} verified in {:.1}s (resumed {}x)",
+        "  {label}: {} of ~{} objects, {} verified in {} (resumed {}x)",
         r.objects_checked,
         run.objects_total,
         table::bytes(r.bytes_checked),
-        run.duration_ms(now) as f64 / 1000.0,
+        format_ms(run.duration_ms(now_ms())),
         run.resumed
     );
     println!(
@@ -184,7 +183,7 @@ async fn watch_job(client: &ScrubberClient, id: u64) -> anyhow::Result<JobRecord
         if let Some(run) = &job.current {
             progress.set_length(run.objects_total.max(run.results.objects_checked).max(1));
             progress.set_position(run.results.objects_checked);
-            let secs = run.duration_ms(cairn_scrubber::context::now_ms()) as f64 / 1000.0;
+            let secs = run.duration_ms(now_ms()) as f64 / 1000.0;
             let rate = if secs > 0.0 {
                 run.results.bytes_checked as f64 / secs
             } else {
@@ -228,12 +227,12 @@ fn print_repair(s: &RepairStatus) {
         s.queued, s.in_progress, s.repaired_chunks, s.failures, s.obsolete
     );
     println!(
-        "read {}   rebuilt {}   read amplification {:.3}   cross-rack {}   time {:.1}s",
+        "read {}   rebuilt {}   read amplification {:.3}   cross-rack {}   time {}",
         table::bytes(s.bytes_read),
         table::bytes(s.bytes_rebuilt),
         s.read_amplification,
         table::bytes(s.cross_rack_bytes),
-        s.repair_ms as f64 / 1000.0
+        format_ms(s.repair_ms)
     );
     if !s.lost_nodes.is_empty() {
         let lost: Vec<String> = s.lost_nodes.iter().map(ToString::to_string).collect();

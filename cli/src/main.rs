@@ -9,12 +9,13 @@ use cairn_cli::bench::{BenchSpec, Workload};
 use cairn_cli::cluster_file::ClusterFile;
 use cairn_cli::dev::{DevCluster, DevOptions};
 use cairn_cli::table;
-use cairn_cli::units::{parse_bytes, parse_duration, parse_rate};
-use cairn_scrubber::client::ScrubberClient;
-use cairn_scrubber::model::{JobSpec, ScrubScope};
+use cairn_cli::units::{format_ms, parse_bytes, parse_duration, parse_rate};
+use cairn_meta_api::MetaClient;
+use cairn_scrubber_api::ScrubberClient;
+use cairn_scrubber_api::model::{JobSpec, ScrubScope};
+use cairn_service::{ClusterSecret, now_ms};
 
 mod admin;
-use cairn_metadata_service::MetaClient;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -498,6 +499,7 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .or_else(|| cluster.as_ref().map(|c| c.cluster_secret.clone()))
         .context("no cluster secret: pass --secret, set CAIRN_CLUSTER_SECRET, or run next to a `cairn dev` data dir")?;
+    let secret = ClusterSecret::new(&secret)?;
     let scrubber_url = cli
         .scrubber_url
         .clone()
@@ -531,10 +533,7 @@ async fn main() -> anyhow::Result<()> {
                             format!("{:?}", n.state).to_lowercase(),
                             table::bytes(n.used_bytes),
                             table::bytes(n.capacity_bytes),
-                            format!(
-                                "{:.1}s ago",
-                                now.saturating_sub(n.last_heartbeat_ms) as f64 / 1000.0
-                            ),
+                            format!("{} ago", format_ms(now.saturating_sub(n.last_heartbeat_ms))),
                             n.address.clone(),
                         ]
                     })
@@ -620,10 +619,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -14,7 +14,6 @@ pub mod ids;
 pub mod integrity;
 pub mod layout;
 pub mod manifest;
-pub mod node_api;
 pub mod placement;
 
 pub use codec::{CodecError, CodecParams, ErasureCodec, StripeBuffer};

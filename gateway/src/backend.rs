@@ -12,8 +12,9 @@ use cairn_core::codec::ErasureCodec;
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
 use cairn_core::placement::PlacementError;
-use cairn_metadata_service::client::{MetaClient, NodeCache};
-use cairn_metadata_service::model::NodeRecord;
+use cairn_meta_api::client::{MetaClient, NodeCache};
+use cairn_meta_api::model::NodeRecord;
+use cairn_service::{ClusterSecret, HttpClient, Timeouts};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use crate::blob_reader::{ReadError, read_blob_observed};
@@ -34,7 +35,7 @@ pub enum BackendError {
     #[error("the body exceeds the {limit}-byte limit")]
     TooLarge { limit: u64 },
     #[error(transparent)]
-    Meta(#[from] cairn_metadata_service::client::MetaError),
+    Meta(#[from] cairn_meta_api::client::MetaError),
 }
 
 /// The gateway's shared state behind every S3 request.
@@ -43,8 +44,8 @@ pub struct Backend {
     pub meta: MetaClient,
     pub metrics: GatewayMetrics,
     codec: Arc<ErasureCodec>,
-    http: reqwest::Client,
-    secret: String,
+    /// One pool (and one set of deadlines) for every node.
+    http: HttpClient,
     quorum: usize,
     hedge_after: Duration,
     max_object_bytes: u64,
@@ -55,7 +56,7 @@ impl Backend {
     pub fn new(
         config: &GatewayConfig,
         meta: MetaClient,
-        secret: &str,
+        secret: &ClusterSecret,
         metrics: GatewayMetrics,
     ) -> Result<Self, ConfigError> {
         let codec =
@@ -64,11 +65,11 @@ impl Backend {
             meta,
             metrics,
             codec: Arc::new(codec),
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .build()
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
-            secret: secret.to_owned(),
+            http: HttpClient::with_builder(
+                secret.clone(),
+                Timeouts::INTERNAL,
+                reqwest::Client::builder().pool_max_idle_per_host(64),
+            ),
             quorum: config.quorum()?,
             hedge_after: config.hedge_after(),
             max_object_bytes: config.max_object_bytes,
@@ -107,15 +108,8 @@ impl Backend {
         let blob = BlobId::random();
         let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
         let nodes = self.nodes().await?;
-        let targets = targets_for_new_blob(
-            &blob,
-            &nodes,
-            &params,
-            min_free,
-            self.quorum,
-            &self.http,
-            &self.secret,
-        )?;
+        let targets =
+            targets_for_new_blob(&blob, &nodes, &params, min_free, self.quorum, &self.http)?;
 
         let too_large = Arc::new(AtomicBool::new(false));
         let flag = too_large.clone();
@@ -160,7 +154,7 @@ impl Backend {
         let Ok(nodes) = self.nodes().await else {
             return;
         };
-        let sources = sources_for_blob(blob, &nodes, &self.http, &self.secret);
+        let sources = sources_for_blob(blob, &nodes, &self.http);
         let deletes = blob
             .chunks
             .iter()
@@ -205,7 +199,7 @@ impl Backend {
                         .nodes()
                         .await
                         .map_err(|e| ReadError::Internal(e.to_string()))?;
-                    let sources = sources_for_blob(&part, &nodes, &backend.http, &backend.secret);
+                    let sources = sources_for_blob(&part, &nodes, &backend.http);
                     let metrics = backend.metrics.clone();
                     // Objects keep the code they were written with.
                     let codec = if part.codec == *backend.codec.params() {

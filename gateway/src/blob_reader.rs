@@ -20,7 +20,7 @@ use cairn_core::codec::{CodecError, ErasureCodec, StripeBuffer};
 use cairn_core::ids::ChunkId;
 use cairn_core::layout::StripeSlice;
 use cairn_core::manifest::{BlobManifest, ChunkState};
-use cairn_storage_node::client::{BlockStream, NodeError};
+use cairn_node_api::{BlockStream, NodeError};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;

@@ -23,7 +23,7 @@ use cairn_core::frame;
 use cairn_core::ids::{BlobId, ChunkId, NodeId};
 use cairn_core::integrity::{BlockHash, MerkleRoot, merkle_root, root_of_roots};
 use cairn_core::manifest::{BlobManifest, ChunkDescriptor, ChunkState, UNPLACED_NODE};
-use cairn_storage_node::client::NodeClient;
+use cairn_node_api::NodeClient;
 use futures_util::{Stream, StreamExt};
 use openssl::hash::{Hasher, MessageDigest};
 use tokio::sync::mpsc;

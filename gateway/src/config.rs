@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cairn_core::codec::CodecParams;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One S3 user: an access key and its secret.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
     pub access_key: String,
     pub secret_key: String,
@@ -25,7 +25,7 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GatewayConfig {
     /// Address the S3 API (and `/metrics`, `/health`) listens on.
     #[serde(default = "default_listen")]
@@ -104,18 +104,8 @@ fn default_concurrency() -> usize {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("invalid config {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: toml::de::Error,
-    },
+    #[error(transparent)]
+    File(#[from] cairn_service::config::ConfigError),
     #[error("invalid config: {0}")]
     Invalid(String),
 }
@@ -140,15 +130,9 @@ impl GatewayConfig {
         }
     }
 
+    /// Reads a config file (unknown keys are named in a warning).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        Ok(cairn_service::config::load(path)?)
     }
 
     /// Adds the user named by `CAIRN_ACCESS_KEY` / `CAIRN_SECRET_KEY`, if set.

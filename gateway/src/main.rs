@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cairn_gateway::config::GatewayConfig;
 use cairn_gateway::server::Gateway;
-use cairn_storage_node::{ClusterSecret, service};
+use cairn_service::listen::{Listeners, write_addr_file};
+use cairn_service::{ClusterSecret, process};
 use clap::Parser;
-use tokio::net::TcpListener;
 
 /// Runs a Cairn gateway: the S3 API over the erasure-coded data path.
 #[derive(Debug, Parser)]
@@ -36,8 +36,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service::install_panic_abort();
-    service::init_tracing();
+    process::install_panic_abort();
+    process::init_tracing();
     let args = Args::parse();
     let mut config = match &args.config {
         Some(path) => GatewayConfig::load(path)?,
@@ -58,28 +58,22 @@ async fn main() -> anyhow::Result<()> {
     }
     config.add_env_credential()?;
     let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
+    // Inherited sockets (LISTEN_FDS) come in this order: S3, then admin.
+    let mut listeners = Listeners::from_env();
+    let listener = listeners.next("S3 API", config.listen).await?;
     let admin = match config.admin_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("bind {addr}"))?,
-        ),
+        Some(addr) => Some(listeners.next("admin", addr).await?),
         None => None,
     };
-    let gateway = Gateway::open(&config, secret.expose(), listener, admin).await?;
+    let gateway = Gateway::open(&config, &secret, listener, admin).await?;
     if let Some(path) = &args.addr_file {
         let s3 = gateway.local_addr()?;
         let admin = match gateway.admin_addr() {
             Some(addr) => addr?.to_string(),
             None => "-".into(),
         };
-        let temp = path.with_extension("tmp");
-        std::fs::write(&temp, format!("{s3} {admin}")).context("write addr file")?;
-        std::fs::rename(&temp, path).context("write addr file")?;
+        write_addr_file(path, format!("{s3} {admin}"))?;
     }
-    gateway.run(service::shutdown_signal()).await?;
+    gateway.run(process::shutdown_signal()).await?;
     Ok(())
 }

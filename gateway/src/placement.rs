@@ -6,8 +6,9 @@ use cairn_core::codec::CodecParams;
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::BlobManifest;
 use cairn_core::placement::{NodeCandidate, PlacementError, place_partial};
-use cairn_metadata_service::model::NodeRecord;
-use cairn_storage_node::client::NodeClient;
+use cairn_meta_api::model::NodeRecord;
+use cairn_node_api::NodeClient;
+use cairn_service::HttpClient;
 
 use crate::blob_writer::ChunkTarget;
 
@@ -21,8 +22,7 @@ pub fn targets_for_new_blob(
     codec: &CodecParams,
     min_free: u64,
     quorum: usize,
-    http: &reqwest::Client,
-    secret: &str,
+    http: &HttpClient,
 ) -> Result<Vec<Option<ChunkTarget>>, PlacementError> {
     let candidates: Vec<NodeCandidate> = nodes.iter().map(NodeRecord::candidate).collect();
     let placement = place_partial(blob, &candidates, codec.k, codec.m, min_free, quorum)?;
@@ -36,7 +36,7 @@ pub fn targets_for_new_blob(
                 .map(|n| n.address.clone())
                 .unwrap_or_default();
             Some(ChunkTarget {
-                client: NodeClient::with_http(http.clone(), &address, secret),
+                client: NodeClient::new(http.clone(), &address),
                 node: id,
             })
         })
@@ -49,8 +49,7 @@ pub fn targets_for_new_blob(
 pub fn sources_for_blob(
     manifest: &BlobManifest,
     nodes: &[NodeRecord],
-    http: &reqwest::Client,
-    secret: &str,
+    http: &HttpClient,
 ) -> Vec<ChunkTarget> {
     manifest
         .chunks
@@ -62,7 +61,7 @@ pub fn sources_for_blob(
             );
             ChunkTarget {
                 node: chunk.node.clone(),
-                client: NodeClient::with_http(http.clone(), &address, secret),
+                client: NodeClient::new(http.clone(), &address),
             }
         })
         .collect()

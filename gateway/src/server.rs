@@ -12,8 +12,10 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cairn_metadata_service::client::{MetaClient, MetaError};
-use cairn_storage_node::service::render_metrics;
+use cairn_meta_api::client::{MetaClient, MetaError};
+use cairn_service::ClusterSecret;
+use cairn_service::server::render_metrics;
+use cairn_service::tasks::{DRAIN_DEADLINE, TaskSet};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -51,7 +53,7 @@ impl Gateway {
     /// would otherwise accept anonymous requests.
     pub async fn open(
         config: &GatewayConfig,
-        secret: &str,
+        secret: &ClusterSecret,
         listener: TcpListener,
         admin_listener: Option<TcpListener>,
     ) -> Result<Self, GatewayError> {
@@ -104,19 +106,26 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = ?self.listener.local_addr(), "gateway serving S3");
-        let admin = self.admin_listener.map(|listener| {
+        let tasks = TaskSet::new();
+        if let Some(listener) = self.admin_listener {
             let app = Router::new()
                 .route("/metrics", get(metrics))
                 .route("/health", get(|| async { "ok" }))
                 .with_state(self.backend.clone());
-            tokio::spawn(async move { axum::serve(listener, app).await })
-        });
+            let stop = tasks.token();
+            tasks.spawn("admin-listener", async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(err) = served {
+                    tracing::error!(%err, "admin listener failed");
+                }
+            });
+        }
         let served = axum::serve(self.listener, self.s3)
             .with_graceful_shutdown(shutdown)
             .await;
-        if let Some(task) = admin {
-            task.abort();
-        }
+        tasks.shutdown(DRAIN_DEADLINE).await;
         tracing::info!("gateway stopped");
         served
     }
@@ -139,12 +148,12 @@ async fn limit_concurrency(
     }
 }
 
-async fn connect_meta(url: &str, secret: &str) -> Result<MetaClient, MetaError> {
+async fn connect_meta(url: &str, secret: &ClusterSecret) -> Result<MetaClient, MetaError> {
     let started = Instant::now();
     loop {
         match MetaClient::connect(url, secret).await {
             Ok(client) => return Ok(client),
-            Err(err @ MetaError::Transport { .. }) if started.elapsed() < META_CONNECT_PATIENCE => {
+            Err(err) if err.is_unavailable() && started.elapsed() < META_CONNECT_PATIENCE => {
                 tracing::info!(error = %err, "waiting for the metadata service");
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }

@@ -8,14 +8,14 @@ use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
 use cairn_core::ids::NodeId;
-use cairn_core::node_api::NodeStatus;
 use cairn_core::placement::{NodeCandidate, NodeState};
+use cairn_node_api::wire::NodeStatus;
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use crate::liveness::{DetectorConfig, Liveness};
-use crate::model::{NodeEvent, NodeRecord};
 use crate::shard::CatalogError;
-use crate::shard_map::ShardMap;
+use cairn_meta_api::model::{NodeEvent, NodeRecord};
+use cairn_meta_api::shard_map::ShardMap;
 
 const MAP_KEY: &[u8] = b"map";
 const NODE_PREFIX: &[u8] = b"node\0";

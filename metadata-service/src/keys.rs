@@ -23,15 +23,7 @@ pub const NODE_CHUNK: u8 = b'n';
 pub const GARBAGE: u8 = b'g';
 pub const META: u8 = b'm';
 
-/// `bucket/key`, the key the shard map routes on.
-pub fn catalogue_key(bucket: &str, key: &str) -> String {
-    format!("{bucket}/{key}")
-}
-
-/// The smallest catalogue key of a bucket; its record lives in that shard.
-pub fn bucket_anchor(bucket: &str) -> String {
-    catalogue_key(bucket, "")
-}
+pub use cairn_meta_api::keys::{bucket_anchor, catalogue_key};
 
 pub fn namespaced(namespace: u8, rest: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(rest.len() + 2);

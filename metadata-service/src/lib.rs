@@ -6,18 +6,15 @@
 //! Every catalogue mutation is a [`model::Command`] applied by one
 //! [`shard::Shard`] (a RocksDB with a synced WAL), so that replicating a
 //! shard through a consensus log later changes no caller. Callers use
-//! [`client::MetaClient`], which routes by the [`shard_map::ShardMap`].
+//! `cairn_meta_api::MetaClient`, which routes by the shard map; the model
+//! types, the map and the client live in `cairn-meta-api`, without RocksDB.
 
-pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod keys;
 pub mod liveness;
 pub mod metrics;
-pub mod model;
 pub mod server;
 pub mod shard;
-pub mod shard_map;
 
-pub use client::MetaClient;
 pub use server::{MetaOptions, MetaServer, Role};

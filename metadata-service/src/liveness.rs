@@ -7,24 +7,11 @@
 //! `down` (the scrubber's `repair_after`). The state machine is pure: the
 //! caller passes the current instant, so tests need no clock.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cairn_core::placement::NodeState;
 
-/// Heartbeat timeouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DetectorConfig {
-    pub suspect_after: Duration,
-    pub down_after: Duration,
-}
-
-impl DetectorConfig {
-    /// Defaults for a local cluster: seconds, not minutes.
-    pub const LOCAL: Self = Self {
-        suspect_after: Duration::from_secs(3),
-        down_after: Duration::from_secs(10),
-    };
-}
+pub use cairn_meta_api::config::DetectorConfig;
 
 /// A state change, to be recorded with its time and published to watchers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +99,8 @@ fn escalate(current: NodeState, observed: NodeState) -> NodeState {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use NodeState::{Down, Suspect, Up};
 

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cairn_metadata_service::MetaServer;
-use cairn_metadata_service::config::MetaConfig;
-use cairn_storage_node::service;
+use cairn_metadata_service::config::{MetaConfig, options};
+use cairn_service::listen::{Listeners, write_addr_file};
+use cairn_service::{ClusterSecret, process};
 use clap::Parser;
-use tokio::net::TcpListener;
 
 /// Runs a Cairn metadata process: catalogue shards and (on the primary)
 /// cluster membership.
@@ -23,32 +23,19 @@ struct Args {
     /// Override the data directory.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Cluster secret (prefer CAIRN_CLUSTER_SECRET or CAIRN_CLUSTER_SECRET_FILE).
-    #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
+    /// Cluster secret (prefer CAIRN_CLUSTER_SECRET or CAIRN_CLUSTER_SECRET_FILE:
+    /// command lines are visible to other users).
+    #[arg(long)]
     secret: Option<String>,
     /// Write the bound address here once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
 }
 
-fn secret(args: &Args, config: &MetaConfig) -> anyhow::Result<String> {
-    if let Some(secret) = &args.secret {
-        return Ok(secret.clone());
-    }
-    let file = config
-        .secret_file
-        .clone()
-        .or_else(|| std::env::var_os("CAIRN_CLUSTER_SECRET_FILE").map(PathBuf::from))
-        .context("no cluster secret: pass --secret, or set CAIRN_CLUSTER_SECRET or CAIRN_CLUSTER_SECRET_FILE")?;
-    let text =
-        std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
-    Ok(text.trim().to_owned())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service::install_panic_abort();
-    service::init_tracing();
+    process::install_panic_abort();
+    process::init_tracing();
     let args = Args::parse();
     let mut config = MetaConfig::load(&args.config)?;
     if let Some(listen) = args.listen {
@@ -57,18 +44,18 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
-    let secret = secret(&args, &config)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
+    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
+    let listener = Listeners::from_env()
+        .next("metadata API", config.listen)
+        .await?;
     let bound = listener.local_addr()?;
-    let options = config.options(bound)?;
-    let server = MetaServer::open(options, &secret, listener).await?;
+    let options = options(&config, bound)?;
+    let server = MetaServer::open(options, secret, listener)
+        .await
+        .context("open the metadata service")?;
     if let Some(path) = &args.addr_file {
-        let temp = path.with_extension("tmp");
-        std::fs::write(&temp, bound.to_string())?;
-        std::fs::rename(&temp, path)?;
+        write_addr_file(path, bound)?;
     }
-    server.run(service::shutdown_signal()).await?;
+    server.run(process::shutdown_signal()).await?;
     Ok(())
 }

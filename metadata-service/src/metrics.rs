@@ -6,7 +6,7 @@ use prometheus::{
 
 use cairn_core::placement::NodeState;
 
-use crate::model::NodeRecord;
+use cairn_meta_api::model::NodeRecord;
 
 /// Metric label of a node state.
 pub fn state_label(state: NodeState) -> &'static str {

@@ -10,13 +10,14 @@ use cairn_core::codec::CodecParams;
 use cairn_core::ids::{BlobId, NodeId};
 use cairn_core::integrity::MerkleRoot;
 use cairn_core::manifest::{BlobManifest, ChunkDescriptor, ChunkState};
-use cairn_metadata_service::client::{ListObjects, MetaError};
-use cairn_metadata_service::model::{Command, CompletedPart, ListEntry, PartRecord, Precondition};
+use cairn_meta_api::client::{ListObjects, MetaError};
+use cairn_meta_api::model::{Command, CompletedPart, ListEntry, PartRecord, Precondition};
 use cairn_metadata_service::shard::MIN_PART_SIZE;
-use common::{manifest, primary};
+use cairn_service::ErrorCode;
+use common::{manifest, primary, secret};
 
-fn code(err: &MetaError) -> &str {
-    err.code().unwrap_or("transport")
+fn code(err: &MetaError) -> &'static str {
+    err.code().map_or("transport", ErrorCode::as_str)
 }
 
 fn blob(nodes: &[&str]) -> BlobManifest {
@@ -561,8 +562,8 @@ async fn splitting_a_hot_directory_online_loses_no_write() {
 /// rows outside the source shard's range; opening the shard removes them.
 #[test]
 fn a_shard_drops_rows_outside_its_range_when_it_opens() {
+    use cairn_meta_api::shard_map::ShardId;
     use cairn_metadata_service::shard::{KeyRange, Shard};
-    use cairn_metadata_service::shard_map::ShardId;
     let dir = tempfile::tempdir().expect("tempdir");
     let everything = KeyRange {
         start: String::new(),
@@ -605,4 +606,73 @@ fn a_shard_drops_rows_outside_its_range_when_it_opens() {
         shard.get_object("logs", "z").expect("get").is_none(),
         "moved row was dropped"
     );
+}
+
+/// Whole-shard reads state the range they expect, so a client whose map
+/// predates a split is told `wrong_shard` and reads again on a fresh map,
+/// instead of silently missing the rows that moved to the new shard.
+#[tokio::test]
+async fn cross_shard_reads_on_a_stale_map_after_a_split_return_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (process, client) = primary(dir.path(), &[]).await;
+    let primary_url = client.shard_map().shards[0].owner.clone();
+    let stale = cairn_meta_api::MetaClient::connect(&primary_url, &secret())
+        .await
+        .expect("second client");
+    client.create_bucket("app", "ann").await.expect("bucket");
+    let n1 = NodeId::new("n1").expect("id");
+    let mut expected = Vec::new();
+    for dir in ["docs", "logs", "zips"] {
+        for i in 0..4 {
+            let mut object = manifest(100, "e");
+            object.parts.push(blob(&["n1", "n2", "n3"]));
+            expected.push((object.parts[0].blob, 0u8));
+            client
+                .commit_object("app", &format!("{dir}/{i}"), object, Precondition::None)
+                .await
+                .expect("commit");
+        }
+        let upload = client
+            .create_upload("app", &format!("{dir}/big"), manifest(0, ""))
+            .await
+            .expect("upload");
+        assert!(!upload.is_empty());
+    }
+    expected.sort();
+    let map_before = stale.shard_map();
+    client.split("app/logs/").await.expect("split");
+    assert_eq!(
+        stale.shard_map(),
+        map_before,
+        "the second client has not seen the split"
+    );
+
+    let mut on_n1: Vec<(BlobId, u8)> = stale
+        .chunks_on_node(&n1)
+        .await
+        .expect("index")
+        .into_iter()
+        .map(|c| (c.blob, c.index))
+        .collect();
+    on_n1.sort();
+    assert_eq!(on_n1, expected, "every chunk on n1, from every shard");
+    assert!(
+        stale.shard_map().version > map_before.version,
+        "the read refreshed the stale map"
+    );
+
+    // The other whole-shard reads, each from a map that predates a split.
+    let stale = cairn_meta_api::MetaClient::connect(&primary_url, &secret())
+        .await
+        .expect("third client");
+    client.split("app/zips/").await.expect("split");
+    let uploads = stale.list_uploads("app", "", 100).await.expect("uploads");
+    assert_eq!(uploads.len(), 3, "{uploads:?}");
+    assert_eq!(
+        code(&stale.delete_bucket("app").await.expect_err("not empty")),
+        "BucketNotEmpty"
+    );
+    let buckets = stale.list_buckets().await.expect("buckets");
+    assert_eq!(buckets.len(), 1);
+    process.stop().await;
 }

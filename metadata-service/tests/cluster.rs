@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cairn_core::ids::{NodeId, RackId};
-use cairn_core::node_api::NodeStatus;
 use cairn_core::placement::NodeState;
-use cairn_metadata_service::client::ListObjects;
-use cairn_metadata_service::liveness::DetectorConfig;
-use cairn_metadata_service::model::Precondition;
-use cairn_metadata_service::shard_map::ShardMap;
-use cairn_metadata_service::{MetaClient, Role};
-use common::{SECRET, bind, eventually, manifest, primary, primary_with, serve};
+use cairn_meta_api::MetaClient;
+use cairn_meta_api::client::ListObjects;
+use cairn_meta_api::config::DetectorConfig;
+use cairn_meta_api::model::Precondition;
+use cairn_meta_api::shard_map::ShardMap;
+use cairn_metadata_service::Role;
+use cairn_node_api::wire::NodeStatus;
+use common::{SECRET, bind, eventually, manifest, primary, primary_with, secret, serve};
 
 fn status(id: &str) -> NodeStatus {
     NodeStatus {
@@ -56,7 +57,7 @@ async fn a_silent_node_goes_suspect_then_down_and_comes_back_up() {
     // and must stay up throughout.
     let stop = Arc::new(AtomicBool::new(false));
     let steady = tokio::spawn({
-        let client = MetaClient::connect(&process.url, SECRET)
+        let client = MetaClient::connect(&process.url, &secret())
             .await
             .expect("connect");
         let stop = stop.clone();
@@ -146,7 +147,9 @@ async fn two_processes_share_one_shard_map_and_the_client_routes_to_both() {
         DetectorConfig::LOCAL,
     )
     .await;
-    let client = MetaClient::connect(&url_a, SECRET).await.expect("connect");
+    let client = MetaClient::connect(&url_a, &secret())
+        .await
+        .expect("connect");
     assert_eq!(client.status(&url_a).await.expect("a").shards.len(), 1);
     assert_eq!(client.status(&url_b).await.expect("b").shards.len(), 1);
     for bucket in ["apples", "zebras"] {
@@ -241,7 +244,7 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
     )
     .expect("config");
     let (mut child, url) = spawn_meta(&config, dir.path());
-    let client = MetaClient::connect(&url, SECRET).await.expect("connect");
+    let client = MetaClient::connect(&url, &secret()).await.expect("connect");
     client
         .create_bucket("durable", "ann")
         .await
@@ -266,7 +269,7 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
     // The map of the restarted process names its new address; the data dir
     // (and the persisted map's shard ids) are what matter.
     let (mut child, url) = spawn_meta(&config, dir.path());
-    let client = MetaClient::connect(&url, SECRET).await.expect("connect");
+    let client = MetaClient::connect(&url, &secret()).await.expect("connect");
     for i in 0..N {
         let bucket = if i % 2 == 0 { "durable" } else { "other" };
         let record = client
@@ -373,7 +376,9 @@ async fn two_real_metadata_processes_share_one_map() {
         &format!("127.0.0.1:{port_b}"),
         &dir.path().join("b.addr"),
     );
-    let client = MetaClient::connect(&url_a, SECRET).await.expect("connect");
+    let client = MetaClient::connect(&url_a, &secret())
+        .await
+        .expect("connect");
     assert_eq!(client.status(&url_a).await.expect("a").shards.len(), 1);
     assert_eq!(client.status(&url_b).await.expect("b").shards.len(), 1);
     for bucket in ["apples", "zebras"] {
@@ -424,12 +429,7 @@ async fn a_storage_node_registers_and_heartbeats() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let node = cairn_storage_node::StorageNode::open(
-        config,
-        cairn_storage_node::ClusterSecret::new(SECRET).expect("secret"),
-        listener,
-    )
-    .expect("node");
+    let node = cairn_storage_node::StorageNode::open(config, secret(), listener).expect("node");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(node.run(async {
         let _ = stopped.await;

@@ -4,9 +4,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use cairn_metadata_service::client::ListObjects;
-use cairn_metadata_service::model::{ListEntry, Precondition};
-use cairn_metadata_service::shard_map::prefix_successor;
+use cairn_meta_api::client::ListObjects;
+use cairn_meta_api::model::{ListEntry, Precondition};
+use cairn_meta_api::shard_map::prefix_successor;
 use common::{manifest, primary};
 use proptest::prelude::*;
 
@@ -32,7 +32,7 @@ fn model_page(
             Some((d, at)) => ListEntry::Prefix {
                 prefix: key[..prefix.len() + at + d.len()].to_owned(),
             },
-            None => ListEntry::Object(cairn_metadata_service::model::ObjectSummary {
+            None => ListEntry::Object(cairn_meta_api::model::ObjectSummary {
                 key: key.clone(),
                 size: key.len() as u64,
                 etag: format!("etag-{key}"),
@@ -175,10 +175,7 @@ async fn a_listing_inside_one_prefix_asks_only_its_shard() {
 }
 
 /// Per-shard counts of list requests, from the process's /metrics.
-async fn shard_list_counts(
-    client: &cairn_metadata_service::MetaClient,
-    url: &str,
-) -> Vec<(u32, u64)> {
+async fn shard_list_counts(client: &cairn_meta_api::MetaClient, url: &str) -> Vec<(u32, u64)> {
     let text = reqwest::Client::new()
         .get(format!("{url}/metrics"))
         .header("x-cairn-secret", common::SECRET)

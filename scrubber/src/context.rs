@@ -4,12 +4,13 @@
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cairn_core::ids::NodeId;
-use cairn_metadata_service::client::{MetaClient, MetaError, NodeCache};
-use cairn_metadata_service::model::NodeRecord;
-use cairn_storage_node::client::NodeClient;
+use cairn_meta_api::client::{MetaClient, MetaError, NodeCache};
+use cairn_meta_api::model::NodeRecord;
+use cairn_node_api::NodeClient;
+use cairn_service::{ClusterSecret, HttpClient, Timeouts};
 
 use crate::config::ScrubberConfig;
 use crate::metrics::ScrubberMetrics;
@@ -27,19 +28,20 @@ pub struct Context {
     pub in_progress: AtomicU64,
     /// Jobs cancelled while running (the runner stops at its next object).
     pub cancelled: Mutex<HashSet<u64>>,
-    http: reqwest::Client,
-    secret: String,
+    /// One pool and one set of deadlines for every node.
+    http: HttpClient,
     nodes: NodeCache,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use cairn_service::now_ms;
 
 impl Context {
-    pub fn new(meta: MetaClient, store: ScrubStore, config: ScrubberConfig, secret: &str) -> Self {
+    pub fn new(
+        meta: MetaClient,
+        store: ScrubStore,
+        config: ScrubberConfig,
+        secret: &ClusterSecret,
+    ) -> Self {
         Self {
             meta,
             store,
@@ -47,8 +49,7 @@ impl Context {
             config,
             in_progress: AtomicU64::new(0),
             cancelled: Mutex::new(HashSet::new()),
-            http: reqwest::Client::new(),
-            secret: secret.to_owned(),
+            http: HttpClient::new(secret.clone(), Timeouts::INTERNAL),
             nodes: NodeCache::new(NODE_CACHE_TTL),
         }
     }
@@ -63,7 +64,7 @@ impl Context {
         nodes
             .iter()
             .find(|n| &n.id == node)
-            .map(|n| NodeClient::with_http(self.http.clone(), &n.address, &self.secret))
+            .map(|n| NodeClient::new(self.http.clone(), &n.address))
     }
 
     pub fn is_cancelled(&self, job: u64) -> bool {

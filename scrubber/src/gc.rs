@@ -12,6 +12,7 @@
 //! exceed the longest upload, since a chunk is written before its manifest
 //! is committed.
 
+use cairn_service::tasks::{CancellationToken, pause};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,19 +30,29 @@ const BATCH: usize = 200;
 /// Rounds of queued-garbage collection between orphan sweeps.
 const SWEEP_EVERY: u32 = 10;
 
-pub async fn collect_garbage(ctx: Arc<Context>) {
+pub async fn collect_garbage(ctx: Arc<Context>, token: CancellationToken) {
     let mut round = 0u32;
     loop {
-        if let Err(err) = collect_once(&ctx).await {
-            tracing::warn!(error = %err, "garbage collection round failed");
-        }
-        if round.is_multiple_of(SWEEP_EVERY)
-            && let Err(err) = sweep_orphans(&ctx).await
-        {
-            tracing::warn!(error = %err, "orphan sweep failed");
+        // A round may be cut anywhere: deletions are idempotent and an
+        // entry is acknowledged only after its chunks are gone.
+        let work = async {
+            if let Err(err) = collect_once(&ctx).await {
+                tracing::warn!(error = %err, "garbage collection round failed");
+            }
+            if round.is_multiple_of(SWEEP_EVERY)
+                && let Err(err) = sweep_orphans(&ctx).await
+            {
+                tracing::warn!(error = %err, "orphan sweep failed");
+            }
+        };
+        if token.run_until_cancelled(work).await.is_none() {
+            return;
         }
         round = round.wrapping_add(1);
-        tokio::time::sleep(ctx.config.poll_interval().max(Duration::from_millis(500))).await;
+        let wait = ctx.config.poll_interval().max(Duration::from_millis(500));
+        if !pause(&token, wait).await {
+            return;
+        }
     }
 }
 

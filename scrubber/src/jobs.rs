@@ -3,13 +3,15 @@
 //! job's rate), records findings, queues repairs, and checkpoints its
 //! cursor so that a restart resumes where it stopped.
 
+use cairn_service::ErrorCode;
+use cairn_service::tasks::{CancellationToken, pause};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_core::manifest::ChunkState;
 use cairn_core::placement::NodeState;
-use cairn_metadata_service::client::{ListObjects, MetaError};
-use cairn_metadata_service::model::{ListEntry, NodeRecord};
+use cairn_meta_api::client::{ListObjects, MetaError};
+use cairn_meta_api::model::{ListEntry, NodeRecord};
 
 use crate::context::{Context, now_ms};
 use crate::model::{
@@ -65,25 +67,33 @@ pub fn cancel_job(ctx: &Context, id: u64) -> Result<JobRecord, JobError> {
     Ok(job)
 }
 
-/// Runs due jobs forever, one at a time: a running job left by a restart
-/// first, then the highest priority due job.
-pub async fn run_jobs(ctx: Arc<Context>) {
+/// Runs due jobs until cancelled, one at a time: a running job left by a
+/// restart first, then the highest priority due job. A job cut short by
+/// cancellation resumes from its last checkpoint on the next start.
+pub async fn run_jobs(ctx: Arc<Context>, token: CancellationToken) {
     loop {
-        match next_job(&ctx) {
+        let wait = match next_job(&ctx) {
             Ok(Some(job)) => {
                 let id = job.id;
-                if let Err(err) = run_job(&ctx, job).await {
-                    tracing::error!(job = id, error = %err, "scrub job failed; it will be retried");
-                    tokio::time::sleep(ctx.config.poll_interval()).await;
+                let Some(outcome) = token.run_until_cancelled(run_job(&ctx, job)).await else {
+                    return;
+                };
+                match outcome {
+                    Ok(()) => continue,
+                    Err(err) => {
+                        tracing::error!(job = id, error = %err, "scrub job failed; it will be retried");
+                        ctx.config.poll_interval()
+                    }
                 }
             }
-            Ok(None) => {
-                tokio::time::sleep(ctx.config.poll_interval().min(Duration::from_millis(250))).await
-            }
+            Ok(None) => ctx.config.poll_interval().min(Duration::from_millis(250)),
             Err(err) => {
                 tracing::error!(error = %err, "cannot read scrub jobs");
-                tokio::time::sleep(ctx.config.poll_interval()).await;
+                ctx.config.poll_interval()
             }
+        };
+        if !pause(&token, wait).await {
+            return;
         }
     }
 }
@@ -197,7 +207,7 @@ async fn run_job(ctx: &Context, mut job: JobRecord) -> Result<(), JobError> {
                 .await
             {
                 Ok(page) => page,
-                Err(err) if err.code() == Some("NoSuchBucket") => break,
+                Err(err) if err.code() == Some(ErrorCode::NoSuchBucket) => break,
                 Err(err) => return Err(err.into()),
             };
             for entry in &page.entries {

@@ -10,14 +10,11 @@
 //! - [`gc`]: unreferenced chunks deleted after a grace period.
 //! - [`server`]: the admin API; [`client`]: its typed client.
 
-pub mod client;
-pub mod config;
 pub mod context;
 pub mod gc;
 pub mod jobs;
 pub mod lost;
 pub mod metrics;
-pub mod model;
 pub mod rate;
 pub mod repair;
 pub mod server;
@@ -27,8 +24,11 @@ pub mod verify;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_metadata_service::client::{MetaClient, MetaError};
-use cairn_storage_node::ClusterSecret;
+pub use cairn_scrubber_api::{config, model};
+
+use cairn_meta_api::client::{MetaClient, MetaError};
+use cairn_service::ClusterSecret;
+use cairn_service::tasks::{DRAIN_DEADLINE, TaskSet};
 use tokio::net::TcpListener;
 
 use crate::config::ScrubberConfig;
@@ -65,18 +65,16 @@ impl Scrubber {
         let store = ScrubStore::open(&config.data_dir)?;
         let started = Instant::now();
         let meta = loop {
-            match MetaClient::connect(&config.metadata_url, secret.expose()).await {
+            match MetaClient::connect(&config.metadata_url, &secret).await {
                 Ok(meta) => break meta,
-                Err(err @ MetaError::Transport { .. })
-                    if started.elapsed() < Duration::from_secs(30) =>
-                {
+                Err(err) if err.is_unavailable() && started.elapsed() < Duration::from_secs(30) => {
                     tracing::info!(error = %err, "waiting for the metadata service");
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(err) => return Err(err.into()),
             }
         };
-        let ctx = Arc::new(Context::new(meta, store, config, secret.expose()));
+        let ctx = Arc::new(Context::new(meta, store, config, &secret));
         Ok(Self {
             ctx,
             secret,
@@ -101,19 +99,22 @@ impl Scrubber {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = ?self.listener.local_addr(), "scrubber serving");
-        let tasks = [
-            tokio::spawn(jobs::run_jobs(self.ctx.clone())),
-            tokio::spawn(lost::watch_nodes(self.ctx.clone())),
-            tokio::spawn(repair::run_repairs(self.ctx.clone())),
-            tokio::spawn(gc::collect_garbage(self.ctx.clone())),
-        ];
+        let tasks = TaskSet::new();
+        let ctx = &self.ctx;
+        tasks.spawn("scrub-jobs", jobs::run_jobs(ctx.clone(), tasks.token()));
+        tasks.spawn("node-loss", lost::watch_nodes(ctx.clone(), tasks.token()));
+        tasks.spawn("repair", repair::run_repairs(ctx.clone(), tasks.token()));
+        tasks.spawn("gc", gc::collect_garbage(ctx.clone(), tasks.token()));
         let app = server::router(self.ctx.clone(), self.secret.clone());
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
-        for task in tasks {
-            task.abort();
-        }
+        let drained = tasks.shutdown(DRAIN_DEADLINE).await;
+        tracing::info!(
+            finished = drained.finished,
+            aborted = drained.aborted,
+            "background tasks stopped"
+        );
         tracing::info!("scrubber stopped");
         served
     }

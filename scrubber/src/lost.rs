@@ -3,13 +3,14 @@
 //! endangered blobs first. A node back before that costs nothing; one back
 //! after finds its chunks moved, and garbage collection deletes them.
 
+use cairn_service::tasks::{CancellationToken, pause};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cairn_core::ids::NodeId;
 use cairn_core::manifest::{ChunkState, UNPLACED_NODE};
 use cairn_core::placement::NodeState;
-use cairn_metadata_service::model::ObjectRecord;
+use cairn_meta_api::model::ObjectRecord;
 
 use crate::context::{Context, now_ms};
 use crate::model::{RepairReason, RepairTask};
@@ -19,22 +20,32 @@ const UNPLACED_EVERY: u32 = 4;
 
 /// Watches the registry forever, and picks up chunks that degraded PUTs
 /// could not place (recorded on [`UNPLACED_NODE`]).
-pub async fn watch_nodes(ctx: Arc<Context>) {
+pub async fn watch_nodes(ctx: Arc<Context>, token: CancellationToken) {
     let unplaced = NodeId::new(UNPLACED_NODE).expect("a valid node id");
     let mut round = 0u32;
     loop {
-        if let Err(err) = check_nodes(&ctx).await {
-            tracing::warn!(error = %err, "node-loss check failed; retrying");
-        }
-        if round.is_multiple_of(UNPLACED_EVERY) {
-            match queue_node(&ctx, &unplaced, &BTreeSet::new(), RepairReason::Missing).await {
-                Ok(0) => {}
-                Ok(queued) => tracing::info!(queued, "chunks of degraded writes queued for repair"),
-                Err(err) => tracing::warn!(error = %err, "cannot read unplaced chunks"),
+        // Queueing is idempotent (the queue dedupes), so a round may be cut.
+        let work = async {
+            if let Err(err) = check_nodes(&ctx).await {
+                tracing::warn!(error = %err, "node-loss check failed; retrying");
             }
+            if round.is_multiple_of(UNPLACED_EVERY) {
+                match queue_node(&ctx, &unplaced, &BTreeSet::new(), RepairReason::Missing).await {
+                    Ok(0) => {}
+                    Ok(queued) => {
+                        tracing::info!(queued, "chunks of degraded writes queued for repair")
+                    }
+                    Err(err) => tracing::warn!(error = %err, "cannot read unplaced chunks"),
+                }
+            }
+        };
+        if token.run_until_cancelled(work).await.is_none() {
+            return;
         }
         round = round.wrapping_add(1);
-        tokio::time::sleep(ctx.config.poll_interval()).await;
+        if !pause(&token, ctx.config.poll_interval()).await {
+            return;
+        }
     }
 }
 

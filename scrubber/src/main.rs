@@ -3,12 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use cairn_scrubber::Scrubber;
 use cairn_scrubber::config::ScrubberConfig;
-use cairn_storage_node::{ClusterSecret, service};
+use cairn_service::listen::{Listeners, write_addr_file};
+use cairn_service::{ClusterSecret, process};
 use clap::Parser;
-use tokio::net::TcpListener;
 
 /// Runs the Cairn scrubber: verifies chunks, rebuilds lost and corrupt
 /// ones, collects garbage.
@@ -31,23 +30,21 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service::install_panic_abort();
-    service::init_tracing();
+    process::install_panic_abort();
+    process::init_tracing();
     let args = Args::parse();
     let mut config = ScrubberConfig::load(&args.config)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
     let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
+    let listener = Listeners::from_env()
+        .next("scrubber admin API", config.listen)
+        .await?;
     let scrubber = Scrubber::open(config, secret, listener).await?;
     if let Some(path) = &args.addr_file {
-        let temp = path.with_extension("tmp");
-        std::fs::write(&temp, scrubber.local_addr()?.to_string()).context("write addr file")?;
-        std::fs::rename(&temp, path).context("write addr file")?;
+        write_addr_file(path, scrubber.local_addr()?)?;
     }
-    scrubber.run(service::shutdown_signal()).await?;
+    scrubber.run(process::shutdown_signal()).await?;
     Ok(())
 }

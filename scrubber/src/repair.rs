@@ -5,6 +5,8 @@
 //! rewritten even when only some blocks are corrupt: chunk files are
 //! write-once (temp, fsync, rename), so there is no in-place block update.
 
+use cairn_service::ErrorCode;
+use cairn_service::tasks::{CancellationToken, pause};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -16,9 +18,9 @@ use cairn_core::ids::{ChunkId, NodeId};
 use cairn_core::integrity::{hash_block, merkle_root};
 use cairn_core::manifest::{BlobManifest, ChunkState};
 use cairn_core::placement::{NodeCandidate, NodeState, replace};
-use cairn_metadata_service::client::MetaError;
-use cairn_metadata_service::model::{Command, NodeRecord};
-use cairn_storage_node::client::{BlockStream, NodeError};
+use cairn_meta_api::client::MetaError;
+use cairn_meta_api::model::{Command, NodeRecord};
+use cairn_node_api::{BlockStream, NodeError};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::context::{Context, now_ms};
@@ -68,7 +70,7 @@ enum Outcome {
 
 /// Runs the repair queue forever: most endangered first, a few at a time,
 /// at the configured read rate.
-pub async fn run_repairs(ctx: Arc<Context>) {
+pub async fn run_repairs(ctx: Arc<Context>, token: CancellationToken) {
     let rate = Arc::new(Mutex::new(TokenBucket::new(
         ctx.config.repair_rate_bytes_per_sec,
         ctx.config.repair_rate_bytes_per_sec.max(4 << 20),
@@ -80,7 +82,9 @@ pub async fn run_repairs(ctx: Arc<Context>) {
             Ok(due) => due,
             Err(err) => {
                 tracing::error!(error = %err, "cannot read the repair queue");
-                tokio::time::sleep(ctx.config.poll_interval()).await;
+                if !pause(&token, ctx.config.poll_interval()).await {
+                    return;
+                }
                 continue;
             }
         };
@@ -88,15 +92,26 @@ pub async fn run_repairs(ctx: Arc<Context>) {
             .repair_queue
             .set(ctx.store.queue_len().unwrap_or(0) as i64);
         if due.is_empty() {
-            tokio::time::sleep(ctx.config.poll_interval().min(Duration::from_millis(200))).await;
+            if !pause(
+                &token,
+                ctx.config.poll_interval().min(Duration::from_millis(200)),
+            )
+            .await
+            {
+                return;
+            }
             continue;
         }
-        let handles = due.into_iter().map(|(key, task)| {
-            let ctx = ctx.clone();
-            let rate = rate.clone();
-            tokio::spawn(async move { settle(&ctx, &rate, key, task).await })
-        });
-        futures_util::future::join_all(handles).await;
+        // The batch runs concurrently inside this task (no detached tasks),
+        // so cancelling the loop cancels the batch: an interrupted repair
+        // stays queued and its half-written chunk is garbage for the GC.
+        let batch = futures_util::future::join_all(
+            due.into_iter()
+                .map(|(key, task)| settle(&ctx, &rate, key, task)),
+        );
+        if token.run_until_cancelled(batch).await.is_none() {
+            return;
+        }
     }
 }
 
@@ -312,7 +327,7 @@ async fn repair_chunk(
     {
         Ok(_) => {}
         // The object changed meanwhile: what was written is garbage.
-        Err(err) if err.code() == Some("conflict") => {
+        Err(err) if err.code() == Some(ErrorCode::Conflict) => {
             let _ = target_client.delete(&chunk_id).await;
             return Ok(Outcome::Obsolete);
         }

@@ -17,8 +17,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use cairn_storage_node::ClusterSecret;
-use cairn_storage_node::service::{ApiError, render_metrics, require_secret};
+use cairn_service::server::{render_metrics, require_secret};
+use cairn_service::{ApiError, ClusterSecret, ErrorCode};
 
 use crate::context::Context;
 use crate::jobs::{JobError, cancel_job, create_job};
@@ -45,7 +45,7 @@ fn job_error(err: JobError) -> ApiError {
     match err {
         JobError::NoSuchJob(id) => ApiError::new(
             StatusCode::NOT_FOUND,
-            "no_such_job",
+            ErrorCode::NoSuchJob,
             format!("no scrub job {id}"),
         ),
         other => ApiError::internal(other.to_string()),

@@ -3,7 +3,7 @@
 //! Only on a mismatch are the leaves fetched, to name the corrupt blocks.
 
 use cairn_core::manifest::{BlobManifest, ChunkDescriptor, ChunkState};
-use cairn_metadata_service::model::NodeRecord;
+use cairn_meta_api::model::NodeRecord;
 
 use crate::context::Context;
 

@@ -6,18 +6,21 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_metadata_service::liveness::DetectorConfig;
-use cairn_metadata_service::shard_map::ShardMap;
+use cairn_meta_api::config::DetectorConfig;
+use cairn_meta_api::shard_map::ShardMap;
 use cairn_metadata_service::{MetaOptions, MetaServer, Role};
 use cairn_scrubber::Scrubber;
-use cairn_scrubber::client::ScrubberClient;
 use cairn_scrubber::config::ScrubberConfig;
 use cairn_scrubber::model::{JobSpec, JobState, ScrubScope};
-use cairn_storage_node::ClusterSecret;
+use cairn_scrubber_api::ScrubberClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const SECRET: &str = "scrubber-test-secret";
+
+fn secret() -> cairn_service::ClusterSecret {
+    cairn_service::ClusterSecret::new(SECRET).expect("secret")
+}
 
 async fn start_meta(dir: &std::path::Path) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -30,7 +33,7 @@ async fn start_meta(dir: &std::path::Path) -> String {
         },
         detector: DetectorConfig::LOCAL,
     };
-    let server = MetaServer::open(options, SECRET, listener)
+    let server = MetaServer::open(options, secret(), listener)
         .await
         .expect("meta");
     tokio::spawn(server.run(std::future::pending()));
@@ -48,19 +51,15 @@ async fn start_scrubber(meta_url: &str, dir: &std::path::Path) -> Running {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut config = ScrubberConfig::new(meta_url, dir.to_owned());
     config.poll_interval_ms = 50;
-    let scrubber = Scrubber::open(
-        config,
-        ClusterSecret::new(SECRET).expect("secret"),
-        listener,
-    )
-    .await
-    .expect("scrubber");
+    let scrubber = Scrubber::open(config, secret(), listener)
+        .await
+        .expect("scrubber");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(scrubber.run(async {
         let _ = stopped.await;
     }));
     Running {
-        client: ScrubberClient::new(&url, SECRET),
+        client: ScrubberClient::new(&url, &secret()),
         stop,
         task,
     }
@@ -82,7 +81,7 @@ async fn scheduled_jobs_run_on_their_interval_and_survive_a_restart() {
     let meta_dir = tempfile::tempdir().expect("tempdir");
     let scrub_dir = tempfile::tempdir().expect("tempdir");
     let meta_url = start_meta(meta_dir.path()).await;
-    let meta = cairn_metadata_service::MetaClient::connect(&meta_url, SECRET)
+    let meta = cairn_meta_api::MetaClient::connect(&meta_url, &secret())
         .await
         .expect("meta client");
     meta.create_bucket("photos", "ann").await.expect("bucket");
@@ -146,4 +145,78 @@ async fn scheduled_jobs_run_on_their_interval_and_survive_a_restart() {
     assert_eq!(cancelled.state, JobState::Cancelled);
     let status = client.repair_status().await.expect("repair status");
     assert_eq!((status.queued, status.repaired_chunks), (0, 0));
+}
+
+/// A node that accepts connections and never answers: the garbage
+/// collector's orphan sweep blocks listing it (up to the client's request
+/// deadline, far longer than the drain deadline).
+async fn hung_node() -> (String, tokio::sync::watch::Receiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (count_tx, count_rx) = tokio::sync::watch::channel(0usize);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count_tx.send_modify(|n| *n += 1);
+            held.push(socket);
+        }
+    });
+    (url, count_rx)
+}
+
+#[tokio::test]
+async fn shutdown_mid_iteration_returns_within_the_drain_deadline_and_leaves_no_task() {
+    let meta_dir = tempfile::tempdir().expect("tempdir");
+    let scrub_dir = tempfile::tempdir().expect("tempdir");
+    let meta_url = start_meta(meta_dir.path()).await;
+    let meta = cairn_meta_api::MetaClient::connect(&meta_url, &secret())
+        .await
+        .expect("meta client");
+    let (hung_url, accepted) = hung_node().await;
+    meta.heartbeat(&cairn_node_api::wire::NodeStatus {
+        id: cairn_core::ids::NodeId::new("node-hung").expect("id"),
+        rack: cairn_core::ids::RackId::new("rack-1").expect("rack"),
+        address: hung_url,
+        capacity_bytes: 1 << 30,
+        used_bytes: 0,
+        free_bytes: 1 << 30,
+        chunk_count: 0,
+        version: "test".into(),
+    })
+    .await
+    .expect("register the hung node");
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut config = ScrubberConfig::new(&meta_url, scrub_dir.path().to_owned());
+    config.poll_interval_ms = 50;
+    let scrubber = Scrubber::open(config, secret(), listener)
+        .await
+        .expect("scrubber");
+    let ctx = scrubber.context().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(scrubber.run(async {
+        let _ = stopped.await;
+    }));
+    // The sweep is inside its call to the hung node: mid-iteration.
+    let mut accepted = accepted;
+    tokio::time::timeout(Duration::from_secs(30), accepted.wait_for(|n| *n >= 1))
+        .await
+        .expect("the orphan sweep reached the hung node")
+        .expect("watch");
+
+    let started = Instant::now();
+    let _ = stop.send(());
+    task.await.expect("join").expect("serve");
+    let took = started.elapsed();
+    assert!(
+        took < cairn_service::tasks::DRAIN_DEADLINE + Duration::from_secs(2),
+        "run returned after {took:?}"
+    );
+    // Every background task held the context; only this test's handle is
+    // left, so no task outlived the service.
+    assert_eq!(
+        std::sync::Arc::strong_count(&ctx),
+        1,
+        "a background task still holds the scrubber's context"
+    );
 }

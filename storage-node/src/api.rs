@@ -19,14 +19,15 @@ use bytes::Bytes;
 use cairn_core::frame::{self, Frame, FrameDecoder};
 use cairn_core::ids::{ChunkId, parse_index};
 use cairn_core::integrity::{BlockHash, MerkleRoot};
-use cairn_core::node_api::{ChunkInfo, ChunkListPage, NodeStatus, PutChunkResponse, VerifyReport};
+use cairn_node_api::wire::{ChunkInfo, ChunkListPage, NodeStatus, PutChunkResponse, VerifyReport};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::node::NodeShared;
-use crate::service::{ApiError, blocking};
 use crate::store::{ChunkReader, ChunkStore, StoreError, verify_chunk};
+use cairn_service::server::blocking;
+use cairn_service::{ApiError, ErrorCode};
 
 /// Frames buffered between the socket and the disk, per request.
 const PIPELINE_DEPTH: usize = 4;
@@ -50,7 +51,7 @@ pub(crate) fn router(shared: Arc<NodeShared>) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
             shared.secret.clone(),
-            crate::service::require_secret,
+            cairn_service::server::require_secret,
         ))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
@@ -64,30 +65,36 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         let message = err.to_string();
         let (status, code, block) = match &err {
-            StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            StoreError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
             StoreError::CorruptBlock { block, .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "corrupt_block",
+                ErrorCode::CorruptBlock,
                 Some(*block),
             ),
-            StoreError::CorruptChunk { .. } => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_chunk", None)
-            }
+            StoreError::CorruptChunk { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::CorruptChunk,
+                None,
+            ),
             StoreError::HashMismatch { block } => {
-                (StatusCode::BAD_REQUEST, "bad_digest", Some(*block))
+                (StatusCode::BAD_REQUEST, ErrorCode::BadDigest, Some(*block))
             }
-            StoreError::InvalidStream(_) => (StatusCode::BAD_REQUEST, "invalid_stream", None),
-            StoreError::RangeOutOfBounds { .. } => {
-                (StatusCode::RANGE_NOT_SATISFIABLE, "invalid_range", None)
+            StoreError::InvalidStream(_) => {
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidStream, None)
             }
+            StoreError::RangeOutOfBounds { .. } => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                ErrorCode::InvalidRange,
+                None,
+            ),
             StoreError::NoSpace(_) => (
                 StatusCode::INSUFFICIENT_STORAGE,
-                "insufficient_storage",
+                ErrorCode::InsufficientStorage,
                 None,
             ),
             StoreError::Io { .. } => {
                 tracing::error!(error = %err, "storage I/O failure");
-                (StatusCode::INTERNAL_SERVER_ERROR, "io_error", None)
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::IoError, None)
             }
         };
         ApiError::new(status, code, message).with_block(block)
@@ -176,9 +183,13 @@ async fn put_chunk(
 
     let fed = feed_writer(body, block_size, &tx, &shared).await;
     drop(tx);
-    let written = writer
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let written = writer.await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e.to_string(),
+        )
+    })?;
     // The writer's own error explains a closed channel best; otherwise the
     // stream's.
     match (fed, written) {
@@ -212,14 +223,17 @@ async fn feed_writer(
         let piece =
             piece.map_err(|e| ApiError::bad_request(format!("request body failed: {e}")))?;
         decoder.push(&piece);
-        while let Some(frame) = decoder
-            .next_frame()
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_stream", e.to_string()))?
-        {
+        while let Some(frame) = decoder.next_frame().map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidStream,
+                e.to_string(),
+            )
+        })? {
             if ended {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_stream",
+                    ErrorCode::InvalidStream,
                     "data after the end frame",
                 ));
             }
@@ -241,7 +255,7 @@ async fn feed_writer(
                 Frame::Error { message, .. } => {
                     return Err(ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "invalid_stream",
+                        ErrorCode::InvalidStream,
                         format!("writer aborted: {message}"),
                     ));
                 }
@@ -252,13 +266,17 @@ async fn feed_writer(
             }
         }
     }
-    decoder
-        .finish()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_stream", e.to_string()))?;
+    decoder.finish().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidStream,
+            e.to_string(),
+        )
+    })?;
     if !ended {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_stream",
+            ErrorCode::InvalidStream,
             "stream ended without its end frame",
         ));
     }
@@ -324,7 +342,7 @@ async fn get_chunk(
         .map_err(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 "reader vanished",
             )
         })?
@@ -484,7 +502,7 @@ async fn verify(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
-            if err.body.code == "corrupt_chunk" {
+            if err.body.code == ErrorCode::CorruptChunk {
                 metrics
                     .verifications
                     .with_label_values(&["unreadable"])
@@ -550,5 +568,5 @@ async fn status(State(shared): State<Arc<NodeShared>>) -> Json<NodeStatus> {
 
 async fn metrics(State(shared): State<Arc<NodeShared>>) -> impl IntoResponse {
     shared.refresh_usage_gauges();
-    crate::service::render_metrics(shared.metrics.registry())
+    cairn_service::server::render_metrics(shared.metrics.registry())
 }

@@ -9,18 +9,13 @@
 //!
 //! The crate is a library (`StorageNode::open` + `run`) with a thin
 //! `cairn-node` binary, so tests can run nodes in-process on ephemeral ports
-//! or as real processes. [`client::NodeClient`] is the typed client every
-//! other service uses.
+//! or as real processes. Other services talk to it through
+//! `cairn_node_api::NodeClient`; this crate is only the server.
 
 mod api;
-pub mod client;
-pub mod config;
 pub mod metrics;
 mod node;
-pub mod secret;
-pub mod service;
 pub mod store;
 
-pub use config::NodeConfig;
+pub use cairn_node_api::NodeConfig;
 pub use node::{NodeShared, StorageNode};
-pub use secret::ClusterSecret;

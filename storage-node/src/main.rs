@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cairn_core::ids::{NodeId, RackId};
-use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode, service};
+use cairn_service::listen::{Listeners, write_addr_file};
+use cairn_service::{ClusterSecret, process};
+use cairn_storage_node::{NodeConfig, StorageNode};
 use clap::Parser;
-use tokio::net::TcpListener;
 
 /// Runs a Cairn storage node: durable, self-verifying chunk storage.
 #[derive(Debug, Parser)]
@@ -41,7 +42,8 @@ struct Args {
     #[arg(long)]
     metadata_url: Option<String>,
     /// Write the bound address to this file once listening (for scripts and
-    /// tests that use port 0).
+    /// tests that use port 0). A socket inherited from a supervisor
+    /// (`LISTEN_FDS`) is used instead of binding `--listen`.
     #[arg(long)]
     addr_file: Option<PathBuf>,
 }
@@ -87,21 +89,18 @@ fn config_from(args: &Args) -> anyhow::Result<NodeConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service::install_panic_abort();
-    service::init_tracing();
+    process::install_panic_abort();
+    process::init_tracing();
     let args = Args::parse();
     let config = config_from(&args)?;
     let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
+    let listener = Listeners::from_env()
+        .next("node API", config.listen)
+        .await?;
     let node = StorageNode::open(config, secret, listener).context("open chunk store")?;
     if let Some(path) = &args.addr_file {
-        let addr = node.local_addr()?;
-        let temp = path.with_extension("tmp");
-        std::fs::write(&temp, addr.to_string()).context("write addr file")?;
-        std::fs::rename(&temp, path).context("write addr file")?;
+        write_addr_file(path, node.local_addr()?)?;
     }
-    node.run(service::shutdown_signal()).await?;
+    node.run(process::shutdown_signal()).await?;
     Ok(())
 }

@@ -4,12 +4,16 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use cairn_core::node_api::NodeStatus;
+use std::time::Duration;
+
+use cairn_meta_api::MetaClient;
+use cairn_node_api::NodeConfig;
+use cairn_node_api::wire::NodeStatus;
+use cairn_service::ClusterSecret;
+use cairn_service::tasks::{CancellationToken, DRAIN_DEADLINE, TaskSet, pause};
 use tokio::net::TcpListener;
 
-use crate::config::NodeConfig;
 use crate::metrics::NodeMetrics;
-use crate::secret::ClusterSecret;
 use crate::store::{ChunkStore, StoreError};
 
 /// State shared by all request handlers of one node.
@@ -53,33 +57,25 @@ impl NodeShared {
 
 /// Registers with the metadata service and keeps heartbeating with the
 /// node's status, so the registry knows its rack, address and free space
-/// and the failure detector knows it is alive.
-async fn heartbeat_loop(shared: Arc<NodeShared>, metadata_url: String) {
-    let http = reqwest::Client::new();
-    let url = format!("{}/cluster/heartbeat", metadata_url.trim_end_matches('/'));
-    let period = std::time::Duration::from_millis(shared.config.heartbeat_interval_ms.max(10));
-    let mut interval = tokio::time::interval(period);
+/// and the failure detector knows it is alive. Each heartbeat is one
+/// [`MetaClient::heartbeat`] call, bounded by the client's deadlines.
+async fn heartbeat_loop(shared: Arc<NodeShared>, meta: MetaClient, token: CancellationToken) {
+    let period = Duration::from_millis(shared.config.heartbeat_interval_ms.max(10));
     let mut healthy = false;
     loop {
-        interval.tick().await;
-        let sent = http
-            .post(&url)
-            .header(cairn_core::node_api::SECRET_HEADER, shared.secret.expose())
-            .timeout(period.max(std::time::Duration::from_secs(2)))
-            .json(&shared.status())
-            .send()
-            .await
-            .and_then(|r| r.error_for_status());
-        match (sent, healthy) {
+        match (meta.heartbeat(&shared.status()).await, healthy) {
             (Ok(_), false) => {
-                tracing::info!(%url, "registered with the metadata service");
+                tracing::info!("registered with the metadata service");
                 healthy = true;
             }
             (Err(err), true) => {
-                tracing::warn!(%url, %err, "heartbeat failed");
+                tracing::warn!(%err, "heartbeat failed");
                 healthy = false;
             }
             _ => {}
+        }
+        if !pause(&token, period).await {
+            return;
         }
     }
 }
@@ -140,8 +136,8 @@ impl StorageNode {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and waits for
-    /// in-flight requests to finish.
+    /// Serves until `shutdown` resolves, then stops accepting, waits for
+    /// in-flight requests, and stops the heartbeat within the drain deadline.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -155,19 +151,19 @@ impl StorageNode {
             used_bytes = status.used_bytes,
             "storage node serving"
         );
-        let heartbeat = self
-            .shared
-            .config
-            .metadata_url
-            .clone()
-            .map(|url| tokio::spawn(heartbeat_loop(self.shared.clone(), url)));
+        let tasks = TaskSet::new();
+        if let Some(url) = &self.shared.config.metadata_url {
+            let meta = MetaClient::unconnected(url, &self.shared.secret);
+            tasks.spawn(
+                "heartbeat",
+                heartbeat_loop(self.shared.clone(), meta, tasks.token()),
+            );
+        }
         let app = crate::api::router(self.shared.clone());
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
-        if let Some(task) = heartbeat {
-            task.abort();
-        }
+        tasks.shutdown(DRAIN_DEADLINE).await;
         tracing::info!("storage node stopped");
         served
     }

@@ -9,12 +9,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_core::ids::{BlobId, ChunkId, NodeId, RackId};
 use cairn_core::integrity::{diff_leaves, hash_block, merkle_root};
-use cairn_storage_node::client::{NodeClient, NodeError, frame_blocks};
-use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode};
+use cairn_node_api::{NodeClient, NodeError, frame_blocks};
+use cairn_service::ErrorCode;
+use cairn_storage_node::{NodeConfig, StorageNode};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const SECRET: &str = "test-cluster-secret";
+
+fn secret() -> cairn_service::ClusterSecret {
+    cairn_service::ClusterSecret::new(SECRET).expect("secret")
+}
 
 struct TestNode {
     addr: SocketAddr,
@@ -38,19 +43,14 @@ impl TestNode {
         config.direct_io = direct_io;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let node = StorageNode::open(
-            config,
-            ClusterSecret::new(SECRET).expect("secret"),
-            listener,
-        )
-        .expect("open node");
+        let node = StorageNode::open(config, secret(), listener).expect("open node");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(node.run(async {
             let _ = stopped.await;
         }));
         Self {
             addr,
-            client: NodeClient::new(&format!("http://{addr}"), SECRET),
+            client: NodeClient::standalone(&format!("http://{addr}"), &secret()),
             data_dir: data_dir.to_owned(),
             stop: Some(stop),
             task: Some(task),
@@ -285,7 +285,7 @@ async fn ranged_reads_return_exactly_the_requested_blocks() {
         .read_blocks(&id, Some(4..7))
         .await
         .expect_err("past end");
-    assert!(matches!(err, NodeError::Api { status: 416, .. }), "{err}");
+    assert!(err.status() == Some(416), "{err}");
     node.stop().await;
 }
 
@@ -369,7 +369,7 @@ async fn a_damaged_hash_table_is_reported_and_verify_still_computes_the_root() {
         .await
         .expect_err("untrusted");
     assert!(
-        matches!(&err, NodeError::Api { status: 500, body } if body.code == "corrupt_chunk"),
+        err.status() == Some(500) && err.code() == Some(ErrorCode::CorruptChunk),
         "{err}"
     );
     let report = node.client.verify(&id, false).await.expect("verify");
@@ -470,7 +470,9 @@ async fn a_block_that_does_not_match_its_declared_hash_is_rejected() {
         .await
         .expect_err("bad digest");
     assert!(
-        matches!(&err, NodeError::Api { status: 400, body } if body.code == "bad_digest" && body.block == Some(1)),
+        err.status() == Some(400)
+            && err.code() == Some(ErrorCode::BadDigest)
+            && err.corrupt_block() == Some(1),
         "{err}"
     );
     assert_eq!(node.client.head(&id).await.expect("head"), None);
@@ -492,7 +494,7 @@ async fn a_stream_without_its_end_frame_stores_nothing() {
         .await
         .expect_err("no end");
     assert!(
-        matches!(&err, NodeError::Api { status: 400, body } if body.code == "invalid_stream"),
+        err.status() == Some(400) && err.code() == Some(ErrorCode::InvalidStream),
         "{err}"
     );
     assert_eq!(node.client.head(&id).await.expect("head"), None);
@@ -714,5 +716,8 @@ fn spawn_node(data_dir: &Path) -> (std::process::Child, NodeClient) {
         assert!(Instant::now() < deadline, "cairn-node did not start");
         std::thread::sleep(Duration::from_millis(20));
     };
-    (child, NodeClient::new(&format!("http://{addr}"), SECRET))
+    (
+        child,
+        NodeClient::standalone(&format!("http://{addr}"), &secret()),
+    )
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_scrubber::client::ScrubberClient;
+use cairn_scrubber_api::ScrubberClient;
+use cairn_service::ClusterSecret;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use serde::Serialize;
@@ -93,7 +94,10 @@ pub async fn run(
         region: cluster.region.clone(),
     };
     let client = S3Client::new(target);
-    let scrubber = ScrubberClient::new(&cluster.scrubber_endpoint, &cluster.cluster_secret);
+    let scrubber = ScrubberClient::new(
+        &cluster.scrubber_endpoint,
+        &ClusterSecret::new(&cluster.cluster_secret)?,
+    );
     let victim = cluster
         .nodes
         .iter()
@@ -176,7 +180,11 @@ pub async fn run(
             break status;
         }
         if killed.elapsed() >= spec.timeout {
-            return Err(format!("repair did not finish within {:?}", spec.timeout).into());
+            return Err(format!(
+                "repair did not finish within {}",
+                crate::units::format_duration(spec.timeout)
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

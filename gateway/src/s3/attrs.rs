@@ -3,7 +3,7 @@
 //! conditional-request rules of GET, HEAD and CopyObject.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use cairn_core::manifest::ObjectManifest;
@@ -23,11 +23,7 @@ pub(crate) const STORED_HEADERS: [&str; 5] = [
 /// Merkle roots), so a client can check what it read against the catalogue.
 pub const MERKLE_ROOT_HEADER: &str = "x-cairn-merkle-root";
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub(crate) use cairn_service::now_ms;
 
 pub(crate) fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))

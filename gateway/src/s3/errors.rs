@@ -1,49 +1,51 @@
 //! From Cairn's internal errors to the S3 error codes and statuses a real S3
 //! returns.
 
-use cairn_metadata_service::client::MetaError;
+use cairn_meta_api::client::MetaError;
+use cairn_service::{ClientError, ErrorCode};
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
 use crate::backend::BackendError;
 use crate::blob_reader::ReadError;
 use crate::blob_writer::WriteError;
 
-/// A catalogue error: its S3 code when it has one, else an internal error.
+/// A catalogue error: its S3 code when it has one, else an internal error
+/// (or "unavailable" when the catalogue could not be reached).
 pub(crate) fn meta(err: MetaError) -> S3Error {
-    if let MetaError::Api { body, .. } = &err
-        && let Some(code) = s3_code(&body.code)
-    {
-        return S3Error::with_message(code, body.message.clone());
+    if let Some(code) = err.code().and_then(s3_code) {
+        let message = match &err {
+            MetaError::Http(ClientError::Api { body, .. }) => body.message.clone(),
+            other => other.to_string(),
+        };
+        return S3Error::with_message(code, message);
     }
     tracing::error!(error = %err, "metadata service failed");
-    match err {
-        MetaError::Transport { .. } | MetaError::Routing { .. } => {
-            s3_error!(ServiceUnavailable, "the catalogue is unreachable; retry")
-        }
-        MetaError::Api { .. } => s3_error!(InternalError, "catalogue error"),
+    if err.is_unavailable() {
+        s3_error!(ServiceUnavailable, "the catalogue is unreachable; retry")
+    } else {
+        s3_error!(InternalError, "catalogue error")
     }
 }
 
-fn s3_code(code: &str) -> Option<S3ErrorCode> {
-    let known = [
-        "NoSuchBucket",
-        "NoSuchKey",
-        "NoSuchUpload",
-        "BucketAlreadyExists",
-        "BucketAlreadyOwnedByYou",
-        "BucketNotEmpty",
-        "InvalidBucketName",
-        "KeyTooLongError",
-        "PreconditionFailed",
-        "InvalidPart",
-        "InvalidPartOrder",
-        "EntityTooSmall",
-        "MalformedXML",
-    ];
-    known
-        .contains(&code)
-        .then(|| S3ErrorCode::from_bytes(code.as_bytes()))
-        .flatten()
+/// The catalogue codes S3 clients see as themselves.
+fn s3_code(code: ErrorCode) -> Option<S3ErrorCode> {
+    use ErrorCode as C;
+    Some(match code {
+        C::NoSuchBucket => S3ErrorCode::NoSuchBucket,
+        C::NoSuchKey => S3ErrorCode::NoSuchKey,
+        C::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+        C::BucketAlreadyExists => S3ErrorCode::BucketAlreadyExists,
+        C::BucketAlreadyOwnedByYou => S3ErrorCode::BucketAlreadyOwnedByYou,
+        C::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
+        C::InvalidBucketName => S3ErrorCode::InvalidBucketName,
+        C::KeyTooLongError => S3ErrorCode::KeyTooLongError,
+        C::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+        C::InvalidPart => S3ErrorCode::InvalidPart,
+        C::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+        C::EntityTooSmall => S3ErrorCode::EntityTooSmall,
+        C::MalformedXml => S3ErrorCode::MalformedXML,
+        _ => return None,
+    })
 }
 
 pub(crate) fn backend(err: BackendError) -> S3Error {

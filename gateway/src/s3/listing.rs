@@ -2,9 +2,9 @@
 //! listing: prefix, delimiter, max-keys, marker / continuation-token /
 //! start-after, and `encoding-type=url`.
 
-use cairn_metadata_service::client::{ListObjects, ObjectListing};
-use cairn_metadata_service::model::ListEntry;
-use cairn_metadata_service::shard_map::prefix_successor;
+use cairn_meta_api::client::{ListObjects, ObjectListing};
+use cairn_meta_api::model::ListEntry;
+use cairn_meta_api::shard_map::prefix_successor;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 

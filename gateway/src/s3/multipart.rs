@@ -3,7 +3,7 @@
 //! ListMultipartUploads. Each part is its own erasure-coded blob; the
 //! completed object's manifest lists them in order.
 
-use cairn_metadata_service::model::{CompletedPart as MetaPart, PartRecord};
+use cairn_meta_api::model::{CompletedPart as MetaPart, PartRecord};
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};

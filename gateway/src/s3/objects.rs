@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use cairn_core::manifest::ObjectManifest;
-use cairn_metadata_service::model::{ObjectRecord, Precondition};
+use cairn_meta_api::model::{ObjectRecord, Precondition};
 use futures_util::{StreamExt, TryStreamExt};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};

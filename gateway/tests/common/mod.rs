@@ -6,10 +6,14 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use cairn_core::ids::{ChunkId, NodeId, RackId};
 use cairn_gateway::blob_writer::ChunkTarget;
-use cairn_storage_node::client::NodeClient;
-use cairn_storage_node::{ClusterSecret, NodeConfig, StorageNode};
+use cairn_node_api::NodeClient;
+use cairn_storage_node::{NodeConfig, StorageNode};
 
 pub const SECRET: &str = "gateway-test-secret";
+
+pub fn secret() -> cairn_service::ClusterSecret {
+    cairn_service::ClusterSecret::new(SECRET).expect("secret")
+}
 
 pub struct Nodes {
     pub targets: Vec<ChunkTarget>,
@@ -39,7 +43,7 @@ impl Nodes {
                 held.push(socket);
             }
         });
-        self.targets[node].client = NodeClient::new(&format!("http://{addr}"), SECRET);
+        self.targets[node].client = NodeClient::standalone(&format!("http://{addr}"), &secret());
     }
 
     /// Points target `node` at a closed port, as if the node died.
@@ -47,7 +51,7 @@ impl Nodes {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let dead = format!("http://{}", closed.local_addr().expect("addr"));
         drop(closed);
-        self.targets[node].client = NodeClient::new(&dead, SECRET);
+        self.targets[node].client = NodeClient::standalone(&dead, &secret());
     }
 }
 
@@ -66,16 +70,11 @@ pub async fn start_nodes(count: usize) -> Nodes {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let node = StorageNode::open(
-            config,
-            ClusterSecret::new(SECRET).expect("secret"),
-            listener,
-        )
-        .expect("node");
+        let node = StorageNode::open(config, secret(), listener).expect("node");
         tokio::spawn(node.run(std::future::pending()));
         targets.push(ChunkTarget {
             node: id,
-            client: NodeClient::new(&format!("http://{addr}"), SECRET),
+            client: NodeClient::standalone(&format!("http://{addr}"), &secret()),
         });
         dirs.push(dir);
     }

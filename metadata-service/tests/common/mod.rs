@@ -6,13 +6,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn_core::manifest::ObjectManifest;
-use cairn_metadata_service::liveness::DetectorConfig;
-use cairn_metadata_service::shard_map::ShardMap;
-use cairn_metadata_service::{MetaClient, MetaOptions, MetaServer, Role};
+use cairn_meta_api::MetaClient;
+use cairn_meta_api::config::DetectorConfig;
+use cairn_meta_api::shard_map::ShardMap;
+use cairn_metadata_service::{MetaOptions, MetaServer, Role};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub const SECRET: &str = "meta-test-secret";
+
+pub fn secret() -> cairn_service::ClusterSecret {
+    cairn_service::ClusterSecret::new(SECRET).expect("secret")
+}
 
 pub struct Process {
     pub url: String,
@@ -50,7 +55,7 @@ pub async fn serve(
         role,
         detector,
     };
-    let server = MetaServer::open(options, SECRET, listener)
+    let server = MetaServer::open(options, secret(), listener)
         .await
         .expect("open");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -84,7 +89,7 @@ pub async fn primary_with(
         detector,
     )
     .await;
-    let client = MetaClient::connect(&url, SECRET).await.expect("connect");
+    let client = MetaClient::connect(&url, &secret()).await.expect("connect");
     (process, client)
 }
 

@@ -24,7 +24,7 @@ use std::time::UNIX_EPOCH;
 
 use cairn_core::chunk_file::FormatError;
 use cairn_core::ids::ChunkId;
-use cairn_core::node_api::{ChunkListEntry, ChunkListPage};
+use cairn_node_api::wire::{ChunkListEntry, ChunkListPage};
 
 pub use reader::{ChunkReader, VerifyOutcome, verify_chunk};
 pub use writer::ChunkWriter;

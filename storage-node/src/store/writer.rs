@@ -22,7 +22,7 @@ use cairn_core::chunk_file::{
 };
 use cairn_core::ids::ChunkId;
 use cairn_core::integrity::{BlockHash, MerkleRoot, hash_block, merkle_root};
-use cairn_core::node_api::PutChunkResponse;
+use cairn_node_api::wire::PutChunkResponse;
 
 use super::{ChunkStore, StoreError, TEMP_PREFIX, io_error, sync_dir};
 

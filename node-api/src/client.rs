@@ -4,26 +4,23 @@
 
 use std::io;
 use std::ops::Range;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use cairn_core::frame::{self, Frame, FrameDecoder};
 use cairn_core::ids::ChunkId;
 use cairn_core::integrity::{BlockHash, MerkleRoot, hash_block, merkle_root};
-use cairn_core::node_api::{
-    ChunkInfo, ChunkListPage, ErrorBody, NodeStatus, PutChunkResponse, SECRET_HEADER, VerifyReport,
-};
+use cairn_service::{ClientError, ClusterSecret, ErrorCode, HttpClient, Timeouts};
 use futures_util::{Stream, StreamExt};
+use reqwest::{Method, Response};
+
+use crate::wire::{ChunkInfo, ChunkListPage, NodeStatus, PutChunkResponse, VerifyReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("request to {url} failed: {source}")]
-    Transport {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("node answered {status}: {} ({})", .body.message, .body.code)]
-    Api { status: u16, body: ErrorBody },
+    /// The node was unreachable, too slow, or answered with an error.
+    #[error(transparent)]
+    Http(#[from] ClientError),
     #[error("block {block} of chunk {chunk} is corrupt: {message}")]
     CorruptBlock {
         chunk: ChunkId,
@@ -38,39 +35,58 @@ pub enum NodeError {
 
 impl NodeError {
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::Api { status: 404, .. })
+        self.status() == Some(404)
+    }
+
+    /// The HTTP status of an error answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Http(err) => err.status(),
+            _ => None,
+        }
+    }
+
+    /// The typed code of an error answer.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Http(err) => err.code(),
+            _ => None,
+        }
     }
 
     /// The block the error is about, if any.
     pub fn corrupt_block(&self) -> Option<u64> {
         match self {
             Self::CorruptBlock { block, .. } | Self::HashMismatch { block, .. } => Some(*block),
+            Self::Http(ClientError::Api { body, .. }) => body.block,
             _ => None,
         }
     }
 }
 
-/// Client of one storage node.
+/// Client of one storage node. Clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
-    http: reqwest::Client,
+    http: HttpClient,
     base: String,
-    secret: String,
 }
 
 impl NodeClient {
-    /// `base_url` like `http://127.0.0.1:7401`.
-    pub fn new(base_url: &str, secret: &str) -> Self {
-        Self::with_http(reqwest::Client::new(), base_url, secret)
-    }
-
-    /// Shares a connection pool between clients of many nodes.
-    pub fn with_http(http: reqwest::Client, base_url: &str, secret: &str) -> Self {
+    /// `base_url` like `http://127.0.0.1:7401`; `http` carries the secret
+    /// and the deadlines (share one across all nodes).
+    pub fn new(http: HttpClient, base_url: &str) -> Self {
         Self {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
-            secret: secret.to_owned(),
         }
+    }
+
+    /// A client with a connection pool of its own (tests, one-off tools).
+    pub fn standalone(base_url: &str, secret: &ClusterSecret) -> Self {
+        Self::new(
+            HttpClient::new(secret.clone(), Timeouts::INTERNAL),
+            base_url,
+        )
     }
 
     pub fn base_url(&self) -> &str {
@@ -81,27 +97,12 @@ impl NodeClient {
         format!("{}/chunks/{}/{}", self.base, chunk.blob, chunk.index)
     }
 
-    async fn send(
+    async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
-        request: reqwest::RequestBuilder,
         url: &str,
-    ) -> Result<reqwest::Response, NodeError> {
-        let response = request
-            .header(SECRET_HEADER, &self.secret)
-            .send()
-            .await
-            .map_err(transport(url))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or(ErrorBody {
-            code: "unknown".into(),
-            message: text,
-            block: None,
-        });
-        Err(NodeError::Api { status, body })
+        query: &[(&str, String)],
+    ) -> Result<T, NodeError> {
+        Ok(self.http.call(Method::GET, url, query, None::<&()>).await?)
     }
 
     /// Stores a chunk from a stream of already-framed bytes (block frames
@@ -118,11 +119,13 @@ impl NodeClient {
         let url = self.chunk_url(chunk);
         let request = self
             .http
-            .put(&url)
-            .query(&[("block_size", block_size)])
-            .body(reqwest::Body::wrap_stream(frames));
-        let response = self.send(request, &url).await?;
-        response.json().await.map_err(transport(&url))
+            .request(Method::PUT, &url)
+            .query(&[("block_size", block_size)]);
+        let response = self.http.send_stream(request, frames).await?;
+        Ok(response
+            .json()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?)
     }
 
     /// Stores a chunk held in memory as its blocks.
@@ -144,26 +147,29 @@ impl NodeClient {
         range: Option<Range<u64>>,
     ) -> Result<BlockStream, NodeError> {
         let url = self.chunk_url(chunk);
-        let mut request = self.http.get(&url);
+        let mut request = self.http.request(Method::GET, &url);
         if let Some(range) = &range {
             request = request.query(&[("first", range.start), ("count", range.end - range.start)]);
         }
-        let response = self.send(request, &url).await.map_err(|err| match err {
-            NodeError::Api { body, .. } if body.code == "corrupt_block" => {
-                NodeError::CorruptBlock {
-                    chunk: *chunk,
-                    block: body.block.unwrap_or(0),
-                    message: body.message,
+        let response = self
+            .http
+            .open_stream(request)
+            .await
+            .map_err(|err| match err {
+                ClientError::Api { body, .. } if body.code == ErrorCode::CorruptBlock => {
+                    NodeError::CorruptBlock {
+                        chunk: *chunk,
+                        block: body.block.unwrap_or(0),
+                        message: body.message,
+                    }
                 }
-            }
-            other => other,
-        })?;
+                other => NodeError::Http(other),
+            })?;
         let first = header_u64(&response, "x-cairn-first-block").unwrap_or(0);
         let count = header_u64(&response, "x-cairn-block-count").unwrap_or(0);
         Ok(BlockStream {
             chunk: *chunk,
-            url,
-            body: Box::pin(response.bytes_stream()),
+            body: Box::pin(self.http.progress_stream(&url, response)),
             decoder: FrameDecoder::new(cairn_core::codec::MAX_BLOCK_SIZE),
             first,
             next_index: first,
@@ -189,10 +195,10 @@ impl NodeClient {
     /// The chunk's stored description, or `None` if the node lacks it.
     pub async fn head(&self, chunk: &ChunkId) -> Result<Option<ChunkInfo>, NodeError> {
         let url = self.chunk_url(chunk);
-        let response = match self.send(self.http.head(&url), &url).await {
+        let response = match self.http.send(self.http.request(Method::HEAD, &url)).await {
             Ok(response) => response,
-            Err(err) if err.is_not_found() => return Ok(None),
-            Err(err) => return Err(err),
+            Err(err) if err.status() == Some(404) => return Ok(None),
+            Err(err) => return Err(err.into()),
         };
         let root = response
             .headers()
@@ -217,10 +223,14 @@ impl NodeClient {
     /// Deletes a chunk; `false` if it did not exist.
     pub async fn delete(&self, chunk: &ChunkId) -> Result<bool, NodeError> {
         let url = self.chunk_url(chunk);
-        match self.send(self.http.delete(&url), &url).await {
+        match self
+            .http
+            .send(self.http.request(Method::DELETE, &url))
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(err) if err.is_not_found() => Ok(false),
-            Err(err) => Err(err),
+            Err(err) if err.status() == Some(404) => Ok(false),
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -231,46 +241,44 @@ impl NodeClient {
         limit: usize,
     ) -> Result<ChunkListPage, NodeError> {
         let url = format!("{}/chunks", self.base);
-        let mut request = self.http.get(&url).query(&[("limit", limit)]);
+        let mut query = vec![("limit", limit.to_string())];
         if let Some(after) = after {
-            request = request.query(&[("after", after.to_string())]);
+            query.push(("after", after.to_string()));
         }
-        let response = self.send(request, &url).await?;
-        response.json().await.map_err(transport(&url))
+        self.get_json(&url, &query).await
     }
 
     /// Asks the node to re-hash the chunk from its disk.
     pub async fn verify(&self, chunk: &ChunkId, leaves: bool) -> Result<VerifyReport, NodeError> {
         let url = format!("{}/verify", self.chunk_url(chunk));
-        let request = self.http.get(&url).query(&[("leaves", leaves)]);
-        let response = self.send(request, &url).await?;
-        response.json().await.map_err(transport(&url))
+        self.get_json(&url, &[("leaves", leaves.to_string())]).await
     }
 
     pub async fn status(&self) -> Result<NodeStatus, NodeError> {
-        let url = format!("{}/status", self.base);
-        let response = self.send(self.http.get(&url), &url).await?;
-        response.json().await.map_err(transport(&url))
+        self.get_json(&format!("{}/status", self.base), &[]).await
     }
 
     pub async fn health(&self) -> Result<(), NodeError> {
         let url = format!("{}/health", self.base);
-        self.send(self.http.get(&url), &url).await.map(|_| ())
+        self.http.send(self.http.request(Method::GET, &url)).await?;
+        Ok(())
     }
 
     /// The node's Prometheus exposition.
     pub async fn metrics(&self) -> Result<String, NodeError> {
         let url = format!("{}/metrics", self.base);
-        let response = self.send(self.http.get(&url), &url).await?;
-        response.text().await.map_err(transport(&url))
+        let response = self.http.send(self.http.request(Method::GET, &url)).await?;
+        Ok(response
+            .text()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?)
     }
 }
 
 /// Verified blocks of one chunk read, in order.
 pub struct BlockStream {
     chunk: ChunkId,
-    url: String,
-    body: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    body: Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>,
     decoder: FrameDecoder,
     first: u64,
     next_index: u64,
@@ -327,12 +335,9 @@ impl BlockStream {
                 }
                 None => match self.body.next().await {
                     Some(Ok(bytes)) => self.decoder.push(&bytes),
-                    Some(Err(source)) => {
+                    Some(Err(err)) => {
                         self.done = true;
-                        return Err(NodeError::Transport {
-                            url: self.url.clone(),
-                            source,
-                        });
+                        return Err(err.into());
                     }
                     None => {
                         self.done = true;
@@ -392,13 +397,6 @@ pub fn frame_blocks(blocks: &[Bytes]) -> (Vec<Bytes>, MerkleRoot) {
     (frames, root)
 }
 
-fn header_u64(response: &reqwest::Response, name: &str) -> Option<u64> {
+fn header_u64(response: &Response, name: &str) -> Option<u64> {
     response.headers().get(name)?.to_str().ok()?.parse().ok()
-}
-
-fn transport(url: &str) -> impl FnOnce(reqwest::Error) -> NodeError + '_ {
-    move |source| NodeError::Transport {
-        url: url.to_owned(),
-        source,
-    }
 }

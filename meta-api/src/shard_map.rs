@@ -50,6 +50,48 @@ impl ShardRange {
     }
 }
 
+/// The range a client believes a shard owns. Whole-shard reads (every
+/// bucket, a node's chunks, a prefix's uploads) carry it, and a shard whose
+/// range differs (it was split since the client's map) answers
+/// `wrong_shard` instead of a silently partial result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectedRange {
+    /// Present when the client states an expectation.
+    pub expect_start: Option<String>,
+    /// Absent: the range is unbounded above.
+    pub expect_end: Option<String>,
+}
+
+impl ExpectedRange {
+    /// The expectation for `shard` as the caller's map has it.
+    pub fn of(shard: &ShardRange) -> Self {
+        Self {
+            expect_start: Some(shard.start.clone()),
+            expect_end: shard.end.clone(),
+        }
+    }
+
+    /// As query parameters.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::with_capacity(2);
+        if let Some(start) = &self.expect_start {
+            query.push(("expect_start", start.clone()));
+            if let Some(end) = &self.expect_end {
+                query.push(("expect_end", end.clone()));
+            }
+        }
+        query
+    }
+
+    /// Whether a shard owning `[start, end)` meets the expectation (no
+    /// expectation always does).
+    pub fn matches(&self, start: &str, end: Option<&str>) -> bool {
+        self.expect_start
+            .as_deref()
+            .is_none_or(|expected| expected == start && self.expect_end.as_deref() == end)
+    }
+}
+
 /// A versioned, ordered, gap-free list of shard ranges.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMap {

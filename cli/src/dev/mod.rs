@@ -2,37 +2,45 @@
 //! service, every storage node, the gateway and the scrubber each run as
 //! their own OS process (the `cairn-meta`, `cairn-node`, `cairn-gateway`
 //! and `cairn-scrubber` binaries next to `cairn`), so a user can `kill -9` a
-//! node and watch the cluster heal.
-//! Configuration is generated into the data directory on embedded defaults;
-//! data survives a restart.
+//! node and watch the cluster heal. Configuration is generated into the data
+//! directory from the services' own config types ([`configs`]); data
+//! survives a restart.
+//!
+//! Start-up order: every fixed port is bound first ([`ports`]), then the
+//! metadata service, the nodes (on OS-chosen ports), the gateway and the
+//! scrubber, each handed its sockets ([`process`]).
+
+mod configs;
+mod ports;
+mod process;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cairn_core::placement::NodeState;
-use cairn_metadata_service::MetaClient;
-use tokio::process::{Child, Command};
+use cairn_gateway::config::Credential;
+use cairn_meta_api::MetaClient;
+use cairn_service::ClusterSecret;
 
 use crate::cluster_file::{ClusterFile, NodeInfo, ProcessInfo};
+use ports::Ports;
+use process::{
+    START_PATIENCE, Spawn, Supervised, describe, fresh, spawn, terminate, wait_for_addr,
+};
 
 /// Well-known credentials of a dev cluster (override with
 /// `CAIRN_ACCESS_KEY` / `CAIRN_SECRET_KEY`).
 pub const DEV_ACCESS_KEY: &str = "cairn-dev";
 pub const DEV_SECRET_KEY: &str = "cairn-dev-secret-key";
 
-/// How long a process may take to start listening.
-const START_PATIENCE: Duration = Duration::from_secs(60);
-/// How long a process may take to stop after SIGTERM before SIGKILL.
-const STOP_PATIENCE: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Clone)]
 pub struct DevOptions {
     pub data_dir: PathBuf,
     /// S3 port; the gateway admin port is `port + 1`, the metadata service
-    /// `port + 2` (it must keep its address across restarts), the scrubber
-    /// `port + 3`.
+    /// `port + 2` (it keeps its first address across restarts), the
+    /// scrubber `port + 3`. 0 lets the OS choose every one of them.
     pub port: u16,
     pub nodes: usize,
     pub racks: usize,
@@ -59,6 +67,14 @@ pub enum DevError {
     MissingBinary { binary: &'static str, dir: PathBuf },
     #[error("invalid options: {0}")]
     Options(String),
+    #[error("cannot listen on {addr} for {what} ({hint}): {source}")]
+    Port {
+        what: &'static str,
+        addr: SocketAddr,
+        hint: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -74,7 +90,9 @@ pub enum DevError {
         log: String,
     },
     #[error("metadata service: {0}")]
-    Meta(#[from] cairn_metadata_service::client::MetaError),
+    Meta(#[from] cairn_meta_api::MetaError),
+    #[error(transparent)]
+    Secret(#[from] cairn_service::secret::SecretError),
     #[error(transparent)]
     ClusterFile(#[from] crate::cluster_file::ClusterFileError),
 }
@@ -82,14 +100,6 @@ pub enum DevError {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
     let what = what.into();
     move |source| DevError::Io { what, source }
-}
-
-/// One supervised child process.
-#[derive(Debug)]
-struct Supervised {
-    name: String,
-    child: Child,
-    log: PathBuf,
 }
 
 /// A running dev cluster.
@@ -102,6 +112,8 @@ pub struct DevCluster {
     gateway: Supervised,
     scrubber: Supervised,
     scrubber_bin: PathBuf,
+    /// Held for restarts of the scrubber.
+    ports: Ports,
     secret: String,
     run_dir: PathBuf,
 }
@@ -136,7 +148,10 @@ impl DevOptions {
             ));
         }
         if self.port > u16::MAX - 3 {
-            return bad(format!("port {} leaves no room for port + 3", self.port));
+            return bad(format!(
+                "--port {} leaves no room for --port + 3",
+                self.port
+            ));
         }
         Ok(())
     }
@@ -193,83 +208,11 @@ fn cluster_secret(data_dir: &Path) -> Result<String, DevError> {
     Ok(secret)
 }
 
-fn write_toml(path: &Path, table: toml::Table) -> Result<(), DevError> {
-    let text = toml::to_string(&table).expect("a table serializes");
-    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
-}
-
-fn log_file(path: &Path) -> Result<(Stdio, Stdio), DevError> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io(format!("open {}", path.display())))?;
-    let clone = file
-        .try_clone()
-        .map_err(io(format!("open {}", path.display())))?;
-    Ok((Stdio::from(file), Stdio::from(clone)))
-}
-
-fn spawn(
-    name: &str,
-    binary: &Path,
-    args: &[String],
-    secret: &str,
-    log: PathBuf,
-) -> Result<Supervised, DevError> {
-    let (stdout, stderr) = log_file(&log)?;
-    let child = Command::new(binary)
-        .args(args)
-        .env("CAIRN_CLUSTER_SECRET", secret)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(io(format!("start {}", binary.display())))?;
-    Ok(Supervised {
-        name: name.to_owned(),
-        child,
-        log,
-    })
-}
-
-/// Waits for a process to write its address file (fresh: removed before
-/// the start), failing early if it exits.
-async fn wait_for_addr(process: &mut Supervised, file: &Path) -> Result<String, DevError> {
-    let started = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(file)
-            && !text.trim().is_empty()
-        {
-            return Ok(text.trim().to_owned());
-        }
-        if let Ok(Some(status)) = process.child.try_wait() {
-            return Err(DevError::StartFailed {
-                name: process.name.clone(),
-                status,
-                log: process.log.display().to_string(),
-            });
-        }
-        if started.elapsed() > START_PATIENCE {
-            return Err(DevError::StartTimeout {
-                name: process.name.clone(),
-                log: process.log.display().to_string(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn fresh(path: PathBuf) -> PathBuf {
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
 impl DevCluster {
-    /// Starts the metadata service, the storage nodes and the gateway, and
-    /// writes `cluster.json`. On error, whatever started is stopped again
-    /// (children are killed when dropped).
+    /// Binds the cluster's ports, starts the metadata service, the storage
+    /// nodes, the gateway and the scrubber, and writes `cluster.json`. On
+    /// error, whatever started is stopped again (children are killed when
+    /// dropped), and a port that cannot be had fails before anything starts.
     pub async fn start(options: &DevOptions) -> Result<Self, DevError> {
         options.validate()?;
         let meta_bin = options.binary("cairn-meta")?;
@@ -285,37 +228,31 @@ impl DevCluster {
         let run = data.join("run");
         let logs = data.join("logs");
 
-        // Metadata service: two prefix shards, short failure detection. The
-        // shard map names it by URL, so a data dir keeps its first address
-        // even when later started with another --port.
-        let meta_config = data.join("meta.toml");
-        let meta_addr = previous_meta_addr(&meta_config)
-            .unwrap_or_else(|| format!("127.0.0.1:{}", options.port + 2));
+        // Every fixed port first: nothing this cluster starts later (nodes
+        // on OS-chosen ports) can take one of them.
+        let meta_config_path = data.join("meta.toml");
+        let ports = Ports::bind(options.port, configs::previous_meta_addr(&meta_config_path))?;
+        let s3_addr = ports::addr(&ports.s3)?;
+        let admin_addr = ports::addr(&ports.admin)?;
+        let meta_addr = ports::addr(&ports.meta)?;
+        let scrubber_addr = ports::addr(&ports.scrubber)?;
         let meta_url = format!("http://{meta_addr}");
-        write_toml(
-            &meta_config,
-            toml::toml! {
-                listen = (meta_addr.clone())
-                advertise_url = (meta_url.clone())
-                data_dir = (data.join("meta").display().to_string())
-                initial_splits = ["m"]
-                suspect_after_ms = (options.suspect_after.as_millis() as i64)
-                down_after_ms = (options.down_after.as_millis() as i64)
-            },
-        )?;
+
+        configs::write(&meta_config_path, &configs::meta(options, &data, meta_addr))?;
         let addr_file = fresh(run.join("meta.addr"));
-        let mut meta = spawn(
-            "metadata service",
-            &meta_bin,
-            &[
+        let mut meta = spawn(Spawn {
+            name: "metadata service",
+            binary: &meta_bin,
+            args: vec![
                 "--config".into(),
-                meta_config.display().to_string(),
+                meta_config_path.display().to_string(),
                 "--addr-file".into(),
                 addr_file.display().to_string(),
             ],
-            &secret,
-            logs.join("meta.log"),
-        )?;
+            secret: &secret,
+            log: logs.join("meta.log"),
+            listeners: vec![ports::handoff(&ports.meta)?],
+        })?;
         wait_for_addr(&mut meta, &addr_file).await?;
 
         // Storage nodes, racks filled in order, on ports the OS picks
@@ -327,10 +264,10 @@ impl DevCluster {
             let node_dir = data.join("nodes").join(&id);
             let addr_file = fresh(run.join(format!("{id}.addr")));
             let log = logs.join(format!("{id}.log"));
-            let process = spawn(
-                &id,
-                &node_bin,
-                &[
+            let process = spawn(Spawn {
+                name: &id,
+                binary: &node_bin,
+                args: vec![
                     "--id".into(),
                     id.clone(),
                     "--rack".into(),
@@ -344,9 +281,10 @@ impl DevCluster {
                     "--addr-file".into(),
                     addr_file.display().to_string(),
                 ],
-                &secret,
-                log.clone(),
-            )?;
+                secret: &secret,
+                log: log.clone(),
+                listeners: Vec::new(),
+            })?;
             nodes.push((process, addr_file));
             node_infos.push(NodeInfo {
                 id,
@@ -360,71 +298,52 @@ impl DevCluster {
         let mut supervised_nodes = Vec::with_capacity(nodes.len());
         for ((mut process, addr_file), info) in nodes.into_iter().zip(node_infos.iter_mut()) {
             info.address = format!("http://{}", wait_for_addr(&mut process, &addr_file).await?);
-            info.pid = process.child.id().unwrap_or_default();
+            info.pid = process.pid();
             supervised_nodes.push(process);
         }
-        wait_for_nodes_up(&meta_url, &secret, options.nodes).await?;
+        wait_for_nodes_up(&meta_url, &ClusterSecret::new(&secret)?, options.nodes).await?;
 
         // Gateway.
-        let (access_key, secret_key) = match (
+        let credential = match (
             std::env::var("CAIRN_ACCESS_KEY"),
             std::env::var("CAIRN_SECRET_KEY"),
         ) {
-            (Ok(a), Ok(s)) => (a, s),
-            _ => (DEV_ACCESS_KEY.to_owned(), DEV_SECRET_KEY.to_owned()),
+            (Ok(access_key), Ok(secret_key)) => Credential {
+                access_key,
+                secret_key,
+            },
+            _ => Credential {
+                access_key: DEV_ACCESS_KEY.to_owned(),
+                secret_key: DEV_SECRET_KEY.to_owned(),
+            },
         };
         let gateway_config = data.join("gateway.toml");
-        let s3_addr = format!("127.0.0.1:{}", options.port);
-        let admin_addr = format!("127.0.0.1:{}", options.port + 1);
-        let mut credential = toml::Table::new();
-        credential.insert("access_key".into(), access_key.clone().into());
-        credential.insert("secret_key".into(), secret_key.clone().into());
-        let mut gateway_table = toml::toml! {
-            listen = (s3_addr.clone())
-            admin_listen = (admin_addr.clone())
-            metadata_url = (meta_url.clone())
-            k = (options.k as i64)
-            m = (options.m as i64)
-        };
-        gateway_table.insert(
-            "credentials".into(),
-            toml::Value::Array(vec![toml::Value::Table(credential)]),
-        );
-        if let Some(domain) = &options.s3_domain {
-            gateway_table.insert("base_domain".into(), domain.clone().into());
-        }
-        write_toml(&gateway_config, gateway_table)?;
+        configs::write(
+            &gateway_config,
+            &configs::gateway(options, &meta_url, s3_addr, admin_addr, credential.clone()),
+        )?;
         let addr_file = fresh(run.join("gateway.addr"));
-        let mut gateway = spawn(
-            "gateway",
-            &gateway_bin,
-            &[
+        let mut gateway = spawn(Spawn {
+            name: "gateway",
+            binary: &gateway_bin,
+            args: vec![
                 "--config".into(),
                 gateway_config.display().to_string(),
                 "--addr-file".into(),
                 addr_file.display().to_string(),
             ],
-            &secret,
-            logs.join("gateway.log"),
-        )?;
+            secret: &secret,
+            log: logs.join("gateway.log"),
+            // The gateway takes them in this order: S3, then admin.
+            listeners: vec![ports::handoff(&ports.s3)?, ports::handoff(&ports.admin)?],
+        })?;
         wait_for_addr(&mut gateway, &addr_file).await?;
 
-        // Scrubber: short grace periods, so a killed node heals while you
-        // watch.
-        let scrubber_addr = format!("127.0.0.1:{}", options.port + 3);
-        let scrubber_config = data.join("scrubber.toml");
-        write_toml(
-            &scrubber_config,
-            toml::toml! {
-                listen = (scrubber_addr.clone())
-                metadata_url = (meta_url.clone())
-                data_dir = (data.join("scrubber").display().to_string())
-                repair_after_ms = (options.repair_after.as_millis() as i64)
-                gc_grace_ms = (options.gc_grace.as_millis() as i64)
-                poll_interval_ms = 500
-            },
+        configs::write(
+            &data.join("scrubber.toml"),
+            &configs::scrubber(options, &data, &meta_url, scrubber_addr),
         )?;
-        let scrubber = spawn_scrubber(&scrubber_bin, &data, &secret).await?;
+        let scrubber = spawn_scrubber(&scrubber_bin, &data, &secret, &ports).await?;
 
         let info = ClusterFile {
             s3_endpoint: format!("http://{s3_addr}"),
@@ -432,25 +351,25 @@ impl DevCluster {
             gateway_admin_endpoint: format!("http://{admin_addr}"),
             scrubber_endpoint: format!("http://{scrubber_addr}"),
             region: "us-east-1".into(),
-            access_key,
-            secret_key,
+            access_key: credential.access_key,
+            secret_key: credential.secret_key,
             cluster_secret: secret.clone(),
             k: options.k,
             m: options.m,
             metadata: ProcessInfo {
-                pid: meta.child.id().unwrap_or_default(),
+                pid: meta.pid(),
                 address: meta_url,
                 data_dir: Some(data.join("meta")),
                 log: meta.log.clone(),
             },
             gateway: ProcessInfo {
-                pid: gateway.child.id().unwrap_or_default(),
+                pid: gateway.pid(),
                 address: format!("http://{s3_addr}"),
                 data_dir: None,
                 log: gateway.log.clone(),
             },
             scrubber: ProcessInfo {
-                pid: scrubber.child.id().unwrap_or_default(),
+                pid: scrubber.pid(),
                 address: format!("http://{scrubber_addr}"),
                 data_dir: Some(data.join("scrubber")),
                 log: scrubber.log.clone(),
@@ -467,6 +386,7 @@ impl DevCluster {
             gateway,
             scrubber,
             scrubber_bin,
+            ports,
             secret,
             run_dir: data.clone(),
         })
@@ -489,11 +409,12 @@ impl DevCluster {
                     return Err(format!("the gateway exited ({}); see {}", describe(status), self.gateway.log.display()));
                 }
                 status = self.scrubber.child.wait() => {
-                    // The scrubber keeps its state in its store: restart it.
+                    // The scrubber keeps its state in its store: restart it
+                    // on the same socket.
                     eprintln!("cairn dev: the scrubber exited ({}); restarting it", describe(status));
-                    match spawn_scrubber(&self.scrubber_bin, &self.run_dir, &self.secret).await {
+                    match spawn_scrubber(&self.scrubber_bin, &self.run_dir, &self.secret, &self.ports).await {
                         Ok(scrubber) => {
-                            self.info.scrubber.pid = scrubber.child.id().unwrap_or_default();
+                            self.info.scrubber.pid = scrubber.pid();
                             self.scrubber = scrubber;
                             if let Err(err) = self.info.store(&self.cluster_file) {
                                 eprintln!("cairn dev: {err}");
@@ -514,9 +435,9 @@ impl DevCluster {
         }
     }
 
-    /// Stops the gateway, then the nodes, then the metadata service: SIGTERM,
-    /// then SIGKILL after a grace period. Removes `cluster.json` (its pids
-    /// are gone).
+    /// Stops the scrubber and the gateway, then the nodes, then the
+    /// metadata service: SIGTERM, then SIGKILL after a grace period.
+    /// Removes `cluster.json` (its pids are gone).
     pub async fn stop(mut self) {
         terminate(&mut self.scrubber).await;
         terminate(&mut self.gateway).await;
@@ -526,65 +447,38 @@ impl DevCluster {
     }
 }
 
-/// The address an existing data dir's metadata service was configured
-/// with.
-fn previous_meta_addr(config: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(config).ok()?;
-    let table: toml::Table = toml::from_str(&text).ok()?;
-    table.get("listen")?.as_str().map(str::to_owned)
-}
-
-/// Starts the scrubber on the config `start` wrote and waits until it
-/// listens.
-async fn spawn_scrubber(binary: &Path, data: &Path, secret: &str) -> Result<Supervised, DevError> {
+/// Starts the scrubber on the config `start` wrote and the cluster's
+/// scrubber socket, and waits until it listens.
+async fn spawn_scrubber(
+    binary: &Path,
+    data: &Path,
+    secret: &str,
+    ports: &Ports,
+) -> Result<Supervised, DevError> {
     let addr_file = fresh(data.join("run").join("scrubber.addr"));
-    let mut scrubber = spawn(
-        "scrubber",
+    let mut scrubber = spawn(Spawn {
+        name: "scrubber",
         binary,
-        &[
+        args: vec![
             "--config".into(),
             data.join("scrubber.toml").display().to_string(),
             "--addr-file".into(),
             addr_file.display().to_string(),
         ],
         secret,
-        data.join("logs").join("scrubber.log"),
-    )?;
+        log: data.join("logs").join("scrubber.log"),
+        listeners: vec![ports::handoff(&ports.scrubber)?],
+    })?;
     wait_for_addr(&mut scrubber, &addr_file).await?;
     Ok(scrubber)
 }
 
-fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
-    match status {
-        Ok(status) => status.to_string(),
-        Err(err) => err.to_string(),
-    }
-}
-
-async fn terminate(process: &mut Supervised) {
-    if let Ok(Some(_)) = process.child.try_wait() {
-        return;
-    }
-    if let Some(pid) = process.child.id() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
-    if tokio::time::timeout(STOP_PATIENCE, process.child.wait())
-        .await
-        .is_err()
-    {
-        eprintln!(
-            "cairn dev: {} did not stop in time; killing it",
-            process.name
-        );
-        let _ = process.child.kill().await;
-    }
-}
-
 /// Waits until `count` nodes are registered and up.
-async fn wait_for_nodes_up(meta_url: &str, secret: &str, count: usize) -> Result<(), DevError> {
+async fn wait_for_nodes_up(
+    meta_url: &str,
+    secret: &ClusterSecret,
+    count: usize,
+) -> Result<(), DevError> {
     let client = MetaClient::connect(meta_url, secret).await?;
     let started = Instant::now();
     loop {

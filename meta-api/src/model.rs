@@ -323,3 +323,10 @@ pub struct MetaStatus {
     pub map_version: u64,
     pub cluster_role: bool,
 }
+
+/// Whether a shard holds any object or upload of a bucket (the per-shard
+/// half of the empty-bucket check on delete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketContent {
+    pub has_content: bool,
+}

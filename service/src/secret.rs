@@ -31,7 +31,7 @@ pub enum SecretError {
         source: std::io::Error,
     },
     #[error(
-        "no cluster secret: pass --secret, or set CAIRN_CLUSTER_SECRET or CAIRN_CLUSTER_SECRET_FILE"
+        "no cluster secret: pass --secret, set CAIRN_CLUSTER_SECRET or CAIRN_CLUSTER_SECRET_FILE, or name a secret_file in the config"
     )]
     Missing,
 }
@@ -56,20 +56,27 @@ impl ClusterSecret {
         Self::new(&text)
     }
 
-    /// Resolves the secret from, in order: an explicit value, a file named in
-    /// the config, `CAIRN_CLUSTER_SECRET`, `CAIRN_CLUSTER_SECRET_FILE`.
-    pub fn resolve(explicit: Option<&str>, file: Option<&Path>) -> Result<Self, SecretError> {
+    /// Resolves the secret the same way in every Cairn binary, first match
+    /// wins: the `--secret` flag, the `CAIRN_CLUSTER_SECRET` variable, the
+    /// file named by `CAIRN_CLUSTER_SECRET_FILE`, then the config file's
+    /// `secret_file`. The flag is for tests (command lines are visible to
+    /// other users); the environment overrides a config so that a
+    /// supervisor can hand a secret to a service without rewriting it.
+    pub fn resolve(
+        explicit: Option<&str>,
+        config_file: Option<&Path>,
+    ) -> Result<Self, SecretError> {
         if let Some(secret) = explicit {
             return Self::new(secret);
-        }
-        if let Some(path) = file {
-            return Self::from_file(path);
         }
         if let Ok(secret) = std::env::var("CAIRN_CLUSTER_SECRET") {
             return Self::new(&secret);
         }
         if let Ok(path) = std::env::var("CAIRN_CLUSTER_SECRET_FILE") {
             return Self::from_file(Path::new(&path));
+        }
+        if let Some(path) = config_file {
+            return Self::from_file(path);
         }
         Err(SecretError::Missing)
     }

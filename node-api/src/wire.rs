@@ -1,13 +1,9 @@
 //! JSON bodies of the storage-node HTTP API (see ARCHITECTURE.md, "Storage
 //! node API"). These are wire formats: fields are only ever added.
 
+use cairn_core::ids::{ChunkId, NodeId, RackId};
+use cairn_core::integrity::{BlockHash, MerkleRoot};
 use serde::{Deserialize, Serialize};
-
-use crate::ids::{ChunkId, NodeId, RackId};
-use crate::integrity::{BlockHash, MerkleRoot};
-
-/// Header carrying the cluster secret on every internal request.
-pub const SECRET_HEADER: &str = "x-cairn-secret";
 
 /// Reply to a successful chunk PUT: what the node made durable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,15 +73,4 @@ pub struct NodeStatus {
     pub free_bytes: u64,
     pub chunk_count: u64,
     pub version: String,
-}
-
-/// Body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `corrupt_block`, `not_found`.
-    pub code: String,
-    pub message: String,
-    /// The block concerned, for block-level errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub block: Option<u64>,
 }

@@ -1,16 +1,19 @@
 //! Storage node configuration (TOML file, overridable by flags).
 //!
-//! Unknown fields are tolerated, so that a config written for a newer version
-//! still starts an older one during a rollback.
+//! Unknown fields are tolerated (and named in a warning), so that a config
+//! written for a newer version still starts an older one during a rollback.
+//! It lives in the API crate so that tools writing node configs (`cairn
+//! dev`) use this very struct.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use cairn_core::codec::MAX_BLOCK_SIZE;
 use cairn_core::ids::{NodeId, RackId};
-use serde::Deserialize;
+use cairn_service::config::ConfigError;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeConfig {
     /// Stable node name, unique in the cluster.
     pub id: NodeId,
@@ -60,32 +63,10 @@ fn default_max_block() -> usize {
     MAX_BLOCK_SIZE
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("invalid config {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: toml::de::Error,
-    },
-}
-
 impl NodeConfig {
+    /// Reads a config file (unknown keys are named in a warning).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        cairn_service::config::load(path)
     }
 
     /// A config for tests and local clusters.

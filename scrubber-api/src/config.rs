@@ -1,12 +1,14 @@
-//! Scrubber configuration (TOML; unknown fields tolerated).
+//! Scrubber configuration (TOML; unknown keys are named in a warning and
+//! otherwise ignored). In the API crate so that `cairn dev` writes this type.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use cairn_service::config::ConfigError;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScrubberConfig {
     /// Admin API (`/scrub/jobs`, `/repair/status`, `/metrics`).
     #[serde(default = "default_listen")]
@@ -66,22 +68,6 @@ fn default_poll_ms() -> u64 {
     1000
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("invalid config {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: toml::de::Error,
-    },
-}
-
 impl ScrubberConfig {
     pub fn new(metadata_url: impl Into<String>, data_dir: PathBuf) -> Self {
         Self {
@@ -98,15 +84,9 @@ impl ScrubberConfig {
         }
     }
 
+    /// Reads a config file (unknown keys are named in a warning).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        cairn_service::config::load(path)
     }
 
     pub fn poll_interval(&self) -> Duration {

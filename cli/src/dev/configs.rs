@@ -1,0 +1,76 @@
+//! The config files of a dev cluster, built from the services' own config
+//! types (a renamed field is a compile error here, not a silently ignored
+//! key at start-up).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use cairn_gateway::config::{Credential, GatewayConfig};
+use cairn_meta_api::MetaConfig;
+use cairn_scrubber_api::ScrubberConfig;
+use serde::Serialize;
+
+use super::{DevError, DevOptions, io};
+
+/// Metadata service: two prefix shards, short failure detection.
+pub(crate) fn meta(options: &DevOptions, data: &Path, listen: SocketAddr) -> MetaConfig {
+    MetaConfig {
+        listen,
+        advertise_url: Some(format!("http://{listen}")),
+        data_dir: data.join("meta"),
+        primary_url: None,
+        initial_splits: vec!["m".into()],
+        shard_owners: Vec::new(),
+        suspect_after_ms: options.suspect_after.as_millis() as u64,
+        down_after_ms: options.down_after.as_millis() as u64,
+        secret_file: None,
+    }
+}
+
+pub(crate) fn gateway(
+    options: &DevOptions,
+    meta_url: &str,
+    s3: SocketAddr,
+    admin: SocketAddr,
+    credential: Credential,
+) -> GatewayConfig {
+    let mut config = GatewayConfig::new(meta_url);
+    config.listen = s3;
+    config.admin_listen = Some(admin);
+    config.credentials = vec![credential];
+    config.k = options.k;
+    config.m = options.m;
+    config.base_domain = options.s3_domain.clone();
+    config
+}
+
+/// Scrubber: short grace periods, so a killed node heals while you watch.
+pub(crate) fn scrubber(
+    options: &DevOptions,
+    data: &Path,
+    meta_url: &str,
+    listen: SocketAddr,
+) -> ScrubberConfig {
+    let mut config = ScrubberConfig::new(meta_url, data.join("scrubber"));
+    config.listen = listen;
+    config.repair_after_ms = options.repair_after.as_millis() as u64;
+    config.gc_grace_ms = options.gc_grace.as_millis() as u64;
+    config.poll_interval_ms = 500;
+    config
+}
+
+/// Writes a config as TOML.
+pub(crate) fn write(path: &Path, config: &impl Serialize) -> Result<(), DevError> {
+    let text = toml::to_string(config)
+        .map_err(|e| DevError::Options(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+}
+
+/// The address an existing data dir's metadata service was configured
+/// with (its shard map names it, so it must not change).
+pub(crate) fn previous_meta_addr(path: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(path).ok()?;
+    cairn_service::config::parse::<MetaConfig>(&text)
+        .ok()
+        .map(|(config, _)| config.listen)
+}

@@ -1,0 +1,80 @@
+//! The listening sockets of a dev cluster, bound by `cairn dev` itself
+//! before it starts any process.
+//!
+//! The S3, gateway-admin, metadata and scrubber ports are fixed (from
+//! `--port`), while the storage nodes take ports the OS picks. If the fixed
+//! ports were bound by the services themselves, a node started earlier (of
+//! this cluster or another one) could take one of them in between, and the
+//! service would die at start-up with "address in use". So every fixed port
+//! is bound here first, and each socket is handed to its service as an
+//! inherited descriptor (`LISTEN_FDS`, see `cairn_service::listen`).
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+
+use super::DevError;
+
+/// The four listeners a dev cluster owns. `--port 0` lets the OS pick each.
+#[derive(Debug)]
+pub(crate) struct Ports {
+    pub(crate) s3: TcpListener,
+    pub(crate) admin: TcpListener,
+    pub(crate) meta: TcpListener,
+    /// Kept for the cluster's whole life: a restarted scrubber gets this
+    /// same socket again (connections wait in its backlog meanwhile).
+    pub(crate) scrubber: TcpListener,
+}
+
+impl Ports {
+    /// Binds S3 on `port`, the gateway admin on `port + 1`, the scrubber
+    /// on `port + 3`, and the metadata service on `meta` (`port + 2` for a
+    /// new data dir; the address the data dir was created with otherwise).
+    pub(crate) fn bind(port: u16, meta: Option<SocketAddr>) -> Result<Self, DevError> {
+        let at = |offset: u16| {
+            let port = if port == 0 { 0 } else { port + offset };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        };
+        let flag = |offset: u16| match offset {
+            0 => "choose another --port".to_owned(),
+            n => format!("it is --port + {n}; choose another --port"),
+        };
+        Ok(Self {
+            s3: bind("the S3 API", at(0), flag(0))?,
+            admin: bind("the gateway admin listener", at(1), flag(1))?,
+            meta: match meta {
+                Some(addr) => bind(
+                    "the metadata service",
+                    addr,
+                    "this data dir's shard map names that address; free it, or start a new --data-dir"
+                        .into(),
+                )?,
+                None => bind("the metadata service", at(2), flag(2))?,
+            },
+            scrubber: bind("the scrubber", at(3), flag(3))?,
+        })
+    }
+}
+
+fn bind(what: &'static str, addr: SocketAddr, hint: String) -> Result<TcpListener, DevError> {
+    TcpListener::bind(addr).map_err(|source| DevError::Port {
+        what,
+        addr,
+        hint,
+        source,
+    })
+}
+
+/// The address a listener is bound to.
+pub(crate) fn addr(listener: &TcpListener) -> Result<SocketAddr, DevError> {
+    listener
+        .local_addr()
+        .map_err(super::io("read a bound address"))
+}
+
+/// A descriptor of `listener` to hand to a child (the parent keeps its own).
+pub(crate) fn handoff(listener: &TcpListener) -> Result<OwnedFd, DevError> {
+    listener
+        .try_clone()
+        .map(OwnedFd::from)
+        .map_err(super::io("duplicate a listening socket"))
+}

@@ -1,0 +1,441 @@
+//! Catalogue calls: buckets, objects, listings, multipart uploads, and the
+//! reads that repair and garbage collection need.
+
+use cairn_core::ids::{BlobId, NodeId};
+use cairn_core::manifest::ObjectManifest;
+use cairn_service::ErrorCode;
+use reqwest::Method;
+
+use super::{MetaClient, MetaError, unexpected};
+use crate::keys::{bucket_anchor, catalogue_key};
+use crate::model::{
+    BucketContent, BucketRecord, Command, CompletedPart, GarbageEntry, ListEntry, ListPage,
+    ListRequest, NodeChunk, ObjectRecord, Outcome, PartRecord, Precondition, UploadRecord,
+};
+use crate::shard_map::{ShardId, ShardMap, prefix_successor};
+
+/// Reverse-index entries asked for per request.
+const NODE_CHUNK_PAGE: usize = 1000;
+
+/// One page of an object listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectListing {
+    pub entries: Vec<ListEntry>,
+    pub truncated: bool,
+    /// Where the next page starts (inclusive), when truncated.
+    pub next_cursor: Option<String>,
+}
+
+/// Arguments of [`MetaClient::list_objects`].
+#[derive(Debug, Clone, Default)]
+pub struct ListObjects {
+    pub bucket: String,
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// First key to consider (inclusive): a continuation cursor, or
+    /// `start_after + "\0"`.
+    pub cursor: String,
+    pub max_keys: usize,
+}
+
+impl MetaClient {
+    /// Applies a command on the shard that owns it.
+    pub async fn apply(&self, command: &Command) -> Result<Outcome, MetaError> {
+        let key = command.routing_key().unwrap_or_default();
+        self.on_shard(&key, Method::POST, "apply", Some(command), &[])
+            .await
+    }
+
+    // ---- buckets ----
+
+    pub async fn create_bucket(&self, name: &str, owner: &str) -> Result<(), MetaError> {
+        self.apply(&Command::CreateBucket {
+            name: name.into(),
+            owner: owner.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn head_bucket(&self, name: &str) -> Result<Option<BucketRecord>, MetaError> {
+        let query = [("name", name.to_owned())];
+        match self
+            .on_shard(
+                &bucket_anchor(name),
+                Method::GET,
+                "bucket",
+                None::<&()>,
+                &query,
+            )
+            .await
+        {
+            Ok(record) => Ok(Some(record)),
+            Err(err) if err.code() == Some(ErrorCode::NoSuchBucket) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// All buckets, by name.
+    pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, MetaError> {
+        self.across_shards("list buckets", |map: ShardMap| async move {
+            let mut buckets: Vec<BucketRecord> = Vec::new();
+            for shard in &map.shards {
+                let page: Vec<BucketRecord> = self.shard_read(shard, "buckets", &[]).await?;
+                buckets.extend(page);
+            }
+            buckets.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(buckets)
+        })
+        .await
+    }
+
+    /// Deletes an empty bucket. Shards other than the one holding the
+    /// bucket record are checked first; the record's own shard re-checks
+    /// its part atomically. (A write racing into another shard during the
+    /// delete is not excluded.)
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), MetaError> {
+        let anchor = &bucket_anchor(name);
+        let end = &prefix_successor(anchor);
+        self.across_shards("bucket content", |map: ShardMap| async move {
+            let home = map.route(anchor).id;
+            for shard in map.shards_for_range(anchor, end.as_deref()) {
+                if shard.id == home {
+                    continue;
+                }
+                let reply: BucketContent = self
+                    .shard_read(shard, "bucket-content", &[("name", name.to_owned())])
+                    .await?;
+                if reply.has_content {
+                    return Err(MetaError::Catalogue {
+                        code: ErrorCode::BucketNotEmpty,
+                        message: format!("bucket {name} is not empty"),
+                    });
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.apply(&Command::DeleteBucket { name: name.into() })
+            .await
+            .map(drop)
+    }
+
+    // ---- objects ----
+
+    /// Makes `manifest` the current version of `bucket/key` (atomic).
+    pub async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        manifest: ObjectManifest,
+        precondition: Precondition,
+    ) -> Result<(String, u64), MetaError> {
+        self.ensure_bucket_elsewhere(bucket, key).await?;
+        match self
+            .apply(&Command::CommitObject {
+                bucket: bucket.into(),
+                key: key.into(),
+                manifest,
+                precondition,
+            })
+            .await?
+        {
+            Outcome::Committed {
+                version_id,
+                sequence,
+            } => Ok((version_id, sequence)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The shard applying a write checks the bucket itself when it holds the
+    /// bucket record; otherwise the bucket is checked here.
+    async fn ensure_bucket_elsewhere(&self, bucket: &str, key: &str) -> Result<(), MetaError> {
+        let map = self.shard_map();
+        if map.route(&bucket_anchor(bucket)).id == map.route(&catalogue_key(bucket, key)).id {
+            return Ok(());
+        }
+        match self.head_bucket(bucket).await? {
+            Some(_) => Ok(()),
+            None => Err(MetaError::Catalogue {
+                code: ErrorCode::NoSuchBucket,
+                message: format!("bucket {bucket} does not exist"),
+            }),
+        }
+    }
+
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>, MetaError> {
+        let query = [("bucket", bucket.to_owned()), ("key", key.to_owned())];
+        match self
+            .on_shard(
+                &catalogue_key(bucket, key),
+                Method::GET,
+                "object",
+                None::<&()>,
+                &query,
+            )
+            .await
+        {
+            Ok(record) => Ok(Some(record)),
+            Err(err) if err.code() == Some(ErrorCode::NoSuchKey) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Deletes the current version; `Ok(false)` if there was none.
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        precondition: Precondition,
+    ) -> Result<bool, MetaError> {
+        match self
+            .apply(&Command::DeleteObject {
+                bucket: bucket.into(),
+                key: key.into(),
+                precondition,
+            })
+            .await?
+        {
+            Outcome::Deleted { existed } => Ok(existed),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One page of a bucket listing with S3 semantics, across shards.
+    pub async fn list_objects(&self, request: &ListObjects) -> Result<ObjectListing, MetaError> {
+        // One extra entry tells whether the listing is truncated.
+        let want = request.max_keys + 1;
+        let mut entries: Vec<ListEntry> = Vec::new();
+        let mut cursor = request
+            .cursor
+            .as_str()
+            .max(request.prefix.as_str())
+            .to_owned();
+        loop {
+            let shard_request = ListRequest {
+                bucket: request.bucket.clone(),
+                prefix: request.prefix.clone(),
+                delimiter: request.delimiter.clone(),
+                cursor: cursor.clone(),
+                limit: want - entries.len(),
+            };
+            let page: ListPage = self
+                .on_shard(
+                    &catalogue_key(&request.bucket, &cursor),
+                    Method::POST,
+                    "list",
+                    Some(&shard_request),
+                    &[],
+                )
+                .await?;
+            entries.extend(page.entries);
+            match page.next_cursor {
+                Some(next) if entries.len() < want && next > cursor => cursor = next,
+                _ => break,
+            }
+        }
+        let truncated = entries.len() > request.max_keys;
+        let next_cursor = truncated.then(|| entries[request.max_keys].resume_cursor().to_owned());
+        entries.truncate(request.max_keys);
+        Ok(ObjectListing {
+            entries,
+            truncated,
+            next_cursor,
+        })
+    }
+
+    // ---- multipart ----
+
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        template: ObjectManifest,
+    ) -> Result<String, MetaError> {
+        self.ensure_bucket_elsewhere(bucket, key).await?;
+        match self
+            .apply(&Command::CreateUpload {
+                bucket: bucket.into(),
+                key: key.into(),
+                template,
+            })
+            .await?
+        {
+            Outcome::UploadCreated { upload_id } => Ok(upload_id),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::PutPart {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: upload_id.into(),
+            part,
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(String, u64), MetaError> {
+        match self
+            .apply(&Command::CompleteUpload {
+                bucket: bucket.into(),
+                key: key.into(),
+                upload_id: upload_id.into(),
+                parts,
+            })
+            .await?
+        {
+            Outcome::Committed {
+                version_id,
+                sequence,
+            } => Ok((version_id, sequence)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::AbortUpload {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: upload_id.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn get_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadRecord, MetaError> {
+        let query = [
+            ("bucket", bucket.to_owned()),
+            ("key", key.to_owned()),
+            ("upload_id", upload_id.to_owned()),
+        ];
+        self.on_shard(
+            &catalogue_key(bucket, key),
+            Method::GET,
+            "upload",
+            None::<&()>,
+            &query,
+        )
+        .await
+    }
+
+    /// In-progress uploads of a bucket under `prefix`, in (key, id) order.
+    pub async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<UploadRecord>, MetaError> {
+        let start = &catalogue_key(bucket, prefix);
+        let end = &prefix_successor(start);
+        self.across_shards("list uploads", |map: ShardMap| async move {
+            let mut out = Vec::new();
+            for shard in map.shards_for_range(start, end.as_deref()) {
+                let query = [
+                    ("bucket", bucket.to_owned()),
+                    ("prefix", prefix.to_owned()),
+                    ("limit", (limit - out.len()).to_string()),
+                ];
+                let page: Vec<UploadRecord> = self.shard_read(shard, "uploads", &query).await?;
+                out.extend(page);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    // ---- repair and garbage collection ----
+
+    /// Everything the catalogue places on `node` (reverse index, all shards).
+    pub async fn chunks_on_node(&self, node: &NodeId) -> Result<Vec<NodeChunk>, MetaError> {
+        self.across_shards("chunks on a node", |map: ShardMap| async move {
+            let mut out = Vec::new();
+            for shard in &map.shards {
+                let mut after: Option<(BlobId, u8)> = None;
+                loop {
+                    let mut query = vec![
+                        ("node", node.to_string()),
+                        ("limit", NODE_CHUNK_PAGE.to_string()),
+                    ];
+                    if let Some((blob, index)) = after {
+                        query.push(("after_blob", blob.to_hex()));
+                        query.push(("after_index", index.to_string()));
+                    }
+                    let page: Vec<NodeChunk> =
+                        self.shard_read(shard, "node-chunks", &query).await?;
+                    let done = page.len() < NODE_CHUNK_PAGE;
+                    after = page.last().map(|c| (c.blob, c.index));
+                    out.extend(page);
+                    if done {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Garbage queued on one shard, after `after`.
+    pub async fn garbage(
+        &self,
+        shard: ShardId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<GarbageEntry>, MetaError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(after) = after {
+            query.push(("after", after.to_string()));
+        }
+        Ok(self
+            .on_shard_id(shard, Method::GET, "garbage", None::<&()>, &query)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Acknowledges garbage entries of `shard` whose chunks are deleted.
+    pub async fn ack_garbage(&self, shard: ShardId, ids: Vec<u64>) -> Result<(), MetaError> {
+        let _: Option<Outcome> = self
+            .on_shard_id(
+                shard,
+                Method::POST,
+                "apply",
+                Some(&Command::AckGarbage { ids }),
+                &[],
+            )
+            .await?;
+        Ok(())
+    }
+}

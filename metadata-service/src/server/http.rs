@@ -1,0 +1,430 @@
+//! The metadata API: routes, handlers and the mapping from catalogue errors
+//! to typed error codes. Every route is behind the cluster secret.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_core::ids::{BlobId, NodeId};
+use cairn_meta_api::model::{BucketContent, Command, ListRequest, MetaStatus, SplitRequest};
+use cairn_meta_api::shard_map::{ExpectedRange, ShardId, ShardMap};
+use cairn_node_api::wire::NodeStatus;
+use cairn_service::server::{blocking, render_metrics, require_secret};
+use cairn_service::{ApiError, ErrorCode, now_ms};
+use serde::Deserialize;
+
+use crate::shard::{CatalogError, Shard};
+
+use super::Shared;
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/cluster/shard-map", get(shard_map))
+        .route("/cluster/split", post(split))
+        .route("/cluster/heartbeat", post(heartbeat))
+        .route("/cluster/nodes", get(nodes))
+        .route("/cluster/events", get(events))
+        .route("/shards/{id}/apply", post(apply))
+        .route("/shards/{id}/buckets", get(list_buckets))
+        .route("/shards/{id}/bucket", get(get_bucket))
+        .route("/shards/{id}/bucket-content", get(bucket_content))
+        .route("/shards/{id}/object", get(get_object))
+        .route("/shards/{id}/list", post(list))
+        .route("/shards/{id}/upload", get(get_upload))
+        .route("/shards/{id}/uploads", get(list_uploads))
+        .route("/shards/{id}/node-chunks", get(node_chunks))
+        .route("/shards/{id}/garbage", get(garbage))
+        .layer(middleware::from_fn_with_state(
+            shared.secret.clone(),
+            require_secret,
+        ))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            record_request,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(shared)
+}
+
+pub(super) fn wrong_shard(message: String) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, ErrorCode::WrongShard, message)
+}
+
+fn not_found(code: ErrorCode, message: String) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, code, message)
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(err: CatalogError) -> Self {
+        use CatalogError as E;
+        let (status, code) = match &err {
+            E::NoSuchBucket(_) => (StatusCode::NOT_FOUND, ErrorCode::NoSuchBucket),
+            E::BucketAlreadyOwnedByYou(_) => {
+                (StatusCode::CONFLICT, ErrorCode::BucketAlreadyOwnedByYou)
+            }
+            E::BucketAlreadyExists(_) => (StatusCode::CONFLICT, ErrorCode::BucketAlreadyExists),
+            E::BucketNotEmpty(_) => (StatusCode::CONFLICT, ErrorCode::BucketNotEmpty),
+            E::InvalidBucketName(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidBucketName),
+            E::InvalidKey(_) => (StatusCode::BAD_REQUEST, ErrorCode::KeyTooLongError),
+            E::NoSuchKey { .. } => (StatusCode::NOT_FOUND, ErrorCode::NoSuchKey),
+            E::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                ErrorCode::PreconditionFailed,
+            ),
+            E::NoSuchUpload(_) => (StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload),
+            E::InvalidPart { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPart),
+            E::InvalidPartOrder => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPartOrder),
+            E::EntityTooSmall { .. } => (StatusCode::BAD_REQUEST, ErrorCode::EntityTooSmall),
+            E::Malformed(_) => (StatusCode::BAD_REQUEST, ErrorCode::MalformedXml),
+            E::WrongShard { .. } => (StatusCode::CONFLICT, ErrorCode::WrongShard),
+            E::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            E::Storage(_) | E::Corrupt(_) => {
+                tracing::error!(error = %err, "catalogue failure");
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError)
+            }
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}
+
+async fn record_request(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    shared
+        .metrics
+        .requests
+        .with_label_values(&[&route, response.status().as_str()])
+        .inc();
+    shared
+        .metrics
+        .request_seconds
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Json<MetaStatus> {
+    Json(MetaStatus {
+        advertise_url: shared.options.advertise_url.clone(),
+        shards: shared
+            .shards
+            .read()
+            .expect("shards")
+            .keys()
+            .copied()
+            .collect(),
+        map_version: shared.map.read().expect("map").version,
+        cluster_role: shared.cluster.is_some(),
+    })
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let shards: Vec<Arc<Shard>> = shared
+        .shards
+        .read()
+        .expect("shards")
+        .values()
+        .cloned()
+        .collect();
+    for shard in shards {
+        shared.metrics.observe_shard(&shard);
+    }
+    if let Some(cluster) = &shared.cluster {
+        shared.metrics.observe_nodes(&cluster.nodes());
+    }
+    render_metrics(shared.metrics.registry())
+}
+
+async fn shard_map(State(shared): State<Arc<Shared>>) -> Result<Json<ShardMap>, ApiError> {
+    Ok(Json(shared.cluster()?.shard_map()))
+}
+
+async fn split(
+    State(shared): State<Arc<Shared>>,
+    Json(request): Json<SplitRequest>,
+) -> Result<Json<ShardMap>, ApiError> {
+    let shared2 = shared.clone();
+    let result = tokio::task::spawn_blocking(move || shared2.isolate(&request.prefix))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::InternalError,
+                e.to_string(),
+            )
+        })?;
+    result.map(Json)
+}
+
+async fn heartbeat(
+    State(shared): State<Arc<Shared>>,
+    Json(status): Json<NodeStatus>,
+) -> Result<Json<cairn_meta_api::model::NodeRecord>, ApiError> {
+    shared.cluster()?;
+    let now = tokio::time::Instant::now().into_std();
+    let record = blocking(move || {
+        shared
+            .cluster
+            .as_ref()
+            .expect("checked above")
+            .heartbeat(status, now, now_ms())
+    })
+    .await?;
+    Ok(Json(record))
+}
+
+async fn nodes(
+    State(shared): State<Arc<Shared>>,
+) -> Result<Json<Vec<cairn_meta_api::model::NodeRecord>>, ApiError> {
+    Ok(Json(shared.cluster()?.nodes()))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Vec<cairn_meta_api::model::NodeEvent>>, ApiError> {
+    Ok(Json(
+        shared
+            .cluster()?
+            .events(query.after, query.limit.unwrap_or(1000))?,
+    ))
+}
+
+async fn apply(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Json(command): Json<Command>,
+) -> Result<Json<cairn_meta_api::model::Outcome>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    let name = command.name();
+    let started = Instant::now();
+    let outcome = blocking(move || shard.apply(&command, now_ms())).await;
+    shared
+        .metrics
+        .commands
+        .with_label_values(&[
+            name,
+            &id.to_string(),
+            if outcome.is_ok() { "ok" } else { "error" },
+        ])
+        .inc();
+    shared
+        .metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    outcome.map(Json)
+}
+
+async fn list_buckets(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(expected): Query<ExpectedRange>,
+) -> Result<Json<Vec<cairn_meta_api::model::BucketRecord>>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    Ok(Json(blocking(move || shard.list_buckets(&expected)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct NameQuery {
+    name: String,
+    #[serde(flatten)]
+    expected: ExpectedRange,
+}
+
+async fn get_bucket(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(q): Query<NameQuery>,
+) -> Result<Json<cairn_meta_api::model::BucketRecord>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    let name = q.name.clone();
+    blocking(move || shard.get_bucket(&name))
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            not_found(
+                ErrorCode::NoSuchBucket,
+                format!("bucket {} does not exist", q.name),
+            )
+        })
+}
+
+async fn bucket_content(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(q): Query<NameQuery>,
+) -> Result<Json<BucketContent>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    let has_content = blocking(move || shard.bucket_has_content(&q.name, &q.expected)).await?;
+    Ok(Json(BucketContent { has_content }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ObjectQuery {
+    bucket: String,
+    key: String,
+}
+
+async fn get_object(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(q): Query<ObjectQuery>,
+) -> Result<Json<cairn_meta_api::model::ObjectRecord>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    shared
+        .metrics
+        .shard_reads
+        .with_label_values(&["get_object", &id.to_string()])
+        .inc();
+    let (bucket, key) = (q.bucket.clone(), q.key.clone());
+    blocking(move || shard.get_object(&bucket, &key))
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            not_found(
+                ErrorCode::NoSuchKey,
+                format!("no object {}/{}", q.bucket, q.key),
+            )
+        })
+}
+
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Json(request): Json<ListRequest>,
+) -> Result<Json<cairn_meta_api::model::ListPage>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    shared
+        .metrics
+        .shard_reads
+        .with_label_values(&["list", &id.to_string()])
+        .inc();
+    Ok(Json(blocking(move || shard.list(&request)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    bucket: String,
+    key: String,
+    upload_id: String,
+}
+
+async fn get_upload(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(q): Query<UploadQuery>,
+) -> Result<Json<cairn_meta_api::model::UploadRecord>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    let upload_id = q.upload_id.clone();
+    blocking(move || shard.get_upload(&q.bucket, &q.key, &q.upload_id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            not_found(
+                ErrorCode::NoSuchUpload,
+                format!("no multipart upload {upload_id}"),
+            )
+        })
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadsQuery {
+    bucket: String,
+    #[serde(default)]
+    prefix: String,
+    after_key: Option<String>,
+    after_upload: Option<String>,
+    limit: Option<usize>,
+    #[serde(flatten)]
+    expected: ExpectedRange,
+}
+
+async fn list_uploads(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(q): Query<UploadsQuery>,
+) -> Result<Json<Vec<cairn_meta_api::model::UploadRecord>>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    Ok(Json(
+        blocking(move || {
+            let after = q.after_key.as_deref().zip(q.after_upload.as_deref());
+            shard.list_uploads(
+                &q.bucket,
+                &q.prefix,
+                after,
+                q.limit.unwrap_or(1000),
+                &q.expected,
+            )
+        })
+        .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeChunksQuery {
+    node: NodeId,
+    after_blob: Option<BlobId>,
+    after_index: Option<u8>,
+    limit: Option<usize>,
+    #[serde(flatten)]
+    expected: ExpectedRange,
+}
+
+async fn node_chunks(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(q): Query<NodeChunksQuery>,
+) -> Result<Json<Vec<cairn_meta_api::model::NodeChunk>>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    Ok(Json(
+        blocking(move || {
+            let after = q.after_blob.zip(q.after_index);
+            shard.chunks_on_node(&q.node, after, q.limit.unwrap_or(1000), &q.expected)
+        })
+        .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct GarbageQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn garbage(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(q): Query<GarbageQuery>,
+) -> Result<Json<Vec<cairn_meta_api::model::GarbageEntry>>, ApiError> {
+    let shard = shared.shard(ShardId(id))?;
+    Ok(Json(
+        blocking(move || shard.garbage(q.after, q.limit.unwrap_or(1000))).await?,
+    ))
+}

@@ -1,0 +1,248 @@
+//! One shard: a RocksDB holding a key range of the catalogue, changed only by
+//! applying [`Command`]s.
+//!
+//! Concurrency: commands are applied one at a time under the shard's write
+//! lock (read-check-write is then a compare-and-swap), and each command is
+//! one `WriteBatch` written with a synced WAL before it is acknowledged.
+//! Reads hold the range lock for reading, so a split that moves keys away
+//! cannot make a read miss them: the read either finishes first, or it sees
+//! the new range and is told `WrongShard`.
+//!
+//! The shard is cut along its seams: this module holds the database, its
+//! range and the entry point for commands; [`read`] the queries (S3 listing
+//! among them), [`apply`] the command interpreter, [`split`] the online
+//! split.
+
+mod apply;
+mod read;
+mod split;
+
+use apply::Tx;
+
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+use cairn_meta_api::model::{ChunkOwner, Command, Outcome, UploadRecord};
+use cairn_meta_api::shard_map::ShardId;
+use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::keys::{self, bucket_anchor, catalogue_key};
+
+/// Smallest size of every multipart part but the last (S3's rule).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("bucket {0} does not exist")]
+    NoSuchBucket(String),
+    #[error("bucket {0} already exists and is yours")]
+    BucketAlreadyOwnedByYou(String),
+    #[error("bucket {0} already exists")]
+    BucketAlreadyExists(String),
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    #[error("{0}")]
+    InvalidBucketName(String),
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("no object {bucket}/{key}")]
+    NoSuchKey { bucket: String, key: String },
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("no multipart upload {0}")]
+    NoSuchUpload(String),
+    #[error("part {part_number} was not uploaded or its ETag does not match")]
+    InvalidPart { part_number: u32 },
+    #[error("parts must be listed in ascending order")]
+    InvalidPartOrder,
+    #[error("part {part_number} is {size} bytes; all parts but the last need {MIN_PART_SIZE}")]
+    EntityTooSmall { part_number: u32, size: u64 },
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("key {key:?} is not in {shard}'s range")]
+    WrongShard { shard: ShardId, key: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("storage: {0}")]
+    Storage(#[from] rocksdb::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// The key range a shard currently owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    pub start: String,
+    pub end: Option<String>,
+}
+
+impl KeyRange {
+    pub fn contains(&self, key: &str) -> bool {
+        key >= self.start.as_str() && self.end.as_deref().is_none_or(|end| key < end)
+    }
+}
+
+pub struct Shard {
+    id: ShardId,
+    db: DB,
+    range: RwLock<KeyRange>,
+    write: Mutex<()>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("id", &self.id).finish()
+    }
+}
+
+fn sync_writes() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("catalogue records serialize")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CatalogError> {
+    serde_json::from_slice(bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))
+}
+
+impl Shard {
+    /// Opens (creating if missing) the shard's database.
+    pub fn open(id: ShardId, path: &Path, range: KeyRange) -> Result<Self, CatalogError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let db = DB::open(&options, path)?;
+        let shard = Self {
+            id,
+            db,
+            range: RwLock::new(range),
+            write: Mutex::new(()),
+        };
+        shard.drop_rows_outside_range()?;
+        Ok(shard)
+    }
+
+    /// A crash between publishing a split and deleting the moved rows
+    /// leaves rows this shard no longer owns; they are removed on open, so
+    /// that a shard's database only ever holds its own range.
+    fn drop_rows_outside_range(&self) -> Result<(), CatalogError> {
+        let range = self.range();
+        let mut stale = WriteBatch::default();
+        for item in self.db.iterator(IteratorMode::Start) {
+            let (key, value) = item?;
+            if catalogue_key_of_row(&key, &value)?.is_some_and(|cat| !range.contains(&cat)) {
+                stale.delete(&key);
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(shard = %self.id, rows = stale.len(), "removing rows outside the shard's range (interrupted split)");
+            self.db.write_opt(stale, &sync_writes())?;
+        }
+        Ok(())
+    }
+
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// RocksDB's estimate of the number of keys (for metrics).
+    pub fn estimated_keys(&self) -> Option<u64> {
+        self.db
+            .property_int_value("rocksdb.estimate-num-keys")
+            .ok()
+            .flatten()
+    }
+
+    /// RocksDB's estimate of live data bytes, memtables included (for metrics).
+    pub fn estimated_bytes(&self) -> Option<u64> {
+        let property = |name: &str| self.db.property_int_value(name).ok().flatten();
+        Some(
+            property("rocksdb.estimate-live-data-size")?
+                + property("rocksdb.cur-size-all-mem-tables")?,
+        )
+    }
+
+    pub fn range(&self) -> KeyRange {
+        self.range.read().expect("range lock").clone()
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, CatalogError> {
+        self.db.get(key)?.map(|v| decode(&v)).transpose()
+    }
+
+    fn counter(&self, name: &str) -> Result<u64, CatalogError> {
+        Ok(self
+            .db
+            .get(keys::meta(name))?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    fn check_owns(&self, range: &KeyRange, key: &str) -> Result<(), CatalogError> {
+        if range.contains(key) {
+            Ok(())
+        } else {
+            Err(CatalogError::WrongShard {
+                shard: self.id,
+                key: key.to_owned(),
+            })
+        }
+    }
+
+    /// Applies one command atomically and durably (synced WAL).
+    pub fn apply(&self, command: &Command, now_ms: u64) -> Result<Outcome, CatalogError> {
+        let _write = self.write.lock().expect("write lock");
+        let range = self.range.read().expect("range lock");
+        if let Some(key) = command.routing_key() {
+            self.check_owns(&range, &key)?;
+        }
+        let mut tx = Tx {
+            shard: self,
+            range: &range,
+            batch: WriteBatch::default(),
+            now_ms,
+            sequence: None,
+            garbage: None,
+        };
+        let outcome = tx.apply(command)?;
+        let Tx {
+            mut batch,
+            sequence,
+            garbage,
+            ..
+        } = tx;
+        if let Some(sequence) = sequence {
+            batch.put(keys::meta("sequence"), sequence.to_be_bytes());
+        }
+        if let Some(garbage) = garbage {
+            batch.put(keys::meta("garbage"), garbage.to_be_bytes());
+        }
+        self.db.write_opt(batch, &sync_writes())?;
+        Ok(outcome)
+    }
+}
+
+/// The catalogue key a database row belongs to (`None` for shard-wide rows:
+/// counters and the GC queue, which stay where they are).
+fn catalogue_key_of_row(key: &[u8], value: &[u8]) -> Result<Option<String>, CatalogError> {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    Ok(match key.first() {
+        Some(&keys::BUCKET) => Some(bucket_anchor(&text(&key[2..]))),
+        Some(&keys::OBJECT) => Some(text(&key[2..])),
+        Some(&keys::UPLOAD) => {
+            let record: UploadRecord = decode(value)?;
+            Some(catalogue_key(&record.bucket, &record.key))
+        }
+        Some(&keys::NODE_CHUNK) => {
+            let owner: ChunkOwner = decode(value)?;
+            Some(catalogue_key(&owner.bucket, &owner.key))
+        }
+        _ => None,
+    })
+}
