@@ -4,9 +4,7 @@ gateway), configured through its flags, found through its cluster.json."""
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,25 +18,6 @@ BIN_DIR = Path(os.environ.get("CAIRN_BIN_DIR", REPO / "target" / "debug"))
 START_TIMEOUT = 120
 
 
-def free_port_triple():
-    """A port P with P, P+1 and P+2 free (S3, gateway admin, metadata)."""
-    for _ in range(200):
-        port = random.randint(20000, 30000)
-        sockets = []
-        try:
-            for p in (port, port + 1, port + 2):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                sockets.append(s)
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free ports")
-
-
 def require_binaries():
     missing = [b for b in ("cairn", "cairn-meta", "cairn-node", "cairn-gateway", "cairn-scrubber")
                if not (BIN_DIR / b).is_file()]
@@ -47,16 +26,24 @@ def require_binaries():
 
 
 class Cluster:
-    def __init__(self, data_dir, extra_args=()):
+    """`port=0` (the default) lets `cairn dev` bind every listener on a port
+    the OS picks and report them in cluster.json: no port is chosen here and
+    then taken by someone else before the cluster binds it."""
+
+    def __init__(self, data_dir, extra_args=(), port=0, wait=True):
         require_binaries()
         self.data_dir = Path(data_dir)
-        self.port = free_port_triple()
+        self.port = port
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}-cairn-dev.log", "w")
         self.process = subprocess.Popen(
             [str(BIN_DIR / "cairn"), "dev", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), "--bin-dir", str(BIN_DIR), *extra_args],
+             "--port", str(port), "--bin-dir", str(BIN_DIR), *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
+        if wait:
+            self.wait_started()
+
+    def wait_started(self):
         cluster_file = self.data_dir / "cluster.json"
         deadline = time.time() + START_TIMEOUT
         while not cluster_file.exists():
@@ -67,6 +54,8 @@ class Cluster:
             time.sleep(0.1)
         self.info = json.loads(cluster_file.read_text())
         self.endpoint = self.info["s3_endpoint"]
+        # The S3 port as bound (the OS picked it when port=0).
+        self.port = int(self.endpoint.rsplit(":", 1)[1])
 
     def output(self):
         self.log.flush()

@@ -1,0 +1,103 @@
+//! A TCP proxy in front of a test node: a stable address across restarts,
+//! and a switch that freezes the node's API without touching the node.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    addr: SocketAddr,
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    hung: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl Proxy {
+    pub(crate) async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let target = Arc::new(Mutex::new(None));
+        let (hung, _) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(listener, target.clone(), hung.clone()));
+        Self {
+            addr,
+            target,
+            hung,
+            accept,
+        }
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where new connections go.
+    pub(crate) fn set_target(&self, target: SocketAddr) {
+        *self.target.lock().expect("proxy target") = Some(target);
+    }
+
+    /// While hung, bytes already accepted are held and nothing more moves
+    /// in either direction.
+    pub(crate) fn hang(&self, hung: bool) {
+        self.hung.send_replace(hung);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    hung: watch::Sender<bool>,
+) {
+    while let Ok((inbound, _)) = listener.accept().await {
+        let Some(target) = *target.lock().expect("proxy target") else {
+            continue;
+        };
+        let hung = hung.subscribe();
+        tokio::spawn(async move {
+            // A node that is down refuses: drop the inbound side too.
+            let Ok(outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            let _ = inbound.set_nodelay(true);
+            let _ = outbound.set_nodelay(true);
+            let (in_read, in_write) = inbound.into_split();
+            let (out_read, out_write) = outbound.into_split();
+            tokio::join!(
+                pump(in_read, out_write, hung.clone()),
+                pump(out_read, in_write, hung)
+            );
+        });
+    }
+}
+
+/// Copies `from` to `to`, holding each piece while the proxy is hung.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut hung: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if hung.wait_for(|hung| !*hung).await.is_err() {
+            break;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}

@@ -1,0 +1,104 @@
+//! Whole-cluster scenarios on [`TestCluster`]: S3 requests through the real
+//! gateway while nodes hang, stop, rot and come back.
+
+use bytes::Bytes;
+use cairn_cli::bench::Payload;
+use cairn_core::ids::ChunkId;
+use cairn_core::placement::NodeState;
+use cairn_tests::TestCluster;
+
+fn payload(len: usize, seed: u8) -> (Payload, [u8; 32]) {
+    let bytes: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    let hash = *blake3::hash(&bytes).as_bytes();
+    (
+        Payload {
+            pieces: vec![Bytes::from(bytes)],
+            len: len as u64,
+        },
+        hash,
+    )
+}
+
+/// Which test node holds chunk `index` of the object's only blob.
+async fn holder(cluster: &TestCluster, bucket: &str, key: &str, index: u8) -> (usize, ChunkId) {
+    let record = cluster
+        .meta
+        .get_object(bucket, key)
+        .await
+        .expect("catalogue")
+        .expect("object exists");
+    let blob = &record.manifest.parts[0];
+    let node = &blob.chunks[index as usize].node;
+    let i = cluster
+        .nodes
+        .iter()
+        .position(|n| &n.id == node)
+        .expect("a test node");
+    (i, blob.chunk_id(index))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_stay_exact_through_a_hung_node_a_stopped_node_and_a_corrupt_block() {
+    let mut cluster = TestCluster::start(6, 3).await;
+    assert_eq!((cluster.spec.k, cluster.spec.m), (4, 2));
+    let s3 = cluster.s3();
+    s3.ensure_bucket("photos").await.expect("bucket");
+    let size = 3 * 1024 * 1024 + 17;
+    let (body, hash) = payload(size, 7);
+    s3.put("photos", "cat.jpg", body).await.expect("put");
+    let read = async |cluster: &TestCluster| {
+        let (len, got) = cluster
+            .s3()
+            .get_hashed("photos", "cat.jpg")
+            .await
+            .expect("get");
+        assert_eq!((len, got), (size as u64, hash));
+    };
+    read(&cluster).await;
+
+    // A hung node: its API accepts and goes silent while it heartbeats on.
+    let (hung, _) = holder(&cluster, "photos", "cat.jpg", 0).await;
+    let hedged = cluster
+        .gateway_metric("cairn_gateway_hedged_reads_total")
+        .await;
+    cluster.hang(hung);
+    read(&cluster).await;
+    assert!(
+        cluster
+            .gateway_metric("cairn_gateway_hedged_reads_total")
+            .await
+            > hedged,
+        "the read went around the hung node"
+    );
+    assert_eq!(cluster.state(hung).await, Some(NodeState::Up));
+    cluster.unhang(hung);
+
+    // A stopped node: gone, and then seen down.
+    let (stopped, _) = holder(&cluster, "photos", "cat.jpg", 1).await;
+    cluster.stop(stopped).await;
+    read(&cluster).await;
+    cluster.wait_for_state(stopped, NodeState::Down).await;
+
+    // A rotten block on a third node is never served.
+    let (rotten, chunk) = holder(&cluster, "photos", "cat.jpg", 2).await;
+    cluster.corrupt(rotten, &chunk, 0);
+    let degraded = cluster
+        .gateway_metric("cairn_gateway_degraded_reads_total")
+        .await;
+    read(&cluster).await;
+    assert!(
+        cluster
+            .gateway_metric("cairn_gateway_degraded_reads_total")
+            .await
+            > degraded,
+        "the rotten block was read around"
+    );
+
+    // The stopped node comes back at the same address with its data.
+    cluster.restart(stopped).await;
+    cluster.wait_for_state(stopped, NodeState::Up).await;
+    read(&cluster).await;
+    cluster.shutdown().await;
+}
