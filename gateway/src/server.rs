@@ -77,13 +77,13 @@ impl Gateway {
             StatusCode::INTERNAL_SERVER_ERROR
         });
         let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
-        let s3 =
-            Router::new()
-                .fallback_service(service)
-                .layer(axum::middleware::from_fn_with_state(
-                    limit,
-                    limit_concurrency,
-                ));
+        let s3 = Router::new()
+            .fallback_service(service)
+            .layer(axum::middleware::from_fn_with_state(
+                limit,
+                limit_concurrency,
+            ))
+            .layer(tower_http::trace::TraceLayer::new_for_http());
         Ok(Self {
             backend,
             s3,

@@ -18,6 +18,7 @@ use cairn_meta_api::model::Precondition;
 use cairn_meta_api::shard_map::ShardMap;
 use cairn_metadata_service::Role;
 use cairn_node_api::wire::NodeStatus;
+use cairn_service::listen::HandDown;
 use common::{SECRET, bind, eventually, manifest, primary, primary_with, secret, serve};
 
 fn status(id: &str) -> NodeStatus {
@@ -243,7 +244,12 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
         ),
     )
     .expect("config");
-    let (mut child, url) = spawn_meta(&config, dir.path());
+    // The test holds the socket for the whole test and hands it to each
+    // process: the persisted shard map names the process by URL, so the
+    // restarted one must listen at the same address, and nobody can take
+    // it in between.
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (mut child, url) = spawn_meta(&config, dir.path(), &socket);
     let client = MetaClient::connect(&url, &secret()).await.expect("connect");
     client
         .create_bucket("durable", "ann")
@@ -266,9 +272,7 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
-    // The map of the restarted process names its new address; the data dir
-    // (and the persisted map's shard ids) are what matter.
-    let (mut child, url) = spawn_meta(&config, dir.path());
+    let (mut child, url) = spawn_meta(&config, dir.path(), &socket);
     let client = MetaClient::connect(&url, &secret()).await.expect("connect");
     for i in 0..N {
         let bucket = if i % 2 == 0 { "durable" } else { "other" };
@@ -283,25 +287,15 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
     child.wait().expect("reap");
 }
 
-/// Starts `cairn-meta` on a fixed free port (the persisted shard map names
-/// the process by URL, so a restart must reuse it).
-fn spawn_meta(config: &Path, dir: &Path) -> (std::process::Child, String) {
-    let port_file = dir.join("port");
-    let port = match std::fs::read_to_string(&port_file) {
-        Ok(port) => port,
-        Err(_) => {
-            let port = free_port().to_string();
-            std::fs::write(&port_file, &port).expect("port file");
-            port
-        }
-    };
-    let child = spawn_meta_on(config, &format!("127.0.0.1:{port}"), &dir.join("addr"));
-    (child, format!("http://127.0.0.1:{port}"))
-}
-
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
-    probe.local_addr().expect("addr").port()
+/// Starts `cairn-meta` on `socket`, which the test keeps.
+fn spawn_meta(
+    config: &Path,
+    dir: &Path,
+    socket: &std::net::TcpListener,
+) -> (std::process::Child, String) {
+    let child = spawn_meta_on(config, socket, &dir.join("addr"));
+    let url = format!("http://{}", socket.local_addr().expect("addr"));
+    (child, url)
 }
 
 /// Runs `cairn-meta` and waits until it is listening.
@@ -309,16 +303,22 @@ fn free_port() -> u16 {
     clippy::zombie_processes,
     reason = "the child is returned; every caller kills and waits for it"
 )]
-fn spawn_meta_on(config: &Path, listen: &str, addr_file: &Path) -> std::process::Child {
+fn spawn_meta_on(
+    config: &Path,
+    socket: &std::net::TcpListener,
+    addr_file: &Path,
+) -> std::process::Child {
     let _ = std::fs::remove_file(addr_file);
+    let handed = socket.try_clone().expect("clone the socket").into();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"))
         .arg("--config")
         .arg(config)
-        .args(["--listen", listen])
         .arg("--addr-file")
         .arg(addr_file)
         .env("CAIRN_CLUSTER_SECRET", SECRET)
         .env("RUST_LOG", "warn")
+        .hand_down(vec![handed])
+        .expect("hand the socket down")
         .spawn()
         .expect("spawn cairn-meta");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -343,10 +343,11 @@ fn spawn_meta_on(config: &Path, listen: &str, addr_file: &Path) -> std::process:
 #[tokio::test]
 async fn two_real_metadata_processes_share_one_map() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port_a, port_b) = (free_port(), free_port());
+    let socket_a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let socket_b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let (url_a, url_b) = (
-        format!("http://127.0.0.1:{port_a}"),
-        format!("http://127.0.0.1:{port_b}"),
+        format!("http://{}", socket_a.local_addr().expect("addr")),
+        format!("http://{}", socket_b.local_addr().expect("addr")),
     );
     let config_a = dir.path().join("a.toml");
     std::fs::write(
@@ -366,16 +367,8 @@ async fn two_real_metadata_processes_share_one_map() {
         ),
     )
     .expect("config b");
-    let mut primary = spawn_meta_on(
-        &config_a,
-        &format!("127.0.0.1:{port_a}"),
-        &dir.path().join("a.addr"),
-    );
-    let mut member = spawn_meta_on(
-        &config_b,
-        &format!("127.0.0.1:{port_b}"),
-        &dir.path().join("b.addr"),
-    );
+    let mut primary = spawn_meta_on(&config_a, &socket_a, &dir.path().join("a.addr"));
+    let mut member = spawn_meta_on(&config_b, &socket_b, &dir.path().join("b.addr"));
     let client = MetaClient::connect(&url_a, &secret())
         .await
         .expect("connect");

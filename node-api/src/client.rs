@@ -151,20 +151,16 @@ impl NodeClient {
         if let Some(range) = &range {
             request = request.query(&[("first", range.start), ("count", range.end - range.start)]);
         }
-        let response = self
-            .http
-            .open_stream(request)
-            .await
-            .map_err(|err| match err {
-                ClientError::Api { body, .. } if body.code == ErrorCode::CorruptBlock => {
-                    NodeError::CorruptBlock {
-                        chunk: *chunk,
-                        block: body.block.unwrap_or(0),
-                        message: body.message,
-                    }
+        let response = self.http.send(request).await.map_err(|err| match err {
+            ClientError::Api { body, .. } if body.code == ErrorCode::CorruptBlock => {
+                NodeError::CorruptBlock {
+                    chunk: *chunk,
+                    block: body.block.unwrap_or(0),
+                    message: body.message,
                 }
-                other => NodeError::Http(other),
-            })?;
+            }
+            other => NodeError::Http(other),
+        })?;
         let first = header_u64(&response, "x-cairn-first-block").unwrap_or(0);
         let count = header_u64(&response, "x-cairn-block-count").unwrap_or(0);
         Ok(BlockStream {

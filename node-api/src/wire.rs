@@ -1,4 +1,4 @@
-//! JSON bodies of the storage-node HTTP API (see ARCHITECTURE.md, "Storage
+//! JSON bodies of the storage-node HTTP API (see docs/apis.md, "Storage
 //! node API"). These are wire formats: fields are only ever added.
 
 use cairn_core::ids::{ChunkId, NodeId, RackId};

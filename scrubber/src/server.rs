@@ -34,6 +34,7 @@ pub fn router(ctx: Arc<Context>, secret: ClusterSecret) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .layer(middleware::from_fn_with_state(secret, require_secret))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(ctx)
 }
 

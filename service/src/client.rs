@@ -153,8 +153,9 @@ impl HttpClient {
         &self.secret
     }
 
-    /// A request carrying the cluster secret; send it with [`Self::send`],
-    /// [`Self::json`], [`Self::send_stream`] or [`Self::open_stream`].
+    /// A request carrying the cluster secret; send it with [`Self::send`]
+    /// (then read a streamed answer with [`Self::progress_stream`]),
+    /// [`Self::json`] or [`Self::send_stream`].
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
         self.http
             .request(method, url)
@@ -254,14 +255,8 @@ impl HttpClient {
         check(url, response, answer_within).await
     }
 
-    /// Starts a streamed download: the response headers within the request
-    /// deadline; read its body with [`progress_stream`].
-    pub async fn open_stream(&self, request: RequestBuilder) -> Result<Response, ClientError> {
-        self.send(request).await
-    }
-
-    /// The body of a streamed response, each piece within the progress
-    /// deadline.
+    /// The body of a response opened with [`Self::send`], streamed, each
+    /// piece within the progress deadline.
     pub fn progress_stream(
         &self,
         url: &str,

@@ -8,7 +8,10 @@
 //! Without inherited descriptors a service binds its configured address.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use command_fds::{CommandFdExt, FdMapping};
 
 use tokio::net::TcpListener;
 
@@ -107,3 +110,46 @@ pub fn write_addr_file(path: &Path, addr: impl std::fmt::Display) -> Result<(), 
             source,
         })
 }
+
+/// The first inherited descriptor, as systemd numbers them.
+const FIRST_LISTEN_FD: i32 = 3;
+
+/// The supervisor's side of [`Listeners`]: hands listening sockets to a
+/// child about to be spawned, in the order the child takes them.
+pub trait HandDown {
+    /// Maps `listeners` to descriptors 3.. in the child and sets
+    /// `LISTEN_FDS`. The command keeps the descriptors open until it is
+    /// dropped; keep a clone to hand the same socket to a restarted child.
+    fn hand_down(&mut self, listeners: Vec<OwnedFd>) -> std::io::Result<&mut Self>;
+}
+
+fn mappings(listeners: Vec<OwnedFd>) -> Vec<FdMapping> {
+    listeners
+        .into_iter()
+        .zip(FIRST_LISTEN_FD..)
+        .map(|(parent_fd, child_fd)| FdMapping {
+            parent_fd,
+            child_fd,
+        })
+        .collect()
+}
+
+macro_rules! hand_down_for {
+    ($command:ty) => {
+        impl HandDown for $command {
+            fn hand_down(&mut self, listeners: Vec<OwnedFd>) -> std::io::Result<&mut Self> {
+                self.env_remove("LISTEN_PID");
+                if listeners.is_empty() {
+                    self.env_remove("LISTEN_FDS");
+                    return Ok(self);
+                }
+                self.env("LISTEN_FDS", listeners.len().to_string());
+                self.fd_mappings(mappings(listeners))
+                    .map_err(std::io::Error::other)
+            }
+        }
+    };
+}
+
+hand_down_for!(std::process::Command);
+hand_down_for!(tokio::process::Command);

@@ -89,7 +89,7 @@ async fn a_download_that_stalls_midway_fails_on_progress() {
     .await;
     let http = client();
     let response = http
-        .open_stream(http.request(Method::GET, &url))
+        .send(http.request(Method::GET, &url))
         .await
         .expect("headers arrive");
     let mut body = Box::pin(http.progress_stream(&url, response));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use command_fds::{CommandFdExt, FdMapping};
+use cairn_service::listen::HandDown;
 use tokio::process::{Child, Command};
 
 use super::{DevError, io};
@@ -15,8 +15,6 @@ use super::{DevError, io};
 pub(crate) const START_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a process may take to stop after SIGTERM before SIGKILL.
 const STOP_PATIENCE: Duration = Duration::from_secs(10);
-/// The first inherited descriptor, as systemd numbers them.
-const FIRST_LISTEN_FD: i32 = 3;
 
 /// One supervised child process.
 #[derive(Debug)]
@@ -62,28 +60,12 @@ pub(crate) fn spawn(spec: Spawn<'_>) -> Result<Supervised, DevError> {
     command
         .args(&spec.args)
         .env("CAIRN_CLUSTER_SECRET", spec.secret)
-        .env_remove("LISTEN_PID")
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
-        .kill_on_drop(true);
-    if spec.listeners.is_empty() {
-        command.env_remove("LISTEN_FDS");
-    } else {
-        command.env("LISTEN_FDS", spec.listeners.len().to_string());
-        let mappings = spec
-            .listeners
-            .into_iter()
-            .zip(FIRST_LISTEN_FD..)
-            .map(|(parent_fd, child_fd)| FdMapping {
-                parent_fd,
-                child_fd,
-            })
-            .collect();
-        command
-            .fd_mappings(mappings)
-            .map_err(|e| io("hand listeners down")(std::io::Error::other(e)))?;
-    }
+        .kill_on_drop(true)
+        .hand_down(spec.listeners)
+        .map_err(io("hand listeners down"))?;
     let child = command
         .spawn()
         .map_err(io(format!("start {}", spec.binary.display())))?;

@@ -1,6 +1,6 @@
 //! A metadata process: hosts the shards the map assigns to its URL, and (on
 //! the primary) the cluster state. HTTP/JSON API, every route behind the
-//! cluster secret; documented in ARCHITECTURE.md ("Metadata API").
+//! cluster secret; documented in docs/apis.md ("Metadata API").
 
 //!
 //! [`MetaServer`] is the lifecycle (open, serve, background loop, drain);
