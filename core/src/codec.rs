@@ -32,7 +32,7 @@ pub struct CodecParams {
 
 impl CodecParams {
     /// Cairn's default: 8+4 (1.5× overhead, survives any 4 losses) with
-    /// 256 KiB blocks (see ARCHITECTURE.md, "Default block size").
+    /// 256 KiB blocks (see docs/placement.md, "Default block size").
     pub const DEFAULT: Self = Self {
         k: 8,
         m: 4,

@@ -1,4 +1,4 @@
-//! The node's HTTP API (documented in ARCHITECTURE.md, "Storage node API").
+//! The node's HTTP API (documented in docs/apis.md, "Storage node API").
 //!
 //! Every route requires the cluster secret. Chunk bodies are streams of
 //! block frames (`cairn_core::frame`) in both directions; everything else is
