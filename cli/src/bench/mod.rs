@@ -443,12 +443,12 @@ pub fn render(report: &BenchReport) -> String {
         ]);
     }
     format!(
-        "{} against {}: {} B objects, concurrency {}, {:.1} s\n{}",
+        "{} against {}: {} B objects, concurrency {}, {}\n{}",
         format!("{:?}", report.workload).to_lowercase(),
         report.endpoint,
         report.object_size,
         report.concurrency,
-        report.seconds,
+        crate::units::format_duration(std::time::Duration::from_secs_f64(report.seconds)),
         crate::table::render(
             &[
                 "OP", "OPS", "ERRORS", "BAD DATA", "OPS/S", "MB/S", "P50 MS", "P90 MS", "P99 MS",

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::client::{S3Client, S3Target};
 use super::stats::{Latency, percentile};
 use crate::cluster_file::ClusterFile;
+use crate::units::format_duration;
 
 #[derive(Debug, Clone)]
 pub struct RepairBenchSpec {
@@ -182,7 +183,7 @@ pub async fn run(
         if killed.elapsed() >= spec.timeout {
             return Err(format!(
                 "repair did not finish within {}",
-                crate::units::format_duration(spec.timeout)
+                format_duration(spec.timeout)
             )
             .into());
         }
@@ -223,14 +224,14 @@ pub async fn run(
 pub fn render(r: &RepairBenchReport) -> String {
     format!(
         "killed {} holding a chunk of each of {} objects ({:.1} MiB of data)\n\
-         detected + grace: {:.1} s   rebuild: {:.2} s   {} chunks, {:.1} MB/s rebuilt\n\
+         detected + grace: {}   rebuild: {}   {} chunks, {:.1} MB/s rebuilt\n\
          read {:.1} MiB, rebuilt {:.1} MiB, read amplification {:.3}, cross-rack {:.1} MiB\n\
          GET latency ms  before: p50 {:.1} p99 {:.1}   during repair: p50 {:.1} p99 {:.1}   errors {}",
         r.node,
         r.objects,
         r.filled_bytes as f64 / 1048576.0,
-        r.detection_secs,
-        r.repair_secs,
+        format_duration(Duration::from_secs_f64(r.detection_secs)),
+        format_duration(Duration::from_secs_f64(r.repair_secs)),
         r.chunks_repaired,
         r.rebuild_mb_per_sec,
         r.bytes_read as f64 / 1048576.0,
