@@ -247,6 +247,9 @@ impl HttpClient {
                         Upload::Sent(since) if since > answer_within => {
                             return Err(timeout(&url, "response", answer_within));
                         }
+                        Upload::NotStarted if now > answer_within => {
+                            return Err(timeout(&url, "request start", answer_within));
+                        }
                         _ => {}
                     }
                 }
@@ -344,6 +347,9 @@ fn timeout(url: &str, phase: &'static str, after: Duration) -> ClientError {
 /// Where an upload stands, as the watchdog sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Upload {
+    /// The body has not been asked for its first piece yet (the connection
+    /// or the request head is still on its way).
+    NotStarted,
     /// The body's source has not produced the next piece (not the peer's
     /// fault), or the peer just took a piece.
     Flowing,
@@ -358,6 +364,7 @@ enum Upload {
 /// milliseconds since the upload started.
 #[derive(Debug, Default)]
 struct UploadWatch {
+    started: AtomicBool,
     waiting_on_peer: AtomicBool,
     since_ms: AtomicU64,
     finished: AtomicBool,
@@ -367,7 +374,9 @@ impl UploadWatch {
     fn state(&self, now: Duration) -> Upload {
         let since =
             now.saturating_sub(Duration::from_millis(self.since_ms.load(Ordering::Acquire)));
-        if self.finished.load(Ordering::Acquire) {
+        if !self.started.load(Ordering::Acquire) {
+            Upload::NotStarted
+        } else if self.finished.load(Ordering::Acquire) {
             Upload::Sent(since)
         } else if self.waiting_on_peer.load(Ordering::Acquire) {
             Upload::StalledOnPeer(since)
@@ -395,6 +404,7 @@ where
         let polled = self.inner.as_mut().poll_next(cx);
         let now_ms = self.epoch.elapsed().as_millis() as u64;
         let watch = &self.watch;
+        watch.started.store(true, Ordering::Release);
         match &polled {
             Poll::Pending => watch.waiting_on_peer.store(false, Ordering::Release),
             Poll::Ready(Some(_)) => {
