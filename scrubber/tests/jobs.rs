@@ -42,6 +42,8 @@ async fn start_meta(dir: &std::path::Path) -> String {
 
 struct Running {
     client: ScrubberClient,
+    /// The scrubber's shared state: every background task holds a clone.
+    ctx: std::sync::Arc<cairn_scrubber::context::Context>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -54,12 +56,14 @@ async fn start_scrubber(meta_url: &str, dir: &std::path::Path) -> Running {
     let scrubber = Scrubber::open(config, secret(), listener)
         .await
         .expect("scrubber");
+    let ctx = scrubber.context().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(scrubber.run(async {
         let _ = stopped.await;
     }));
     Running {
         client: ScrubberClient::new(&url, &secret()),
+        ctx,
         stop,
         task,
     }
@@ -125,6 +129,8 @@ async fn scheduled_jobs_run_on_their_interval_and_survive_a_restart() {
     // schedule goes on.
     let _ = running.stop.send(());
     running.task.await.expect("join").expect("serve");
+    // The store stays open while anything holds the context.
+    drop(running.ctx);
     let restarted = start_scrubber(&meta_url, scrub_dir.path()).await;
     let client = restarted.client.clone();
     let after = client.job(scheduled.id).await.expect("job after restart");
@@ -186,17 +192,9 @@ async fn shutdown_mid_iteration_returns_within_the_drain_deadline_and_leaves_no_
     .await
     .expect("register the hung node");
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let mut config = ScrubberConfig::new(&meta_url, scrub_dir.path().to_owned());
-    config.poll_interval_ms = 50;
-    let scrubber = Scrubber::open(config, secret(), listener)
-        .await
-        .expect("scrubber");
-    let ctx = scrubber.context().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(scrubber.run(async {
-        let _ = stopped.await;
-    }));
+    let Running {
+        ctx, stop, task, ..
+    } = start_scrubber(&meta_url, scrub_dir.path()).await;
     // The sweep is inside its call to the hung node: mid-iteration.
     let mut accepted = accepted;
     tokio::time::timeout(Duration::from_secs(30), accepted.wait_for(|n| *n >= 1))

@@ -57,22 +57,34 @@ impl MetaClient {
         .map(drop)
     }
 
-    pub async fn head_bucket(&self, name: &str) -> Result<Option<BucketRecord>, MetaError> {
-        let query = [("name", name.to_owned())];
+    /// A record read from the shard owning `key`; `None` when the shard
+    /// answers `absent`.
+    async fn lookup<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        path: &str,
+        query: &[(&str, String)],
+        absent: ErrorCode,
+    ) -> Result<Option<T>, MetaError> {
         match self
-            .on_shard(
-                &bucket_anchor(name),
-                Method::GET,
-                "bucket",
-                None::<&()>,
-                &query,
-            )
+            .on_shard(key, Method::GET, path, None::<&()>, query)
             .await
         {
             Ok(record) => Ok(Some(record)),
-            Err(err) if err.code() == Some(ErrorCode::NoSuchBucket) => Ok(None),
+            Err(err) if err.code() == Some(absent) => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    pub async fn head_bucket(&self, name: &str) -> Result<Option<BucketRecord>, MetaError> {
+        let query = [("name", name.to_owned())];
+        self.lookup(
+            &bucket_anchor(name),
+            "bucket",
+            &query,
+            ErrorCode::NoSuchBucket,
+        )
+        .await
     }
 
     /// All buckets, by name.
@@ -170,20 +182,13 @@ impl MetaClient {
         key: &str,
     ) -> Result<Option<ObjectRecord>, MetaError> {
         let query = [("bucket", bucket.to_owned()), ("key", key.to_owned())];
-        match self
-            .on_shard(
-                &catalogue_key(bucket, key),
-                Method::GET,
-                "object",
-                None::<&()>,
-                &query,
-            )
-            .await
-        {
-            Ok(record) => Ok(Some(record)),
-            Err(err) if err.code() == Some(ErrorCode::NoSuchKey) => Ok(None),
-            Err(err) => Err(err),
-        }
+        self.lookup(
+            &catalogue_key(bucket, key),
+            "object",
+            &query,
+            ErrorCode::NoSuchKey,
+        )
+        .await
     }
 
     /// Deletes the current version; `Ok(false)` if there was none.
