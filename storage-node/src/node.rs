@@ -9,8 +9,8 @@ use std::time::Duration;
 use cairn_meta_api::MetaClient;
 use cairn_node_api::NodeConfig;
 use cairn_node_api::wire::NodeStatus;
-use cairn_service::ClusterSecret;
 use cairn_service::tasks::{CancellationToken, DRAIN_DEADLINE, TaskSet, pause};
+use cairn_service::{ClusterSecret, Timeouts};
 use tokio::net::TcpListener;
 
 use crate::metrics::NodeMetrics;
@@ -153,7 +153,17 @@ impl StorageNode {
         );
         let tasks = TaskSet::new();
         if let Some(url) = &self.shared.config.metadata_url {
-            let meta = MetaClient::unconnected(url, &self.shared.secret);
+            // A heartbeat that takes longer than a period (at least 2 s) is
+            // abandoned and the next one sent: a slow answer must not make
+            // the node look silent.
+            let period = Duration::from_millis(self.shared.config.heartbeat_interval_ms.max(10));
+            let deadline = period.max(Duration::from_secs(2));
+            let timeouts = Timeouts {
+                connect: deadline,
+                request: deadline,
+                progress: deadline,
+            };
+            let meta = MetaClient::unconnected_with(url, &self.shared.secret, timeouts);
             tasks.spawn(
                 "heartbeat",
                 heartbeat_loop(self.shared.clone(), meta, tasks.token()),

@@ -90,8 +90,14 @@ impl MetaClient {
     /// (heartbeats, the registry); shard calls need [`Self::refresh_map`]
     /// first.
     pub fn unconnected(primary_url: &str, secret: &ClusterSecret) -> Self {
+        Self::unconnected_with(primary_url, secret, Timeouts::INTERNAL)
+    }
+
+    /// [`Self::unconnected`] with deadlines of its own (a heartbeat must
+    /// give up well before the failure detector would call it silent).
+    pub fn unconnected_with(primary_url: &str, secret: &ClusterSecret, timeouts: Timeouts) -> Self {
         Self {
-            http: HttpClient::new(secret.clone(), Timeouts::INTERNAL),
+            http: HttpClient::new(secret.clone(), timeouts),
             primary: primary_url.trim_end_matches('/').to_owned(),
             map: RwLock::new(ShardMap::single(ShardId(0), primary_url)),
         }
