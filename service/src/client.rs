@@ -145,14 +145,6 @@ impl HttpClient {
         }
     }
 
-    pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
-    }
-
-    pub fn secret(&self) -> &ClusterSecret {
-        &self.secret
-    }
-
     /// A request carrying the cluster secret; send it with [`Self::send`]
     /// (then read a streamed answer with [`Self::progress_stream`]),
     /// [`Self::json`] or [`Self::send_stream`].

@@ -64,11 +64,6 @@ impl Listeners {
         }
     }
 
-    /// How many listeners were handed down.
-    pub fn inherited(&self) -> usize {
-        self.inherited.len()
-    }
-
     /// The next inherited listener, or else a new one bound to `addr`.
     /// `what` names it in errors ("S3 API", "admin").
     pub async fn next(&mut self, what: &str, addr: SocketAddr) -> Result<TcpListener, ListenError> {

@@ -47,10 +47,6 @@ impl TaskSet {
         self.token.clone()
     }
 
-    pub fn is_cancelled(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
     /// Runs `task` in the set, inside a span named `name`. After shutdown
     /// has begun nothing new starts.
     pub fn spawn(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {

@@ -23,7 +23,7 @@
 
 mod proxy;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_cli::bench::client::{S3Client, S3Target};
@@ -37,7 +37,7 @@ use cairn_meta_api::shard_map::ShardMap;
 use cairn_metadata_service::{MetaOptions, MetaServer, Role};
 use cairn_node_api::NodeConfig;
 use cairn_scrubber::Scrubber;
-use cairn_scrubber_api::{ScrubberClient, ScrubberConfig};
+use cairn_scrubber_api::ScrubberConfig;
 use cairn_service::ClusterSecret;
 use cairn_storage_node::StorageNode;
 use tokio::net::TcpListener;
@@ -125,13 +125,6 @@ pub struct TestNode {
     server: Option<Running>,
 }
 
-impl TestNode {
-    /// The address the cluster knows this node by.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.proxy.addr())
-    }
-}
-
 /// A running cluster. Dropping it stops every task with the runtime; call
 /// [`TestCluster::shutdown`] to stop it cleanly and check that each
 /// service stopped without error.
@@ -150,7 +143,8 @@ pub struct TestCluster {
     meta_server: Option<Running>,
     gateway: Option<Running>,
     scrubber: Option<Running>,
-    dir: tempfile::TempDir,
+    /// Owns the cluster's files: removed when the cluster is dropped.
+    _dir: tempfile::TempDir,
 }
 
 async fn bind() -> (TcpListener, String) {
@@ -247,7 +241,7 @@ impl TestCluster {
             meta_server: Some(meta_server),
             gateway: Some(gateway),
             scrubber: Some(scrubber),
-            dir,
+            _dir: dir,
         };
         cluster
             .wait_for_states(|state| state == NodeState::Up, "every node up")
@@ -278,14 +272,6 @@ impl TestCluster {
             .filter(|line| line.split([' ', '{']).next() == Some(name))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
-    }
-
-    pub fn scrubber(&self) -> ScrubberClient {
-        ScrubberClient::new(&self.scrubber_url, &self.secret)
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Node `i`'s state in the registry.

@@ -61,9 +61,9 @@ pub(crate) fn scrubber(
 
 /// Writes a config as TOML.
 pub(crate) fn write(path: &Path, config: &impl Serialize) -> Result<(), DevError> {
-    let text = toml::to_string(config)
-        .map_err(|e| DevError::Options(format!("cannot write {}: {e}", path.display())))?;
-    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+    let what = || format!("write {}", path.display());
+    let text = toml::to_string(config).map_err(|e| io(what())(std::io::Error::other(e)))?;
+    std::fs::write(path, text).map_err(io(what()))
 }
 
 /// The address an existing data dir's metadata service was configured
