@@ -318,3 +318,83 @@ pub(crate) async fn inspect(client: &MetaClient, object: &str, json: bool) -> an
     }
     Ok(())
 }
+
+/// `cairn meta status`: every replica's view of its groups. An unreachable
+/// replica is a row of its own, not an error: that is what an operator
+/// replacing one needs to see.
+pub(crate) async fn meta_status(client: &MetaClient, json: bool) -> anyhow::Result<()> {
+    let statuses = client.statuses().await;
+    if json {
+        let value: Vec<serde_json::Value> = statuses
+            .iter()
+            .map(|(id, url, status)| match status {
+                Ok(status) => serde_json::json!({"replica": id, "url": url, "status": status}),
+                Err(err) => {
+                    serde_json::json!({"replica": id, "url": url, "error": err.to_string()})
+                }
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for (id, url, status) in &statuses {
+        match status {
+            Ok(status) => {
+                for group in &status.groups {
+                    let role = match group.leader {
+                        Some(leader) if leader == *id => "leader".to_owned(),
+                        Some(leader) => format!("follower of {leader}"),
+                        None => "no leader".to_owned(),
+                    };
+                    let lag = group
+                        .lag
+                        .iter()
+                        .filter(|(replica, _)| **replica != *id)
+                        .map(|(replica, lag)| {
+                            format!(
+                                "{replica}:{}",
+                                lag.map_or("?".to_owned(), |l| l.to_string())
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    rows.push(vec![
+                        id.to_string(),
+                        group.group.clone(),
+                        role,
+                        group.term.to_string(),
+                        group.last_log_index.map_or("-".into(), |i| i.to_string()),
+                        group.applied_index.map_or("-".into(), |i| i.to_string()),
+                        lag,
+                    ]);
+                }
+            }
+            Err(err) => rows.push(vec![
+                id.to_string(),
+                "-".into(),
+                format!("unreachable at {url}: {err}"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
+        }
+    }
+    println!(
+        "{}",
+        table::render(
+            &[
+                "REPLICA",
+                "GROUP",
+                "ROLE",
+                "TERM",
+                "LAST LOG",
+                "APPLIED",
+                "LAG (leader only)"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}

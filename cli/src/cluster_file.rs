@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct ClusterFile {
     /// S3 API base URL.
     pub s3_endpoint: String,
-    /// The primary metadata service (cluster and catalogue admin API).
+    /// The metadata replicas' URLs, comma-separated (any of them leads a
+    /// client to each group's leader).
     pub admin_endpoint: String,
     /// Gateway `/metrics` and `/health`.
     pub gateway_admin_endpoint: String,
@@ -25,7 +26,8 @@ pub struct ClusterFile {
     pub cluster_secret: String,
     pub k: usize,
     pub m: usize,
-    pub metadata: ProcessInfo,
+    /// The metadata replicas, in replica-id order (id = position + 1).
+    pub metadata: Vec<ProcessInfo>,
     pub gateway: ProcessInfo,
     pub scrubber: ProcessInfo,
     pub nodes: Vec<NodeInfo>,

@@ -75,6 +75,12 @@ enum Command {
     /// Give a directory its own shard, online: `cairn split photos/2024/`
     /// (a catalogue prefix: bucket, '/', key prefix).
     Split { prefix: String },
+    /// The metadata replicas and their Raft groups: leaders, terms, logs,
+    /// how far each follower lags.
+    Meta {
+        #[command(subcommand)]
+        command: MetaCommand,
+    },
     /// Scrub jobs: verify chunks where they live, find rot, queue repairs.
     #[command(subcommand)]
     Scrub(ScrubCommand),
@@ -128,12 +134,25 @@ struct DevArgs {
     /// Unreferenced chunks are deleted after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     gc_grace: Duration,
+    /// Metadata replicas (1, 3 or 5): each holds every shard and the
+    /// cluster state; 3 survive the loss of one.
+    #[arg(long, default_value_t = 3)]
+    meta_replicas: usize,
     /// A node silent this long is suspect (gets no new chunks).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     suspect_after: Duration,
     /// A node silent this long is down.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     down_after: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum MetaCommand {
+    /// Every replica's view of every group it hosts.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,6 +405,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         port: args.port,
         nodes: args.nodes,
         racks: args.racks,
+        meta_replicas: args.meta_replicas,
         k: args.k,
         m: args.m,
         bin_dir,
@@ -571,13 +591,13 @@ async fn main() -> anyhow::Result<()> {
                             s.end
                                 .as_ref()
                                 .map_or("(end)".to_owned(), |e| format!("{e:?}")),
-                            s.owner.clone(),
+                            replica_list(&s.replicas),
                         ]
                     })
                     .collect();
                 println!(
                     "{}",
-                    table::render(&["SHARD", "FROM", "TO", "OWNER"], &rows)
+                    table::render(&["SHARD", "FROM", "TO", "REPLICAS"], &rows)
                 );
             }
         }
@@ -613,10 +633,23 @@ async fn main() -> anyhow::Result<()> {
             let map = client.split(&prefix).await?;
             let shard = map.route(&prefix);
             println!(
-                "{prefix:?} is now served by {} (map version {}), owner {}",
-                shard.id, map.version, shard.owner
+                "{prefix:?} is now served by {} (map version {}), replicas {}",
+                shard.id,
+                map.version,
+                replica_list(&shard.replicas)
             );
         }
+        Command::Meta {
+            command: MetaCommand::Status { json },
+        } => admin::meta_status(&client, json).await?,
     }
     Ok(())
+}
+
+fn replica_list(replicas: &[u64]) -> String {
+    replicas
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

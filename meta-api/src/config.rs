@@ -29,26 +29,40 @@ impl DetectorConfig {
 pub struct MetaConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// URL by which the shard map names this process (default: from `listen`).
+    /// URL by which the other replicas and the clients reach this process
+    /// (default: from `listen`).
     #[serde(default)]
     pub advertise_url: Option<String>,
     pub data_dir: PathBuf,
-    /// Set on every process but the primary: where the primary listens.
+    /// This process's replica id (an entry of `replicas`).
+    #[serde(default = "default_replica_id")]
+    pub replica_id: u64,
+    /// Every metadata process of the cluster (this one included); empty: a
+    /// cluster of this process alone. Every group is replicated on all of
+    /// them; the lowest id initialises the cluster on first start.
     #[serde(default)]
-    pub primary_url: Option<String>,
-    /// Primary only, first start only: split points of the initial map.
+    pub replicas: Vec<ReplicaEntry>,
+    /// First start only, the same on every replica: split points of the
+    /// initial map.
     #[serde(default)]
     pub initial_splits: Vec<String>,
-    /// Primary only, first start only: owner URL of each initial shard, in
-    /// order (default: the primary).
-    #[serde(default)]
-    pub shard_owners: Vec<String>,
     #[serde(default = "default_suspect_ms")]
     pub suspect_after_ms: u64,
     #[serde(default = "default_down_ms")]
     pub down_after_ms: u64,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+}
+
+/// One metadata process in `replicas`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaEntry {
+    pub id: u64,
+    pub url: String,
+}
+
+fn default_replica_id() -> u64 {
+    1
 }
 
 fn default_listen() -> SocketAddr {

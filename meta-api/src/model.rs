@@ -315,13 +315,47 @@ pub struct SplitRequest {
     pub prefix: String,
 }
 
-/// Which shards a metadata process hosts, reported on `/status`.
+/// Body of `POST /shards/{id}/split` (internal: the cluster leader asks a
+/// shard's leader to split off `[at, …)` as shard `child`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSplit {
+    pub at: String,
+    pub child: ShardId,
+}
+
+/// Body of `POST /shards/{id}/apply`: a command and the id that makes a
+/// retry of it (after a lost answer or a change of leader) apply once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    pub request_id: String,
+    pub command: Command,
+}
+
+/// A metadata process and the Raft groups it hosts, reported on `/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaStatus {
+    pub replica_id: u64,
     pub advertise_url: String,
-    pub shards: Vec<ShardId>,
     pub map_version: u64,
-    pub cluster_role: bool,
+    pub groups: Vec<GroupStatus>,
+}
+
+/// One group as one replica sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// `cluster` or `shard-N`.
+    pub group: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    /// Index of the last log entry on this replica.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry applied to its state machine.
+    pub applied_index: Option<u64>,
+    pub voters: Vec<u64>,
+    /// On the leader: how far each replica's log lags the leader's, in
+    /// entries (`None`: not known yet).
+    #[serde(default)]
+    pub lag: std::collections::BTreeMap<u64, Option<u64>>,
 }
 
 /// Whether a shard holds any object or upload of a bucket (the per-shard

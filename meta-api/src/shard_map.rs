@@ -11,8 +11,53 @@
 //!
 //! The map is versioned: every split produces a new version, so a client
 //! holding an older map can tell that it must refresh.
+//!
+//! Every shard, and the cluster state, is a Raft group replicated on a few
+//! metadata processes (its `replicas`); the map names each process by its
+//! replica id and URL. Any replica of a group knows who leads it, so a
+//! client may ask any and follow the `not_leader` hint.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+/// A metadata process, as Raft knows it.
+pub type ReplicaId = u64;
+
+/// The metadata processes of a cluster: replica id → base URL.
+pub type Replicas = BTreeMap<ReplicaId, String>;
+
+/// One consensus group of the metadata service: the cluster state (shard
+/// map, node registry, change feed) or one catalogue shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupId {
+    Cluster,
+    Shard(ShardId),
+}
+
+impl std::fmt::Display for GroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cluster => f.write_str("cluster"),
+            Self::Shard(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+impl std::str::FromStr for GroupId {
+    type Err = String;
+
+    /// Parses what `Display` writes (`cluster`, `shard-7`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "cluster" {
+            return Ok(Self::Cluster);
+        }
+        text.strip_prefix("shard-")
+            .and_then(|n| n.parse().ok())
+            .map(|n| Self::Shard(ShardId(n)))
+            .ok_or_else(|| format!("{text:?} is not a group (cluster, shard-N)"))
+    }
+}
 
 /// Identifies a shard (and its RocksDB) across the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -25,7 +70,7 @@ impl std::fmt::Display for ShardId {
     }
 }
 
-/// One shard's key range and the metadata process that serves it.
+/// One shard's key range and the metadata processes replicating it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardRange {
     pub id: ShardId,
@@ -33,8 +78,8 @@ pub struct ShardRange {
     pub start: String,
     /// Exclusive upper bound; `None` for the last shard.
     pub end: Option<String>,
-    /// Base URL of the metadata process hosting this shard.
-    pub owner: String,
+    /// The replicas of the shard's Raft group.
+    pub replicas: Vec<ReplicaId>,
 }
 
 impl ShardRange {
@@ -92,11 +137,14 @@ impl ExpectedRange {
     }
 }
 
-/// A versioned, ordered, gap-free list of shard ranges.
+/// A versioned, ordered, gap-free list of shard ranges, and the metadata
+/// processes they live on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMap {
     pub version: u64,
     pub shards: Vec<ShardRange>,
+    /// Every metadata process: replica id → base URL.
+    pub replicas: Replicas,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,22 +162,23 @@ pub enum ShardMapError {
 }
 
 impl ShardMap {
-    /// One shard owning everything.
-    pub fn single(id: ShardId, owner: &str) -> Self {
+    /// One shard owning everything, on every replica.
+    pub fn single(id: ShardId, replicas: &Replicas) -> Self {
         Self {
             version: 1,
             shards: vec![ShardRange {
                 id,
                 start: String::new(),
                 end: None,
-                owner: owner.to_owned(),
+                replicas: replicas.keys().copied().collect(),
             }],
+            replicas: replicas.clone(),
         }
     }
 
     /// A map cut at `split_points` (sorted, distinct, non-empty), with shard
-    /// ids 0.. and the given owner for each.
-    pub fn with_splits(split_points: &[&str], owners: &[&str]) -> Result<Self, ShardMapError> {
+    /// ids 0.., every shard on every replica.
+    pub fn with_splits(split_points: &[&str], replicas: &Replicas) -> Result<Self, ShardMapError> {
         let mut bounds: Vec<String> = vec![String::new()];
         bounds.extend(split_points.iter().map(|s| (*s).to_owned()));
         let shards = bounds
@@ -139,10 +188,14 @@ impl ShardMap {
                 id: ShardId(i as u32),
                 start: start.clone(),
                 end: bounds.get(i + 1).cloned(),
-                owner: owners[i % owners.len().max(1)].to_owned(),
+                replicas: replicas.keys().copied().collect(),
             })
             .collect();
-        let map = Self { version: 1, shards };
+        let map = Self {
+            version: 1,
+            shards,
+            replicas: replicas.clone(),
+        };
         map.validate()?;
         Ok(map)
     }
@@ -206,15 +259,37 @@ impl ShardMap {
         self.shards.iter().find(|s| s.id == id)
     }
 
+    /// The URL of a replica.
+    pub fn url(&self, replica: ReplicaId) -> Option<&str> {
+        self.replicas.get(&replica).map(String::as_str)
+    }
+
+    /// The URLs of a group's replicas (every process for the cluster group).
+    pub fn group_urls(&self, group: GroupId) -> Vec<String> {
+        match group {
+            GroupId::Cluster => self.replicas.values().cloned().collect(),
+            GroupId::Shard(id) => self
+                .shard(id)
+                .map(|s| {
+                    s.replicas
+                        .iter()
+                        .filter_map(|r| self.url(*r).map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The smallest shard id not in use.
+    pub fn next_id(&self) -> ShardId {
+        ShardId(self.shards.iter().map(|s| s.id.0 + 1).max().unwrap_or(0))
+    }
+
     /// Splits shard `id` at `at`: keys `>= at` move to a new shard `new_id`
-    /// hosted by `new_owner`. Returns the next version of the map.
-    pub fn split(
-        &self,
-        id: ShardId,
-        at: &str,
-        new_id: ShardId,
-        new_owner: &str,
-    ) -> Result<Self, ShardMapError> {
+    /// on the same replicas (a split is an entry in the shard's own log, so
+    /// every replica of the parent holds the child). Returns the next
+    /// version of the map.
+    pub fn split(&self, id: ShardId, at: &str, new_id: ShardId) -> Result<Self, ShardMapError> {
         let index = self
             .shards
             .iter()
@@ -232,13 +307,14 @@ impl ShardMap {
             id: new_id,
             start: at.to_owned(),
             end: shard.end.clone(),
-            owner: new_owner.to_owned(),
+            replicas: shard.replicas.clone(),
         };
         shards[index].end = Some(at.to_owned());
         shards.insert(index + 1, upper);
         let map = Self {
             version: self.version + 1,
             shards,
+            replicas: self.replicas.clone(),
         };
         map.validate()?;
         Ok(map)
@@ -253,19 +329,18 @@ impl ShardMap {
         prefix: &str,
         new_id: ShardId,
         rest_id: ShardId,
-        new_owner: &str,
     ) -> Result<Self, ShardMapError> {
         let mut map = self.clone();
         let owner = map.route(prefix).clone();
         if owner.start != prefix {
-            map = map.split(owner.id, prefix, new_id, new_owner)?;
+            map = map.split(owner.id, prefix, new_id)?;
         }
         let isolated = map.route(prefix).id;
         if let Some(end) = prefix_successor(prefix) {
             let holder = map.route(&end).clone();
             if holder.start != end && holder.id == isolated {
                 // Keys above the directory stay with the original owner.
-                map = map.split(isolated, &end, rest_id, &owner.owner)?;
+                map = map.split(isolated, &end, rest_id)?;
             }
         }
         map.version = self.version + 1;
@@ -293,9 +368,12 @@ pub fn prefix_successor(prefix: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn replicas() -> Replicas {
+        [(1, "http://a".to_owned()), (2, "http://b".to_owned())].into()
+    }
+
     fn map() -> ShardMap {
-        ShardMap::with_splits(&["b/", "m/", "photos/2024/"], &["http://a", "http://b"])
-            .expect("map")
+        ShardMap::with_splits(&["b/", "m/", "photos/2024/"], &replicas()).expect("map")
     }
 
     #[test]
@@ -339,23 +417,21 @@ mod tests {
     #[test]
     fn split_produces_a_new_valid_version() {
         let map = map();
-        let split = map
-            .split(ShardId(1), "b/docs/", ShardId(9), "http://c")
-            .expect("split");
+        let split = map.split(ShardId(1), "b/docs/", ShardId(9)).expect("split");
         assert_eq!(split.version, map.version + 1);
         assert_eq!(split.route("b/docs/readme").id, ShardId(9));
         assert_eq!(split.route("b/a").id, ShardId(1));
         assert_eq!(split.route("m/").id, ShardId(2));
         assert!(matches!(
-            map.split(ShardId(1), "b/", ShardId(9), "x"),
+            map.split(ShardId(1), "b/", ShardId(9)),
             Err(ShardMapError::SplitOutside { .. })
         ));
         assert!(matches!(
-            map.split(ShardId(1), "z", ShardId(9), "x"),
+            map.split(ShardId(1), "z", ShardId(9)),
             Err(ShardMapError::SplitOutside { .. })
         ));
         assert!(matches!(
-            map.split(ShardId(1), "b/x", ShardId(0), "x"),
+            map.split(ShardId(1), "b/x", ShardId(0)),
             Err(ShardMapError::DuplicateId(ShardId(0)))
         ));
     }
@@ -364,22 +440,39 @@ mod tests {
     fn isolating_a_hot_directory_gives_it_its_own_shard() {
         let map = map();
         let split = map
-            .isolate_prefix("b/logs/", ShardId(10), ShardId(11), "http://c")
+            .isolate_prefix("b/logs/", ShardId(10), ShardId(11))
             .expect("isolate");
         assert_eq!(split.shards_for_prefix("b/logs/").len(), 1);
         assert_eq!(split.route("b/logs/2024").id, ShardId(10));
         assert_eq!(split.route("b/logs0").id, ShardId(11));
-        assert_eq!(split.route("b/logs0").owner, "http://b", "rest stays put");
-        assert_eq!(split.route("b/logs/x").owner, "http://c");
+        assert_eq!(
+            split.group_urls(GroupId::Shard(ShardId(10))),
+            ["http://a", "http://b"],
+            "a split keeps its parent's replicas"
+        );
+        assert_eq!(split.next_id(), ShardId(12));
         assert_eq!(split.route("b/a").id, ShardId(1));
         assert_eq!(split.version, map.version + 1);
         split.validate().expect("valid");
         // A prefix that already starts a shard needs only the upper cut.
         let again = map
-            .isolate_prefix("photos/2024/", ShardId(10), ShardId(11), "http://c")
+            .isolate_prefix("photos/2024/", ShardId(10), ShardId(11))
             .expect("isolate");
         assert_eq!(again.route("photos/2024/x").id, ShardId(3));
         assert_eq!(again.route("photos/2025").id, ShardId(11));
+    }
+
+    #[test]
+    fn group_ids_round_trip_through_their_names() {
+        for group in [
+            GroupId::Cluster,
+            GroupId::Shard(ShardId(0)),
+            GroupId::Shard(ShardId(17)),
+        ] {
+            assert_eq!(group.to_string().parse::<GroupId>(), Ok(group));
+        }
+        assert!("shard-x".parse::<GroupId>().is_err());
+        assert!("shards-1".parse::<GroupId>().is_err());
     }
 
     #[test]
@@ -403,11 +496,12 @@ mod tests {
             bad.validate(),
             Err(ShardMapError::NotContiguous(_))
         ));
-        assert!(ShardMap::with_splits(&["b", "a"], &["x"]).is_err());
+        assert!(ShardMap::with_splits(&["b", "a"], &replicas()).is_err());
         assert_eq!(
             ShardMap {
                 version: 1,
-                shards: vec![]
+                shards: vec![],
+                replicas: replicas(),
             }
             .validate(),
             Err(ShardMapError::Empty)

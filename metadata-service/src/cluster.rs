@@ -1,48 +1,39 @@
-//! Cluster-wide state kept by the primary metadata process: the shard map,
-//! the storage-node registry with failure detection, and the change feed of
-//! node state transitions. Persisted in its own RocksDB (`<data_dir>/cluster`).
+//! The cluster state, replicated as the `cluster` Raft group: the shard
+//! map, the storage-node registry and the change feed of node state
+//! transitions. Persisted in the group's database
+//! (`<data_dir>/groups/cluster`), changed only by applying proposals.
+//!
+//! Failure detection itself is not here: it needs a clock, so it runs on
+//! the group's leader (`server::detector`) and proposes its verdicts as
+//! [`Proposal::Transition`]s, which apply only if the node is still in the
+//! state the verdict started from.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use cairn_core::ids::NodeId;
 use cairn_core::placement::{NodeCandidate, NodeState};
-use cairn_node_api::wire::NodeStatus;
-use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
-
-use crate::liveness::{DetectorConfig, Liveness};
-use crate::shard::CatalogError;
 use cairn_meta_api::model::{NodeEvent, NodeRecord};
 use cairn_meta_api::shard_map::ShardMap;
+use cairn_node_api::wire::NodeStatus;
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
+
+use crate::raft::state_machine::Machine;
+use crate::raft::{Proposal, Reply};
+use crate::shard::CatalogError;
 
 const MAP_KEY: &[u8] = b"map";
 const NODE_PREFIX: &[u8] = b"node\0";
 const EVENT_PREFIX: &[u8] = b"event\0";
 
 pub struct ClusterState {
-    db: DB,
-    map: RwLock<ShardMap>,
-    registry: Mutex<Registry>,
-    detector: DetectorConfig,
+    db: Arc<DB>,
 }
 
 impl std::fmt::Debug for ClusterState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterState").finish_non_exhaustive()
     }
-}
-
-struct Registry {
-    nodes: BTreeMap<NodeId, (NodeRecord, Liveness)>,
-    next_event: u64,
-}
-
-fn synced() -> WriteOptions {
-    let mut options = WriteOptions::default();
-    options.set_sync(true);
-    options
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -54,154 +45,44 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CatalogError
 }
 
 impl ClusterState {
-    /// Opens the cluster database; `initial_map` is stored on first start
-    /// only (afterwards the persisted map, with its splits, wins).
-    pub fn open(
-        path: &Path,
-        initial_map: ShardMap,
-        detector: DetectorConfig,
-        now: Instant,
-    ) -> Result<Self, CatalogError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        let db = DB::open(&options, path)?;
-        let map = match db.get(MAP_KEY)? {
-            Some(bytes) => parse(&bytes)?,
-            None => {
-                db.put_opt(MAP_KEY, json(&initial_map), &synced())?;
-                initial_map
-            }
-        };
-        let mut nodes = BTreeMap::new();
-        for item in db.iterator(IteratorMode::From(NODE_PREFIX, Direction::Forward)) {
+    /// The cluster state on its group's open database.
+    pub fn replica(db: Arc<DB>) -> Self {
+        Self { db }
+    }
+
+    /// Opens a cluster database outside Raft (tests and tools).
+    pub fn open(path: &Path) -> Result<Self, CatalogError> {
+        Ok(Self::replica(crate::raft::open_db(path)?))
+    }
+
+    /// The current map; `None` until the group's first entry is applied.
+    pub fn shard_map(&self) -> Result<Option<ShardMap>, CatalogError> {
+        self.db.get(MAP_KEY)?.map(|b| parse(&b)).transpose()
+    }
+
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, CatalogError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(NODE_PREFIX, Direction::Forward))
+        {
             let (key, value) = item?;
             if !key.starts_with(NODE_PREFIX) {
                 break;
             }
-            let record: NodeRecord = parse(&value)?;
-            let liveness = Liveness::restored(record.state, now);
-            nodes.insert(record.id.clone(), (record, liveness));
+            out.push(parse(&value)?);
         }
-        let next_event = db
-            .iterator(IteratorMode::End)
-            .filter_map(Result::ok)
-            .find(|(k, _)| k.starts_with(EVENT_PREFIX))
-            .and_then(|(_, v)| parse::<NodeEvent>(&v).ok())
-            .map_or(1, |e| e.sequence + 1);
-        Ok(Self {
-            db,
-            map: RwLock::new(map),
-            registry: Mutex::new(Registry { nodes, next_event }),
-            detector,
-        })
+        Ok(out)
     }
 
-    pub fn shard_map(&self) -> ShardMap {
-        self.map.read().expect("map lock").clone()
-    }
-
-    /// Replaces the map (durably) if `next` is newer.
-    pub fn publish_map(&self, next: ShardMap) -> Result<(), CatalogError> {
-        let mut map = self.map.write().expect("map lock");
-        if next.version <= map.version {
-            return Err(CatalogError::Conflict(format!(
-                "shard map version {} is not newer than {}",
-                next.version, map.version
-            )));
-        }
-        self.db.put_opt(MAP_KEY, json(&next), &synced())?;
-        *map = next;
-        Ok(())
-    }
-
-    /// Registers or refreshes a node from its heartbeat.
-    pub fn heartbeat(
-        &self,
-        status: NodeStatus,
-        now: Instant,
-        now_ms: u64,
-    ) -> Result<NodeRecord, CatalogError> {
-        let mut registry = self.registry.lock().expect("registry lock");
-        let mut batch = WriteBatch::default();
-        let (from, record) = match registry.nodes.remove(&status.id) {
-            Some((mut record, mut liveness)) => {
-                let change = liveness.heartbeat(now);
-                record.state = liveness.state();
-                if change.is_some() {
-                    record.state_since_ms = now_ms;
-                }
-                update_usage(&mut record, &status, now_ms);
-                let from = change.map(|c| c.from);
-                registry
-                    .nodes
-                    .insert(status.id.clone(), (record.clone(), liveness));
-                (from.map(Some), record)
-            }
-            None => {
-                let mut record = NodeRecord {
-                    id: status.id.clone(),
-                    rack: status.rack.clone(),
-                    address: status.address.clone(),
-                    capacity_bytes: 0,
-                    used_bytes: 0,
-                    free_bytes: 0,
-                    chunk_count: 0,
-                    state: NodeState::Up,
-                    last_heartbeat_ms: now_ms,
-                    state_since_ms: now_ms,
-                };
-                update_usage(&mut record, &status, now_ms);
-                registry
-                    .nodes
-                    .insert(status.id.clone(), (record.clone(), Liveness::new(now)));
-                (Some(None), record)
-            }
-        };
-        if let Some(from) = from {
-            let event = registry.event(&record.id, from, record.state, now_ms);
-            tracing::info!(node = %record.id, ?from, to = ?record.state, "node state change");
-            batch.put(event_key(event.sequence), json(&event));
-        }
-        batch.put(node_key(&record.id), json(&record));
-        self.db.write_opt(batch, &synced())?;
-        Ok(record)
-    }
-
-    /// Re-evaluates every node's liveness; returns the transitions.
-    pub fn tick(&self, now: Instant, now_ms: u64) -> Result<Vec<NodeEvent>, CatalogError> {
-        let mut registry = self.registry.lock().expect("registry lock");
-        let mut batch = WriteBatch::default();
-        let mut events = Vec::new();
-        let ids: Vec<NodeId> = registry.nodes.keys().cloned().collect();
-        for id in ids {
-            let Some((record, liveness)) = registry.nodes.get_mut(&id) else {
-                continue;
-            };
-            let Some(change) = liveness.tick(now, &self.detector) else {
-                continue;
-            };
-            record.state = change.to;
-            record.state_since_ms = now_ms;
-            batch.put(node_key(&id), json(&*record));
-            tracing::warn!(node = %id, from = ?change.from, to = ?change.to, "node state change");
-            let event = registry.event(&id, Some(change.from), change.to, now_ms);
-            batch.put(event_key(event.sequence), json(&event));
-            events.push(event);
-        }
-        if !events.is_empty() {
-            self.db.write_opt(batch, &synced())?;
-        }
-        Ok(events)
-    }
-
-    pub fn nodes(&self) -> Vec<NodeRecord> {
-        let registry = self.registry.lock().expect("registry lock");
-        registry.nodes.values().map(|(r, _)| r.clone()).collect()
+    fn node(&self, id: &NodeId) -> Result<Option<NodeRecord>, CatalogError> {
+        self.db.get(node_key(id))?.map(|b| parse(&b)).transpose()
     }
 
     /// Nodes as placement sees them.
-    pub fn candidates(&self) -> Vec<NodeCandidate> {
-        self.nodes()
+    pub fn candidates(&self) -> Result<Vec<NodeCandidate>, CatalogError> {
+        Ok(self
+            .nodes()?
             .into_iter()
             .map(|n| NodeCandidate {
                 id: n.id,
@@ -210,7 +91,7 @@ impl ClusterState {
                 free: n.free_bytes,
                 state: n.state,
             })
-            .collect()
+            .collect())
     }
 
     /// State changes with sequence > `after`, oldest first.
@@ -229,25 +110,163 @@ impl ClusterState {
         }
         Ok(out)
     }
-}
 
-impl Registry {
-    fn event(
-        &mut self,
+    fn next_event(&self) -> Result<u64, CatalogError> {
+        let end = event_key(u64::MAX);
+        match self
+            .db
+            .iterator(IteratorMode::From(&end, Direction::Reverse))
+            .next()
+        {
+            Some(item) => {
+                let (key, value) = item?;
+                if key.starts_with(EVENT_PREFIX) {
+                    Ok(parse::<NodeEvent>(&value)?.sequence + 1)
+                } else {
+                    Ok(1)
+                }
+            }
+            None => Ok(1),
+        }
+    }
+
+    fn record_event(
+        &self,
+        batch: &mut WriteBatch,
         node: &NodeId,
         from: Option<NodeState>,
         to: NodeState,
         at_ms: u64,
-    ) -> NodeEvent {
-        let sequence = self.next_event;
-        self.next_event += 1;
-        NodeEvent {
-            sequence,
+    ) -> Result<NodeEvent, CatalogError> {
+        let event = NodeEvent {
+            sequence: self.next_event()?,
             node: node.clone(),
             from,
             to,
             at_ms,
+        };
+        batch.put(event_key(event.sequence), json(&event));
+        Ok(event)
+    }
+
+    /// Registers or refreshes a node; a heartbeat brings it back up.
+    fn heartbeat(
+        &self,
+        status: &NodeStatus,
+        now_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<NodeRecord, CatalogError> {
+        let (from, mut record) = match self.node(&status.id)? {
+            Some(record) => (Some(record.state), record),
+            None => (
+                None,
+                NodeRecord {
+                    id: status.id.clone(),
+                    rack: status.rack.clone(),
+                    address: status.address.clone(),
+                    capacity_bytes: 0,
+                    used_bytes: 0,
+                    free_bytes: 0,
+                    chunk_count: 0,
+                    state: NodeState::Up,
+                    last_heartbeat_ms: now_ms,
+                    state_since_ms: now_ms,
+                },
+            ),
+        };
+        if from != Some(NodeState::Up) {
+            record.state = NodeState::Up;
+            record.state_since_ms = now_ms;
+            tracing::info!(node = %record.id, ?from, to = ?record.state, "node state change");
+            self.record_event(batch, &record.id, from, NodeState::Up, now_ms)?;
         }
+        update_usage(&mut record, status, now_ms);
+        batch.put(node_key(&record.id), json(&record));
+        Ok(record)
+    }
+
+    fn transition(
+        &self,
+        node: &NodeId,
+        from: NodeState,
+        to: NodeState,
+        now_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<NodeEvent>, CatalogError> {
+        let Some(mut record) = self.node(node)? else {
+            return Ok(Vec::new());
+        };
+        if record.state != from {
+            // A heartbeat (or another verdict) was applied in between.
+            return Ok(Vec::new());
+        }
+        record.state = to;
+        record.state_since_ms = now_ms;
+        batch.put(node_key(node), json(&record));
+        tracing::warn!(node = %node, ?from, ?to, "node state change");
+        Ok(vec![self.record_event(
+            batch,
+            node,
+            Some(from),
+            to,
+            now_ms,
+        )?])
+    }
+}
+
+impl Machine for ClusterState {
+    fn db(&self) -> &Arc<DB> {
+        &self.db
+    }
+
+    fn apply(
+        &self,
+        proposal: &Proposal,
+        finish: &dyn Fn(&mut WriteBatch),
+    ) -> Result<Reply, CatalogError> {
+        let mut batch = WriteBatch::default();
+        let reply = match proposal {
+            Proposal::InitCluster { map } => {
+                if self.shard_map()?.is_none() {
+                    batch.put(MAP_KEY, json(map));
+                }
+                Reply::Done
+            }
+            Proposal::PublishMap { map } => match self.shard_map()? {
+                Some(current) if map.version <= current.version => {
+                    crate::shard::refusal(CatalogError::Conflict(format!(
+                        "shard map version {} is not newer than {}",
+                        map.version, current.version
+                    )))?
+                }
+                _ => {
+                    batch.put(MAP_KEY, json(map));
+                    Reply::Map { map: map.clone() }
+                }
+            },
+            Proposal::Heartbeat { status, now_ms } => Reply::Node {
+                record: self.heartbeat(status, *now_ms, &mut batch)?,
+            },
+            Proposal::Transition {
+                node,
+                from,
+                to,
+                now_ms,
+            } => Reply::Events {
+                events: self.transition(node, *from, *to, *now_ms, &mut batch)?,
+            },
+            other => {
+                tracing::error!(?other, "a shard proposal in the cluster log");
+                crate::shard::refusal(CatalogError::Malformed("not a cluster proposal".to_owned()))?
+            }
+        };
+        finish(&mut batch);
+        self.db.write(batch)?;
+        Ok(reply)
+    }
+
+    fn reload(&self) -> Result<(), CatalogError> {
+        Ok(())
     }
 }
 

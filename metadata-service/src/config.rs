@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 
 pub use cairn_meta_api::config::{DetectorConfig, MetaConfig};
-use cairn_meta_api::shard_map::{ShardMap, ShardMapError};
+use cairn_meta_api::shard_map::ShardMapError;
 
-use crate::server::{MetaOptions, Role};
+use crate::server::MetaOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -22,28 +22,25 @@ pub fn options(config: &MetaConfig, bound: SocketAddr) -> Result<MetaOptions, Co
         .advertise_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
-    let role = match &config.primary_url {
-        Some(primary_url) => Role::Member {
-            primary_url: primary_url.clone(),
-        },
-        None => {
-            let owners: Vec<&str> = if config.shard_owners.is_empty() {
-                vec![advertise_url.as_str()]
-            } else {
-                config.shard_owners.iter().map(String::as_str).collect()
-            };
-            let splits: Vec<&str> = config.initial_splits.iter().map(String::as_str).collect();
-            Role::Primary {
-                initial_map: ShardMap::with_splits(&splits, &owners)?,
-            }
-        }
+    let replicas = if config.replicas.is_empty() {
+        [(config.replica_id, advertise_url.clone())].into()
+    } else {
+        config
+            .replicas
+            .iter()
+            .map(|r| (r.id, r.url.trim_end_matches('/').to_owned()))
+            .collect()
     };
-    Ok(MetaOptions {
+    let options = MetaOptions {
         data_dir: config.data_dir.clone(),
         advertise_url,
-        role,
+        replica_id: config.replica_id,
+        replicas,
+        initial_splits: config.initial_splits.clone(),
         detector: config.detector(),
-    })
+    };
+    options.initial_map()?;
+    Ok(options)
 }
 
 #[cfg(test)]
@@ -51,16 +48,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn example_config_parses_into_a_primary_with_two_shards() {
+    fn example_config_parses_into_a_single_replica_with_two_shards() {
         let config: MetaConfig = toml::from_str(&format!(
             "{}\nunknown_future_field = true\n",
             include_str!("../../configs/meta.toml")
         ))
         .expect("parse");
         let options = options(&config, "127.0.0.1:7300".parse().expect("addr")).expect("options");
-        match options.role {
-            Role::Primary { initial_map } => assert_eq!(initial_map.shards.len(), 2),
-            Role::Member { .. } => panic!("expected the primary"),
-        }
+        assert_eq!(options.initial_map().expect("map").shards.len(), 2);
+        assert_eq!(options.replicas.len(), 1);
+        assert_eq!(options.replica_id, 1);
     }
 }

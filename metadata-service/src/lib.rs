@@ -3,18 +3,20 @@
 //! queue) and cluster membership (node registry, failure detection, change
 //! feed).
 //!
-//! Every catalogue mutation is a [`model::Command`] applied by one
-//! [`shard::Shard`] (a RocksDB with a synced WAL), so that replicating a
-//! shard through a consensus log later changes no caller. Callers use
-//! `cairn_meta_api::MetaClient`, which routes by the shard map; the model
-//! types, the map and the client live in `cairn-meta-api`, without RocksDB.
+//! Every shard and the cluster state is a Raft group ([`raft`], openraft)
+//! replicated on the metadata processes; every catalogue mutation is a
+//! `Command` committed in its shard's log and applied by each replica's
+//! [`shard::Shard`]. Callers use `cairn_meta_api::MetaClient`, which routes
+//! by the shard map to each group's leader; the model types, the map and
+//! the client live in `cairn-meta-api`, without RocksDB.
 
 pub mod cluster;
 pub mod config;
 pub mod keys;
 pub mod liveness;
 pub mod metrics;
+pub mod raft;
 pub mod server;
 pub mod shard;
 
-pub use server::{MetaOptions, MetaServer, Role};
+pub use server::{MetaOptions, MetaServer};

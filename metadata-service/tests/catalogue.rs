@@ -615,7 +615,7 @@ fn a_shard_drops_rows_outside_its_range_when_it_opens() {
 async fn cross_shard_reads_on_a_stale_map_after_a_split_return_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (process, client) = primary(dir.path(), &[]).await;
-    let primary_url = client.shard_map().shards[0].owner.clone();
+    let primary_url = client.shard_map().replicas[&1].clone();
     let stale = cairn_meta_api::MetaClient::connect(&primary_url, &secret())
         .await
         .expect("second client");

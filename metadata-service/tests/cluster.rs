@@ -1,25 +1,20 @@
-//! Membership, failure detection, crash durability with a real process, and
-//! two processes sharing one shard map.
+//! Membership, failure detection, and crash durability with a real
+//! process (replication across processes: tests/replication.rs).
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_core::ids::{NodeId, RackId};
 use cairn_core::placement::NodeState;
 use cairn_meta_api::MetaClient;
-use cairn_meta_api::client::ListObjects;
 use cairn_meta_api::config::DetectorConfig;
 use cairn_meta_api::model::Precondition;
-use cairn_meta_api::shard_map::ShardMap;
-use cairn_metadata_service::Role;
 use cairn_node_api::wire::NodeStatus;
-use cairn_service::listen::HandDown;
-use common::{SECRET, bind, eventually, manifest, primary, primary_with, secret, serve};
+use common::{eventually, manifest, primary, primary_with, secret, spawn_meta_on};
 
 fn status(id: &str) -> NodeStatus {
     NodeStatus {
@@ -124,84 +119,6 @@ async fn registry_and_events_survive_a_restart() {
 }
 
 #[tokio::test]
-async fn two_processes_share_one_shard_map_and_the_client_routes_to_both() {
-    let dir_a = tempfile::tempdir().expect("tempdir");
-    let dir_b = tempfile::tempdir().expect("tempdir");
-    let (listener_a, url_a) = bind().await;
-    let (listener_b, url_b) = bind().await;
-    let map = ShardMap::with_splits(&["m"], &[&url_a, &url_b]).expect("map");
-    let a = serve(
-        listener_a,
-        &url_a,
-        dir_a.path(),
-        Role::Primary { initial_map: map },
-        DetectorConfig::LOCAL,
-    )
-    .await;
-    let b = serve(
-        listener_b,
-        &url_b,
-        dir_b.path(),
-        Role::Member {
-            primary_url: url_a.clone(),
-        },
-        DetectorConfig::LOCAL,
-    )
-    .await;
-    let client = MetaClient::connect(&url_a, &secret())
-        .await
-        .expect("connect");
-    assert_eq!(client.status(&url_a).await.expect("a").shards.len(), 1);
-    assert_eq!(client.status(&url_b).await.expect("b").shards.len(), 1);
-    for bucket in ["apples", "zebras"] {
-        client.create_bucket(bucket, "ann").await.expect("bucket");
-        for i in 0..5 {
-            client
-                .commit_object(
-                    bucket,
-                    &format!("k{i}"),
-                    manifest(i, "e"),
-                    Precondition::None,
-                )
-                .await
-                .expect("commit");
-        }
-    }
-    // Each process holds exactly its own range on disk.
-    assert!(dir_a.path().join("shards/0").exists() && !dir_a.path().join("shards/1").exists());
-    assert!(dir_b.path().join("shards/1").exists() && !dir_b.path().join("shards/0").exists());
-    let names: Vec<String> = client
-        .list_buckets()
-        .await
-        .expect("buckets")
-        .into_iter()
-        .map(|b| b.name)
-        .collect();
-    assert_eq!(names, ["apples", "zebras"]);
-    for bucket in ["apples", "zebras"] {
-        let listing = client
-            .list_objects(&ListObjects {
-                bucket: bucket.into(),
-                max_keys: 100,
-                ..Default::default()
-            })
-            .await
-            .expect("list");
-        assert_eq!(listing.entries.len(), 5, "{bucket}");
-    }
-    // A request sent to the wrong process is refused, not misapplied.
-    let wrong = reqwest::Client::new()
-        .get(format!("{url_a}/shards/1/object?bucket=zebras&key=k1"))
-        .header("x-cairn-secret", SECRET)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(wrong.status(), 409);
-    b.stop().await;
-    a.stop().await;
-}
-
-#[tokio::test]
 async fn every_route_requires_the_cluster_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (process, _client) = primary(dir.path(), &[]).await;
@@ -298,110 +215,6 @@ fn spawn_meta(
     (child, url)
 }
 
-/// Runs `cairn-meta` and waits until it is listening.
-#[allow(
-    clippy::zombie_processes,
-    reason = "the child is returned; every caller kills and waits for it"
-)]
-fn spawn_meta_on(
-    config: &Path,
-    socket: &std::net::TcpListener,
-    addr_file: &Path,
-) -> std::process::Child {
-    let _ = std::fs::remove_file(addr_file);
-    let handed = socket.try_clone().expect("clone the socket").into();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"))
-        .arg("--config")
-        .arg(config)
-        .arg("--addr-file")
-        .arg(addr_file)
-        .env("CAIRN_CLUSTER_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .hand_down(vec![handed])
-        .expect("hand the socket down")
-        .spawn()
-        .expect("spawn cairn-meta");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut file) = std::fs::File::open(addr_file) {
-            let mut text = String::new();
-            if file.read_to_string(&mut text).is_ok() && !text.is_empty() {
-                return child;
-            }
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cairn-meta did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Two real `cairn-meta` processes: the primary owns shard 0 and a member
-/// owns shard 1 of the same map; one client serves buckets on both.
-#[tokio::test]
-async fn two_real_metadata_processes_share_one_map() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let socket_a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let socket_b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (url_a, url_b) = (
-        format!("http://{}", socket_a.local_addr().expect("addr")),
-        format!("http://{}", socket_b.local_addr().expect("addr")),
-    );
-    let config_a = dir.path().join("a.toml");
-    std::fs::write(
-        &config_a,
-        format!(
-            "advertise_url = \"{url_a}\"\ndata_dir = \"{}\"\ninitial_splits = [\"m\"]\nshard_owners = [\"{url_a}\", \"{url_b}\"]\n",
-            dir.path().join("a").display()
-        ),
-    )
-    .expect("config a");
-    let config_b = dir.path().join("b.toml");
-    std::fs::write(
-        &config_b,
-        format!(
-            "advertise_url = \"{url_b}\"\ndata_dir = \"{}\"\nprimary_url = \"{url_a}\"\n",
-            dir.path().join("b").display()
-        ),
-    )
-    .expect("config b");
-    let mut primary = spawn_meta_on(&config_a, &socket_a, &dir.path().join("a.addr"));
-    let mut member = spawn_meta_on(&config_b, &socket_b, &dir.path().join("b.addr"));
-    let client = MetaClient::connect(&url_a, &secret())
-        .await
-        .expect("connect");
-    assert_eq!(client.status(&url_a).await.expect("a").shards.len(), 1);
-    assert_eq!(client.status(&url_b).await.expect("b").shards.len(), 1);
-    for bucket in ["apples", "zebras"] {
-        client.create_bucket(bucket, "ann").await.expect("bucket");
-        client
-            .commit_object(bucket, "k", manifest(1, bucket), Precondition::None)
-            .await
-            .expect("commit");
-    }
-    for bucket in ["apples", "zebras"] {
-        let record = client
-            .get_object(bucket, "k")
-            .await
-            .expect("get")
-            .expect("exists");
-        assert_eq!(record.manifest.etag, bucket);
-    }
-    assert!(
-        dir.path().join("b/shards/1").exists(),
-        "zebras live in the member"
-    );
-    assert!(!dir.path().join("a/shards/1").exists());
-    for child in [&mut member, &mut primary] {
-        child.kill().expect("kill");
-        child.wait().expect("reap");
-    }
-}
-
-/// A real storage node registers itself (id, rack, address, capacity) and
-/// heartbeats; stopping it makes it suspect.
 #[tokio::test]
 async fn a_storage_node_registers_and_heartbeats() {
     let dir = tempfile::tempdir().expect("tempdir");

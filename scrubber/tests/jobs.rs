@@ -7,8 +7,7 @@
 use std::time::{Duration, Instant};
 
 use cairn_meta_api::config::DetectorConfig;
-use cairn_meta_api::shard_map::ShardMap;
-use cairn_metadata_service::{MetaOptions, MetaServer, Role};
+use cairn_metadata_service::{MetaOptions, MetaServer};
 use cairn_scrubber::Scrubber;
 use cairn_scrubber::config::ScrubberConfig;
 use cairn_scrubber::model::{JobSpec, JobState, ScrubScope};
@@ -25,14 +24,7 @@ fn secret() -> cairn_service::ClusterSecret {
 async fn start_meta(dir: &std::path::Path) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let options = MetaOptions {
-        data_dir: dir.to_owned(),
-        advertise_url: url.clone(),
-        role: Role::Primary {
-            initial_map: ShardMap::with_splits(&["m"], &[&url]).expect("map"),
-        },
-        detector: DetectorConfig::LOCAL,
-    };
+    let options = MetaOptions::single(dir.to_owned(), &url, &["m"], DetectorConfig::LOCAL);
     let server = MetaServer::open(options, secret(), listener)
         .await
         .expect("meta");

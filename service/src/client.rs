@@ -91,6 +91,14 @@ impl ClientError {
         }
     }
 
+    /// The leader a `not_leader` answer points to.
+    pub fn leader_hint(&self) -> Option<&str> {
+        match self {
+            Self::Api { body, .. } => body.leader.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } => Some(*status),
@@ -313,6 +321,7 @@ async fn check(
         code: ErrorCode::Unknown,
         message: text,
         block: None,
+        leader: None,
     });
     Err(ClientError::Api {
         url,

@@ -62,8 +62,10 @@ error_codes! {
     // Metadata service: routing and cluster calls.
     /// The shard is not (or no longer) hosted here: refresh the map.
     WrongShard = "wrong_shard",
-    NotPrimary = "not_primary",
-    RemoteShard = "remote_shard",
+    /// This replica does not lead the group; `leader` names who does.
+    NotLeader = "not_leader",
+    /// The group cannot commit (no quorum of replicas answers) in time.
+    NoQuorum = "no_quorum",
     BadSplit = "bad_split",
     /// A compare-and-swap precondition of an internal command failed.
     Conflict = "conflict",
@@ -115,6 +117,10 @@ pub struct ErrorBody {
     /// The block concerned, for block-level errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block: Option<u64>,
+    /// For `not_leader`: the URL of the leader, when the answering replica
+    /// knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
 }
 
 /// An API failure: an HTTP status and an [`ErrorBody`].
@@ -132,8 +138,15 @@ impl ApiError {
                 code,
                 message: message.into(),
                 block: None,
+                leader: None,
             },
         }
+    }
+
+    /// Names the leader a `not_leader` answer points to.
+    pub fn with_leader(mut self, leader: Option<String>) -> Self {
+        self.body.leader = leader;
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

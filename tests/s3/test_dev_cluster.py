@@ -33,22 +33,25 @@ def free_run(start, length=4):
 def test_several_clusters_start_at_once_on_ports_in_the_ephemeral_range(tmp_path):
     """Storage nodes take OS-chosen ports from the ephemeral range; before
     `cairn dev` bound its fixed ports first, a node of this or another
-    cluster could take --port + 1..3 and the service meant for it died at
+    cluster could take --port + 1..5 and the service meant for it died at
     start-up. Three clusters start together, every fixed port inside the
     ephemeral range: every start succeeds, on exactly the ports asked for."""
     low, high = ephemeral_range()
     ports, start = [], low + (high - low) // 3
     for _ in range(3):
-        port = free_run(start)
+        port = free_run(start, 6)
         ports.append(port)
-        start = port + 4
+        start = port + 6
     clusters = [Cluster(tmp_path / f"data{i}", port=p, wait=False) for i, p in enumerate(ports)]
     try:
         for cluster, port in zip(clusters, ports):
             cluster.wait_started()
             assert cluster.info["s3_endpoint"] == f"http://127.0.0.1:{port}"
             assert cluster.info["gateway_admin_endpoint"] == f"http://127.0.0.1:{port + 1}"
-            assert cluster.info["admin_endpoint"] == f"http://127.0.0.1:{port + 2}"
+            # Three metadata replicas: port + 2, port + 4, port + 5.
+            assert cluster.info["admin_endpoint"] == ",".join(
+                f"http://127.0.0.1:{port + offset}" for offset in (2, 4, 5)
+            )
             assert cluster.info["scrubber_endpoint"] == f"http://127.0.0.1:{port + 3}"
         for i, cluster in enumerate(clusters):
             s3 = cluster.client()

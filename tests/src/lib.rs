@@ -33,8 +33,7 @@ use cairn_gateway::config::{Credential, GatewayConfig};
 use cairn_gateway::server::Gateway;
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::config::DetectorConfig;
-use cairn_meta_api::shard_map::ShardMap;
-use cairn_metadata_service::{MetaOptions, MetaServer, Role};
+use cairn_metadata_service::{MetaOptions, MetaServer};
 use cairn_node_api::NodeConfig;
 use cairn_scrubber::Scrubber;
 use cairn_scrubber_api::ScrubberConfig;
@@ -166,14 +165,8 @@ impl TestCluster {
         let secret = ClusterSecret::new("test-cluster-secret").expect("secret");
 
         let (listener, meta_url) = bind().await;
-        let options = MetaOptions {
-            data_dir: dir.path().join("meta"),
-            advertise_url: meta_url.clone(),
-            role: Role::Primary {
-                initial_map: ShardMap::with_splits(&["m"], &[&meta_url]).expect("map"),
-            },
-            detector: spec.detector,
-        };
+        let options =
+            MetaOptions::single(dir.path().join("meta"), &meta_url, &["m"], spec.detector);
         let server = MetaServer::open(options, secret.clone(), listener)
             .await
             .expect("metadata service");

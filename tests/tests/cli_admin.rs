@@ -8,7 +8,7 @@ use cairn_core::ids::{NodeId, RackId};
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::config::DetectorConfig;
 use cairn_meta_api::shard_map::ShardMap;
-use cairn_metadata_service::{MetaOptions, MetaServer, Role};
+use cairn_metadata_service::{MetaOptions, MetaServer};
 use cairn_node_api::wire::NodeStatus;
 
 const SECRET: &str = "cli-test-secret";
@@ -51,14 +51,7 @@ async fn nodes_shards_events_and_split() {
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let options = MetaOptions {
-        data_dir: dir.path().to_owned(),
-        advertise_url: url.clone(),
-        role: Role::Primary {
-            initial_map: ShardMap::with_splits(&[], &[&url]).expect("map"),
-        },
-        detector: DetectorConfig::LOCAL,
-    };
+    let options = MetaOptions::single(dir.path().to_owned(), &url, &[], DetectorConfig::LOCAL);
     let server = MetaServer::open(options, secret(), listener)
         .await
         .expect("open");

@@ -7,20 +7,30 @@ use std::path::Path;
 
 use cairn_gateway::config::{Credential, GatewayConfig};
 use cairn_meta_api::MetaConfig;
+use cairn_meta_api::config::ReplicaEntry;
 use cairn_scrubber_api::ScrubberConfig;
 use serde::Serialize;
 
 use super::{DevError, DevOptions, io};
 
-/// Metadata service: two prefix shards, short failure detection.
-pub(crate) fn meta(options: &DevOptions, data: &Path, listen: SocketAddr) -> MetaConfig {
+/// Metadata replica `id` (from 1) of those listening on `all`: two prefix
+/// shards, every group on every replica, short failure detection.
+pub(crate) fn meta(options: &DevOptions, data: &Path, id: u64, all: &[SocketAddr]) -> MetaConfig {
+    let listen = all[(id - 1) as usize];
     MetaConfig {
         listen,
         advertise_url: Some(format!("http://{listen}")),
-        data_dir: data.join("meta"),
-        primary_url: None,
+        data_dir: data.join(format!("meta-{id}")),
+        replica_id: id,
+        replicas: all
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| ReplicaEntry {
+                id: i as u64 + 1,
+                url: format!("http://{addr}"),
+            })
+            .collect(),
         initial_splits: vec!["m".into()],
-        shard_owners: Vec::new(),
         suspect_after_ms: options.suspect_after.as_millis() as u64,
         down_after_ms: options.down_after.as_millis() as u64,
         secret_file: None,

@@ -44,6 +44,8 @@ pub struct DevOptions {
     pub port: u16,
     pub nodes: usize,
     pub racks: usize,
+    /// Metadata replicas (1, 3 or 5): every Raft group on each.
+    pub meta_replicas: usize,
     pub k: usize,
     pub m: usize,
     /// Where `cairn-meta`, `cairn-node`, `cairn-gateway` and `cairn-scrubber` are.
@@ -107,7 +109,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
 pub struct DevCluster {
     pub info: ClusterFile,
     pub cluster_file: PathBuf,
-    meta: Supervised,
+    /// The metadata replicas, in replica-id order; `None` once one exited.
+    meta: Vec<Option<Supervised>>,
     nodes: Vec<Supervised>,
     gateway: Supervised,
     scrubber: Supervised,
@@ -125,6 +128,12 @@ impl DevOptions {
             return bad(format!(
                 "need at least one node per rack ({} nodes, {} racks)",
                 self.nodes, self.racks
+            ));
+        }
+        if ![1, 3, 5].contains(&self.meta_replicas) {
+            return bad(format!(
+                "--meta-replicas must be 1, 3 or 5 (a majority must survive), not {}",
+                self.meta_replicas
             ));
         }
         if self.k == 0 || self.m == 0 || self.k + self.m > self.nodes {
@@ -230,30 +239,62 @@ impl DevCluster {
 
         // Every fixed port first: nothing this cluster starts later (nodes
         // on OS-chosen ports) can take one of them.
-        let meta_config_path = data.join("meta.toml");
-        let ports = Ports::bind(options.port, configs::previous_meta_addr(&meta_config_path))?;
+        let meta_configs: Vec<PathBuf> = (1..=options.meta_replicas)
+            .map(|id| data.join(format!("meta-{id}.toml")))
+            .collect();
+        let previous: Vec<Option<SocketAddr>> = meta_configs
+            .iter()
+            .map(|path| configs::previous_meta_addr(path))
+            .collect();
+        let ports = Ports::bind(options.port, &previous)?;
         let s3_addr = ports::addr(&ports.s3)?;
         let admin_addr = ports::addr(&ports.admin)?;
-        let meta_addr = ports::addr(&ports.meta)?;
+        let meta_addrs = ports
+            .meta
+            .iter()
+            .map(ports::addr)
+            .collect::<Result<Vec<_>, _>>()?;
         let scrubber_addr = ports::addr(&ports.scrubber)?;
-        let meta_url = format!("http://{meta_addr}");
+        // Clients are given every replica: any of them leads them on.
+        let meta_url = meta_addrs
+            .iter()
+            .map(|a| format!("http://{a}"))
+            .collect::<Vec<_>>()
+            .join(",");
 
-        configs::write(&meta_config_path, &configs::meta(options, &data, meta_addr))?;
-        let addr_file = fresh(run.join("meta.addr"));
-        let mut meta = spawn(Spawn {
-            name: "metadata service",
-            binary: &meta_bin,
-            args: vec![
-                "--config".into(),
-                meta_config_path.display().to_string(),
-                "--addr-file".into(),
-                addr_file.display().to_string(),
-            ],
-            secret: &secret,
-            log: logs.join("meta.log"),
-            listeners: vec![ports::handoff(&ports.meta)?],
-        })?;
-        wait_for_addr(&mut meta, &addr_file).await?;
+        // All replicas at once: the cluster needs a quorum to start.
+        let mut metas = Vec::with_capacity(options.meta_replicas);
+        for (index, path) in meta_configs.iter().enumerate() {
+            let id = index as u64 + 1;
+            configs::write(path, &configs::meta(options, &data, id, &meta_addrs))?;
+            let addr_file = fresh(run.join(format!("meta-{id}.addr")));
+            let process = spawn(Spawn {
+                name: &format!("metadata replica {id}"),
+                binary: &meta_bin,
+                args: vec![
+                    "--config".into(),
+                    path.display().to_string(),
+                    "--addr-file".into(),
+                    addr_file.display().to_string(),
+                ],
+                secret: &secret,
+                log: logs.join(format!("meta-{id}.log")),
+                listeners: vec![ports::handoff(&ports.meta[index])?],
+            })?;
+            metas.push((process, addr_file));
+        }
+        let mut meta = Vec::with_capacity(metas.len());
+        let mut meta_infos = Vec::with_capacity(metas.len());
+        for (index, (mut process, addr_file)) in metas.into_iter().enumerate() {
+            wait_for_addr(&mut process, &addr_file).await?;
+            meta_infos.push(ProcessInfo {
+                pid: process.pid(),
+                address: format!("http://{}", meta_addrs[index]),
+                data_dir: Some(data.join(format!("meta-{}", index + 1))),
+                log: process.log.clone(),
+            });
+            meta.push(Some(process));
+        }
 
         // Storage nodes, racks filled in order, on ports the OS picks
         // (nodes re-register their address on every heartbeat).
@@ -356,12 +397,7 @@ impl DevCluster {
             cluster_secret: secret.clone(),
             k: options.k,
             m: options.m,
-            metadata: ProcessInfo {
-                pid: meta.pid(),
-                address: meta_url,
-                data_dir: Some(data.join("meta")),
-                log: meta.log.clone(),
-            },
+            metadata: meta_infos,
             gateway: ProcessInfo {
                 pid: gateway.pid(),
                 address: format!("http://{s3_addr}"),
@@ -392,9 +428,10 @@ impl DevCluster {
         })
     }
 
-    /// Runs until `shutdown` resolves or the metadata service or gateway
-    /// dies. A storage node that exits is reported and left down: that is
-    /// what a user killing one wants to watch.
+    /// Runs until `shutdown` resolves or the gateway dies. A storage node
+    /// or a metadata replica that exits is reported and left down: that is
+    /// what a user killing one wants to watch (the metadata groups carry on
+    /// while a majority of replicas lives).
     pub async fn supervise(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
         tokio::pin!(shutdown);
         let mut reported = vec![false; self.nodes.len()];
@@ -402,8 +439,17 @@ impl DevCluster {
         loop {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                status = self.meta.child.wait() => {
-                    return Err(format!("the metadata service exited ({}); see {}", describe(status), self.meta.log.display()));
+                (index, status) = wait_any(&mut self.meta) => {
+                    let id = index + 1;
+                    let log = self.meta[index].as_ref().map(|m| m.log.display().to_string()).unwrap_or_default();
+                    self.meta[index] = None;
+                    let alive = self.meta.iter().filter(|m| m.is_some()).count();
+                    eprintln!(
+                        "cairn dev: metadata replica {id} exited ({}; see {log}); {alive} of {} replicas remain{}",
+                        describe(status),
+                        self.meta.len(),
+                        if alive * 2 > self.meta.len() { "" } else { ": no quorum, the catalogue is unavailable until one returns" }
+                    );
                 }
                 status = self.gateway.child.wait() => {
                     return Err(format!("the gateway exited ({}); see {}", describe(status), self.gateway.log.display()));
@@ -442,9 +488,26 @@ impl DevCluster {
         terminate(&mut self.scrubber).await;
         terminate(&mut self.gateway).await;
         futures_util::future::join_all(self.nodes.iter_mut().map(terminate)).await;
-        terminate(&mut self.meta).await;
+        futures_util::future::join_all(self.meta.iter_mut().flatten().map(terminate)).await;
         let _ = std::fs::remove_file(&self.cluster_file);
     }
+}
+
+/// Waits until one of the live processes exits: its index and status.
+/// Pends forever when none is left.
+async fn wait_any(
+    processes: &mut [Option<Supervised>],
+) -> (usize, std::io::Result<std::process::ExitStatus>) {
+    let waits: Vec<_> = processes
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, p)| p.as_mut().map(|p| (i, p)))
+        .map(|(i, p)| Box::pin(async move { (i, p.child.wait().await) }))
+        .collect();
+    if waits.is_empty() {
+        return std::future::pending().await;
+    }
+    futures_util::future::select_all(waits).await.0
 }
 
 /// Starts the scrubber on the config `start` wrote and the cluster's
@@ -527,6 +590,7 @@ mod tests {
             port: 9000,
             nodes,
             racks,
+            meta_replicas: 3,
             k,
             m,
             bin_dir: "x".into(),

@@ -19,7 +19,8 @@ use super::DevError;
 pub(crate) struct Ports {
     pub(crate) s3: TcpListener,
     pub(crate) admin: TcpListener,
-    pub(crate) meta: TcpListener,
+    /// One per metadata replica.
+    pub(crate) meta: Vec<TcpListener>,
     /// Kept for the cluster's whole life: a restarted scrubber gets this
     /// same socket again (connections wait in its backlog meanwhile).
     pub(crate) scrubber: TcpListener,
@@ -27,9 +28,10 @@ pub(crate) struct Ports {
 
 impl Ports {
     /// Binds S3 on `port`, the gateway admin on `port + 1`, the scrubber
-    /// on `port + 3`, and the metadata service on `meta` (`port + 2` for a
-    /// new data dir; the address the data dir was created with otherwise).
-    pub(crate) fn bind(port: u16, meta: Option<SocketAddr>) -> Result<Self, DevError> {
+    /// on `port + 3`, and metadata replica i (from 1) on `meta[i - 1]`: the
+    /// address the data dir was created with, or `port + 2` for the first
+    /// and `port + 2 + i` for the others (`port + 4`, `port + 5`, …).
+    pub(crate) fn bind(port: u16, meta: &[Option<SocketAddr>]) -> Result<Self, DevError> {
         let at = |offset: u16| {
             let port = if port == 0 { 0 } else { port + offset };
             SocketAddr::from(([127, 0, 0, 1], port))
@@ -41,15 +43,22 @@ impl Ports {
         Ok(Self {
             s3: bind("the S3 API", at(0), flag(0))?,
             admin: bind("the gateway admin listener", at(1), flag(1))?,
-            meta: match meta {
-                Some(addr) => bind(
-                    "the metadata service",
-                    addr,
-                    "this data dir's shard map names that address; free it, or start a new --data-dir"
-                        .into(),
-                )?,
-                None => bind("the metadata service", at(2), flag(2))?,
-            },
+            meta: meta
+                .iter()
+                .enumerate()
+                .map(|(index, previous)| {
+                    let offset = if index == 0 { 2 } else { 3 + index as u16 };
+                    match previous {
+                        Some(addr) => bind(
+                            "a metadata replica",
+                            *addr,
+                            "this data dir's replicas know each other by that address; free it, or start a new --data-dir"
+                                .into(),
+                        ),
+                        None => bind("a metadata replica", at(offset), flag(offset)),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
             scrubber: bind("the scrubber", at(3), flag(3))?,
         })
     }

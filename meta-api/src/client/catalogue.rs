@@ -9,8 +9,9 @@ use reqwest::Method;
 use super::{MetaClient, MetaError, unexpected};
 use crate::keys::{bucket_anchor, catalogue_key};
 use crate::model::{
-    BucketContent, BucketRecord, Command, CompletedPart, GarbageEntry, ListEntry, ListPage,
-    ListRequest, NodeChunk, ObjectRecord, Outcome, PartRecord, Precondition, UploadRecord,
+    ApplyRequest, BucketContent, BucketRecord, Command, CompletedPart, GarbageEntry, ListEntry,
+    ListPage, ListRequest, NodeChunk, ObjectRecord, Outcome, PartRecord, Precondition,
+    UploadRecord,
 };
 use crate::shard_map::{ShardId, ShardMap, prefix_successor};
 
@@ -40,9 +41,15 @@ pub struct ListObjects {
 
 impl MetaClient {
     /// Applies a command on the shard that owns it.
+    /// Retries (a lost answer, a new leader) carry the same request id, so
+    /// the command applies at most once.
     pub async fn apply(&self, command: &Command) -> Result<Outcome, MetaError> {
         let key = command.routing_key().unwrap_or_default();
-        self.on_shard(&key, Method::POST, "apply", Some(command), &[])
+        let request = ApplyRequest {
+            request_id: super::request_id(),
+            command: command.clone(),
+        };
+        self.on_shard(&key, Method::POST, "apply", Some(&request), &[])
             .await
     }
 
@@ -437,7 +444,10 @@ impl MetaClient {
                 shard,
                 Method::POST,
                 "apply",
-                Some(&Command::AckGarbage { ids }),
+                Some(&ApplyRequest {
+                    request_id: super::request_id(),
+                    command: Command::AckGarbage { ids },
+                }),
                 &[],
             )
             .await?;

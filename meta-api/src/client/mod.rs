@@ -2,9 +2,10 @@
 //! scrubber, the storage nodes (heartbeats) and the CLI.
 //!
 //! This module is the transport and the routing: it keeps a copy of the
-//! shard map, sends each call to the shard owning its key, and when a shard
-//! answers `wrong_shard` (its range changed in a split) it refreshes the map
-//! and retries. Whole-shard reads state the range they expect
+//! shard map, sends each call to the leader of the Raft group of the shard
+//! owning its key (following `not_leader` hints, moving past dead
+//! replicas), and when a shard answers `wrong_shard` (its range changed in a
+//! split) it refreshes the map and retries. Whole-shard reads state the range they expect
 //! ([`ExpectedRange`]) and restart from a fresh map when a shard disagrees,
 //! so a stale map can never yield a partial answer. The calls themselves are
 //! in [`catalogue`] (buckets, objects, uploads, repair and garbage reads)
@@ -14,6 +15,7 @@ mod catalogue;
 mod cluster;
 mod node_cache;
 
+use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -25,7 +27,7 @@ use serde::de::DeserializeOwned;
 pub use catalogue::{ListObjects, ObjectListing};
 pub use node_cache::NodeCache;
 
-use crate::shard_map::{ExpectedRange, ShardId, ShardMap, ShardRange};
+use crate::shard_map::{ExpectedRange, GroupId, ShardId, ShardMap, ShardRange};
 
 /// Attempts for a call that keeps meeting a stale map.
 const ROUTING_ATTEMPTS: usize = 8;
@@ -56,11 +58,15 @@ impl MetaError {
         }
     }
 
-    /// The service could not be reached, did not answer in time, or its
-    /// shards could not be found: worth retrying later.
+    /// The service could not be reached, did not answer in time, has no
+    /// leader or no quorum for the group, or its shards could not be
+    /// found: worth retrying later (S3 clients see 503).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Http(err) => err.is_unreachable(),
+            Self::Http(err) => {
+                err.is_unreachable()
+                    || matches!(err.code(), Some(ErrorCode::NotLeader | ErrorCode::NoQuorum))
+            }
             Self::Routing { .. } => true,
             Self::Catalogue { .. } | Self::UnexpectedOutcome(_) => false,
         }
@@ -71,17 +77,35 @@ impl MetaError {
     }
 }
 
+/// Deadlines of a metadata call. A replica answers within its commit
+/// deadline (4 s) even without a quorum, so a replica silent for longer is
+/// hung (or a dead process's socket is still held): the call moves on to
+/// another replica instead of waiting the generic 30 s.
+pub const META_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(2),
+    request: Duration::from_secs(8),
+    progress: Duration::from_secs(8),
+};
+
+/// How long a call keeps looking for a group's leader (through an
+/// election: a few election timeouts) before giving up as unavailable.
+const LEADER_SEARCH: Duration = Duration::from_secs(10);
+
 #[derive(Debug)]
 pub struct MetaClient {
     http: HttpClient,
-    primary: String,
+    /// Metadata URLs given at start; asked for the map until it is known.
+    seeds: Vec<String>,
     map: RwLock<ShardMap>,
+    /// The last known leader URL of each group.
+    leaders: RwLock<HashMap<GroupId, String>>,
 }
 
 impl MetaClient {
-    /// Connects through the primary metadata process and fetches the map.
-    pub async fn connect(primary_url: &str, secret: &ClusterSecret) -> Result<Self, MetaError> {
-        let client = Self::unconnected(primary_url, secret);
+    /// Connects through any of the metadata processes in `urls` (one URL,
+    /// or several separated by commas) and fetches the map.
+    pub async fn connect(urls: &str, secret: &ClusterSecret) -> Result<Self, MetaError> {
+        let client = Self::unconnected(urls, secret);
         client.refresh_map().await?;
         Ok(client)
     }
@@ -89,17 +113,27 @@ impl MetaClient {
     /// A client that has not fetched the map yet: enough for cluster calls
     /// (heartbeats, the registry); shard calls need [`Self::refresh_map`]
     /// first.
-    pub fn unconnected(primary_url: &str, secret: &ClusterSecret) -> Self {
-        Self::unconnected_with(primary_url, secret, Timeouts::INTERNAL)
+    pub fn unconnected(urls: &str, secret: &ClusterSecret) -> Self {
+        Self::unconnected_with(urls, secret, META_TIMEOUTS)
     }
 
     /// [`Self::unconnected`] with deadlines of its own (a heartbeat must
     /// give up well before the failure detector would call it silent).
-    pub fn unconnected_with(primary_url: &str, secret: &ClusterSecret, timeouts: Timeouts) -> Self {
+    pub fn unconnected_with(urls: &str, secret: &ClusterSecret, timeouts: Timeouts) -> Self {
+        let seeds: Vec<String> = urls
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
         Self {
             http: HttpClient::new(secret.clone(), timeouts),
-            primary: primary_url.trim_end_matches('/').to_owned(),
-            map: RwLock::new(ShardMap::single(ShardId(0), primary_url)),
+            seeds,
+            map: RwLock::new(ShardMap {
+                version: 0,
+                shards: Vec::new(),
+                replicas: Default::default(),
+            }),
+            leaders: RwLock::new(HashMap::new()),
         }
     }
 
@@ -107,14 +141,15 @@ impl MetaClient {
         self.map.read().expect("map lock").clone()
     }
 
+    /// Fetches the map from the cluster group (its leader when known).
     pub async fn refresh_map(&self) -> Result<ShardMap, MetaError> {
         let map: ShardMap = self
-            .http
-            .call(
+            .on_group(
+                GroupId::Cluster,
                 Method::GET,
-                &self.cluster_url("shard-map"),
-                &[],
+                "cluster/shard-map",
                 None::<&()>,
+                &[],
             )
             .await?;
         self.install_map(map.clone());
@@ -129,8 +164,103 @@ impl MetaClient {
         }
     }
 
-    fn cluster_url(&self, path: &str) -> String {
-        format!("{}/cluster/{path}", self.primary)
+    /// Where to try a group's call, best first: its last known leader, then
+    /// its replicas (for the cluster group, every process and the seeds).
+    fn candidates(&self, group: GroupId) -> Vec<String> {
+        let mut urls: Vec<String> = Vec::new();
+        if let Some(leader) = self.leaders.read().expect("leaders").get(&group) {
+            urls.push(leader.clone());
+        }
+        let map = self.map.read().expect("map lock");
+        urls.extend(map.group_urls(group));
+        if group == GroupId::Cluster {
+            urls.extend(self.seeds.iter().cloned());
+        }
+        drop(map);
+        let mut seen = std::collections::HashSet::new();
+        urls.retain(|u| seen.insert(u.clone()));
+        urls
+    }
+
+    fn forget_leader(&self, group: GroupId, url: &str) {
+        let mut leaders = self.leaders.write().expect("leaders");
+        if leaders.get(&group).is_some_and(|l| l == url) {
+            leaders.remove(&group);
+        }
+    }
+
+    /// Calls `path` on the leader of `group`: tries the last known leader,
+    /// follows `not_leader` hints, and moves on to other replicas when one
+    /// is unreachable or has no leader yet, for up to [`LEADER_SEARCH`].
+    /// A call that is retried after a lost answer must be idempotent (shard
+    /// commands carry a request id for that).
+    async fn on_group<T: DeserializeOwned>(
+        &self,
+        group: GroupId,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        query: &[(&str, String)],
+    ) -> Result<T, MetaError> {
+        let deadline = tokio::time::Instant::now() + LEADER_SEARCH;
+        let mut attempt = 0usize;
+        let mut last_error: Option<ClientError> = None;
+        loop {
+            let candidates = self.candidates(group);
+            if candidates.is_empty() {
+                return Err(MetaError::Routing {
+                    key: group.to_string(),
+                });
+            }
+            let mut hinted = None;
+            for base in &candidates {
+                let url = format!("{base}/{path}");
+                match self.http.call(method.clone(), &url, query, body).await {
+                    Ok(value) => {
+                        self.leaders
+                            .write()
+                            .expect("leaders")
+                            .insert(group, base.clone());
+                        return Ok(value);
+                    }
+                    Err(err) if err.code() == Some(ErrorCode::NotLeader) => {
+                        self.forget_leader(group, base);
+                        let hint = err.leader_hint().map(str::to_owned);
+                        last_error = Some(err);
+                        if let Some(leader) = hint
+                            && leader != *base
+                        {
+                            hinted = Some(leader);
+                            break;
+                        }
+                    }
+                    Err(err) if err.is_unreachable() => {
+                        tracing::debug!(%group, url, %err, "metadata replica unreachable; trying another");
+                        self.forget_leader(group, base);
+                        last_error = Some(err);
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            if let Some(leader) = hinted {
+                self.leaders.write().expect("leaders").insert(group, leader);
+                attempt += 1;
+                if attempt < 4 {
+                    continue;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(match last_error {
+                    Some(err) => MetaError::Http(err),
+                    None => MetaError::Routing {
+                        key: group.to_string(),
+                    },
+                });
+            }
+            // No replica knows a leader yet (an election is running).
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(25 << attempt.min(4))).await;
+        }
     }
 
     async fn backoff_and_refresh(&self, attempt: usize) -> Result<(), MetaError> {
@@ -149,14 +279,17 @@ impl MetaClient {
         query: &[(&str, String)],
     ) -> Result<T, MetaError> {
         for attempt in 0..ROUTING_ATTEMPTS {
-            let shard = self.map.read().expect("map lock").route(key).clone();
-            let url = shard_url(&shard, path);
-            match self.http.call(method.clone(), &url, query, body).await {
-                Err(err) if err.code() == Some(ErrorCode::WrongShard) => {
-                    tracing::debug!(key, shard = %shard.id, attempt, "stale shard map; refreshing");
+            let shard = self.map.read().expect("map lock").route(key).id;
+            let path = shard_path(shard, path);
+            match self
+                .on_group(GroupId::Shard(shard), method.clone(), &path, body, query)
+                .await
+            {
+                Err(err) if err.is_wrong_shard() => {
+                    tracing::debug!(key, %shard, attempt, "stale shard map; refreshing");
                     self.backoff_and_refresh(attempt).await?;
                 }
-                other => return Ok(other?),
+                other => return other,
             }
         }
         Err(MetaError::Routing {
@@ -164,9 +297,8 @@ impl MetaClient {
         })
     }
 
-    /// Calls shard `id` wherever the map places it, refreshing the map
-    /// while the answer is `wrong_shard`. `None` when the map has no such
-    /// shard.
+    /// Calls shard `id`, refreshing the map while the answer is
+    /// `wrong_shard`. `None` when the map has no such shard.
     async fn on_shard_id<T: DeserializeOwned>(
         &self,
         id: ShardId,
@@ -176,18 +308,18 @@ impl MetaClient {
         query: &[(&str, String)],
     ) -> Result<Option<T>, MetaError> {
         for attempt in 0..ROUTING_ATTEMPTS {
-            let Some(shard) = self.shard_map().shard(id).cloned() else {
+            if self.shard_map().shard(id).is_none() {
                 return Ok(None);
-            };
+            }
+            let path = shard_path(id, path);
             match self
-                .http
-                .call(method.clone(), &shard_url(&shard, path), query, body)
+                .on_group(GroupId::Shard(id), method.clone(), &path, body, query)
                 .await
             {
-                Err(err) if err.code() == Some(ErrorCode::WrongShard) => {
+                Err(err) if err.is_wrong_shard() => {
                     self.backoff_and_refresh(attempt).await?;
                 }
-                other => return Ok(Some(other?)),
+                other => return other.map(Some),
             }
         }
         Err(MetaError::Routing {
@@ -235,19 +367,24 @@ impl MetaClient {
     ) -> Result<T, MetaError> {
         let mut query = query.to_vec();
         query.extend(ExpectedRange::of(shard).query());
-        Ok(self
-            .http
-            .call(Method::GET, &shard_url(shard, path), &query, None::<&()>)
-            .await?)
+        self.on_group(
+            GroupId::Shard(shard.id),
+            Method::GET,
+            &shard_path(shard.id, path),
+            None::<&()>,
+            &query,
+        )
+        .await
     }
 }
 
-fn shard_url(shard: &ShardRange, path: &str) -> String {
-    format!(
-        "{}/shards/{}/{path}",
-        shard.owner.trim_end_matches('/'),
-        shard.id.0
-    )
+fn shard_path(shard: ShardId, path: &str) -> String {
+    format!("shards/{}/{path}", shard.0)
+}
+
+/// A fresh id for one logical request, kept across its retries.
+pub(crate) fn request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn unexpected(outcome: crate::model::Outcome) -> MetaError {

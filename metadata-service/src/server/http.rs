@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -11,13 +12,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::ids::{BlobId, NodeId};
-use cairn_meta_api::model::{BucketContent, Command, ListRequest, MetaStatus, SplitRequest};
-use cairn_meta_api::shard_map::{ExpectedRange, ShardId, ShardMap};
+use cairn_meta_api::model::{
+    ApplyRequest, BucketContent, ListRequest, MetaStatus, ShardSplit, SplitRequest,
+};
+use cairn_meta_api::shard_map::{ExpectedRange, GroupId, ShardId, ShardMap};
 use cairn_node_api::wire::NodeStatus;
 use cairn_service::server::{blocking, render_metrics, require_secret};
 use cairn_service::{ApiError, ErrorCode, now_ms};
 use serde::Deserialize;
 
+use crate::raft::Reply;
+use crate::raft::group::Replicated;
 use crate::shard::{CatalogError, Shard};
 
 use super::Shared;
@@ -36,6 +41,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/cluster/nodes", get(nodes))
         .route("/cluster/events", get(events))
         .route("/shards/{id}/apply", post(apply))
+        .route("/shards/{id}/split", post(split_shard))
+        .route("/raft/{group}/{rpc}", post(raft_rpc))
         .route("/shards/{id}/buckets", get(list_buckets))
         .route("/shards/{id}/bucket", get(get_bucket))
         .route("/shards/{id}/bucket-content", get(bucket_content))
@@ -124,79 +131,145 @@ async fn record_request(
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<MetaStatus> {
+    let groups: Vec<_> = shared
+        .groups
+        .read()
+        .expect("groups")
+        .values()
+        .cloned()
+        .collect();
+    let map_version = shared
+        .cluster_state()
+        .ok()
+        .and_then(|state| state.shard_map().ok().flatten())
+        .map_or(0, |map| map.version);
     Json(MetaStatus {
+        replica_id: shared.options.replica_id,
         advertise_url: shared.options.advertise_url.clone(),
-        shards: shared
-            .shards
-            .read()
-            .expect("shards")
-            .keys()
-            .copied()
-            .collect(),
-        map_version: shared.map.read().expect("map").version,
-        cluster_role: shared.cluster.is_some(),
+        map_version,
+        groups: groups.iter().map(|g| g.status()).collect(),
     })
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let shards: Vec<Arc<Shard>> = shared
-        .shards
+    let groups: Vec<_> = shared
+        .groups
         .read()
-        .expect("shards")
+        .expect("groups")
         .values()
         .cloned()
         .collect();
-    for shard in shards {
-        shared.metrics.observe_shard(&shard);
-    }
-    if let Some(cluster) = &shared.cluster {
-        shared.metrics.observe_nodes(&cluster.nodes());
+    for group in groups {
+        match &group.state {
+            Replicated::Shard(shard) => shared.metrics.observe_shard(shard),
+            Replicated::Cluster(state) if group.is_leader() => {
+                if let Ok(nodes) = state.nodes() {
+                    shared.metrics.observe_nodes(&nodes);
+                }
+            }
+            Replicated::Cluster(_) => {}
+        }
     }
     render_metrics(shared.metrics.registry())
 }
 
+/// Served by any replica from its applied state: the map is versioned, and
+/// a shard answers `wrong_shard` to a client whose map is too old.
 async fn shard_map(State(shared): State<Arc<Shared>>) -> Result<Json<ShardMap>, ApiError> {
-    Ok(Json(shared.cluster()?.shard_map()))
+    // Before the first map is committed (a new cluster electing its
+    // first leader) the client is sent on, as by a follower.
+    match shared.cluster_state()?.shard_map()? {
+        Some(map) => Ok(Json(map)),
+        None => match shared.group(GroupId::Cluster) {
+            Some(group) => Err(group.not_leader_here()),
+            None => Err(ApiError::internal("the cluster group is not open")),
+        },
+    }
 }
 
 async fn split(
     State(shared): State<Arc<Shared>>,
     Json(request): Json<SplitRequest>,
 ) -> Result<Json<ShardMap>, ApiError> {
-    let shared2 = shared.clone();
-    let result = tokio::task::spawn_blocking(move || shared2.isolate(&request.prefix))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::InternalError,
-                e.to_string(),
-            )
-        })?;
-    result.map(Json)
+    shared.isolate(&request.prefix).await.map(Json)
+}
+
+async fn split_shard(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Json(request): Json<ShardSplit>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    shared
+        .split_here(ShardId(id), request.at, request.child)
+        .await?;
+    Ok(Json(serde_json::json!({"status": "split"})))
 }
 
 async fn heartbeat(
     State(shared): State<Arc<Shared>>,
     Json(status): Json<NodeStatus>,
 ) -> Result<Json<cairn_meta_api::model::NodeRecord>, ApiError> {
-    shared.cluster()?;
-    let now = tokio::time::Instant::now().into_std();
-    let record = blocking(move || {
-        shared
-            .cluster
-            .as_ref()
-            .expect("checked above")
-            .heartbeat(status, now, now_ms())
-    })
-    .await?;
-    Ok(Json(record))
+    let (group, _) = shared.cluster_leader()?;
+    shared.heard_from(&status.id);
+    match group
+        .write(crate::raft::Proposal::Heartbeat {
+            status,
+            now_ms: now_ms(),
+        })
+        .await?
+    {
+        Reply::Node { record } => Ok(Json(record)),
+        other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+    }
 }
 
+/// The registry as the cluster leader has applied it.
 async fn nodes(
     State(shared): State<Arc<Shared>>,
 ) -> Result<Json<Vec<cairn_meta_api::model::NodeRecord>>, ApiError> {
-    Ok(Json(shared.cluster()?.nodes()))
+    let (_, state) = shared.cluster_leader()?;
+    Ok(Json(state.nodes()?))
+}
+
+/// Raft's own RPCs between replicas of a group.
+async fn raft_rpc(
+    State(shared): State<Arc<Shared>>,
+    Path((group, rpc)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id: GroupId = group.parse().map_err(ApiError::bad_request)?;
+    let group = shared.group_for_rpc(id).await?;
+    let bad = |e: serde_json::Error| ApiError::bad_request(format!("{rpc}: {e}"));
+    let answer = match rpc.as_str() {
+        "append" => serde_json::to_value(
+            group
+                .raft
+                .append_entries(serde_json::from_slice(&body).map_err(bad)?)
+                .await,
+        ),
+        "vote" => serde_json::to_value(
+            group
+                .raft
+                .vote(serde_json::from_slice(&body).map_err(bad)?)
+                .await,
+        ),
+        "snapshot" => serde_json::to_value(
+            group
+                .raft
+                .install_snapshot(serde_json::from_slice(&body).map_err(bad)?)
+                .await,
+        ),
+        other => return Err(ApiError::bad_request(format!("no Raft RPC {other:?}"))),
+    };
+    Ok(Json(answer.map_err(|e| ApiError::internal(e.to_string()))?).into_response())
+}
+
+/// A shard this replica leads, after a linearizable read barrier: what is
+/// read from it includes every write acknowledged before the read began.
+async fn read_shard(shared: &Shared, id: u32) -> Result<Arc<Shard>, ApiError> {
+    let (group, shard) = shared.shard_group(ShardId(id))?;
+    group.linearize().await?;
+    Ok(shard)
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,22 +283,27 @@ async fn events(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<Vec<cairn_meta_api::model::NodeEvent>>, ApiError> {
+    let (_, state) = shared.cluster_leader()?;
     Ok(Json(
-        shared
-            .cluster()?
-            .events(query.after, query.limit.unwrap_or(1000))?,
+        state.events(query.after, query.limit.unwrap_or(1000))?,
     ))
 }
 
 async fn apply(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<u32>,
-    Json(command): Json<Command>,
+    Json(request): Json<ApplyRequest>,
 ) -> Result<Json<cairn_meta_api::model::Outcome>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
-    let name = command.name();
+    let name = request.command.name();
     let started = Instant::now();
-    let outcome = blocking(move || shard.apply(&command, now_ms())).await;
+    let outcome = match shared
+        .commit(ShardId(id), request.request_id, request.command)
+        .await
+    {
+        Ok(Reply::Outcome { outcome }) => Ok(outcome),
+        Ok(other) => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+        Err(err) => Err(err),
+    };
     shared
         .metrics
         .commands
@@ -247,7 +325,7 @@ async fn list_buckets(
     Path(id): Path<u32>,
     Query(expected): Query<ExpectedRange>,
 ) -> Result<Json<Vec<cairn_meta_api::model::BucketRecord>>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     Ok(Json(blocking(move || shard.list_buckets(&expected)).await?))
 }
 
@@ -263,7 +341,7 @@ async fn get_bucket(
     Path(id): Path<u32>,
     Query(q): Query<NameQuery>,
 ) -> Result<Json<cairn_meta_api::model::BucketRecord>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     let name = q.name.clone();
     blocking(move || shard.get_bucket(&name))
         .await?
@@ -281,7 +359,7 @@ async fn bucket_content(
     Path(id): Path<u32>,
     Query(q): Query<NameQuery>,
 ) -> Result<Json<BucketContent>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     let has_content = blocking(move || shard.bucket_has_content(&q.name, &q.expected)).await?;
     Ok(Json(BucketContent { has_content }))
 }
@@ -297,7 +375,7 @@ async fn get_object(
     Path(id): Path<u32>,
     Query(q): Query<ObjectQuery>,
 ) -> Result<Json<cairn_meta_api::model::ObjectRecord>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     shared
         .metrics
         .shard_reads
@@ -320,7 +398,7 @@ async fn list(
     Path(id): Path<u32>,
     Json(request): Json<ListRequest>,
 ) -> Result<Json<cairn_meta_api::model::ListPage>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     shared
         .metrics
         .shard_reads
@@ -341,7 +419,7 @@ async fn get_upload(
     Path(id): Path<u32>,
     Query(q): Query<UploadQuery>,
 ) -> Result<Json<cairn_meta_api::model::UploadRecord>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     let upload_id = q.upload_id.clone();
     blocking(move || shard.get_upload(&q.bucket, &q.key, &q.upload_id))
         .await?
@@ -371,7 +449,7 @@ async fn list_uploads(
     Path(id): Path<u32>,
     Query(q): Query<UploadsQuery>,
 ) -> Result<Json<Vec<cairn_meta_api::model::UploadRecord>>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     Ok(Json(
         blocking(move || {
             let after = q.after_key.as_deref().zip(q.after_upload.as_deref());
@@ -402,7 +480,7 @@ async fn node_chunks(
     Path(id): Path<u32>,
     Query(q): Query<NodeChunksQuery>,
 ) -> Result<Json<Vec<cairn_meta_api::model::NodeChunk>>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     Ok(Json(
         blocking(move || {
             let after = q.after_blob.zip(q.after_index);
@@ -423,7 +501,7 @@ async fn garbage(
     Path(id): Path<u32>,
     Query(q): Query<GarbageQuery>,
 ) -> Result<Json<Vec<cairn_meta_api::model::GarbageEntry>>, ApiError> {
-    let shard = shared.shard(ShardId(id))?;
+    let shard = read_shard(&shared, id).await?;
     Ok(Json(
         blocking(move || shard.garbage(q.after, q.limit.unwrap_or(1000))).await?,
     ))

@@ -1,60 +1,90 @@
-//! A metadata process: hosts the shards the map assigns to its URL, and (on
-//! the primary) the cluster state. HTTP/JSON API, every route behind the
-//! cluster secret; documented in docs/apis.md ("Metadata API").
-
+//! A metadata process: one replica of every Raft group it hosts (the
+//! cluster group and the catalogue shards), serving the metadata API on the
+//! groups it leads. HTTP/JSON API, every route behind the cluster secret;
+//! documented in docs/apis.md ("Metadata API").
 //!
 //! [`MetaServer`] is the lifecycle (open, serve, background loop, drain);
-//! [`hosted`] the shards this process hosts and the split orchestration;
-//! [`http`] the routes and handlers.
+//! [`groups`] the groups this process hosts (opened at start, created by
+//! splits, opened on first contact) and the split orchestration;
+//! [`detector`] the failure detector, which runs on the cluster group's
+//! leader; [`http`] the routes and handlers.
 
-mod hosted;
+mod detector;
+mod groups;
 mod http;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use cairn_meta_api::MetaClient;
-use cairn_meta_api::shard_map::{ShardId, ShardMap};
+use cairn_meta_api::shard_map::{GroupId, ReplicaId, Replicas, ShardMap, ShardMapError};
 use cairn_service::tasks::{CancellationToken, DRAIN_DEADLINE, TaskSet};
-use cairn_service::{ClusterSecret, now_ms};
+use cairn_service::{ClusterSecret, HttpClient, Timeouts};
 use tokio::net::TcpListener;
 
-use crate::cluster::ClusterState;
 use crate::liveness::DetectorConfig;
 use crate::metrics::MetaMetrics;
-use crate::shard::{CatalogError, Shard};
-
-/// How a metadata process finds the cluster state.
-#[derive(Debug, Clone)]
-pub enum Role {
-    /// This process keeps the cluster state; the map starts as given.
-    Primary { initial_map: ShardMap },
-    /// Another process is primary; fetch the map from it.
-    Member { primary_url: String },
-}
+use crate::raft::Group;
+use crate::raft::group::GroupStartError;
+use crate::shard::CatalogError;
 
 /// Everything a metadata process needs to start.
 #[derive(Debug, Clone)]
 pub struct MetaOptions {
     pub data_dir: PathBuf,
-    /// The URL this process is known by in the shard map.
+    /// The URL this process is known by (must equal its entry in
+    /// `replicas`).
     pub advertise_url: String,
-    pub role: Role,
+    /// This process's replica id.
+    pub replica_id: ReplicaId,
+    /// Every metadata process of the cluster, this one included. The
+    /// initial groups are replicated on all of them; the lowest id
+    /// initialises them on first start.
+    pub replicas: Replicas,
+    /// Split points of the initial shard map (first start only; every
+    /// replica must be given the same).
+    pub initial_splits: Vec<String>,
     pub detector: DetectorConfig,
+}
+
+impl MetaOptions {
+    /// A cluster of one metadata process (tests, `--meta-replicas 1`).
+    pub fn single(data_dir: PathBuf, url: &str, splits: &[&str], detector: DetectorConfig) -> Self {
+        Self {
+            data_dir,
+            advertise_url: url.to_owned(),
+            replica_id: 1,
+            replicas: [(1, url.to_owned())].into(),
+            initial_splits: splits.iter().map(|s| (*s).to_owned()).collect(),
+            detector,
+        }
+    }
+
+    /// The map the cluster starts with.
+    pub fn initial_map(&self) -> Result<ShardMap, ShardMapError> {
+        let splits: Vec<&str> = self.initial_splits.iter().map(String::as_str).collect();
+        ShardMap::with_splits(&splits, &self.replicas)
+    }
+
+    /// Whether this replica initialises the groups of a new cluster.
+    fn bootstraps(&self) -> bool {
+        self.replicas.keys().next() == Some(&self.replica_id)
+    }
 }
 
 pub(crate) struct Shared {
     options: MetaOptions,
     secret: ClusterSecret,
-    shards: RwLock<BTreeMap<ShardId, Arc<Shard>>>,
-    cluster: Option<ClusterState>,
-    map: RwLock<ShardMap>,
+    /// Raft RPCs: short deadlines, since openraft retries on its own.
+    raft_http: HttpClient,
+    groups: RwLock<BTreeMap<GroupId, Arc<Group>>>,
+    /// Serialises opening groups (at start, after a split, on first
+    /// contact), so one database is never opened twice.
+    opening: tokio::sync::Mutex<()>,
+    detector: Mutex<detector::Detector>,
     metrics: MetaMetrics,
-    /// Members fetch the map from the primary through it.
-    primary: Option<MetaClient>,
 }
 
 /// A metadata process ready to serve.
@@ -75,13 +105,13 @@ impl std::fmt::Debug for MetaServer {
 pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error("cannot reach the primary at {url}: {source}")]
-    Primary {
-        url: String,
-        #[source]
-        source: cairn_meta_api::MetaError,
-    },
-    #[error("create {path}: {source}")]
+    #[error(transparent)]
+    Raft(#[from] GroupStartError),
+    #[error("invalid initial shard map: {0}")]
+    Map(#[from] ShardMapError),
+    #[error("replica {id} is not in the replica list {replicas:?}")]
+    NotAReplica { id: ReplicaId, replicas: Replicas },
+    #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
@@ -90,55 +120,38 @@ pub enum StartError {
 }
 
 impl MetaServer {
-    /// Opens the cluster state (primary) or fetches the map (member), then
-    /// opens the shards this process owns.
+    /// Opens every group found in the data directory (creating the initial
+    /// groups on first start) and starts their Raft replicas.
     pub async fn open(
         options: MetaOptions,
         secret: ClusterSecret,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
-        let shards_dir = options.data_dir.join("shards");
-        std::fs::create_dir_all(&shards_dir).map_err(|source| StartError::Io {
-            path: shards_dir.clone(),
-            source,
-        })?;
-        let mut primary = None;
-        let (cluster, map) = match &options.role {
-            Role::Primary { initial_map } => {
-                let path = options.data_dir.join("cluster");
-                let initial = initial_map.clone();
-                let detector = options.detector;
-                let cluster = tokio::task::spawn_blocking(move || {
-                    ClusterState::open(&path, initial, detector, Instant::now())
-                })
-                .await
-                .map_err(|e| CatalogError::Corrupt(e.to_string()))??;
-                let map = cluster.shard_map();
-                (Some(cluster), map)
-            }
-            Role::Member { primary_url } => {
-                let client = MetaClient::unconnected(primary_url, &secret);
-                let map = client
-                    .refresh_map()
-                    .await
-                    .map_err(|source| StartError::Primary {
-                        url: primary_url.clone(),
-                        source,
-                    })?;
-                primary = Some(client);
-                (None, map)
-            }
-        };
+        if !options.replicas.contains_key(&options.replica_id) {
+            return Err(StartError::NotAReplica {
+                id: options.replica_id,
+                replicas: options.replicas.clone(),
+            });
+        }
+        options.initial_map()?;
+        let raft_http = HttpClient::new(
+            secret.clone(),
+            Timeouts {
+                connect: Duration::from_secs(1),
+                request: Duration::from_secs(5),
+                progress: Duration::from_secs(5),
+            },
+        );
         let shared = Arc::new(Shared {
+            detector: Mutex::new(detector::Detector::new(options.detector)),
             options,
             secret,
-            shards: RwLock::new(BTreeMap::new()),
-            cluster,
-            map: RwLock::new(map.clone()),
+            raft_http,
+            groups: RwLock::new(BTreeMap::new()),
+            opening: tokio::sync::Mutex::new(()),
             metrics: MetaMetrics::new(),
-            primary,
         });
-        shared.open_owned_shards(&map)?;
+        shared.open_all().await?;
         Ok(Self { shared, listener })
     }
 
@@ -146,10 +159,10 @@ impl MetaServer {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves. The primary also runs the failure
-    /// detector; members refresh their copy of the map. On shutdown the
-    /// server drains, then the background loop stops within the drain
-    /// deadline.
+    /// Serves until `shutdown` resolves. The background loop initialises
+    /// groups this replica leads and runs the failure detector while it
+    /// leads the cluster group. On shutdown the server drains, the loop
+    /// stops within the drain deadline, then every Raft replica stops.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -161,8 +174,8 @@ impl MetaServer {
         );
         tracing::info!(
             url = %self.shared.options.advertise_url,
-            shards = ?self.shared.shards.read().expect("shards").keys().collect::<Vec<_>>(),
-            primary = self.shared.cluster.is_some(),
+            replica = self.shared.options.replica_id,
+            groups = ?self.shared.groups.read().expect("groups").keys().map(ToString::to_string).collect::<Vec<_>>(),
             "metadata service serving"
         );
         let app = http::router(self.shared.clone());
@@ -170,62 +183,43 @@ impl MetaServer {
             .with_graceful_shutdown(shutdown)
             .await;
         tasks.shutdown(DRAIN_DEADLINE).await;
+        let groups: Vec<Arc<Group>> = self
+            .shared
+            .groups
+            .read()
+            .expect("groups")
+            .values()
+            .cloned()
+            .collect();
+        for group in groups {
+            if let Err(err) = group.raft.shutdown().await {
+                tracing::warn!(group = %group.id, %err, "Raft did not stop cleanly");
+            }
+        }
         tracing::info!("metadata service stopped");
         result
     }
 }
 
-/// Failure detection (primary) and map refresh (members).
+/// Initialises groups this replica leads (every 100 ms, so a new cluster
+/// serves soon after its leaders are elected) and runs the failure
+/// detector on the cluster group's leader (every quarter of
+/// `suspect_after`).
 async fn background(shared: Arc<Shared>, token: CancellationToken) {
-    let period = (shared.options.detector.suspect_after / 4).max(Duration::from_millis(50));
-    let mut interval = tokio::time::interval(period);
+    let detector_period = (shared.options.detector.suspect_after / 4)
+        .clamp(Duration::from_millis(50), Duration::from_millis(500));
+    let mut interval = tokio::time::interval(Duration::from_millis(100).min(detector_period));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             () = token.cancelled() => return,
         }
-        if shared.cluster.is_some() {
-            // The tick writes transitions with a synced WAL: off the reactor.
-            let now = tokio::time::Instant::now().into_std();
-            let ticking = shared.clone();
-            let ticked = tokio::task::spawn_blocking(move || {
-                ticking
-                    .cluster
-                    .as_ref()
-                    .map_or(Ok(Vec::new()), |cluster| cluster.tick(now, now_ms()))
-            })
-            .await;
-            match ticked.unwrap_or_else(|e| Err(CatalogError::Corrupt(e.to_string()))) {
-                Ok(events) => {
-                    for event in events {
-                        shared
-                            .metrics
-                            .node_transitions
-                            .with_label_values(&[crate::metrics::state_label(event.to)])
-                            .inc();
-                    }
-                }
-                Err(err) => tracing::error!(%err, "failure detector tick failed"),
-            }
-        } else if let Some(primary) = &shared.primary {
-            match primary.refresh_map().await {
-                Ok(map) => {
-                    if map.version > shared.map.read().expect("map").version {
-                        let opening = shared.clone();
-                        let result = tokio::task::spawn_blocking(move || {
-                            let opened = opening.open_owned_shards(&map);
-                            *opening.map.write().expect("map") = map;
-                            opened
-                        })
-                        .await;
-                        if let Ok(Err(err)) = result {
-                            tracing::error!(%err, "opening newly assigned shards failed");
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(%err, "shard map refresh failed"),
-            }
+        shared.initialise_led_groups().await;
+        if last_tick.elapsed() >= detector_period {
+            last_tick = tokio::time::Instant::now();
+            shared.detector_tick().await;
         }
     }
 }

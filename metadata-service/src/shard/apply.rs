@@ -23,6 +23,8 @@ pub(super) struct Tx<'a> {
     pub(super) range: &'a KeyRange,
     pub(super) batch: WriteBatch,
     pub(super) now_ms: u64,
+    /// The id of anything this command creates (an upload id).
+    pub(super) fresh_id: BlobId,
     /// The shard's version counter, when the command advanced it.
     pub(super) sequence: Option<u64>,
     /// The GC queue's id counter, when the command queued garbage.
@@ -56,7 +58,7 @@ impl Tx<'_> {
             } => {
                 self.check_bucket(bucket)?;
                 validate_object_key(key).map_err(CatalogError::InvalidKey)?;
-                let upload_id = BlobId::random().to_hex();
+                let upload_id = self.fresh_id.to_hex();
                 let record = UploadRecord {
                     bucket: bucket.clone(),
                     key: key.clone(),

@@ -10,21 +10,26 @@
 //!
 //! The shard is cut along its seams: this module holds the database, its
 //! range and the entry point for commands; [`read`] the queries (S3 listing
-//! among them), [`apply`] the command interpreter, [`split`] the online
-//! split.
+//! among them), [`apply`] the command interpreter, [`replicated`] the shard
+//! as a Raft state machine (request-id deduplication, its first range, the
+//! split into a child group).
 
 mod apply;
 mod read;
-mod split;
+mod replicated;
+
+pub(crate) use replicated::refusal;
 
 use apply::Tx;
 
-use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
+use cairn_core::ids::BlobId;
 use cairn_meta_api::model::{ChunkOwner, Command, Outcome, UploadRecord};
 use cairn_meta_api::shard_map::ShardId;
-use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -71,8 +76,9 @@ pub enum CatalogError {
     Corrupt(String),
 }
 
-/// The key range a shard currently owns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The key range a shard currently owns. Part of the shard's state (a
+/// row), set by its first log entry and shrunk by splits.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct KeyRange {
     pub start: String,
     pub end: Option<String>,
@@ -82,11 +88,22 @@ impl KeyRange {
     pub fn contains(&self, key: &str) -> bool {
         key >= self.start.as_str() && self.end.as_deref().is_none_or(|end| key < end)
     }
+
+    /// The range of a shard whose first entry has not been applied yet: it
+    /// owns nothing, so every request is told `wrong_shard`.
+    pub fn nothing() -> Self {
+        Self {
+            start: String::new(),
+            end: Some(String::new()),
+        }
+    }
 }
 
 pub struct Shard {
     id: ShardId,
-    db: DB,
+    db: Arc<DB>,
+    /// The group's directory; a split creates its child next to it.
+    home: PathBuf,
     range: RwLock<KeyRange>,
     write: Mutex<()>,
 }
@@ -112,20 +129,34 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CatalogError> {
 }
 
 impl Shard {
-    /// Opens (creating if missing) the shard's database.
+    /// Opens (creating if missing) a shard's database outside Raft, owning
+    /// `range` (tests and tools).
     pub fn open(id: ShardId, path: &Path, range: KeyRange) -> Result<Self, CatalogError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let db = DB::open(&options, path)?;
+        let db = crate::raft::open_db(path)?;
+        db.put_opt(keys::meta(RANGE), encode(&range), &sync_writes())?;
+        Self::replica(id, path, db)
+    }
+
+    /// A shard replica on its group's open database; its range is the one
+    /// its applied entries set (none yet: [`KeyRange::nothing`]).
+    pub fn replica(id: ShardId, path: &Path, db: Arc<DB>) -> Result<Self, CatalogError> {
+        let range = match db.get(keys::meta(RANGE))? {
+            Some(bytes) => decode(&bytes)?,
+            None => KeyRange::nothing(),
+        };
         let shard = Self {
             id,
             db,
+            home: path.to_owned(),
             range: RwLock::new(range),
             write: Mutex::new(()),
         };
         shard.drop_rows_outside_range()?;
         Ok(shard)
+    }
+
+    pub fn db(&self) -> &Arc<DB> {
+        &self.db
     }
 
     /// A crash between publishing a split and deleting the moved rows
@@ -195,18 +226,35 @@ impl Shard {
         }
     }
 
-    /// Applies one command atomically and durably (synced WAL).
+    /// Applies one command atomically and durably (synced WAL), outside
+    /// Raft (tests and tools; the service applies through its group).
     pub fn apply(&self, command: &Command, now_ms: u64) -> Result<Outcome, CatalogError> {
         let _write = self.write.lock().expect("write lock");
         let range = self.range.read().expect("range lock");
+        let (outcome, batch) = self.execute(&range, command, now_ms, BlobId::random())?;
+        self.db.write_opt(batch, &sync_writes())?;
+        Ok(outcome)
+    }
+
+    /// Runs one command against committed state; its writes come back as
+    /// one batch for the caller to write. Deterministic: the time and the
+    /// id of anything created are arguments.
+    fn execute(
+        &self,
+        range: &KeyRange,
+        command: &Command,
+        now_ms: u64,
+        fresh_id: BlobId,
+    ) -> Result<(Outcome, WriteBatch), CatalogError> {
         if let Some(key) = command.routing_key() {
-            self.check_owns(&range, &key)?;
+            self.check_owns(range, &key)?;
         }
         let mut tx = Tx {
             shard: self,
-            range: &range,
+            range,
             batch: WriteBatch::default(),
             now_ms,
+            fresh_id,
             sequence: None,
             garbage: None,
         };
@@ -223,10 +271,12 @@ impl Shard {
         if let Some(garbage) = garbage {
             batch.put(keys::meta("garbage"), garbage.to_be_bytes());
         }
-        self.db.write_opt(batch, &sync_writes())?;
-        Ok(outcome)
+        Ok((outcome, batch))
     }
 }
+
+/// The `m` row holding the shard's range.
+const RANGE: &str = "range";
 
 /// The catalogue key a database row belongs to (`None` for shard-wide rows:
 /// counters and the GC queue, which stay where they are).

@@ -2,14 +2,17 @@
 //! RocksDB in temp dirs.
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Read;
 use std::path::Path;
+use std::time::Instant;
+
+use cairn_service::listen::HandDown;
 use std::time::Duration;
 
 use cairn_core::manifest::ObjectManifest;
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::config::DetectorConfig;
-use cairn_meta_api::shard_map::ShardMap;
-use cairn_metadata_service::{MetaOptions, MetaServer, Role};
+use cairn_metadata_service::{MetaOptions, MetaServer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -42,19 +45,8 @@ pub async fn bind() -> (TcpListener, String) {
     (listener, url)
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    url: &str,
-    data_dir: &Path,
-    role: Role,
-    detector: DetectorConfig,
-) -> Process {
-    let options = MetaOptions {
-        data_dir: data_dir.to_owned(),
-        advertise_url: url.to_owned(),
-        role,
-        detector,
-    };
+pub async fn serve(listener: TcpListener, options: MetaOptions) -> Process {
+    let url = options.advertise_url.clone();
     let server = MetaServer::open(options, secret(), listener)
         .await
         .expect("open");
@@ -63,7 +55,7 @@ pub async fn serve(
         let _ = stopped.await;
     }));
     Process {
-        url: url.to_owned(),
+        url,
         stop: Some(stop),
         task: Some(task),
     }
@@ -80,13 +72,9 @@ pub async fn primary_with(
     detector: DetectorConfig,
 ) -> (Process, MetaClient) {
     let (listener, url) = bind().await;
-    let map = ShardMap::with_splits(splits, &[&url]).expect("map");
     let process = serve(
         listener,
-        &url,
-        data_dir,
-        Role::Primary { initial_map: map },
-        detector,
+        MetaOptions::single(data_dir.to_owned(), &url, splits, detector),
     )
     .await;
     let client = MetaClient::connect(&url, &secret()).await.expect("connect");
@@ -119,4 +107,44 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Runs `cairn-meta` and waits until it is listening.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is returned; every caller kills and waits for it"
+)]
+pub fn spawn_meta_on(
+    config: &Path,
+    socket: &std::net::TcpListener,
+    addr_file: &Path,
+) -> std::process::Child {
+    let _ = std::fs::remove_file(addr_file);
+    let handed = socket.try_clone().expect("clone the socket").into();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"))
+        .arg("--config")
+        .arg(config)
+        .arg("--addr-file")
+        .arg(addr_file)
+        .env("CAIRN_CLUSTER_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .hand_down(vec![handed])
+        .expect("hand the socket down")
+        .spawn()
+        .expect("spawn cairn-meta");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut file) = std::fs::File::open(addr_file) {
+            let mut text = String::new();
+            if file.read_to_string(&mut text).is_ok() && !text.is_empty() {
+                return child;
+            }
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cairn-meta did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

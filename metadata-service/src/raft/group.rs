@@ -1,0 +1,200 @@
+//! One running Raft group of this process, and the two ways the service
+//! uses it: [`Group::write`] (commit a proposal, answer with what applying
+//! it returned) and [`Group::linearize`] (before a read: make sure this
+//! replica leads and has applied everything committed before the read
+//! began). Both are bounded: a group without a quorum answers `no_quorum`
+//! within [`COMMIT_DEADLINE`], never waits forever.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use cairn_meta_api::model::GroupStatus;
+use cairn_meta_api::shard_map::GroupId;
+use cairn_service::{ApiError, ErrorCode, HttpClient};
+use openraft::BasicNode;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+
+use super::log_store::LogStore;
+use super::network::Network;
+use super::state_machine::{Machine, StateMachineStore};
+use super::{Proposal, Raft, ReplicaId, Reply};
+use crate::cluster::ClusterState;
+use crate::shard::Shard;
+
+/// How long a write or a linearizable read waits for a quorum.
+pub const COMMIT_DEADLINE: Duration = Duration::from_secs(4);
+
+/// What a group replicates.
+#[derive(Debug, Clone)]
+pub enum Replicated {
+    Shard(Arc<Shard>),
+    Cluster(Arc<ClusterState>),
+}
+
+pub struct Group {
+    pub id: GroupId,
+    pub raft: Raft,
+    pub state: Replicated,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("id", &self.id).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("start Raft for {group}: {message}")]
+pub struct GroupStartError {
+    group: GroupId,
+    message: String,
+}
+
+impl Group {
+    /// Starts Raft on a group whose database is open.
+    pub async fn start<M: Machine>(
+        id: GroupId,
+        replica: ReplicaId,
+        dir: &Path,
+        machine: Arc<M>,
+        state: Replicated,
+        http: HttpClient,
+    ) -> Result<Self, GroupStartError> {
+        let config = Arc::new(
+            super::raft_config(&id.to_string())
+                .validate()
+                .map_err(|e| GroupStartError {
+                    group: id,
+                    message: e.to_string(),
+                })?,
+        );
+        let log = LogStore::new(machine.db().clone());
+        let state_machine = StateMachineStore::new(machine, dir);
+        let network = Network { http, group: id };
+        let raft = Raft::new(replica, config, network, log, state_machine)
+            .await
+            .map_err(|e| GroupStartError {
+                group: id,
+                message: e.to_string(),
+            })?;
+        Ok(Self { id, raft, state })
+    }
+
+    /// Commits `proposal` and returns what applying it answered. A
+    /// follower answers `not_leader` with the leader's URL.
+    pub async fn write(&self, proposal: Proposal) -> Result<Reply, ApiError> {
+        match tokio::time::timeout(COMMIT_DEADLINE, self.raft.client_write(proposal)).await {
+            Err(_) => Err(self.no_quorum("commit")),
+            Ok(Ok(response)) => match response.data {
+                Reply::Rejected {
+                    status,
+                    code,
+                    message,
+                } => Err(ApiError::new(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
+                    code,
+                    message,
+                )),
+                reply => Ok(reply),
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                Err(self.not_leader(&forward))
+            }
+            Ok(Err(err)) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NoQuorum,
+                format!("{}: {err}", self.id),
+            )),
+        }
+    }
+
+    /// Before a read that must see every write acknowledged before it
+    /// began: confirms leadership with a quorum and waits until this
+    /// replica has applied up to the commit point.
+    pub async fn linearize(&self) -> Result<(), ApiError> {
+        match tokio::time::timeout(COMMIT_DEADLINE, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(self.no_quorum("confirm leadership")),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => {
+                Err(self.not_leader(&forward))
+            }
+            Ok(Err(err)) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NoQuorum,
+                format!("{}: {err}", self.id),
+            )),
+        }
+    }
+
+    /// Whether this replica leads the group right now (by its own view).
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.current_leader == Some(metrics.id)
+    }
+
+    /// A `not_leader` answer naming the leader this replica knows of.
+    pub fn not_leader_here(&self) -> ApiError {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader.and_then(|id| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.addr.clone())
+        });
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::NotLeader,
+            format!("this replica does not lead {}", self.id),
+        )
+        .with_leader(leader)
+    }
+
+    fn not_leader(&self, forward: &ForwardToLeader<ReplicaId, BasicNode>) -> ApiError {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::NotLeader,
+            format!("this replica does not lead {}", self.id),
+        )
+        .with_leader(forward.leader_node.as_ref().map(|n| n.addr.clone()))
+    }
+
+    fn no_quorum(&self, what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NoQuorum,
+            format!(
+                "{}: could not {what} within {COMMIT_DEADLINE:?} (no quorum of replicas answers)",
+                self.id
+            ),
+        )
+    }
+
+    /// This replica's view of the group, for `/status`.
+    pub fn status(&self) -> GroupStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let lag = metrics
+            .replication
+            .as_ref()
+            .map(|replication| {
+                let last = metrics.last_log_index.unwrap_or(0);
+                replication
+                    .iter()
+                    .map(|(id, matched)| (*id, matched.map(|m| last.saturating_sub(m.index))))
+                    .collect::<BTreeMap<_, _>>()
+            })
+            .unwrap_or_default();
+        GroupStatus {
+            group: self.id.to_string(),
+            term: metrics.current_term,
+            leader: metrics.current_leader,
+            last_log_index: metrics.last_log_index,
+            applied_index: metrics.last_applied.map(|l| l.index),
+            voters: metrics.membership_config.membership().voter_ids().collect(),
+            lag,
+        }
+    }
+}

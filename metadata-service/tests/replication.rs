@@ -1,0 +1,330 @@
+//! Three real `cairn-meta` processes replicating every group: a killed
+//! follower is invisible to clients, a killed leader loses no acknowledged
+//! write and is replaced within a few election timeouts, and without a
+//! quorum writes fail fast instead of hanging.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_meta_api::MetaClient;
+use cairn_meta_api::model::Precondition;
+use cairn_service::ErrorCode;
+use common::{SECRET, manifest, secret};
+
+/// Runs `cairn-meta` on its config's address and waits until it listens.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is returned; Replica kills and waits for it"
+)]
+fn spawn_meta(config: &Path, addr_file: &Path) -> Child {
+    let _ = std::fs::remove_file(addr_file);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"))
+        .arg("--config")
+        .arg(config)
+        .arg("--addr-file")
+        .arg(addr_file)
+        .env("CAIRN_CLUSTER_SECRET", SECRET)
+        .env("RUST_LOG", "error")
+        .spawn()
+        .expect("spawn cairn-meta");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(addr_file).is_ok_and(|t| !t.is_empty()) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("cairn-meta exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "cairn-meta did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+struct Replica {
+    id: u64,
+    url: String,
+    config: PathBuf,
+    addr_file: PathBuf,
+    child: Option<Child>,
+}
+
+impl Replica {
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "replica {} is running", self.id);
+        self.child = Some(spawn_meta(&self.config, &self.addr_file));
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Three replica processes, each binding its own address (so that a
+/// killed one's port refuses connections, as after a real crash; a
+/// restarted one binds it again).
+fn cluster(dir: &Path) -> Vec<Replica> {
+    let addrs: Vec<std::net::SocketAddr> = (0..3)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+        })
+        .collect();
+    let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+    let replicas_toml: String = urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| format!("[[replicas]]\nid = {}\nurl = \"{url}\"\n", i + 1))
+        .collect();
+    addrs
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            let id = i as u64 + 1;
+            let config = dir.join(format!("meta-{id}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "listen = \"{addr}\"\nadvertise_url = \"{}\"\ndata_dir = \"{}\"\nreplica_id = {id}\ninitial_splits = [\"m\"]\n{replicas_toml}",
+                    urls[i],
+                    dir.join(format!("meta-{id}")).display()
+                ),
+            )
+            .expect("config");
+            let mut replica = Replica {
+                id,
+                url: urls[i].clone(),
+                config,
+                addr_file: dir.join(format!("meta-{id}.addr")),
+                child: None,
+            };
+            replica.start();
+            replica
+        })
+        .collect()
+}
+
+/// The replica id leading `group`, as the replicas report it.
+async fn leader_of(client: &MetaClient, group: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for (_, _, status) in client.statuses().await {
+            if let Ok(status) = status
+                && let Some(g) = status.groups.iter().find(|g| g.group == group)
+                && g.leader == Some(status.replica_id)
+            {
+                return status.replica_id;
+            }
+        }
+        assert!(Instant::now() < deadline, "{group} has no leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Commits objects in a loop, remembering every acknowledged one.
+struct Writer {
+    acked: Arc<Mutex<Vec<(String, String)>>>,
+    errors: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(client: Arc<MetaClient>, prefix: &'static str) -> Self {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (acked, errors, stop) = (acked.clone(), errors.clone(), stop.clone());
+            async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("{prefix}-{i:05}");
+                    let etag = format!("etag-{prefix}-{i}");
+                    match client
+                        .commit_object("bucket", &key, manifest(i, &etag), Precondition::None)
+                        .await
+                    {
+                        Ok(_) => acked.lock().expect("acked").push((key, etag)),
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    i += 1;
+                }
+            }
+        });
+        Self {
+            acked,
+            errors,
+            stop,
+            task,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().expect("acked").len()
+    }
+
+    async fn wait_for(&self, more_than: usize, within: Duration) -> Duration {
+        let started = Instant::now();
+        while self.count() <= more_than {
+            assert!(
+                started.elapsed() < within,
+                "no commit within {within:?} ({} errors)",
+                self.errors.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        started.elapsed()
+    }
+
+    async fn finish(self) -> (Vec<(String, String)>, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("writer");
+        let acked = self.acked.lock().expect("acked").clone();
+        (acked, self.errors.load(Ordering::Relaxed))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_survive_a_killed_follower_and_a_killed_leader_and_fail_fast_without_quorum() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut replicas = cluster(dir.path());
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let client = Arc::new(
+        MetaClient::connect(&urls.join(","), &secret())
+            .await
+            .expect("connect"),
+    );
+    client.create_bucket("bucket", "ann").await.expect("bucket");
+    // "bucket/…" lives in shard 0 (the map is cut at "m").
+    let leader = leader_of(&client, "shard-0").await;
+
+    // A follower dies: no client sees an error.
+    let writer = Writer::start(client.clone(), "f");
+    writer.wait_for(20, Duration::from_secs(30)).await;
+    let follower = replicas
+        .iter_mut()
+        .find(|r| r.id != leader)
+        .expect("follower");
+    follower.kill();
+    let at_kill = writer.count();
+    writer.wait_for(at_kill + 50, Duration::from_secs(30)).await;
+    let (acked_f, errors) = writer.finish().await;
+    assert_eq!(errors, 0, "a killed follower is invisible to clients");
+    let follower_id = follower.id;
+    follower.start();
+
+    // The leader dies mid-load: writes resume under a new leader.
+    let writer = Writer::start(client.clone(), "l");
+    writer.wait_for(20, Duration::from_secs(30)).await;
+    let killed_at = Instant::now();
+    replicas[(leader - 1) as usize].kill();
+    let at_kill = writer.count();
+    writer.wait_for(at_kill + 1, Duration::from_secs(30)).await;
+    let failover = killed_at.elapsed();
+    eprintln!("leader of shard-0 killed: first commit after {failover:?}");
+    writer.wait_for(at_kill + 20, Duration::from_secs(30)).await;
+    let (acked_l, _) = writer.finish().await;
+    let new_leader = leader_of(&client, "shard-0").await;
+    assert_ne!(new_leader, leader);
+
+    // Every acknowledged write is there, with its bytes' ETag.
+    for (key, etag) in acked_f.iter().chain(&acked_l) {
+        let record = client
+            .get_object("bucket", key)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("acknowledged {key} is lost"));
+        assert_eq!(&record.manifest.etag, etag, "{key}");
+    }
+
+    // The killed leader comes back and catches up.
+    replicas[(leader - 1) as usize].start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let statuses = client.statuses().await;
+        let applied: Vec<Option<u64>> = statuses
+            .iter()
+            .map(|(_, _, s)| {
+                s.as_ref().ok().and_then(|s| {
+                    s.groups
+                        .iter()
+                        .find(|g| g.group == "shard-0")
+                        .and_then(|g| g.applied_index)
+                })
+            })
+            .collect();
+        if applied.iter().all(Option::is_some) && applied.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not converge: {applied:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Two of three die: a write fails fast with no_quorum (or no leader),
+    // it does not hang.
+    for replica in replicas.iter_mut().filter(|r| r.id != follower_id) {
+        replica.kill();
+    }
+    let started = Instant::now();
+    let refused = client
+        .commit_object("bucket", "no-quorum", manifest(1, "x"), Precondition::None)
+        .await
+        .expect_err("no quorum, no commit");
+    assert!(
+        refused.is_unavailable() || refused.code() == Some(ErrorCode::NoQuorum),
+        "{refused}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "failed after {:?}",
+        started.elapsed()
+    );
+    // One returns: writes resume.
+    let back = replicas
+        .iter_mut()
+        .find(|r| r.id != follower_id)
+        .expect("one");
+    back.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client
+            .commit_object(
+                "bucket",
+                "after-quorum",
+                manifest(1, "y"),
+                Precondition::None,
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(err) => assert!(Instant::now() < deadline, "writes did not resume: {err}"),
+        }
+    }
+    assert!(
+        client
+            .get_object("bucket", "after-quorum")
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
