@@ -153,6 +153,23 @@ enum MetaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add a metadata replica (already running with `join = true`): every
+    /// group seeds it by snapshot, then makes it a voter.
+    AddReplica {
+        #[arg(long)]
+        id: u64,
+        /// Its URL, as the other replicas and clients will reach it.
+        #[arg(long)]
+        url: String,
+    },
+    /// Remove a metadata replica from every group (e.g. a dead host).
+    RemoveReplica {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Compare every replica's digest of every group: equal applied
+    /// indexes must mean equal catalogues. Exits non-zero on divergence.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -639,9 +656,30 @@ async fn main() -> anyhow::Result<()> {
                 replica_list(&shard.replicas)
             );
         }
-        Command::Meta {
-            command: MetaCommand::Status { json },
-        } => admin::meta_status(&client, json).await?,
+        Command::Meta { command } => match command {
+            MetaCommand::Status { json } => admin::meta_status(&client, json).await?,
+            MetaCommand::AddReplica { id, url } => {
+                let map = client
+                    .change_replicas(&cairn_meta_api::model::ReplicaChange::Add { id, url })
+                    .await?;
+                println!(
+                    "replica {id} added; replicas now {:?} (map version {})",
+                    map.replicas.keys().collect::<Vec<_>>(),
+                    map.version
+                );
+            }
+            MetaCommand::RemoveReplica { id } => {
+                let map = client
+                    .change_replicas(&cairn_meta_api::model::ReplicaChange::Remove { id })
+                    .await?;
+                println!(
+                    "replica {id} removed; replicas now {:?} (map version {})",
+                    map.replicas.keys().collect::<Vec<_>>(),
+                    map.version
+                );
+            }
+            MetaCommand::Verify => admin::meta_verify(&client).await?,
+        },
     }
     Ok(())
 }

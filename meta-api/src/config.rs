@@ -42,6 +42,10 @@ pub struct MetaConfig {
     /// them; the lowest id initialises the cluster on first start.
     #[serde(default)]
     pub replicas: Vec<ReplicaEntry>,
+    /// This process joins a running cluster (it is being added with
+    /// `cairn meta add-replica`): it creates and initialises nothing itself.
+    #[serde(default)]
+    pub join: bool,
     /// First start only, the same on every replica: split points of the
     /// initial map.
     #[serde(default)]

@@ -323,6 +323,26 @@ pub struct ShardSplit {
     pub child: ShardId,
 }
 
+/// Body of `POST /cluster/replicas` and `POST /raft/{group}/members`: add
+/// a metadata replica (seeded by snapshot, then a voter) or remove one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaChange {
+    Add { id: u64, url: String },
+    Remove { id: u64 },
+}
+
+/// One replica's fingerprint of one group's state (`GET /raft/{group}/digest`):
+/// equal applied indexes must have equal digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDigest {
+    pub group: String,
+    pub applied_index: Option<u64>,
+    /// blake3 of every state row (key and value, length-prefixed), hex.
+    pub digest: String,
+    pub rows: u64,
+}
+
 /// Body of `POST /shards/{id}/apply`: a command and the id that makes a
 /// retry of it (after a lost answer or a change of leader) apply once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

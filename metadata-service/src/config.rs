@@ -38,6 +38,7 @@ pub fn options(config: &MetaConfig, bound: SocketAddr) -> Result<MetaOptions, Co
         replicas,
         initial_splits: config.initial_splits.clone(),
         detector: config.detector(),
+        join: config.join,
     };
     options.initial_map()?;
     Ok(options)

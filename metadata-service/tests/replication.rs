@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_meta_api::MetaClient;
-use cairn_meta_api::model::Precondition;
+use cairn_meta_api::model::{Precondition, ReplicaChange};
 use cairn_service::ErrorCode;
 use common::{SECRET, manifest, secret};
 
@@ -160,7 +160,8 @@ impl Writer {
                         .await
                     {
                         Ok(_) => acked.lock().expect("acked").push((key, etag)),
-                        Err(_) => {
+                        Err(err) => {
+                            eprintln!("commit {key} failed: {err}");
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -327,4 +328,95 @@ async fn replicas_survive_a_killed_follower_and_a_killed_leader_and_fail_fast_wi
             .expect("get")
             .is_some()
     );
+}
+
+/// The documented replacement of a metadata host: its replica is removed,
+/// a process with an empty disk joins under the same id, and every group
+/// (a split's child included, whose first rows are not in its log) seeds
+/// it by snapshot. Afterwards every replica's digest of every group is
+/// equal, and the new replica is a full voter: the cluster survives the
+/// loss of another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_replica_is_removed_and_re_added_by_snapshot_with_equal_digests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut replicas = cluster(dir.path());
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let client = MetaClient::connect(&urls.join(","), &secret())
+        .await
+        .expect("connect");
+    client.create_bucket("bucket", "ann").await.expect("bucket");
+    client.create_bucket("zebra", "ann").await.expect("bucket");
+    let commit = |bucket: &'static str, key: String| {
+        let client = &client;
+        async move {
+            client
+                .commit_object(bucket, &key, manifest(1, &key), Precondition::None)
+                .await
+                .expect("commit");
+        }
+    };
+    for i in 0..40 {
+        commit("bucket", format!("a/{i:03}")).await;
+        commit("bucket", format!("sub/{i:03}")).await;
+        commit("zebra", format!("{i:03}")).await;
+    }
+    // A child shard whose first rows come from its parent.
+    client.split("bucket/sub/").await.expect("split");
+
+    // Replica 3's disk is lost.
+    replicas[2].kill();
+    std::fs::remove_dir_all(dir.path().join("meta-3")).expect("wipe");
+    let map = client
+        .change_replicas(&ReplicaChange::Remove { id: 3 })
+        .await
+        .expect("remove replica 3");
+    assert_eq!(map.replicas.keys().copied().collect::<Vec<_>>(), [1, 2]);
+    for i in 40..60 {
+        commit("bucket", format!("sub/{i:03}")).await;
+    }
+
+    // A new process joins under the same id and URL.
+    let config = std::fs::read_to_string(&replicas[2].config).expect("config");
+    std::fs::write(&replicas[2].config, format!("join = true\n{config}")).expect("config");
+    replicas[2].start();
+    let map = client
+        .change_replicas(&ReplicaChange::Add {
+            id: 3,
+            url: replicas[2].url.clone(),
+        })
+        .await
+        .expect("add replica 3");
+    assert_eq!(map.replicas.len(), 3);
+    assert!(map.shards.iter().all(|s| s.replicas.len() == 3));
+    assert!(map.shards.len() >= 3, "the split's child is in the map");
+
+    let verdicts = client.verify(50).await.expect("verify");
+    for verdict in &verdicts {
+        assert!(!verdict.diverged(), "{verdict:?}");
+        assert!(verdict.settled(), "{verdict:?}");
+        assert_eq!(verdict.digests.len(), 3, "{verdict:?}");
+    }
+
+    // The new replica is a real copy: with replica 1 gone too, replicas 2
+    // and 3 still hold a quorum of every group and every object.
+    replicas[0].kill();
+    for i in 0..60 {
+        let key = format!("sub/{i:03}");
+        let record = client
+            .get_object("bucket", &key)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("{key} lost"));
+        assert_eq!(record.manifest.etag, key);
+    }
+    for i in 0..40 {
+        assert!(
+            client
+                .get_object("zebra", &format!("{i:03}"))
+                .await
+                .expect("get")
+                .is_some()
+        );
+    }
+    commit("bucket", "after".to_owned()).await;
 }

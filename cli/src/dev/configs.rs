@@ -30,6 +30,7 @@ pub(crate) fn meta(options: &DevOptions, data: &Path, id: u64, all: &[SocketAddr
                 url: format!("http://{addr}"),
             })
             .collect(),
+        join: false,
         initial_splits: vec!["m".into()],
         suspect_after_ms: options.suspect_after.as_millis() as u64,
         down_after_ms: options.down_after.as_millis() as u64,

@@ -4,7 +4,9 @@ use cairn_node_api::wire::NodeStatus;
 use reqwest::Method;
 
 use super::{MetaClient, MetaError};
-use crate::model::{MetaStatus, NodeEvent, NodeRecord, ShardSplit, SplitRequest};
+use crate::model::{
+    GroupDigest, MetaStatus, NodeEvent, NodeRecord, ReplicaChange, ShardSplit, SplitRequest,
+};
 use crate::shard_map::{GroupId, ShardId, ShardMap};
 
 impl MetaClient {
@@ -98,5 +100,131 @@ impl MetaClient {
             out.push((id, url, status));
         }
         out
+    }
+}
+
+impl MetaClient {
+    /// Adds or removes a metadata replica: every group, then the map (on
+    /// the cluster leader).
+    pub async fn change_replicas(&self, change: &ReplicaChange) -> Result<ShardMap, MetaError> {
+        let map: ShardMap = self
+            .on_group(
+                GroupId::Cluster,
+                Method::POST,
+                "cluster/replicas",
+                Some(change),
+                &[],
+            )
+            .await?;
+        self.install_map(map.clone());
+        Ok(map)
+    }
+
+    /// Adds or removes a replica of one group (on that group's leader).
+    pub async fn change_group_replicas(
+        &self,
+        group: GroupId,
+        change: &ReplicaChange,
+    ) -> Result<(), MetaError> {
+        let _: serde_json::Value = self
+            .on_group(
+                group,
+                Method::POST,
+                &format!("raft/{group}/members"),
+                Some(change),
+                &[],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates an empty replica of `group` on the process at `url` (one
+    /// being added; it is then seeded by snapshot).
+    pub async fn create_group_on(&self, url: &str, group: GroupId) -> Result<(), MetaError> {
+        let url = format!("{}/raft/{group}/create", url.trim_end_matches('/'));
+        let _: serde_json::Value = self.http.call(Method::POST, &url, &[], None::<&()>).await?;
+        Ok(())
+    }
+
+    /// One replica's digest of one group.
+    pub async fn digest_on(&self, url: &str, group: GroupId) -> Result<GroupDigest, MetaError> {
+        let url = format!("{}/raft/{group}/digest", url.trim_end_matches('/'));
+        Ok(self.http.call(Method::GET, &url, &[], None::<&()>).await?)
+    }
+}
+
+/// What `MetaClient::verify` found for one group.
+#[derive(Debug, Clone)]
+pub struct GroupVerdict {
+    pub group: GroupId,
+    /// Each replica's digest (or why it could not be had).
+    pub digests: Vec<(u64, Result<GroupDigest, String>)>,
+}
+
+impl GroupVerdict {
+    /// Every replica answered at the same applied index.
+    pub fn settled(&self) -> bool {
+        let indexes: Option<Vec<Option<u64>>> = self
+            .digests
+            .iter()
+            .map(|(_, d)| d.as_ref().ok().map(|d| d.applied_index))
+            .collect();
+        matches!(indexes, Some(v) if !v.is_empty() && v.windows(2).all(|w| w[0] == w[1]))
+    }
+
+    /// Replicas at the same applied index have different states.
+    pub fn diverged(&self) -> bool {
+        let answered: Vec<&GroupDigest> = self
+            .digests
+            .iter()
+            .filter_map(|(_, d)| d.as_ref().ok())
+            .collect();
+        answered.iter().any(|a| {
+            answered
+                .iter()
+                .any(|b| a.applied_index == b.applied_index && a.digest != b.digest)
+        })
+    }
+}
+
+impl MetaClient {
+    /// Compares every replica's digest of every group. A group still
+    /// moving (replicas at different applied indexes) is asked again, up
+    /// to `attempts` times, until its replicas settle on one index.
+    pub async fn verify(&self, attempts: usize) -> Result<Vec<GroupVerdict>, MetaError> {
+        let map = self.refresh_map().await?;
+        let groups: Vec<GroupId> = std::iter::once(GroupId::Cluster)
+            .chain(map.shards.iter().map(|s| GroupId::Shard(s.id)))
+            .collect();
+        let mut verdicts = Vec::with_capacity(groups.len());
+        for group in groups {
+            let replicas: Vec<u64> = match group {
+                GroupId::Cluster => map.replicas.keys().copied().collect(),
+                GroupId::Shard(id) => map
+                    .shard(id)
+                    .map(|s| s.replicas.clone())
+                    .unwrap_or_default(),
+            };
+            let mut verdict = GroupVerdict {
+                group,
+                digests: Vec::new(),
+            };
+            for attempt in 0..attempts.max(1) {
+                verdict.digests.clear();
+                for replica in &replicas {
+                    let digest = match map.url(*replica) {
+                        Some(url) => self.digest_on(url, group).await.map_err(|e| e.to_string()),
+                        None => Err("not in the map".to_owned()),
+                    };
+                    verdict.digests.push((*replica, digest));
+                }
+                if verdict.settled() || attempt + 1 == attempts {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            verdicts.push(verdict);
+        }
+        Ok(verdicts)
     }
 }

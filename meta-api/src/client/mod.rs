@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use catalogue::{ListObjects, ObjectListing};
+pub use cluster::GroupVerdict;
 pub use node_cache::NodeCache;
 
 use crate::shard_map::{ExpectedRange, GroupId, ShardId, ShardMap, ShardRange};

@@ -21,7 +21,7 @@ use crate::raft::{Group, Proposal, Reply};
 use crate::shard::{KeyRange, Shard};
 
 impl Shared {
-    fn groups_dir(&self) -> PathBuf {
+    pub(super) fn groups_dir(&self) -> PathBuf {
         self.options.data_dir.join("groups")
     }
 
@@ -47,7 +47,7 @@ impl Shared {
                 found.push(id);
             }
         }
-        let first_start = found.is_empty();
+        let first_start = found.is_empty() && !self.options.join;
         if first_start {
             found.push(GroupId::Cluster);
             found.extend(
@@ -61,7 +61,15 @@ impl Shared {
         for id in &found {
             self.open_group(*id).await?;
         }
-        if self.options.bootstraps() {
+        if self.options.bootstraps() && !self.options.join {
+            if first_start && self.cluster_exists_elsewhere().await {
+                tracing::error!(
+                    "this replica's data dir is empty but the other replicas already form a cluster: \
+                     not initialising a second one; add this process with `cairn meta add-replica` \
+                     (and `join = true`) after removing its old id"
+                );
+                return Ok(());
+            }
             let members = self.all_members();
             for id in &found {
                 let group = self.group(*id).expect("opened above");
@@ -76,6 +84,31 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Whether another replica already has an initialised cluster group
+    /// (asked before bootstrapping, so that a replica restarted on an empty
+    /// disk does not found a second cluster next to the first).
+    async fn cluster_exists_elsewhere(&self) -> bool {
+        let others: Vec<&String> = self
+            .options
+            .replicas
+            .iter()
+            .filter(|(id, _)| **id != self.options.replica_id)
+            .map(|(_, url)| url)
+            .collect();
+        for url in others {
+            let client = cairn_meta_api::MetaClient::unconnected(url, &self.secret);
+            if let Ok(status) = client.status(url).await
+                && status
+                    .groups
+                    .iter()
+                    .any(|g| g.group == "cluster" && !g.voters.is_empty())
+            {
+                return true;
+            }
+        }
+        false
     }
 
     fn is_initial(&self, id: GroupId) -> bool {
@@ -325,6 +358,7 @@ impl Shared {
     /// splitting at the prefix and at its successor, each split committed
     /// in its parent's log before the new map is committed.
     pub(super) async fn isolate(self: &Arc<Self>, prefix: &str) -> Result<ShardMap, ApiError> {
+        let _serial = self.reshaping.lock().await;
         let (cluster_group, state) = self.cluster_leader()?;
         let mut map = state
             .shard_map()?

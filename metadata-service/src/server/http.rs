@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::ids::{BlobId, NodeId};
 use cairn_meta_api::model::{
-    ApplyRequest, BucketContent, ListRequest, MetaStatus, ShardSplit, SplitRequest,
+    ApplyRequest, BucketContent, ListRequest, MetaStatus, ReplicaChange, ShardSplit, SplitRequest,
 };
 use cairn_meta_api::shard_map::{ExpectedRange, GroupId, ShardId, ShardMap};
 use cairn_node_api::wire::NodeStatus;
@@ -42,6 +42,10 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/cluster/events", get(events))
         .route("/shards/{id}/apply", post(apply))
         .route("/shards/{id}/split", post(split_shard))
+        .route("/cluster/replicas", post(change_replicas))
+        .route("/raft/{group}/members", post(change_group_replicas))
+        .route("/raft/{group}/create", post(create_group))
+        .route("/raft/{group}/digest", get(digest))
         .route("/raft/{group}/{rpc}", post(raft_rpc))
         .route("/shards/{id}/buckets", get(list_buckets))
         .route("/shards/{id}/bucket", get(get_bucket))
@@ -229,6 +233,43 @@ async fn nodes(
 ) -> Result<Json<Vec<cairn_meta_api::model::NodeRecord>>, ApiError> {
     let (_, state) = shared.cluster_leader()?;
     Ok(Json(state.nodes()?))
+}
+
+async fn change_replicas(
+    State(shared): State<Arc<Shared>>,
+    Json(change): Json<ReplicaChange>,
+) -> Result<Json<ShardMap>, ApiError> {
+    shared.change_replicas(&change).await.map(Json)
+}
+
+fn group_id(text: &str) -> Result<GroupId, ApiError> {
+    text.parse().map_err(ApiError::bad_request)
+}
+
+async fn change_group_replicas(
+    State(shared): State<Arc<Shared>>,
+    Path(group): Path<String>,
+    Json(change): Json<ReplicaChange>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    shared
+        .change_group_replicas(group_id(&group)?, &change)
+        .await?;
+    Ok(Json(serde_json::json!({"status": "changed"})))
+}
+
+async fn create_group(
+    State(shared): State<Arc<Shared>>,
+    Path(group): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    shared.create_group(group_id(&group)?).await?;
+    Ok(Json(serde_json::json!({"status": "created"})))
+}
+
+async fn digest(
+    State(shared): State<Arc<Shared>>,
+    Path(group): Path<String>,
+) -> Result<Json<cairn_meta_api::model::GroupDigest>, ApiError> {
+    shared.digest(group_id(&group)?).await.map(Json)
 }
 
 /// Raft's own RPCs between replicas of a group.

@@ -12,6 +12,7 @@
 mod detector;
 mod groups;
 mod http;
+mod membership;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -47,6 +48,10 @@ pub struct MetaOptions {
     /// replica must be given the same).
     pub initial_splits: Vec<String>,
     pub detector: DetectorConfig,
+    /// This replica joins an existing cluster (`cairn meta add-replica`):
+    /// it creates and initialises nothing on its own, and waits for each
+    /// group's leader to seed it.
+    pub join: bool,
 }
 
 impl MetaOptions {
@@ -59,6 +64,7 @@ impl MetaOptions {
             replicas: [(1, url.to_owned())].into(),
             initial_splits: splits.iter().map(|s| (*s).to_owned()).collect(),
             detector,
+            join: false,
         }
     }
 
@@ -83,6 +89,9 @@ pub(crate) struct Shared {
     /// Serialises opening groups (at start, after a split, on first
     /// contact), so one database is never opened twice.
     opening: tokio::sync::Mutex<()>,
+    /// Serialises splits and replica changes (both on the cluster leader),
+    /// so a replica change never misses a shard a split creates.
+    reshaping: tokio::sync::Mutex<()>,
     detector: Mutex<detector::Detector>,
     metrics: MetaMetrics,
 }
@@ -149,6 +158,7 @@ impl MetaServer {
             raft_http,
             groups: RwLock::new(BTreeMap::new()),
             opening: tokio::sync::Mutex::new(()),
+            reshaping: tokio::sync::Mutex::new(()),
             metrics: MetaMetrics::new(),
         });
         shared.open_all().await?;
