@@ -246,7 +246,7 @@ impl DevCluster {
             .iter()
             .map(|path| configs::previous_meta_addr(path))
             .collect();
-        let ports = Ports::bind(options.port, &previous)?;
+        let mut ports = Ports::bind(options.port, &previous)?;
         let s3_addr = ports::addr(&ports.s3)?;
         let admin_addr = ports::addr(&ports.admin)?;
         let meta_addrs = ports
@@ -295,6 +295,10 @@ impl DevCluster {
             });
             meta.push(Some(process));
         }
+        // Each replica holds its own socket now. Unlike the scrubber's,
+        // cairn dev does not keep a copy: a replica restarted by hand (as
+        // after a crash) binds its configured address again.
+        drop(std::mem::take(&mut ports.meta));
 
         // Storage nodes, racks filled in order, on ports the OS picks
         // (nodes re-register their address on every heartbeat).
