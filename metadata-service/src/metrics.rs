@@ -64,7 +64,7 @@ impl MetaMetrics {
         let commit_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "cairn_meta_commit_seconds",
-                "Time to apply a command (synced WAL)",
+                "Time to commit and apply a catalogue command (a majority of replicas has it durably)",
             )
             .buckets(prometheus::exponential_buckets(0.0002, 2.0, 16).expect("buckets")),
         )

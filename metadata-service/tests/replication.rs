@@ -420,3 +420,82 @@ async fn a_wiped_replica_is_removed_and_re_added_by_snapshot_with_equal_digests(
     }
     commit("bucket", "after".to_owned()).await;
 }
+
+fn node_status(id: &str) -> cairn_node_api::wire::NodeStatus {
+    cairn_node_api::wire::NodeStatus {
+        id: cairn_core::ids::NodeId::new(id).expect("id"),
+        rack: cairn_core::ids::RackId::new("rack-1").expect("rack"),
+        address: format!("http://{id}.invalid"),
+        capacity_bytes: 1000,
+        used_bytes: 10,
+        free_bytes: 990,
+        chunk_count: 1,
+        version: "test".into(),
+    }
+}
+
+/// The failure detector runs on the cluster group's leader. When that
+/// leader dies, the new one resumes detection (a node that falls silent is
+/// still found) without declaring the live nodes suspect: silence is
+/// counted from its own election, not from the old leader's last word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cluster_leader_resumes_failure_detection_without_flapping_nodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut replicas = cluster(dir.path());
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let client = Arc::new(
+        MetaClient::connect(&urls.join(","), &secret())
+            .await
+            .expect("connect"),
+    );
+    let silent = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let beats = tokio::spawn({
+        let (client, silent, stop) = (client.clone(), silent.clone(), stop.clone());
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                for id in ["n1", "n2", "n3"] {
+                    if id == "n3" && silent.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let _ = client.heartbeat(&node_status(id)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.nodes().await.map_or(0, |n| n.len()) < 3 {
+        assert!(Instant::now() < deadline, "nodes did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let old = leader_of(&client, "cluster").await;
+    replicas[(old - 1) as usize].kill();
+    let new = leader_of(&client, "cluster").await;
+    assert_ne!(new, old);
+    // n3 falls silent under the new leader: it must be found.
+    silent.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = client.events(0).await.unwrap_or_default();
+        if events
+            .iter()
+            .any(|e| e.node.as_str() == "n3" && e.to == cairn_core::placement::NodeState::Suspect)
+        {
+            // n1 and n2 kept beating: registration is their only change.
+            for id in ["n1", "n2"] {
+                let changes: Vec<_> = events.iter().filter(|e| e.node.as_str() == id).collect();
+                assert_eq!(changes.len(), 1, "{id} flapped: {changes:?}");
+                assert_eq!(changes[0].from, None);
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new leader never judged the silent node"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    beats.await.expect("heartbeats");
+}
