@@ -1,7 +1,9 @@
-//! Three real `cairn-meta` processes replicating every group: a killed
-//! follower is invisible to clients, a killed leader loses no acknowledged
-//! write and is replaced within a few election timeouts, and without a
-//! quorum writes fail fast instead of hanging.
+//! Three real `cairn-meta` processes replicating every group, under a
+//! PUT/DELETE/GET load: a killed follower is invisible to clients, a killed
+//! leader loses no acknowledged write, resurrects no acknowledged delete
+//! and is replaced within a few election timeouts, and without a quorum
+//! writes fail fast instead of hanging. Also: replacing a replica (seeded
+//! by snapshot) and the failure detector moving with the cluster leader.
 
 mod common;
 
@@ -135,21 +137,34 @@ async fn leader_of(client: &MetaClient, group: &str) -> u64 {
     }
 }
 
-/// Commits objects in a loop, remembering every acknowledged one.
+/// A client load of PUTs, DELETEs and GETs, remembering every acknowledged
+/// PUT and DELETE; a GET of a key whose PUT was acknowledged (and that was
+/// not deleted) that misses it, or returns other bytes, is a violation.
+/// A failed DELETE leaves its key uncertain: it is checked no further.
 struct Writer {
-    acked: Arc<Mutex<Vec<(String, String)>>>,
+    state: Arc<Mutex<Acked>>,
     errors: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
+#[derive(Default, Clone)]
+struct Acked {
+    /// Acknowledged PUTs, not deleted: key → ETag.
+    live: std::collections::BTreeMap<String, String>,
+    /// Acknowledged DELETEs.
+    deleted: Vec<String>,
+    puts: usize,
+    violations: Vec<String>,
+}
+
 impl Writer {
     fn start(client: Arc<MetaClient>, prefix: &'static str) -> Self {
-        let acked = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(Mutex::new(Acked::default()));
         let errors = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
-            let (acked, errors, stop) = (acked.clone(), errors.clone(), stop.clone());
+            let (state, errors, stop) = (state.clone(), errors.clone(), stop.clone());
             async move {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -159,10 +174,54 @@ impl Writer {
                         .commit_object("bucket", &key, manifest(i, &etag), Precondition::None)
                         .await
                     {
-                        Ok(_) => acked.lock().expect("acked").push((key, etag)),
+                        Ok(_) => {
+                            let mut state = state.lock().expect("state");
+                            state.live.insert(key, etag);
+                            state.puts += 1;
+                        }
                         Err(err) => {
                             eprintln!("commit {key} failed: {err}");
                             errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    // Every third round: delete one acknowledged key, read
+                    // another.
+                    if i % 3 == 2 {
+                        let (victim, probe) = {
+                            let state = state.lock().expect("state");
+                            let keys: Vec<(String, String)> = state
+                                .live
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect();
+                            (
+                                keys.first().map(|(k, _)| k.clone()),
+                                keys.get(keys.len() / 2).cloned(),
+                            )
+                        };
+                        if let Some(victim) = victim {
+                            let result = client
+                                .delete_object("bucket", &victim, Precondition::None)
+                                .await;
+                            let mut state = state.lock().expect("state");
+                            state.live.remove(&victim);
+                            match result {
+                                Ok(_) => state.deleted.push(victim),
+                                Err(_) => {
+                                    errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        if let Some((key, etag)) = probe {
+                            match client.get_object("bucket", &key).await {
+                                Ok(Some(record)) if record.manifest.etag == etag => {}
+                                Ok(other) => state.lock().expect("state").violations.push(format!(
+                                    "GET {key} after its acknowledged PUT: {other:?}"
+                                )),
+                                Err(_) => {
+                                    errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
                         }
                     }
                     i += 1;
@@ -170,7 +229,7 @@ impl Writer {
             }
         });
         Self {
-            acked,
+            state,
             errors,
             stop,
             task,
@@ -178,7 +237,7 @@ impl Writer {
     }
 
     fn count(&self) -> usize {
-        self.acked.lock().expect("acked").len()
+        self.state.lock().expect("state").puts
     }
 
     async fn wait_for(&self, more_than: usize, within: Duration) -> Duration {
@@ -194,11 +253,35 @@ impl Writer {
         started.elapsed()
     }
 
-    async fn finish(self) -> (Vec<(String, String)>, u64) {
+    async fn finish(self) -> (Acked, u64) {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.expect("writer");
-        let acked = self.acked.lock().expect("acked").clone();
-        (acked, self.errors.load(Ordering::Relaxed))
+        let state = self.state.lock().expect("state").clone();
+        (state, self.errors.load(Ordering::Relaxed))
+    }
+}
+
+/// Every acknowledged PUT (not deleted since) is there with its ETag; no
+/// acknowledged DELETE came back; no GET during the load saw otherwise.
+async fn check_load(client: &MetaClient, acked: &Acked) {
+    assert!(acked.violations.is_empty(), "{:?}", acked.violations);
+    for (key, etag) in &acked.live {
+        let record = client
+            .get_object("bucket", key)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("acknowledged {key} is lost"));
+        assert_eq!(&record.manifest.etag, etag, "{key}");
+    }
+    for key in &acked.deleted {
+        assert!(
+            client
+                .get_object("bucket", key)
+                .await
+                .expect("get")
+                .is_none(),
+            "deleted {key} came back"
+        );
     }
 }
 
@@ -228,6 +311,7 @@ async fn replicas_survive_a_killed_follower_and_a_killed_leader_and_fail_fast_wi
     writer.wait_for(at_kill + 50, Duration::from_secs(30)).await;
     let (acked_f, errors) = writer.finish().await;
     assert_eq!(errors, 0, "a killed follower is invisible to clients");
+    check_load(&client, &acked_f).await;
     let follower_id = follower.id;
     follower.start();
 
@@ -245,15 +329,10 @@ async fn replicas_survive_a_killed_follower_and_a_killed_leader_and_fail_fast_wi
     let new_leader = leader_of(&client, "shard-0").await;
     assert_ne!(new_leader, leader);
 
-    // Every acknowledged write is there, with its bytes' ETag.
-    for (key, etag) in acked_f.iter().chain(&acked_l) {
-        let record = client
-            .get_object("bucket", key)
-            .await
-            .expect("get")
-            .unwrap_or_else(|| panic!("acknowledged {key} is lost"));
-        assert_eq!(&record.manifest.etag, etag, "{key}");
-    }
+    // Every acknowledged write is there, with its ETag; no acknowledged
+    // delete came back.
+    check_load(&client, &acked_l).await;
+    assert!(!acked_l.deleted.is_empty(), "the load deleted nothing");
 
     // The killed leader comes back and catches up.
     replicas[(leader - 1) as usize].start();

@@ -204,17 +204,25 @@ impl MetaClient {
         query: &[(&str, String)],
     ) -> Result<T, MetaError> {
         let deadline = tokio::time::Instant::now() + LEADER_SEARCH;
-        let mut attempt = 0usize;
+        let mut round = 0usize;
         let mut last_error: Option<ClientError> = None;
         loop {
-            let candidates = self.candidates(group);
-            if candidates.is_empty() {
+            // One round asks each replica at most once, a hinted leader
+            // first, and never follows a hint to a replica that was just
+            // found unreachable (a follower keeps naming a dead leader
+            // until the election it is waiting for is over).
+            let mut queue: std::collections::VecDeque<String> = self.candidates(group).into();
+            if queue.is_empty() {
                 return Err(MetaError::Routing {
                     key: group.to_string(),
                 });
             }
-            let mut hinted = None;
-            for base in &candidates {
+            let mut tried = std::collections::HashSet::new();
+            let mut unreachable = std::collections::HashSet::new();
+            while let Some(base) = queue.pop_front() {
+                if !tried.insert(base.clone()) {
+                    continue;
+                }
                 let url = format!("{base}/{path}");
                 match self.http.call(method.clone(), &url, query, body).await {
                     Ok(value) => {
@@ -225,29 +233,22 @@ impl MetaClient {
                         return Ok(value);
                     }
                     Err(err) if err.code() == Some(ErrorCode::NotLeader) => {
-                        self.forget_leader(group, base);
-                        let hint = err.leader_hint().map(str::to_owned);
-                        last_error = Some(err);
-                        if let Some(leader) = hint
-                            && leader != *base
+                        self.forget_leader(group, &base);
+                        if let Some(leader) = err.leader_hint()
+                            && !tried.contains(leader)
+                            && !unreachable.contains(leader)
                         {
-                            hinted = Some(leader);
-                            break;
+                            queue.push_front(leader.to_owned());
                         }
+                        last_error = Some(err);
                     }
                     Err(err) if err.is_unreachable() => {
                         tracing::debug!(%group, url, %err, "metadata replica unreachable; trying another");
-                        self.forget_leader(group, base);
+                        self.forget_leader(group, &base);
+                        unreachable.insert(base);
                         last_error = Some(err);
                     }
                     Err(err) => return Err(err.into()),
-                }
-            }
-            if let Some(leader) = hinted {
-                self.leaders.write().expect("leaders").insert(group, leader);
-                attempt += 1;
-                if attempt < 4 {
-                    continue;
                 }
             }
             if tokio::time::Instant::now() >= deadline {
@@ -258,9 +259,9 @@ impl MetaClient {
                     },
                 });
             }
-            // No replica knows a leader yet (an election is running).
-            attempt += 1;
-            tokio::time::sleep(Duration::from_millis(25 << attempt.min(4))).await;
+            // No replica leads yet (an election is running).
+            round += 1;
+            tokio::time::sleep(Duration::from_millis(25 << round.min(3))).await;
         }
     }
 

@@ -144,14 +144,15 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, rocksdb::Error> {
 /// openraft's settings for a metadata group. Heartbeats and elections are
 /// slower than openraft's defaults (50 ms, 150–300 ms): a process hosts
 /// several groups and each RPC is an HTTP request, and on two cores that
-/// CPU is taken from the catalogue. A dead leader is replaced in about 1–2
-/// s.
+/// CPU is taken from the catalogue. openraft's followers also refuse votes
+/// while their old leader's lease runs, so replacing a dead leader takes
+/// up to about two election timeouts.
 pub fn raft_config(cluster: &str) -> openraft::Config {
     openraft::Config {
         cluster_name: cluster.to_owned(),
-        heartbeat_interval: 250,
-        election_timeout_min: 1000,
-        election_timeout_max: 2000,
+        heartbeat_interval: 200,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
         install_snapshot_timeout: 10_000,
         max_payload_entries: 256,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
