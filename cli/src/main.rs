@@ -161,6 +161,9 @@ enum MetaCommand {
         /// Its URL, as the other replicas and clients will reach it.
         #[arg(long)]
         url: String,
+        /// Its rack (failure domain).
+        #[arg(long)]
+        rack: Option<String>,
     },
     /// Remove a metadata replica from every group (e.g. a dead host).
     RemoveReplica {
@@ -658,9 +661,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Meta { command } => match command {
             MetaCommand::Status { json } => admin::meta_status(&client, json).await?,
-            MetaCommand::AddReplica { id, url } => {
+            MetaCommand::AddReplica { id, url, rack } => {
                 let map = client
-                    .change_replicas(&cairn_meta_api::model::ReplicaChange::Add { id, url })
+                    .change_replicas(&cairn_meta_api::model::ReplicaChange::Add { id, url, rack })
                     .await?;
                 println!(
                     "replica {id} added; replicas now {:?} (map version {})",

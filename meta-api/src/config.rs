@@ -42,6 +42,11 @@ pub struct MetaConfig {
     /// them; the lowest id initialises the cluster on first start.
     #[serde(default)]
     pub replicas: Vec<ReplicaEntry>,
+    /// Replicas per group (1, 3 or 5), placed in distinct racks when the
+    /// racks allow; first start only. More processes than this spread the
+    /// groups (and their leaders) over more hosts.
+    #[serde(default = "default_replicas_per_group")]
+    pub replicas_per_group: usize,
     /// This process joins a running cluster (it is being added with
     /// `cairn meta add-replica`): it creates and initialises nothing itself.
     #[serde(default)]
@@ -63,6 +68,13 @@ pub struct MetaConfig {
 pub struct ReplicaEntry {
     pub id: u64,
     pub url: String,
+    /// Its failure domain: a group's replicas go to distinct racks.
+    #[serde(default)]
+    pub rack: Option<String>,
+}
+
+fn default_replicas_per_group() -> usize {
+    3
 }
 
 fn default_replica_id() -> u64 {

@@ -328,7 +328,15 @@ pub struct ShardSplit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplicaChange {
-    Add { id: u64, url: String },
+    /// Added to every group with fewer replicas than the map asks for
+    /// (every group, when the map places groups on every replica).
+    Add {
+        id: u64,
+        url: String,
+        #[serde(default)]
+        rack: Option<String>,
+    },
+    /// Removed from every group it is in.
     Remove { id: u64 },
 }
 

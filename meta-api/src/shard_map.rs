@@ -145,6 +145,15 @@ pub struct ShardMap {
     pub shards: Vec<ShardRange>,
     /// Every metadata process: replica id → base URL.
     pub replicas: Replicas,
+    /// The replicas of the cluster group (empty: every replica).
+    #[serde(default)]
+    pub cluster_replicas: Vec<ReplicaId>,
+    /// Each replica's rack, where known (groups are placed across racks).
+    #[serde(default)]
+    pub racks: BTreeMap<ReplicaId, String>,
+    /// How many replicas each group should have (0: every replica).
+    #[serde(default)]
+    pub replicas_per_group: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -173,6 +182,9 @@ impl ShardMap {
                 replicas: replicas.keys().copied().collect(),
             }],
             replicas: replicas.clone(),
+            cluster_replicas: Vec::new(),
+            racks: BTreeMap::new(),
+            replicas_per_group: 0,
         }
     }
 
@@ -195,9 +207,78 @@ impl ShardMap {
             version: 1,
             shards,
             replicas: replicas.clone(),
+            cluster_replicas: Vec::new(),
+            racks: BTreeMap::new(),
+            replicas_per_group: 0,
         };
         map.validate()?;
         Ok(map)
+    }
+
+    /// [`Self::with_splits`] with each group on `per_group` replicas (all
+    /// when 0 or more than there are), in distinct racks when the racks
+    /// allow, and each group's first replica (the one that initialises it,
+    /// and so its first leader) rotating, so leaders spread over processes.
+    pub fn placed(
+        split_points: &[&str],
+        replicas: &Replicas,
+        racks: &BTreeMap<ReplicaId, String>,
+        per_group: usize,
+    ) -> Result<Self, ShardMapError> {
+        let mut map = Self::with_splits(split_points, replicas)?;
+        let order = rack_interleaved(replicas, racks);
+        let k = if per_group == 0 {
+            order.len()
+        } else {
+            per_group.min(order.len())
+        };
+        let rack_of = |id: &ReplicaId| {
+            racks
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| format!("\u{0}replica-{id}"))
+        };
+        // Starting at `offset` in the interleaved order: replicas of racks
+        // not yet used first, then any, until there are k.
+        let window = |offset: usize| -> Vec<ReplicaId> {
+            let ring: Vec<ReplicaId> = (0..order.len())
+                .map(|i| order[(offset + i) % order.len()])
+                .collect();
+            let mut chosen: Vec<ReplicaId> = Vec::with_capacity(k);
+            let mut used = std::collections::BTreeSet::new();
+            for id in &ring {
+                if chosen.len() < k && used.insert(rack_of(id)) {
+                    chosen.push(*id);
+                }
+            }
+            for id in &ring {
+                if chosen.len() < k && !chosen.contains(id) {
+                    chosen.push(*id);
+                }
+            }
+            chosen
+        };
+        map.cluster_replicas = window(0);
+        for (index, shard) in map.shards.iter_mut().enumerate() {
+            shard.replicas = window(index + 1);
+        }
+        map.racks = racks.clone();
+        map.replicas_per_group = per_group;
+        Ok(map)
+    }
+
+    /// The replicas of a group.
+    pub fn group_replicas(&self, group: GroupId) -> Vec<ReplicaId> {
+        match group {
+            GroupId::Cluster if self.cluster_replicas.is_empty() => {
+                self.replicas.keys().copied().collect()
+            }
+            GroupId::Cluster => self.cluster_replicas.clone(),
+            GroupId::Shard(id) => self
+                .shard(id)
+                .map(|s| s.replicas.clone())
+                .unwrap_or_default(),
+        }
     }
 
     pub fn validate(&self) -> Result<(), ShardMapError> {
@@ -264,20 +345,12 @@ impl ShardMap {
         self.replicas.get(&replica).map(String::as_str)
     }
 
-    /// The URLs of a group's replicas (every process for the cluster group).
+    /// The URLs of a group's replicas.
     pub fn group_urls(&self, group: GroupId) -> Vec<String> {
-        match group {
-            GroupId::Cluster => self.replicas.values().cloned().collect(),
-            GroupId::Shard(id) => self
-                .shard(id)
-                .map(|s| {
-                    s.replicas
-                        .iter()
-                        .filter_map(|r| self.url(*r).map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
+        self.group_replicas(group)
+            .iter()
+            .filter_map(|r| self.url(*r).map(str::to_owned))
+            .collect()
     }
 
     /// The smallest shard id not in use.
@@ -314,7 +387,7 @@ impl ShardMap {
         let map = Self {
             version: self.version + 1,
             shards,
-            replicas: self.replicas.clone(),
+            ..self.clone()
         };
         map.validate()?;
         Ok(map)
@@ -346,6 +419,31 @@ impl ShardMap {
         map.version = self.version + 1;
         Ok(map)
     }
+}
+
+/// Replica ids ordered so that consecutive ones are in different racks
+/// where possible: the first of each rack, then the second of each, and so
+/// on (racks and replicas in id order; a replica without a rack is a rack
+/// of its own).
+fn rack_interleaved(replicas: &Replicas, racks: &BTreeMap<ReplicaId, String>) -> Vec<ReplicaId> {
+    let mut by_rack: BTreeMap<String, Vec<ReplicaId>> = BTreeMap::new();
+    for id in replicas.keys() {
+        let rack = racks
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| format!("\u{0}replica-{id}"));
+        by_rack.entry(rack).or_default().push(*id);
+    }
+    let mut order = Vec::with_capacity(replicas.len());
+    let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    for depth in 0..deepest {
+        for ids in by_rack.values() {
+            if let Some(id) = ids.get(depth) {
+                order.push(*id);
+            }
+        }
+    }
+    order
 }
 
 /// The smallest string greater than every string starting with `prefix`
@@ -463,6 +561,33 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_placed_in_distinct_racks_with_rotating_first_replicas() {
+        // Five replicas in three racks (a: 1, 4; b: 2, 5; c: 3).
+        let replicas: Replicas = (1..=5).map(|i| (i, format!("http://m{i}"))).collect();
+        let racks: BTreeMap<ReplicaId, String> = [(1, "a"), (2, "b"), (3, "c"), (4, "a"), (5, "b")]
+            .into_iter()
+            .map(|(i, r)| (i, r.to_owned()))
+            .collect();
+        let map = ShardMap::placed(&["g", "n", "t"], &replicas, &racks, 3).expect("map");
+        let mut firsts = std::collections::BTreeSet::new();
+        for group in
+            std::iter::once(GroupId::Cluster).chain(map.shards.iter().map(|s| GroupId::Shard(s.id)))
+        {
+            let members = map.group_replicas(group);
+            assert_eq!(members.len(), 3, "{group}");
+            let distinct: std::collections::BTreeSet<&String> =
+                members.iter().map(|m| &racks[m]).collect();
+            assert_eq!(distinct.len(), 3, "{group}: {members:?} share a rack");
+            firsts.insert(members[0]);
+        }
+        assert_eq!(firsts.len(), 5, "each group is first on another replica");
+        // Fewer replicas than asked for: every group on all of them.
+        let two: Replicas = (1..=2).map(|i| (i, format!("http://m{i}"))).collect();
+        let small = ShardMap::placed(&["m"], &two, &BTreeMap::new(), 3).expect("map");
+        assert!(small.shards.iter().all(|s| s.replicas.len() == 2));
+    }
+
+    #[test]
     fn group_ids_round_trip_through_their_names() {
         for group in [
             GroupId::Cluster,
@@ -502,6 +627,9 @@ mod tests {
                 version: 1,
                 shards: vec![],
                 replicas: replicas(),
+                cluster_replicas: vec![],
+                racks: Default::default(),
+                replicas_per_group: 0,
             }
             .validate(),
             Err(ShardMapError::Empty)

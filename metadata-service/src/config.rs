@@ -31,6 +31,11 @@ pub fn options(config: &MetaConfig, bound: SocketAddr) -> Result<MetaOptions, Co
             .map(|r| (r.id, r.url.trim_end_matches('/').to_owned()))
             .collect()
     };
+    let racks = config
+        .replicas
+        .iter()
+        .filter_map(|r| r.rack.clone().map(|rack| (r.id, rack)))
+        .collect();
     let options = MetaOptions {
         data_dir: config.data_dir.clone(),
         advertise_url,
@@ -39,6 +44,8 @@ pub fn options(config: &MetaConfig, bound: SocketAddr) -> Result<MetaOptions, Co
         initial_splits: config.initial_splits.clone(),
         detector: config.detector(),
         join: config.join,
+        racks,
+        replicas_per_group: config.replicas_per_group,
     };
     options.initial_map()?;
     Ok(options)

@@ -462,6 +462,7 @@ async fn a_wiped_replica_is_removed_and_re_added_by_snapshot_with_equal_digests(
         .change_replicas(&ReplicaChange::Add {
             id: 3,
             url: replicas[2].url.clone(),
+            rack: None,
         })
         .await
         .expect("add replica 3");
@@ -577,4 +578,89 @@ async fn a_new_cluster_leader_resumes_failure_detection_without_flapping_nodes()
     }
     stop.store(true, Ordering::Relaxed);
     beats.await.expect("heartbeats");
+}
+
+/// Four replicas in three racks, three replicas per group: each group
+/// lives on three processes in distinct racks, the groups' first leaders
+/// are spread over the processes, and the catalogue works on every shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_placed_on_three_of_four_replicas_in_distinct_racks_with_leaders_spread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        listeners.push(common::bind().await);
+    }
+    let replicas: cairn_meta_api::shard_map::Replicas = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, (_, url))| (i as u64 + 1, url.clone()))
+        .collect();
+    let racks: std::collections::BTreeMap<u64, String> = [(1, "a"), (2, "b"), (3, "c"), (4, "a")]
+        .into_iter()
+        .map(|(id, rack)| (id, rack.to_owned()))
+        .collect();
+    let mut processes = Vec::new();
+    for (i, (listener, url)) in listeners.into_iter().enumerate() {
+        let id = i as u64 + 1;
+        let options = cairn_metadata_service::MetaOptions {
+            data_dir: dir.path().join(format!("meta-{id}")),
+            advertise_url: url,
+            replica_id: id,
+            replicas: replicas.clone(),
+            initial_splits: vec!["g".into(), "n".into(), "t".into()],
+            detector: cairn_meta_api::config::DetectorConfig::LOCAL,
+            join: false,
+            racks: racks.clone(),
+            replicas_per_group: 3,
+        };
+        processes.push(common::serve(listener, options).await);
+    }
+    let urls: Vec<String> = replicas.values().cloned().collect();
+    let client = MetaClient::connect(&urls.join(","), &secret())
+        .await
+        .expect("connect");
+    let map = client.shard_map();
+    assert_eq!(map.shards.len(), 4);
+    for bucket in ["apple", "house", "orange", "zebra"] {
+        client.create_bucket(bucket, "ann").await.expect("bucket");
+        client
+            .commit_object(bucket, "k", manifest(1, bucket), Precondition::None)
+            .await
+            .expect("commit");
+        let record = client
+            .get_object(bucket, "k")
+            .await
+            .expect("get")
+            .expect("there");
+        assert_eq!(record.manifest.etag, bucket);
+    }
+    // Hosting and leadership, as the processes report them.
+    let mut hosts: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    let mut leaders: std::collections::BTreeMap<String, u64> = Default::default();
+    for (id, _, status) in client.statuses().await {
+        for group in status.expect("status").groups {
+            hosts.entry(group.group.clone()).or_default().push(id);
+            if group.leader == Some(id) {
+                leaders.insert(group.group.clone(), id);
+            }
+        }
+    }
+    assert_eq!(
+        hosts.len(),
+        5,
+        "the cluster group and four shards: {hosts:?}"
+    );
+    for (group, on) in &hosts {
+        assert_eq!(on.len(), 3, "{group} on {on:?}");
+        let distinct: std::collections::BTreeSet<&String> = on.iter().map(|r| &racks[r]).collect();
+        assert_eq!(distinct.len(), 3, "{group} on {on:?} shares a rack");
+    }
+    let distinct_leaders: std::collections::BTreeSet<u64> = leaders.values().copied().collect();
+    assert!(
+        distinct_leaders.len() >= 3,
+        "leaders are spread over the processes: {leaders:?}"
+    );
+    for process in processes {
+        process.stop().await;
+    }
 }

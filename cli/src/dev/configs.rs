@@ -28,8 +28,11 @@ pub(crate) fn meta(options: &DevOptions, data: &Path, id: u64, all: &[SocketAddr
             .map(|(i, addr)| ReplicaEntry {
                 id: i as u64 + 1,
                 url: format!("http://{addr}"),
+                // Each replica a failure domain of its own, as on hosts.
+                rack: Some(format!("meta-rack-{}", i + 1)),
             })
             .collect(),
+        replicas_per_group: 3,
         join: false,
         initial_splits: vec!["m".into()],
         suspect_after_ms: options.suspect_after.as_millis() as u64,

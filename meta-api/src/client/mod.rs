@@ -133,6 +133,9 @@ impl MetaClient {
                 version: 0,
                 shards: Vec::new(),
                 replicas: Default::default(),
+                cluster_replicas: Vec::new(),
+                racks: Default::default(),
+                replicas_per_group: 0,
             }),
             leaders: RwLock::new(HashMap::new()),
         }

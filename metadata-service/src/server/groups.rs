@@ -29,9 +29,11 @@ impl Shared {
         self.groups_dir().join(id.to_string())
     }
 
-    /// Opens every group in the data directory; on first start, creates
-    /// the initial ones (the cluster group and the initial shards), and on
-    /// the bootstrapping replica initialises their membership.
+    /// Opens every group in the data directory. On first start it creates
+    /// the initial groups this replica is placed in; those whose first
+    /// replica it is are initialised once it serves
+    /// ([`Self::initialise_new_groups`]: each group's first leader, so
+    /// leaders start spread over the processes).
     pub(super) async fn open_all(self: &Arc<Self>) -> Result<(), StartError> {
         let dir = self.groups_dir();
         let io = |source| StartError::Io {
@@ -47,86 +49,105 @@ impl Shared {
                 found.push(id);
             }
         }
+        let initial = self.options.initial_map()?;
+        let me = self.options.replica_id;
         let first_start = found.is_empty() && !self.options.join;
         if first_start {
-            found.push(GroupId::Cluster);
             found.extend(
-                self.options
-                    .initial_map()?
-                    .shards
-                    .iter()
-                    .map(|s| GroupId::Shard(s.id)),
+                std::iter::once(GroupId::Cluster)
+                    .chain(initial.shards.iter().map(|s| GroupId::Shard(s.id)))
+                    .filter(|g| initial.group_replicas(*g).contains(&me)),
             );
         }
         for id in &found {
             self.open_group(*id).await?;
         }
-        if self.options.bootstraps() && !self.options.join {
-            if first_start && self.cluster_exists_elsewhere().await {
-                tracing::error!(
-                    "this replica's data dir is empty but the other replicas already form a cluster: \
-                     not initialising a second one; add this process with `cairn meta add-replica` \
-                     (and `join = true`) after removing its old id"
-                );
-                return Ok(());
-            }
-            let members = self.all_members();
-            for id in &found {
-                let group = self.group(*id).expect("opened above");
-                if !group.raft.is_initialized().await.unwrap_or(true)
-                    && (first_start || self.is_initial(*id))
-                {
-                    tracing::info!(group = %id, "initialising a new group");
-                    if let Err(err) = group.raft.initialize(members.clone()).await {
-                        tracing::warn!(group = %id, %err, "initialise");
-                    }
-                }
-            }
-        }
         Ok(())
     }
 
-    /// Whether another replica already has an initialised cluster group
-    /// (asked before bootstrapping, so that a replica restarted on an empty
-    /// disk does not found a second cluster next to the first).
-    async fn cluster_exists_elsewhere(&self) -> bool {
-        let others: Vec<&String> = self
-            .options
-            .replicas
-            .iter()
-            .filter(|(id, _)| **id != self.options.replica_id)
-            .map(|(_, url)| url)
+    /// Initialises the groups of the initial map whose first replica this
+    /// is and that nobody has initialised yet. Runs once the server
+    /// serves: it asks the other replicas first, and they ask it.
+    pub(super) async fn initialise_new_groups(self: &Arc<Self>) {
+        if self.options.join {
+            return;
+        }
+        let Ok(initial) = self.options.initial_map() else {
+            return;
+        };
+        let me = self.options.replica_id;
+        let groups: Vec<Arc<Group>> = self
+            .groups
+            .read()
+            .expect("groups")
+            .values()
+            .cloned()
             .collect();
-        for url in others {
-            let client = cairn_meta_api::MetaClient::unconnected(url, &self.secret);
-            if let Ok(status) = client.status(url).await
-                && status
-                    .groups
-                    .iter()
-                    .any(|g| g.group == "cluster" && !g.voters.is_empty())
+        let mut mine = Vec::new();
+        for group in groups {
+            if initial.group_replicas(group.id).first() == Some(&me)
+                && !group.raft.is_initialized().await.unwrap_or(true)
             {
-                return true;
+                mine.push(group.id);
             }
         }
-        false
-    }
-
-    fn is_initial(&self, id: GroupId) -> bool {
-        match id {
-            GroupId::Cluster => true,
-            GroupId::Shard(shard) => self
-                .options
-                .initial_map()
-                .is_ok_and(|map| map.shard(shard).is_some()),
+        if mine.is_empty() {
+            return;
+        }
+        let elsewhere = self.initialised_elsewhere(&initial).await;
+        for id in mine {
+            let group = self.group(id).expect("opened above");
+            if group.raft.is_initialized().await.unwrap_or(true) {
+                continue;
+            }
+            // Another replica has the group already: this one lost its disk
+            // (or was never part of it). It waits to be caught up instead
+            // of starting the group afresh.
+            if elsewhere.contains(&id) {
+                tracing::warn!(group = %id, "another replica already has this group; waiting to be caught up instead of initialising it");
+                continue;
+            }
+            let members: std::collections::BTreeMap<u64, BasicNode> = initial
+                .group_replicas(id)
+                .iter()
+                .filter_map(|r| initial.url(*r).map(|url| (*r, BasicNode::new(url))))
+                .collect();
+            tracing::info!(group = %id, ?members, "initialising a new group");
+            if let Err(err) = group.raft.initialize(members).await {
+                tracing::warn!(group = %id, %err, "initialise");
+            }
         }
     }
 
-    fn all_members(&self) -> std::collections::BTreeMap<u64, BasicNode> {
-        self.options
-            .replicas
-            .iter()
-            .map(|(id, url)| (*id, BasicNode::new(url)))
-            .collect()
+    /// The groups some other reachable replica already has initialised
+    /// (asked before initialising, so that a replica restarted on an empty
+    /// disk does not start its groups afresh next to the running ones).
+    async fn initialised_elsewhere(&self, map: &ShardMap) -> std::collections::BTreeSet<GroupId> {
+        let mut found = std::collections::BTreeSet::new();
+        for (id, url) in &map.replicas {
+            if *id == self.options.replica_id {
+                continue;
+            }
+            let client = cairn_meta_api::MetaClient::unconnected_with(
+                url,
+                &self.secret,
+                cairn_service::Timeouts {
+                    connect: std::time::Duration::from_secs(1),
+                    request: std::time::Duration::from_secs(2),
+                    progress: std::time::Duration::from_secs(2),
+                },
+            );
+            if let Ok(status) = client.status(url).await {
+                found.extend(
+                    status
+                        .groups
+                        .iter()
+                        .filter(|g| !g.voters.is_empty())
+                        .filter_map(|g| g.group.parse::<GroupId>().ok()),
+                );
+            }
+        }
+        found
     }
 
     /// Opens one group's database and starts its Raft replica (no-op when
@@ -237,7 +258,7 @@ impl Shared {
     pub(super) fn cluster_leader(&self) -> Result<(Arc<Group>, Arc<ClusterState>), ApiError> {
         let group = self
             .group(GroupId::Cluster)
-            .ok_or_else(|| ApiError::internal("the cluster group is not open"))?;
+            .ok_or_else(not_a_cluster_replica)?;
         if !group.is_leader() {
             return Err(group.not_leader_here());
         }
@@ -254,7 +275,7 @@ impl Shared {
     pub(super) fn cluster_state(&self) -> Result<Arc<ClusterState>, ApiError> {
         match self.group(GroupId::Cluster).map(|g| g.state.clone()) {
             Some(Replicated::Cluster(state)) => Ok(state),
-            _ => Err(ApiError::internal("the cluster group is not open")),
+            _ => Err(not_a_cluster_replica()),
         }
     }
 
@@ -409,4 +430,14 @@ impl Shared {
         }
         Ok(map)
     }
+}
+
+/// A process that hosts no replica of the cluster group sends the client
+/// on to the others, as a follower that knows no leader does.
+fn not_a_cluster_replica() -> ApiError {
+    ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        ErrorCode::NotLeader,
+        "this process has no replica of the cluster group",
+    )
 }

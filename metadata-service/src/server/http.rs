@@ -186,7 +186,7 @@ async fn shard_map(State(shared): State<Arc<Shared>>) -> Result<Json<ShardMap>, 
         Some(map) => Ok(Json(map)),
         None => match shared.group(GroupId::Cluster) {
             Some(group) => Err(group.not_leader_here()),
-            None => Err(ApiError::internal("the cluster group is not open")),
+            None => Err(shared.cluster_state().expect_err("no cluster group here")),
         },
     }
 }

@@ -79,7 +79,9 @@ impl Shared {
             .voter_ids()
             .collect();
         let next: BTreeSet<u64> = match change {
-            ReplicaChange::Add { id: replica, url } => {
+            ReplicaChange::Add {
+                id: replica, url, ..
+            } => {
                 if voters.contains(replica) {
                     return Ok(());
                 }
@@ -178,8 +180,25 @@ impl Shared {
             .refresh_map()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
+        // Which groups change: a removed replica leaves every group it is
+        // in; an added one joins every group short of the map's
+        // replicas-per-group (every group when groups are on every replica).
+        let wanted = if map.replicas_per_group == 0 {
+            usize::MAX
+        } else {
+            map.replicas_per_group
+        };
         let groups: Vec<GroupId> = std::iter::once(GroupId::Cluster)
             .chain(map.shards.iter().map(|s| GroupId::Shard(s.id)))
+            .filter(|group| {
+                let members = map.group_replicas(*group);
+                match change {
+                    ReplicaChange::Add { id, .. } => {
+                        !members.contains(id) && members.len() < wanted
+                    }
+                    ReplicaChange::Remove { id } => members.contains(id),
+                }
+            })
             .collect();
         for group in &groups {
             if let ReplicaChange::Add { url, .. } = change {
@@ -195,18 +214,31 @@ impl Shared {
         }
         let mut next = map.clone();
         next.version += 1;
+        if next.cluster_replicas.is_empty() {
+            next.cluster_replicas = map.group_replicas(GroupId::Cluster);
+        }
         match change {
-            ReplicaChange::Add { id, url } => {
+            ReplicaChange::Add { id, url, rack } => {
                 next.replicas
                     .insert(*id, url.trim_end_matches('/').to_owned());
-                for shard in &mut next.shards {
-                    if !shard.replicas.contains(id) {
-                        shard.replicas.push(*id);
+                if let Some(rack) = rack {
+                    next.racks.insert(*id, rack.clone());
+                }
+                for group in &groups {
+                    match group {
+                        GroupId::Cluster => next.cluster_replicas.push(*id),
+                        GroupId::Shard(shard) => {
+                            if let Some(range) = next.shards.iter_mut().find(|s| s.id == *shard) {
+                                range.replicas.push(*id);
+                            }
+                        }
                     }
                 }
             }
             ReplicaChange::Remove { id } => {
                 next.replicas.remove(id);
+                next.racks.remove(id);
+                next.cluster_replicas.retain(|r| r != id);
                 for shard in &mut next.shards {
                     shard.replicas.retain(|r| r != id);
                 }

@@ -40,14 +40,18 @@ pub struct MetaOptions {
     pub advertise_url: String,
     /// This process's replica id.
     pub replica_id: ReplicaId,
-    /// Every metadata process of the cluster, this one included. The
-    /// initial groups are replicated on all of them; the lowest id
-    /// initialises them on first start.
+    /// Every metadata process of the cluster, this one included. Each
+    /// initial group is placed on `replicas_per_group` of them; its first
+    /// replica initialises it on first start (and so first leads it).
     pub replicas: Replicas,
     /// Split points of the initial shard map (first start only; every
     /// replica must be given the same).
     pub initial_splits: Vec<String>,
     pub detector: DetectorConfig,
+    /// Each replica's rack (groups are placed across racks).
+    pub racks: std::collections::BTreeMap<ReplicaId, String>,
+    /// Replicas per group (0: every replica).
+    pub replicas_per_group: usize,
     /// This replica joins an existing cluster (`cairn meta add-replica`):
     /// it creates and initialises nothing on its own, and waits for each
     /// group's leader to seed it.
@@ -65,18 +69,21 @@ impl MetaOptions {
             initial_splits: splits.iter().map(|s| (*s).to_owned()).collect(),
             detector,
             join: false,
+            racks: Default::default(),
+            replicas_per_group: 0,
         }
     }
 
-    /// The map the cluster starts with.
+    /// The map the cluster starts with: every group on
+    /// `replicas_per_group` replicas in distinct racks.
     pub fn initial_map(&self) -> Result<ShardMap, ShardMapError> {
         let splits: Vec<&str> = self.initial_splits.iter().map(String::as_str).collect();
-        ShardMap::with_splits(&splits, &self.replicas)
-    }
-
-    /// Whether this replica initialises the groups of a new cluster.
-    fn bootstraps(&self) -> bool {
-        self.replicas.keys().next() == Some(&self.replica_id)
+        ShardMap::placed(
+            &splits,
+            &self.replicas,
+            &self.racks,
+            self.replicas_per_group,
+        )
     }
 }
 
@@ -221,6 +228,10 @@ async fn background(shared: Arc<Shared>, token: CancellationToken) {
     let mut interval = tokio::time::interval(Duration::from_millis(100).min(detector_period));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_tick = tokio::time::Instant::now();
+    tokio::select! {
+        () = shared.initialise_new_groups() => {}
+        () = token.cancelled() => return,
+    }
     loop {
         tokio::select! {
             _ = interval.tick() => {}
