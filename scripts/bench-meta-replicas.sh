@@ -6,14 +6,14 @@
 # replicas' cairn_meta_commit_seconds histograms, interpolated in their
 # buckets).
 #
-#   scripts/bench-meta-replicas.sh [rounds] [seconds]   (defaults 2, 20)
+#   scripts/bench-meta-replicas.sh [rounds] [seconds]   (defaults 4, 20)
 #
 # Prints one line per run and the ratio of the medians. Release build
 # required (cargo build --release --bins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${CARGO_TARGET_DIR:-target}/release"
-ROUNDS=${1:-2}
+ROUNDS=${1:-4}
 SECONDS_PER_RUN=${2:-20}
 OUT=target/bench-meta-replicas
 mkdir -p "$OUT"
@@ -61,9 +61,14 @@ PY
   rm -rf "$data"
 }
 
+# ABBA order: the first cluster of a session runs faster (a cold machine),
+# so neither configuration always goes first.
 for round in $(seq 1 "$ROUNDS"); do
-  run 1 "$round"
-  run 3 "$round"
+  if (( round % 2 )); then
+    run 1 "$round"; run 3 "$round"
+  else
+    run 3 "$round"; run 1 "$round"
+  fi
 done | tee "$OUT/summary.txt"
 python3 - "$OUT/summary.txt" <<'PY'
 import re, statistics, sys
