@@ -14,6 +14,10 @@ pub enum ConfigError {
     Map(#[from] ShardMapError),
     #[error(transparent)]
     File(#[from] cairn_service::config::ConfigError),
+    #[error(
+        "replicas_per_group must be 1, 3 or 5 (an odd number, so a majority is well defined), not {0}"
+    )]
+    ReplicasPerGroup(usize),
 }
 
 /// Resolves the options a server starts with, given the bound address.
@@ -31,6 +35,9 @@ pub fn options(config: &MetaConfig, bound: SocketAddr) -> Result<MetaOptions, Co
             .map(|r| (r.id, r.url.trim_end_matches('/').to_owned()))
             .collect()
     };
+    if ![1, 3, 5].contains(&config.replicas_per_group) {
+        return Err(ConfigError::ReplicasPerGroup(config.replicas_per_group));
+    }
     let racks = config
         .replicas
         .iter()
@@ -66,5 +73,12 @@ mod tests {
         assert_eq!(options.initial_map().expect("map").shards.len(), 2);
         assert_eq!(options.replicas.len(), 1);
         assert_eq!(options.replica_id, 1);
+        let mut even = config.clone();
+        even.replicas_per_group = 2;
+        let bound = "127.0.0.1:7300".parse().expect("addr");
+        assert!(matches!(
+            super::options(&even, bound),
+            Err(ConfigError::ReplicasPerGroup(2))
+        ));
     }
 }

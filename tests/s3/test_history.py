@@ -294,3 +294,55 @@ def test_the_checker_catches_a_stale_read_and_a_resurrected_delete():
     assert check(invented), "a value nobody wrote"
     lost = [op("put", "k3", "y", 0, 1), op("get", "k3", None, 2, 3, result=INITIAL)]
     assert check(lost), "an acknowledged write is gone"
+
+
+def test_without_a_metadata_quorum_s3_answers_503_quickly_and_recovers(tmp_path):
+    """Two of three metadata replicas SIGKILLed: a PUT fails with S3's 503
+    ServiceUnavailable within seconds (no hang, nothing half-written); one
+    replica back and PUTs and GETs work again, the object written before
+    the outage included."""
+    cluster = Cluster(tmp_path / "data")
+    spawned = []
+    log = open(tmp_path / "respawned.log", "w")
+    try:
+        s3 = cluster.client(connect_timeout=5, read_timeout=60)
+        s3.create_bucket(Bucket="quorum")
+        s3.put_object(Bucket="quorum", Key="before", Body=b"written with a quorum")
+        metas = cluster.info["metadata"]
+        identities = [proc_identity(m["pid"]) for m in metas[1:]]
+        for m in metas[1:]:
+            kill9(m["pid"])
+        started = time.monotonic()
+        with pytest.raises(ClientError) as refused:
+            s3.put_object(Bucket="quorum", Key="during", Body=b"no quorum")
+        elapsed = time.monotonic() - started
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503, refused.value.response
+        assert refused.value.response["Error"]["Code"] in ("ServiceUnavailable", "SlowDown")
+        assert elapsed < 30, f"the refusal took {elapsed:.1f} s"
+        # One replica returns: a majority again.
+        cmdline, environ = identities[0]
+        spawned.append(respawn(cmdline, environ, log))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                s3.put_object(Bucket="quorum", Key="after", Body=b"quorum again")
+                break
+            except ClientError:
+                assert time.monotonic() < deadline, "PUTs did not resume"
+                time.sleep(1)
+        assert s3.get_object(Bucket="quorum", Key="before")["Body"].read() == b"written with a quorum"
+        assert s3.get_object(Bucket="quorum", Key="after")["Body"].read() == b"quorum again"
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="quorum").get("Contents", [])]
+        assert "before" in keys and "after" in keys
+        # The operator's view: replica 3 unreachable, the others agree.
+        status = cluster.cairn("meta", "status", "--json")
+        assert [r["replica"] for r in status if "error" in r] == [3], status
+        report = cluster.cairn("meta", "verify")
+        assert "unavailable" in report and "diverged" not in report, report
+    finally:
+        for child in spawned:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        cluster.stop()
+        log.close()

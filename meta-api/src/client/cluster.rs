@@ -218,7 +218,9 @@ impl MetaClient {
                     };
                     verdict.digests.push((*replica, digest));
                 }
-                if verdict.settled() || attempt + 1 == attempts {
+                // Settled, or a replica is unreachable (it cannot settle).
+                let unreachable = verdict.digests.iter().any(|(_, d)| d.is_err());
+                if verdict.settled() || unreachable || attempt + 1 == attempts {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -6,7 +6,6 @@
 //! within [`COMMIT_DEADLINE`], never waits forever.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +57,6 @@ impl Group {
     pub async fn start<M: Machine>(
         id: GroupId,
         replica: ReplicaId,
-        dir: &Path,
         machine: Arc<M>,
         state: Replicated,
         http: HttpClient,
@@ -72,7 +70,7 @@ impl Group {
                 })?,
         );
         let log = LogStore::new(machine.db().clone());
-        let state_machine = StateMachineStore::new(machine, dir);
+        let state_machine = StateMachineStore::new(machine);
         let network = Network { http, group: id };
         let raft = Raft::new(replica, config, network, log, state_machine)
             .await

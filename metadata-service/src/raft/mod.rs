@@ -4,7 +4,7 @@
 //! A group keeps everything in one RocksDB (`<data_dir>/groups/<group>`):
 //! the state machine's rows in the default column family (exactly the rows
 //! an unreplicated shard had), the log in `raft_log`, and the vote, the
-//! applied position and the membership in `raft_state`. Log appends are
+//! applied position, the membership and the last snapshot in `raft_state`. Log appends are
 //! written with a synced WAL before they are acknowledged; applying an
 //! entry writes its rows and the applied position in one batch, so a crash
 //! never applies an entry twice or half. The WAL is synced before the log

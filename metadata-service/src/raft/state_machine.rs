@@ -8,11 +8,11 @@
 //!
 //! A snapshot is every state row read at one RocksDB snapshot, with the
 //! applied position and membership read at the same point; it is kept in
-//! `<group dir>/snapshot` for a replica that falls behind the purged log,
-//! and installing one replaces every state row in one synced batch.
+//! the group's `raft_state` column family for a replica that falls behind
+//! the purged log, and installing one replaces every state row in one
+//! synced batch.
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
@@ -105,15 +105,11 @@ fn read_applied(
 #[derive(Debug)]
 pub struct StateMachineStore<M: Machine> {
     machine: Arc<M>,
-    snapshot_path: PathBuf,
 }
 
 impl<M: Machine> StateMachineStore<M> {
-    pub fn new(machine: Arc<M>, group_dir: &Path) -> Self {
-        Self {
-            machine,
-            snapshot_path: group_dir.join("snapshot"),
-        }
+    pub fn new(machine: Arc<M>) -> Self {
+        Self { machine }
     }
 }
 
@@ -178,7 +174,6 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for StateMachineStore<M> {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             db: self.machine.db().clone(),
-            path: self.snapshot_path.clone(),
         }
     }
 
@@ -195,7 +190,6 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for StateMachineStore<M> {
         let rows = decode_rows(&data).map_err(snap_err)?;
         let machine = self.machine.clone();
         let meta2 = meta.clone();
-        let path = self.snapshot_path.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
             let db = machine.db();
             let mut batch = WriteBatch::default();
@@ -224,7 +218,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for StateMachineStore<M> {
             synced.set_sync(true);
             db.write_opt(batch, &synced).map_err(sm_err)?;
             machine.reload().map_err(sm_err)?;
-            save_snapshot(&path, &meta2, &data).map_err(sm_err)?;
+            save_snapshot(db, &meta2, &data).map_err(sm_err)?;
             tracing::info!(applied = ?meta2.last_log_id, rows = rows.len(), "installed a snapshot");
             Ok(())
         })
@@ -233,8 +227,8 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for StateMachineStore<M> {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let path = self.snapshot_path.clone();
-        tokio::task::spawn_blocking(move || load_snapshot(&path))
+        let db = self.machine.db().clone();
+        tokio::task::spawn_blocking(move || load_snapshot(&db))
             .await
             .map_err(snap_err)?
     }
@@ -244,13 +238,11 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for StateMachineStore<M> {
 #[derive(Debug)]
 pub struct SnapshotBuilder {
     db: Arc<DB>,
-    path: PathBuf,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let db = self.db.clone();
-        let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> Result<Snapshot<TypeConfig>, StorageError> {
             let point = db.snapshot();
             let mut rows = Vec::new();
@@ -273,7 +265,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     rand::random::<u32>()
                 ),
             };
-            save_snapshot(&path, &meta, &rows).map_err(sm_err)?;
+            save_snapshot(&db, &meta, &rows).map_err(sm_err)?;
             Ok(Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(rows)),
@@ -344,41 +336,37 @@ fn decode_rows(mut data: &[u8]) -> Result<Rows, String> {
     Ok(rows)
 }
 
-/// `[u32 meta length][meta JSON][rows]`, written to a temporary file,
-/// synced and renamed into place.
+/// The current snapshot lives in the group's `raft_state` column family
+/// under this key, as `[u32 meta length][meta JSON][rows]`, written with a
+/// synced WAL.
+const SNAPSHOT: &[u8] = b"snapshot";
+
 fn save_snapshot(
-    path: &Path,
+    db: &DB,
     meta: &SnapshotMeta<ReplicaId, openraft::BasicNode>,
     rows: &[u8],
-) -> std::io::Result<()> {
-    use std::io::Write;
+) -> Result<(), rocksdb::Error> {
     let meta = serde_json::to_vec(meta).expect("serializes");
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&(meta.len() as u32).to_be_bytes())?;
-    file.write_all(&meta)?;
-    file.write_all(rows)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    let mut value = Vec::with_capacity(4 + meta.len() + rows.len());
+    value.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+    value.extend_from_slice(&meta);
+    value.extend_from_slice(rows);
+    let mut synced = WriteOptions::default();
+    synced.set_sync(true);
+    db.put_cf_opt(raft_cf(db), SNAPSHOT, value, &synced)
 }
 
-fn load_snapshot(path: &Path) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(snap_err(e)),
+fn load_snapshot(db: &DB) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    let Some(bytes) = db.get_cf(raft_cf(db), SNAPSHOT).map_err(snap_err)? else {
+        return Ok(None);
     };
     if bytes.len() < 4 {
-        return Err(snap_err("truncated snapshot file"));
+        return Err(snap_err("truncated snapshot"));
     }
     let len = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
     let meta_end = 4 + len;
     if bytes.len() < meta_end {
-        return Err(snap_err("truncated snapshot file"));
+        return Err(snap_err("truncated snapshot"));
     }
     let meta = serde_json::from_slice(&bytes[4..meta_end]).map_err(snap_err)?;
     Ok(Some(Snapshot {

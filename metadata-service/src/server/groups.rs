@@ -160,8 +160,7 @@ impl Shared {
         if let Some(group) = self.group(id) {
             return Ok(group);
         }
-        let dir = self.group_dir(id);
-        let path = dir.clone();
+        let path = self.group_dir(id);
         let group = match id {
             GroupId::Cluster => {
                 let db = tokio::task::spawn_blocking(move || crate::raft::open_db(&path))
@@ -172,7 +171,6 @@ impl Shared {
                 Group::start(
                     id,
                     self.options.replica_id,
-                    &dir,
                     state.clone(),
                     Replicated::Cluster(state),
                     self.raft_http.clone(),
@@ -190,7 +188,6 @@ impl Shared {
                 Group::start(
                     id,
                     self.options.replica_id,
-                    &dir,
                     shard.clone(),
                     Replicated::Shard(shard),
                     self.raft_http.clone(),

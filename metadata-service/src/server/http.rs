@@ -227,11 +227,13 @@ async fn heartbeat(
     }
 }
 
-/// The registry as the cluster leader has applied it.
+/// The registry as the cluster leader has applied it, after a read
+/// barrier (placement must not see a node state a new leader changed).
 async fn nodes(
     State(shared): State<Arc<Shared>>,
 ) -> Result<Json<Vec<cairn_meta_api::model::NodeRecord>>, ApiError> {
-    let (_, state) = shared.cluster_leader()?;
+    let (group, state) = shared.cluster_leader()?;
+    group.linearize().await?;
     Ok(Json(state.nodes()?))
 }
 
@@ -324,7 +326,10 @@ async fn events(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<Vec<cairn_meta_api::model::NodeEvent>>, ApiError> {
-    let (_, state) = shared.cluster_leader()?;
+    // After a read barrier: a feed reader must not miss a transition that
+    // a newer leader committed.
+    let (group, state) = shared.cluster_leader()?;
+    group.linearize().await?;
     Ok(Json(
         state.events(query.after, query.limit.unwrap_or(1000))?,
     ))
