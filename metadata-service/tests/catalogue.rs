@@ -676,3 +676,58 @@ async fn cross_shard_reads_on_a_stale_map_after_a_split_return_everything() {
     assert_eq!(buckets.len(), 1);
     process.stop().await;
 }
+
+/// A commit whose answer was lost is retried with the same request id: it
+/// applies once, and the retry gets the first answer, also when a split
+/// moved the key to another shard in between.
+#[tokio::test]
+async fn a_retried_commit_applies_once_even_across_a_split() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (process, client) = primary(dir.path(), &[]).await;
+    client.create_bucket("app", "ann").await.expect("bucket");
+    let url = client.shard_map().replicas[&1].clone();
+    let http = reqwest::Client::new();
+    let request = cairn_meta_api::model::ApplyRequest {
+        request_id: "retry-me".into(),
+        command: Command::CommitObject {
+            bucket: "app".into(),
+            key: "logs/x".into(),
+            manifest: manifest(1, "first"),
+            precondition: Precondition::None,
+        },
+    };
+    let send = |shard: u32| {
+        let http = http.clone();
+        let url = url.clone();
+        let request = request.clone();
+        async move {
+            http.post(format!("{url}/shards/{shard}/apply"))
+                .header("x-cairn-secret", common::SECRET)
+                .json(&request)
+                .send()
+                .await
+                .expect("send")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let first = send(0).await;
+    assert_eq!(first["result"], "committed", "{first}");
+    assert_eq!(send(0).await, first, "a retry gets the first answer");
+    let map = client.split("app/logs/").await.expect("split");
+    let child = map.route("app/logs/x").id;
+    assert_ne!(child.0, 0);
+    assert_eq!(send(child.0).await, first, "and so on the split's child");
+    let record = client
+        .get_object("app", "logs/x")
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(
+        serde_json::to_value(&record.version_id).expect("json"),
+        first["version_id"],
+        "applied once: still the first version"
+    );
+    process.stop().await;
+}

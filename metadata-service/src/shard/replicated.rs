@@ -7,6 +7,7 @@
 //!   answer was lost is not applied twice.
 //! - The first entry sets the shard's range.
 //! - A split moves the rows at or above its point into a child database
+//!   (the kept replies are copied to both halves)
 //!   next to this one, which every replica creates identically from the
 //!   same state at the same log position, and which then runs as a group
 //!   of its own on the same replicas.
@@ -198,6 +199,10 @@ impl Shard {
             if catalogue_key_of_row(&k, &v)?.is_some_and(|cat| upper.contains(&cat)) {
                 copy.put(&k, &v);
                 remove.delete(&k);
+            } else if matches!(k.first(), Some(&REPLY | &REPLY_TIME)) {
+                // Both halves keep the kept replies: a retry of a command
+                // acknowledged before the split may land on either.
+                copy.put(&k, &v);
             }
         }
         if !child_dir.exists() {
