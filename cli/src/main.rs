@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(version, about = "Run and administer a Cairn cluster")]
 struct Cli {
-    /// The primary metadata service (default: from the dev cluster's
+    /// The metadata replicas, comma-separated (default: from the dev cluster's
     /// cluster.json, else http://127.0.0.1:7300).
     #[arg(long, env = "CAIRN_META_URL", global = true)]
     meta_url: Option<String>,

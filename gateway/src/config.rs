@@ -33,7 +33,7 @@ pub struct GatewayConfig {
     /// Where `/metrics` and `/health` are served (none: not served).
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
-    /// The primary metadata service.
+    /// The metadata replicas (one URL or several, comma-separated).
     pub metadata_url: String,
     /// S3 users. `CAIRN_ACCESS_KEY` / `CAIRN_SECRET_KEY` add one more.
     #[serde(default)]

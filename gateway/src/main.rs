@@ -17,7 +17,7 @@ struct Args {
     /// TOML config (see configs/gateway.toml). Flags override its values.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The primary metadata service (required without --config).
+    /// The metadata replicas, comma-separated (required without --config).
     #[arg(long)]
     metadata_url: Option<String>,
     /// S3 listen address (port 0 picks a free port).

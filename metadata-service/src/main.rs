@@ -9,8 +9,8 @@ use cairn_service::listen::{Listeners, write_addr_file};
 use cairn_service::{ClusterSecret, process};
 use clap::Parser;
 
-/// Runs a Cairn metadata process: catalogue shards and (on the primary)
-/// cluster membership.
+/// Runs a Cairn metadata process: one replica of each Raft group (catalogue
+/// shards, cluster state) placed on it.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {

@@ -42,8 +42,8 @@ pub struct NodeConfig {
     /// cache (falls back by itself where the filesystem refuses it).
     #[serde(default = "default_direct_io")]
     pub direct_io: bool,
-    /// The primary metadata service to register and heartbeat with (none:
-    /// standalone).
+    /// The metadata replicas to register and heartbeat with (one URL or
+    /// several, comma-separated; none: standalone).
     #[serde(default)]
     pub metadata_url: Option<String>,
     /// How often to heartbeat, in milliseconds.

@@ -13,7 +13,7 @@ pub struct ScrubberConfig {
     /// Admin API (`/scrub/jobs`, `/repair/status`, `/metrics`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The primary metadata service.
+    /// The metadata replicas (one URL or several, comma-separated).
     pub metadata_url: String,
     /// RocksDB with jobs, checkpoints, the repair queue and counters.
     pub data_dir: PathBuf,

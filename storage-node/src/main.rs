@@ -38,7 +38,7 @@ struct Args {
     /// command lines are visible to other users).
     #[arg(long)]
     secret: Option<String>,
-    /// Primary metadata service to register and heartbeat with.
+    /// Metadata replicas to register and heartbeat with (comma-separated).
     #[arg(long)]
     metadata_url: Option<String>,
     /// Write the bound address to this file once listening (for scripts and
