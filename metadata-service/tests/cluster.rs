@@ -13,21 +13,7 @@ use cairn_core::placement::NodeState;
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::config::DetectorConfig;
 use cairn_meta_api::model::Precondition;
-use cairn_node_api::wire::NodeStatus;
 use common::{eventually, manifest, primary, primary_with, secret, spawn_meta_on};
-
-fn status(id: &str) -> NodeStatus {
-    NodeStatus {
-        id: NodeId::new(id).expect("id"),
-        rack: RackId::new("rack-1").expect("rack"),
-        address: format!("http://{id}.invalid"),
-        capacity_bytes: 1000,
-        used_bytes: 10,
-        free_bytes: 990,
-        chunk_count: 1,
-        version: "test".into(),
-    }
-}
 
 async fn state_of(client: &MetaClient, id: &str) -> Option<NodeState> {
     client
@@ -47,7 +33,10 @@ async fn a_silent_node_goes_suspect_then_down_and_comes_back_up() {
         down_after: Duration::from_millis(1500),
     };
     let (process, client) = primary_with(dir.path(), &[], detector).await;
-    let record = client.heartbeat(&status("n1")).await.expect("register");
+    let record = client
+        .heartbeat(&common::node_status("n1"))
+        .await
+        .expect("register");
     assert_eq!((record.state, record.capacity_bytes), (NodeState::Up, 1000));
     // A second node heartbeats every 50 ms (12x margin) until told to stop,
     // and must stay up throughout.
@@ -59,7 +48,10 @@ async fn a_silent_node_goes_suspect_then_down_and_comes_back_up() {
         let stop = stop.clone();
         async move {
             while !stop.load(Ordering::Relaxed) {
-                client.heartbeat(&status("n2")).await.expect("heartbeat");
+                client
+                    .heartbeat(&common::node_status("n2"))
+                    .await
+                    .expect("heartbeat");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -73,7 +65,10 @@ async fn a_silent_node_goes_suspect_then_down_and_comes_back_up() {
     })
     .await;
     assert_eq!(state_of(&client, "n2").await, Some(NodeState::Up));
-    client.heartbeat(&status("n1")).await.expect("back");
+    client
+        .heartbeat(&common::node_status("n1"))
+        .await
+        .expect("back");
     assert_eq!(state_of(&client, "n1").await, Some(NodeState::Up));
     stop.store(true, Ordering::Relaxed);
     steady.await.expect("steady");
@@ -110,7 +105,10 @@ async fn a_silent_node_goes_suspect_then_down_and_comes_back_up() {
 async fn registry_and_events_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (process, client) = primary(dir.path(), &[]).await;
-    client.heartbeat(&status("n1")).await.expect("register");
+    client
+        .heartbeat(&common::node_status("n1"))
+        .await
+        .expect("register");
     process.stop().await;
     let (process, client) = primary(dir.path(), &[]).await;
     assert_eq!(state_of(&client, "n1").await, Some(NodeState::Up));

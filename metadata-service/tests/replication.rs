@@ -120,6 +120,15 @@ fn cluster(dir: &Path) -> Vec<Replica> {
         .collect()
 }
 
+/// A client given every replica's URL.
+async fn connect(urls: &[String]) -> Arc<MetaClient> {
+    Arc::new(
+        MetaClient::connect(&urls.join(","), &secret())
+            .await
+            .expect("connect"),
+    )
+}
+
 /// The replica id leading `group`, as the replicas report it.
 async fn leader_of(client: &MetaClient, group: &str) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -290,11 +299,7 @@ async fn replicas_survive_a_killed_follower_and_a_killed_leader_and_fail_fast_wi
     let dir = tempfile::tempdir().expect("tempdir");
     let mut replicas = cluster(dir.path());
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
-    let client = Arc::new(
-        MetaClient::connect(&urls.join(","), &secret())
-            .await
-            .expect("connect"),
-    );
+    let client = connect(&urls).await;
     client.create_bucket("bucket", "ann").await.expect("bucket");
     // "bucket/…" lives in shard 0 (the map is cut at "m").
     let leader = leader_of(&client, "shard-0").await;
@@ -420,9 +425,7 @@ async fn a_wiped_replica_is_removed_and_re_added_by_snapshot_with_equal_digests(
     let dir = tempfile::tempdir().expect("tempdir");
     let mut replicas = cluster(dir.path());
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
-    let client = MetaClient::connect(&urls.join(","), &secret())
-        .await
-        .expect("connect");
+    let client = connect(&urls).await;
     client.create_bucket("bucket", "ann").await.expect("bucket");
     client.create_bucket("zebra", "ann").await.expect("bucket");
     let commit = |bucket: &'static str, key: String| {
@@ -501,19 +504,6 @@ async fn a_wiped_replica_is_removed_and_re_added_by_snapshot_with_equal_digests(
     commit("bucket", "after".to_owned()).await;
 }
 
-fn node_status(id: &str) -> cairn_node_api::wire::NodeStatus {
-    cairn_node_api::wire::NodeStatus {
-        id: cairn_core::ids::NodeId::new(id).expect("id"),
-        rack: cairn_core::ids::RackId::new("rack-1").expect("rack"),
-        address: format!("http://{id}.invalid"),
-        capacity_bytes: 1000,
-        used_bytes: 10,
-        free_bytes: 990,
-        chunk_count: 1,
-        version: "test".into(),
-    }
-}
-
 /// The failure detector runs on the cluster group's leader. When that
 /// leader dies, the new one resumes detection (a node that falls silent is
 /// still found) without declaring the live nodes suspect: silence is
@@ -523,11 +513,7 @@ async fn a_new_cluster_leader_resumes_failure_detection_without_flapping_nodes()
     let dir = tempfile::tempdir().expect("tempdir");
     let mut replicas = cluster(dir.path());
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
-    let client = Arc::new(
-        MetaClient::connect(&urls.join(","), &secret())
-            .await
-            .expect("connect"),
-    );
+    let client = connect(&urls).await;
     let silent = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let beats = tokio::spawn({
@@ -538,7 +524,7 @@ async fn a_new_cluster_leader_resumes_failure_detection_without_flapping_nodes()
                     if id == "n3" && silent.load(Ordering::Relaxed) {
                         continue;
                     }
-                    let _ = client.heartbeat(&node_status(id)).await;
+                    let _ = client.heartbeat(&common::node_status(id)).await;
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -616,9 +602,7 @@ async fn groups_are_placed_on_three_of_four_replicas_in_distinct_racks_with_lead
         processes.push(common::serve(listener, options).await);
     }
     let urls: Vec<String> = replicas.values().cloned().collect();
-    let client = MetaClient::connect(&urls.join(","), &secret())
-        .await
-        .expect("connect");
+    let client = connect(&urls).await;
     let map = client.shard_map();
     assert_eq!(map.shards.len(), 4);
     for bucket in ["apple", "house", "orange", "zebra"] {

@@ -46,6 +46,20 @@ class Op:
         self.result = None
 
 
+def get(s3, key):
+    """A GET as a history operation (its end time is set by the caller)."""
+    op = Op("get", key)
+    try:
+        op.result = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+        op.ok = True
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "NoSuchKey":
+            op.result, op.ok = INITIAL, True
+    except Exception:
+        pass
+    return op
+
+
 def client_loop(s3, name, stop, history, lock):
     rng = random.Random(name)
     seq = 0
@@ -68,15 +82,7 @@ def client_loop(s3, name, stop, history, lock):
             except Exception:
                 pass
         elif roll < 0.9:
-            op = Op("get", key)
-            try:
-                op.result = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
-                op.ok = True
-            except ClientError as e:
-                if e.response["Error"]["Code"] == "NoSuchKey":
-                    op.result, op.ok = INITIAL, True
-            except Exception:
-                pass
+            op = get(s3, key)
         else:
             op = Op("list", None)
             try:
@@ -114,14 +120,14 @@ def kill9(pid):
         pass
 
 
-def nemesis(cluster, stop, events, spawned, log):
+def nemesis(chaos, stop, events):
     """Every couple of seconds: SIGKILL one metadata replica or one storage
     node, and bring it back a little later. At most one replica is down at a
     time (a majority always lives), so every failure is one the cluster
     must hide."""
     rng = random.Random(7)
-    metas = [(m["pid"], m) for m in cluster.info["metadata"]]
-    nodes = [(n["pid"], n) for n in cluster.info["nodes"]]
+    metas = [(m["pid"], m) for m in chaos.cluster.info["metadata"]]
+    nodes = [(n["pid"], n) for n in chaos.cluster.info["nodes"]]
     while not stop.is_set():
         time.sleep(rng.uniform(1.0, 2.5))
         if stop.is_set():
@@ -138,13 +144,42 @@ def nemesis(cluster, stop, events, spawned, log):
         kill9(pid)
         events.append((time.monotonic(), f"killed {what}"))
         time.sleep(rng.uniform(0.5, 2.0))
-        child = respawn(cmdline, environ, log)
-        spawned.append(child)
+        child = chaos.respawn(cmdline, environ)
         if what.startswith("metadata"):
             metas[index] = (child.pid, info)
         else:
             nodes[index] = (child.pid, info)
         events.append((time.monotonic(), f"restarted {what}"))
+
+
+class Chaos:
+    """A `cairn dev` cluster whose processes a test kills and restarts; the
+    restarted ones are the test's children, stopped with the cluster."""
+
+    def __init__(self, tmp_path):
+        self.cluster = Cluster(tmp_path / "data")
+        self.spawned = []
+        self.log = open(tmp_path / "respawned.log", "w")
+
+    def respawn(self, cmdline, environ):
+        child = respawn(cmdline, environ, self.log)
+        self.spawned.append(child)
+        return child
+
+    def stop(self):
+        for child in self.spawned:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        self.cluster.stop()
+        self.log.close()
+
+
+@pytest.fixture
+def chaos(tmp_path):
+    c = Chaos(tmp_path)
+    yield c
+    c.stop()
 
 
 def check(history):
@@ -203,67 +238,49 @@ def check(history):
     return violations
 
 
-def test_no_lost_write_no_stale_read_no_resurrected_delete_under_a_nemesis(tmp_path):
-    cluster = Cluster(tmp_path / "data")
-    spawned = []
-    log = open(tmp_path / "respawned.log", "w")
-    try:
-        s3 = cluster.client()
-        s3.create_bucket(Bucket=BUCKET)
-        history, lock, events = [], threading.Lock(), []
-        stop, stop_nemesis = threading.Event(), threading.Event()
-        clients = [
-            threading.Thread(target=client_loop, args=(cluster.client(connect_timeout=5, read_timeout=20),
-                                                       f"c{i}", stop, history, lock))
-            for i in range(4)
-        ]
-        chaos = threading.Thread(target=nemesis, args=(cluster, stop_nemesis, events, spawned, log))
-        for t in clients:
-            t.start()
-        chaos.start()
-        time.sleep(DURATION)
-        stop_nemesis.set()
-        chaos.join()
-        # Let the last restarted process rejoin, then stop the clients.
-        time.sleep(3)
-        stop.set()
-        for t in clients:
-            t.join()
-        # Final reads, every process back: no acknowledged write is lost.
-        final = cluster.client(connect_timeout=5, read_timeout=30)
-        for key in KEYS:
-            for attempt in range(30):
-                op = Op("get", key)
-                try:
-                    op.result = final.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
-                    op.ok = True
-                except ClientError as e:
-                    if e.response["Error"]["Code"] == "NoSuchKey":
-                        op.result, op.ok = INITIAL, True
-                except Exception:
-                    pass
-                op.end = time.monotonic()
-                history.append(op)
-                if op.ok:
-                    break
-                time.sleep(1)
-            assert op.ok, f"final read of {key} kept failing"
+def test_no_lost_write_no_stale_read_no_resurrected_delete_under_a_nemesis(chaos):
+    cluster = chaos.cluster
+    s3 = cluster.client()
+    s3.create_bucket(Bucket=BUCKET)
+    history, lock, events = [], threading.Lock(), []
+    stop, stop_nemesis = threading.Event(), threading.Event()
+    clients = [
+        threading.Thread(target=client_loop, args=(cluster.client(connect_timeout=5, read_timeout=20),
+                                                   f"c{i}", stop, history, lock))
+        for i in range(4)
+    ]
+    nemesis_thread = threading.Thread(target=nemesis, args=(chaos, stop_nemesis, events))
+    for t in clients:
+        t.start()
+    nemesis_thread.start()
+    time.sleep(DURATION)
+    stop_nemesis.set()
+    nemesis_thread.join()
+    # Let the last restarted process rejoin, then stop the clients.
+    time.sleep(3)
+    stop.set()
+    for t in clients:
+        t.join()
+    # Final reads, every process back: no acknowledged write is lost.
+    final = cluster.client(connect_timeout=5, read_timeout=30)
+    for key in KEYS:
+        for attempt in range(30):
+            op = get(final, key)
+            op.end = time.monotonic()
+            history.append(op)
+            if op.ok:
+                break
+            time.sleep(1)
+        assert op.ok, f"final read of {key} kept failing"
 
-        done = [op for op in history if op.ok]
-        kinds = {k: sum(1 for op in done if op.kind == k) for k in ("put", "get", "delete", "list")}
-        failed = sum(1 for op in history if not op.ok)
-        print(f"history: {len(history)} ops, {kinds} acknowledged, {failed} failed; nemesis: {len(events)} events")
-        assert kinds["put"] > 20 and kinds["get"] > 20, f"too little traffic to check: {kinds}"
-        assert any("metadata" in e for _, e in events), events
-        violations = check(history)
-        assert not violations, "\n".join(violations[:20])
-    finally:
-        for child in spawned:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        cluster.stop()
-        log.close()
+    done = [op for op in history if op.ok]
+    kinds = {k: sum(1 for op in done if op.kind == k) for k in ("put", "get", "delete", "list")}
+    failed = sum(1 for op in history if not op.ok)
+    print(f"history: {len(history)} ops, {kinds} acknowledged, {failed} failed; nemesis: {len(events)} events")
+    assert kinds["put"] > 20 and kinds["get"] > 20, f"too little traffic to check: {kinds}"
+    assert any("metadata" in e for _, e in events), events
+    violations = check(history)
+    assert not violations, "\n".join(violations[:20])
 
 
 def test_the_checker_catches_a_stale_read_and_a_resurrected_delete():
@@ -296,53 +313,43 @@ def test_the_checker_catches_a_stale_read_and_a_resurrected_delete():
     assert check(lost), "an acknowledged write is gone"
 
 
-def test_without_a_metadata_quorum_s3_answers_503_quickly_and_recovers(tmp_path):
+def test_without_a_metadata_quorum_s3_answers_503_quickly_and_recovers(chaos):
     """Two of three metadata replicas SIGKILLed: a PUT fails with S3's 503
     ServiceUnavailable within seconds (no hang, nothing half-written); one
     replica back and PUTs and GETs work again, the object written before
     the outage included."""
-    cluster = Cluster(tmp_path / "data")
-    spawned = []
-    log = open(tmp_path / "respawned.log", "w")
-    try:
-        s3 = cluster.client(connect_timeout=5, read_timeout=60)
-        s3.create_bucket(Bucket="quorum")
-        s3.put_object(Bucket="quorum", Key="before", Body=b"written with a quorum")
-        metas = cluster.info["metadata"]
-        identities = [proc_identity(m["pid"]) for m in metas[1:]]
-        for m in metas[1:]:
-            kill9(m["pid"])
-        started = time.monotonic()
-        with pytest.raises(ClientError) as refused:
-            s3.put_object(Bucket="quorum", Key="during", Body=b"no quorum")
-        elapsed = time.monotonic() - started
-        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503, refused.value.response
-        assert refused.value.response["Error"]["Code"] in ("ServiceUnavailable", "SlowDown")
-        assert elapsed < 30, f"the refusal took {elapsed:.1f} s"
-        # One replica returns: a majority again.
-        cmdline, environ = identities[0]
-        spawned.append(respawn(cmdline, environ, log))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                s3.put_object(Bucket="quorum", Key="after", Body=b"quorum again")
-                break
-            except ClientError:
-                assert time.monotonic() < deadline, "PUTs did not resume"
-                time.sleep(1)
-        assert s3.get_object(Bucket="quorum", Key="before")["Body"].read() == b"written with a quorum"
-        assert s3.get_object(Bucket="quorum", Key="after")["Body"].read() == b"quorum again"
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="quorum").get("Contents", [])]
-        assert "before" in keys and "after" in keys
-        # The operator's view: replica 3 unreachable, the others agree.
-        status = cluster.cairn("meta", "status", "--json")
-        assert [r["replica"] for r in status if "error" in r] == [3], status
-        report = cluster.cairn("meta", "verify")
-        assert "unavailable" in report and "diverged" not in report, report
-    finally:
-        for child in spawned:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        cluster.stop()
-        log.close()
+    cluster = chaos.cluster
+    s3 = cluster.client(connect_timeout=5, read_timeout=60)
+    s3.create_bucket(Bucket="quorum")
+    s3.put_object(Bucket="quorum", Key="before", Body=b"written with a quorum")
+    metas = cluster.info["metadata"]
+    identities = [proc_identity(m["pid"]) for m in metas[1:]]
+    for m in metas[1:]:
+        kill9(m["pid"])
+    started = time.monotonic()
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket="quorum", Key="during", Body=b"no quorum")
+    elapsed = time.monotonic() - started
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503, refused.value.response
+    assert refused.value.response["Error"]["Code"] in ("ServiceUnavailable", "SlowDown")
+    assert elapsed < 30, f"the refusal took {elapsed:.1f} s"
+    # One replica returns: a majority again.
+    cmdline, environ = identities[0]
+    chaos.respawn(cmdline, environ)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            s3.put_object(Bucket="quorum", Key="after", Body=b"quorum again")
+            break
+        except ClientError:
+            assert time.monotonic() < deadline, "PUTs did not resume"
+            time.sleep(1)
+    assert s3.get_object(Bucket="quorum", Key="before")["Body"].read() == b"written with a quorum"
+    assert s3.get_object(Bucket="quorum", Key="after")["Body"].read() == b"quorum again"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="quorum").get("Contents", [])]
+    assert "before" in keys and "after" in keys
+    # The operator's view: replica 3 unreachable, the others agree.
+    status = cluster.cairn("meta", "status", "--json")
+    assert [r["replica"] for r in status if "error" in r] == [3], status
+    report = cluster.cairn("meta", "verify")
+    assert "unavailable" in report and "diverged" not in report, report

@@ -76,13 +76,7 @@ impl Shared {
             return;
         };
         let me = self.options.replica_id;
-        let groups: Vec<Arc<Group>> = self
-            .groups
-            .read()
-            .expect("groups")
-            .values()
-            .cloned()
-            .collect();
+        let groups: Vec<Arc<Group>> = self.all_groups();
         let mut mine = Vec::new();
         for group in groups {
             if initial.group_replicas(group.id).first() == Some(&me)
@@ -208,6 +202,27 @@ impl Shared {
         self.groups.read().expect("groups").get(&id).cloned()
     }
 
+    /// Every group open here.
+    pub(super) fn all_groups(&self) -> Vec<Arc<Group>> {
+        self.groups
+            .read()
+            .expect("groups")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// A group this process has a replica of (`not_found` otherwise).
+    pub(super) fn hosted(&self, id: GroupId) -> Result<Arc<Group>, ApiError> {
+        self.group(id).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                format!("{id} has no replica here"),
+            )
+        })
+    }
+
     /// The group a Raft RPC is for: open, or opened now if its directory
     /// exists (a split created it, or the process restarted). A group with
     /// no directory here is not this replica's.
@@ -219,11 +234,7 @@ impl Shared {
             return Ok(group);
         }
         if !self.group_dir(id).exists() {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::NotFound,
-                format!("{id} has no replica here"),
-            ));
+            return self.hosted(id);
         }
         self.open_group(id)
             .await
@@ -279,13 +290,7 @@ impl Shared {
     /// Proposes the first entry of every group this replica leads whose
     /// state has none yet: the initial map, or an initial shard's range.
     pub(super) async fn initialise_led_groups(&self) {
-        let groups: Vec<Arc<Group>> = self
-            .groups
-            .read()
-            .expect("groups")
-            .values()
-            .cloned()
-            .collect();
+        let groups: Vec<Arc<Group>> = self.all_groups();
         for group in groups {
             if !group.is_leader() {
                 continue;

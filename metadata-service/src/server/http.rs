@@ -135,13 +135,7 @@ async fn record_request(
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<MetaStatus> {
-    let groups: Vec<_> = shared
-        .groups
-        .read()
-        .expect("groups")
-        .values()
-        .cloned()
-        .collect();
+    let groups: Vec<_> = shared.all_groups();
     let map_version = shared
         .cluster_state()
         .ok()
@@ -156,13 +150,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<MetaStatus> {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let groups: Vec<_> = shared
-        .groups
-        .read()
-        .expect("groups")
-        .values()
-        .cloned()
-        .collect();
+    let groups: Vec<_> = shared.all_groups();
     for group in groups {
         match &group.state {
             Replicated::Shard(shard) => shared.metrics.observe_shard(shard),

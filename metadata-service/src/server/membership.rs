@@ -62,13 +62,7 @@ impl Shared {
         id: GroupId,
         change: &ReplicaChange,
     ) -> Result<(), ApiError> {
-        let group = self.group(id).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::NotFound,
-                format!("{id} has no replica here"),
-            )
-        })?;
+        let group = self.hosted(id)?;
         if !group.is_leader() {
             return Err(group.not_leader_here());
         }
@@ -280,13 +274,7 @@ impl Shared {
 
     /// This replica's digest of a group's state.
     pub(super) async fn digest(&self, id: GroupId) -> Result<GroupDigest, ApiError> {
-        let group = self.group(id).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::NotFound,
-                format!("{id} has no replica here"),
-            )
-        })?;
+        let group = self.hosted(id)?;
         let db = match &group.state {
             crate::raft::group::Replicated::Shard(shard) => shard.db().clone(),
             crate::raft::group::Replicated::Cluster(state) => state.db().clone(),

@@ -200,14 +200,7 @@ impl MetaServer {
             .with_graceful_shutdown(shutdown)
             .await;
         tasks.shutdown(DRAIN_DEADLINE).await;
-        let groups: Vec<Arc<Group>> = self
-            .shared
-            .groups
-            .read()
-            .expect("groups")
-            .values()
-            .cloned()
-            .collect();
+        let groups: Vec<Arc<Group>> = self.shared.all_groups();
         for group in groups {
             if let Err(err) = group.raft.shutdown().await {
                 tracing::warn!(group = %group.id, %err, "Raft did not stop cleanly");

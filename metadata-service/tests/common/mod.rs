@@ -148,3 +148,17 @@ pub fn spawn_meta_on(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A storage node's heartbeat, for registry and failure-detector tests.
+pub fn node_status(id: &str) -> cairn_node_api::wire::NodeStatus {
+    cairn_node_api::wire::NodeStatus {
+        id: cairn_core::ids::NodeId::new(id).expect("id"),
+        rack: cairn_core::ids::RackId::new("rack-1").expect("rack"),
+        address: format!("http://{id}.invalid"),
+        capacity_bytes: 1000,
+        used_bytes: 10,
+        free_bytes: 990,
+        chunk_count: 1,
+        version: "test".into(),
+    }
+}
