@@ -44,8 +44,10 @@ pub struct Backend {
     pub meta: MetaClient,
     pub metrics: GatewayMetrics,
     codec: Arc<ErasureCodec>,
-    /// One pool (and one set of deadlines) for every node.
+    /// Reads (and deletes) from nodes: the generic deadlines, plus hedging.
     http: HttpClient,
+    /// Chunk writes: `write_stall_after` for progress and the answer.
+    write_http: HttpClient,
     quorum: usize,
     hedge_after: Duration,
     max_object_bytes: u64,
@@ -68,6 +70,17 @@ impl Backend {
             http: HttpClient::with_builder(
                 secret.clone(),
                 Timeouts::INTERNAL,
+                reqwest::Client::builder().pool_max_idle_per_host(64),
+            ),
+            // Chunk writes: no progress (bytes taken, or the answer once
+            // all are sent) for `write_stall_after` abandons the chunk.
+            write_http: HttpClient::with_builder(
+                secret.clone(),
+                Timeouts {
+                    connect: Timeouts::INTERNAL.connect.min(config.write_stall_after()),
+                    request: config.write_stall_after(),
+                    progress: config.write_stall_after(),
+                },
                 reqwest::Client::builder().pool_max_idle_per_host(64),
             ),
             quorum: config.quorum()?,
@@ -108,8 +121,14 @@ impl Backend {
         let blob = BlobId::random();
         let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
         let nodes = self.nodes().await?;
-        let targets =
-            targets_for_new_blob(&blob, &nodes, &params, min_free, self.quorum, &self.http)?;
+        let targets = targets_for_new_blob(
+            &blob,
+            &nodes,
+            &params,
+            min_free,
+            self.quorum,
+            &self.write_http,
+        )?;
 
         let too_large = Arc::new(AtomicBool::new(false));
         let flag = too_large.clone();

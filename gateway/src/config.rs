@@ -60,6 +60,12 @@ pub struct GatewayConfig {
     /// A chunk read slower than this is hedged with a parity chunk.
     #[serde(default = "default_hedge_ms")]
     pub hedge_after_ms: u64,
+    /// A chunk write that makes no progress for this long (its node takes
+    /// no bytes, or does not answer once it has them all) is abandoned and
+    /// recorded `Missing` when the write quorum still holds: a stalled node
+    /// costs a PUT this much, not a transport timeout. Repair fills the gap.
+    #[serde(default = "default_write_stall_ms")]
+    pub write_stall_after_ms: u64,
     /// Largest single PUT or part (S3: 5 GiB).
     #[serde(default = "default_max_object")]
     pub max_object_bytes: u64,
@@ -68,6 +74,10 @@ pub struct GatewayConfig {
     pub max_concurrent_requests: usize,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+}
+
+fn default_write_stall_ms() -> u64 {
+    2000
 }
 
 fn default_listen() -> SocketAddr {
@@ -124,6 +134,7 @@ impl GatewayConfig {
             block_size: default_block_size(),
             write_quorum: None,
             hedge_after_ms: default_hedge_ms(),
+            write_stall_after_ms: default_write_stall_ms(),
             max_object_bytes: default_max_object(),
             max_concurrent_requests: default_concurrency(),
             secret_file: None,
@@ -174,6 +185,10 @@ impl GatewayConfig {
 
     pub fn hedge_after(&self) -> Duration {
         Duration::from_millis(self.hedge_after_ms)
+    }
+
+    pub fn write_stall_after(&self) -> Duration {
+        Duration::from_millis(self.write_stall_after_ms)
     }
 }
 

@@ -102,3 +102,53 @@ async fn reads_stay_exact_through_a_hung_node_a_stopped_node_and_a_corrupt_block
     read(&cluster).await;
     cluster.shutdown().await;
 }
+
+/// A node that takes a chunk stream and goes silent (a hung disk behind a
+/// live process) costs a PUT `write_stall_after`, not a transport timeout:
+/// its chunk is abandoned and recorded `Missing` because the write quorum
+/// holds without it, and the object reads back exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
+    let cluster = TestCluster::start(6, 3).await;
+    let s3 = cluster.s3();
+    s3.ensure_bucket("stall").await.expect("bucket");
+    // With 4+2 on 6 nodes every node holds a chunk of every blob.
+    let hung = 0;
+    cluster.hang(hung);
+    // A small object: each chunk fits in the socket buffers, so the stream
+    // "completes" and the node's answer is what never comes. Without a
+    // write deadline of its own the PUT waited the generic 30 s for it; the
+    // bound here is a liveness check, far above `write_stall_after` (2 s).
+    let size = 64 * 1024 + 5;
+    let (body, hash) = payload(size, 3);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        s3.put("stall", "around", body),
+    )
+    .await
+    .expect("the PUT does not wait out the hung node")
+    .expect("the PUT completes around the hung node");
+    let record = cluster
+        .meta
+        .get_object("stall", "around")
+        .await
+        .expect("catalogue")
+        .expect("committed");
+    let blob = &record.manifest.parts[0];
+    for chunk in &blob.chunks {
+        let expected = if chunk.node == cluster.nodes[hung].id {
+            cairn_core::manifest::ChunkState::Missing
+        } else {
+            cairn_core::manifest::ChunkState::Stored
+        };
+        assert_eq!(
+            chunk.state, expected,
+            "chunk {} on {}",
+            chunk.index, chunk.node
+        );
+    }
+    let (len, got) = s3.get_hashed("stall", "around").await.expect("get");
+    assert_eq!((len, got), (size as u64, hash));
+    cluster.unhang(hung);
+    cluster.shutdown().await;
+}
