@@ -106,7 +106,8 @@ async fn reads_stay_exact_through_a_hung_node_a_stopped_node_and_a_corrupt_block
 /// A node that takes a chunk stream and goes silent (a hung disk behind a
 /// live process) costs a PUT `write_stall_after`, not a transport timeout:
 /// its chunk is abandoned and recorded `Missing` because the write quorum
-/// holds without it, and the object reads back exact.
+/// holds without it, the object reads back exact, and once the node answers
+/// again a scrub has the chunk repaired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
     let cluster = TestCluster::start(6, 3).await;
@@ -149,6 +150,38 @@ async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
     }
     let (len, got) = s3.get_hashed("stall", "around").await.expect("get");
     assert_eq!((len, got), (size as u64, hash));
+
+    // The node answers again; a scrub finds the missing chunk and repair
+    // stores it, so the blob is whole again.
     cluster.unhang(hung);
+    let scrubber = cairn_scrubber_api::ScrubberClient::new(&cluster.scrubber_url, &cluster.secret);
+    scrubber
+        .create_job(&cairn_scrubber_api::model::JobSpec::default())
+        .await
+        .expect("scrub job");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let record = cluster
+            .meta
+            .get_object("stall", "around")
+            .await
+            .expect("catalogue")
+            .expect("committed");
+        if record.manifest.parts[0]
+            .chunks
+            .iter()
+            .all(|c| c.state == cairn_core::manifest::ChunkState::Stored)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the missing chunk was not repaired: {:?}",
+            record.manifest.parts[0].chunks
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (len, got) = s3.get_hashed("stall", "around").await.expect("get");
+    assert_eq!((len, got), (size as u64, hash));
     cluster.shutdown().await;
 }
