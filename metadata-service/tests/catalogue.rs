@@ -731,3 +731,51 @@ async fn a_retried_commit_applies_once_even_across_a_split() {
     );
     process.stop().await;
 }
+
+/// A row that cannot be read (a key too short for its namespace, an upload
+/// record that does not parse) is reported and skipped: the shard still
+/// opens, drops what is outside its range, and serves the rest, instead of
+/// failing (or panicking) at every start.
+#[test]
+fn an_unreadable_row_does_not_stop_a_shard_from_opening() {
+    use cairn_meta_api::shard_map::ShardId;
+    use cairn_metadata_service::shard::{KeyRange, Shard};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let everything = KeyRange {
+        start: String::new(),
+        end: None,
+    };
+    {
+        let shard = Shard::open(ShardId(0), dir.path(), everything.clone()).expect("open");
+        shard
+            .apply(
+                &Command::CreateBucket {
+                    name: "logs".into(),
+                    owner: "ann".into(),
+                },
+                0,
+            )
+            .expect("bucket");
+        let commit = Command::CommitObject {
+            bucket: "logs".into(),
+            key: "a".into(),
+            manifest: manifest(1, "a"),
+            precondition: Precondition::None,
+        };
+        shard.apply(&commit, 0).expect("commit");
+        // Damage: an object key with no room for its catalogue key, and an
+        // upload row whose record is not JSON.
+        shard.db().put(b"o", b"{}").expect("short key");
+        shard
+            .db()
+            .put(b"u\0logs/b\0up", b"not json")
+            .expect("bad record");
+    }
+    let lower = KeyRange {
+        start: String::new(),
+        end: Some("logs/m".into()),
+    };
+    drop(Shard::open(ShardId(0), dir.path(), lower).expect("reopens despite the damage"));
+    let shard = Shard::open(ShardId(0), dir.path(), everything).expect("open again");
+    assert!(shard.get_object("logs", "a").expect("get").is_some());
+}

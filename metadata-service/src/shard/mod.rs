@@ -167,7 +167,7 @@ impl Shard {
         let mut stale = WriteBatch::default();
         for item in self.db.iterator(IteratorMode::Start) {
             let (key, value) = item?;
-            if catalogue_key_of_row(&key, &value)?.is_some_and(|cat| !range.contains(&cat)) {
+            if catalogue_key_of_row(&key, &value).is_some_and(|cat| !range.contains(&cat)) {
                 stale.delete(&key);
             }
         }
@@ -280,19 +280,35 @@ const RANGE: &str = "range";
 
 /// The catalogue key a database row belongs to (`None` for shard-wide rows:
 /// counters and the GC queue, which stay where they are).
-fn catalogue_key_of_row(key: &[u8], value: &[u8]) -> Result<Option<String>, CatalogError> {
+///
+/// A row that cannot be read (a key too short for its namespace, a record
+/// that does not parse) is reported and treated as shard-wide: it stays
+/// where it is, and opening or splitting the shard goes on instead of
+/// failing on it at every start.
+fn catalogue_key_of_row(key: &[u8], value: &[u8]) -> Option<String> {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    Ok(match key.first() {
-        Some(&keys::BUCKET) => Some(bucket_anchor(&text(&key[2..]))),
-        Some(&keys::OBJECT) => Some(text(&key[2..])),
-        Some(&keys::UPLOAD) => {
-            let record: UploadRecord = decode(value)?;
-            Some(catalogue_key(&record.bucket, &record.key))
-        }
-        Some(&keys::NODE_CHUNK) => {
-            let owner: ChunkOwner = decode(value)?;
-            Some(catalogue_key(&owner.bucket, &owner.key))
-        }
+    let unreadable = |why: &str| {
+        tracing::error!(key = %String::from_utf8_lossy(key), why, "unreadable catalogue row skipped");
+        None
+    };
+    let rest = || key.get(2..);
+    match key.first() {
+        Some(&keys::BUCKET) => match rest() {
+            Some(name) => Some(bucket_anchor(&text(name))),
+            None => unreadable("bucket key too short"),
+        },
+        Some(&keys::OBJECT) => match rest() {
+            Some(cat) => Some(text(cat)),
+            None => unreadable("object key too short"),
+        },
+        Some(&keys::UPLOAD) => match decode::<UploadRecord>(value) {
+            Ok(record) => Some(catalogue_key(&record.bucket, &record.key)),
+            Err(err) => unreadable(&err.to_string()),
+        },
+        Some(&keys::NODE_CHUNK) => match decode::<ChunkOwner>(value) {
+            Ok(owner) => Some(catalogue_key(&owner.bucket, &owner.key)),
+            Err(err) => unreadable(&err.to_string()),
+        },
         _ => None,
-    })
+    }
 }

@@ -196,7 +196,7 @@ impl Shard {
         let mut copy = WriteBatch::default();
         for item in self.db.iterator(IteratorMode::Start) {
             let (k, v) = item?;
-            if catalogue_key_of_row(&k, &v)?.is_some_and(|cat| upper.contains(&cat)) {
+            if catalogue_key_of_row(&k, &v).is_some_and(|cat| upper.contains(&cat)) {
                 copy.put(&k, &v);
                 remove.delete(&k);
             } else if matches!(k.first(), Some(&REPLY | &REPLY_TIME)) {
