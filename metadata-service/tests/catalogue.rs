@@ -558,6 +558,40 @@ async fn splitting_a_hot_directory_online_loses_no_write() {
     process.stop().await;
 }
 
+/// A shard outside Raft owning everything, with bucket `logs` holding
+/// `keys`.
+fn shard_with_objects(
+    dir: &std::path::Path,
+    keys: &[&str],
+) -> cairn_metadata_service::shard::Shard {
+    use cairn_meta_api::shard_map::ShardId;
+    use cairn_metadata_service::shard::{KeyRange, Shard};
+    let everything = KeyRange {
+        start: String::new(),
+        end: None,
+    };
+    let shard = Shard::open(ShardId(0), dir, everything).expect("open");
+    shard
+        .apply(
+            &Command::CreateBucket {
+                name: "logs".into(),
+                owner: "ann".into(),
+            },
+            0,
+        )
+        .expect("bucket");
+    for key in keys {
+        let commit = Command::CommitObject {
+            bucket: "logs".into(),
+            key: (*key).into(),
+            manifest: manifest(1, key),
+            precondition: Precondition::None,
+        };
+        shard.apply(&commit, 0).expect("commit");
+    }
+    shard
+}
+
 /// A crash between publishing a split and deleting the moved rows leaves
 /// rows outside the source shard's range; opening the shard removes them.
 #[test]
@@ -569,27 +603,7 @@ fn a_shard_drops_rows_outside_its_range_when_it_opens() {
         start: String::new(),
         end: None,
     };
-    {
-        let shard = Shard::open(ShardId(0), dir.path(), everything.clone()).expect("open");
-        shard
-            .apply(
-                &Command::CreateBucket {
-                    name: "logs".into(),
-                    owner: "ann".into(),
-                },
-                0,
-            )
-            .expect("bucket");
-        for key in ["a", "m", "z"] {
-            let commit = Command::CommitObject {
-                bucket: "logs".into(),
-                key: key.into(),
-                manifest: manifest(1, key),
-                precondition: Precondition::None,
-            };
-            shard.apply(&commit, 0).expect("commit");
-        }
-    }
+    drop(shard_with_objects(dir.path(), &["a", "m", "z"]));
     // Reopen as if a split at "logs/m" had been published.
     let lower = KeyRange {
         start: String::new(),
@@ -746,23 +760,7 @@ fn an_unreadable_row_does_not_stop_a_shard_from_opening() {
         end: None,
     };
     {
-        let shard = Shard::open(ShardId(0), dir.path(), everything.clone()).expect("open");
-        shard
-            .apply(
-                &Command::CreateBucket {
-                    name: "logs".into(),
-                    owner: "ann".into(),
-                },
-                0,
-            )
-            .expect("bucket");
-        let commit = Command::CommitObject {
-            bucket: "logs".into(),
-            key: "a".into(),
-            manifest: manifest(1, "a"),
-            precondition: Precondition::None,
-        };
-        shard.apply(&commit, 0).expect("commit");
+        let shard = shard_with_objects(dir.path(), &["a"]);
         // Damage: an object key with no room for its catalogue key, and an
         // upload row whose record is not JSON.
         shard.db().put(b"o", b"{}").expect("short key");

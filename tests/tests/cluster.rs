@@ -21,6 +21,21 @@ fn payload(len: usize, seed: u8) -> (Payload, [u8; 32]) {
     )
 }
 
+/// The chunks of the object's only blob, as the catalogue has them.
+async fn chunks(
+    cluster: &TestCluster,
+    bucket: &str,
+    key: &str,
+) -> Vec<cairn_core::manifest::ChunkDescriptor> {
+    let record = cluster
+        .meta
+        .get_object(bucket, key)
+        .await
+        .expect("catalogue")
+        .expect("object exists");
+    record.manifest.parts[0].chunks.clone()
+}
+
 /// Which test node holds chunk `index` of the object's only blob.
 async fn holder(cluster: &TestCluster, bucket: &str, key: &str, index: u8) -> (usize, ChunkId) {
     let record = cluster
@@ -129,14 +144,7 @@ async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
     .await
     .expect("the PUT does not wait out the hung node")
     .expect("the PUT completes around the hung node");
-    let record = cluster
-        .meta
-        .get_object("stall", "around")
-        .await
-        .expect("catalogue")
-        .expect("committed");
-    let blob = &record.manifest.parts[0];
-    for chunk in &blob.chunks {
+    for chunk in chunks(&cluster, "stall", "around").await {
         let expected = if chunk.node == cluster.nodes[hung].id {
             cairn_core::manifest::ChunkState::Missing
         } else {
@@ -161,14 +169,8 @@ async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
         .expect("scrub job");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let record = cluster
-            .meta
-            .get_object("stall", "around")
-            .await
-            .expect("catalogue")
-            .expect("committed");
-        if record.manifest.parts[0]
-            .chunks
+        let now = chunks(&cluster, "stall", "around").await;
+        if now
             .iter()
             .all(|c| c.state == cairn_core::manifest::ChunkState::Stored)
         {
@@ -176,8 +178,7 @@ async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the missing chunk was not repaired: {:?}",
-            record.manifest.parts[0].chunks
+            "the missing chunk was not repaired: {now:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
