@@ -11,6 +11,7 @@ use bytes::Bytes;
 use cairn_core::codec::ErasureCodec;
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
+use cairn_core::placement::NodeState;
 use cairn_core::placement::PlacementError;
 use cairn_meta_api::client::{MetaClient, NodeCache};
 use cairn_meta_api::model::NodeRecord;
@@ -25,6 +26,11 @@ use crate::placement::{sources_for_blob, targets_for_new_blob};
 
 /// How long a fetched node list is used before asking the registry again.
 const NODE_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// How long a node whose chunk write failed (stalled, full disk, error) is
+/// left out of new placements: a circuit breaker that acts at the first
+/// failure, well before the failure detector would call the node down.
+const WRITE_PENALTY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -48,6 +54,10 @@ pub struct Backend {
     http: HttpClient,
     /// Chunk writes: `write_stall_after` for progress and the answer.
     write_http: HttpClient,
+    /// Nodes left out of placement until the instant given (see
+    /// [`WRITE_PENALTY`]).
+    penalised:
+        std::sync::Mutex<std::collections::HashMap<cairn_core::ids::NodeId, std::time::Instant>>,
     quorum: usize,
     hedge_after: Duration,
     max_object_bytes: u64,
@@ -83,6 +93,7 @@ impl Backend {
                 },
                 reqwest::Client::builder().pool_max_idle_per_host(64),
             ),
+            penalised: std::sync::Mutex::new(std::collections::HashMap::new()),
             quorum: config.quorum()?,
             hedge_after: config.hedge_after(),
             max_object_bytes: config.max_object_bytes,
@@ -120,7 +131,7 @@ impl Backend {
         let params = *self.codec.params();
         let blob = BlobId::random();
         let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
-        let nodes = self.nodes().await?;
+        let nodes = self.placeable(&self.nodes().await?);
         let targets = targets_for_new_blob(
             &blob,
             &nodes,
@@ -159,10 +170,43 @@ impl Backend {
                 if written.manifest.stored_chunks() < params.total() {
                     self.metrics.degraded_writes.inc();
                 }
+                self.penalise_failed_writes(&written.manifest, &nodes);
                 Ok(written)
             }
             Err(_) if too_large.load(Ordering::Relaxed) => Err(BackendError::TooLarge { limit }),
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The registry as placement should see it: a node whose last chunk
+    /// write failed within [`WRITE_PENALTY`] counts as suspect.
+    fn placeable(&self, nodes: &[NodeRecord]) -> Vec<NodeRecord> {
+        let now = std::time::Instant::now();
+        let mut penalised = self.penalised.lock().expect("penalties");
+        penalised.retain(|_, until| *until > now);
+        nodes
+            .iter()
+            .cloned()
+            .map(|mut node| {
+                if penalised.contains_key(&node.id) && node.state == NodeState::Up {
+                    node.state = NodeState::Suspect;
+                }
+                node
+            })
+            .collect()
+    }
+
+    /// Leaves out of placement, for [`WRITE_PENALTY`], every node that was
+    /// given a chunk of `blob` and did not store it.
+    fn penalise_failed_writes(&self, blob: &BlobManifest, nodes: &[NodeRecord]) {
+        let until = std::time::Instant::now() + WRITE_PENALTY;
+        let mut penalised = self.penalised.lock().expect("penalties");
+        for chunk in &blob.chunks {
+            if chunk.state == ChunkState::Missing && nodes.iter().any(|n| n.id == chunk.node) {
+                tracing::warn!(node = %chunk.node, chunk = chunk.index, "chunk write failed; node left out of placement for a while");
+                self.metrics.write_penalties.inc();
+                penalised.insert(chunk.node.clone(), until);
+            }
         }
     }
 

@@ -23,6 +23,8 @@ pub struct GatewayMetrics {
     pub reconstructions: IntCounter,
     /// PUTs acknowledged with chunks recorded missing (owed to repair).
     pub degraded_writes: IntCounter,
+    /// Nodes left out of placement after a failed chunk write.
+    pub write_penalties: IntCounter,
 }
 
 impl GatewayMetrics {
@@ -65,6 +67,10 @@ impl GatewayMetrics {
                 "cairn_gateway_degraded_writes_total",
                 "Blobs acknowledged with chunks recorded missing",
             ),
+            write_penalties: counter(
+                "cairn_gateway_write_penalties_total",
+                "Nodes left out of placement for a while after a failed chunk write",
+            ),
             registry,
             requests,
             request_seconds,
@@ -78,6 +84,7 @@ impl GatewayMetrics {
             Box::new(metrics.hedged_reads.clone()),
             Box::new(metrics.reconstructions.clone()),
             Box::new(metrics.degraded_writes.clone()),
+            Box::new(metrics.write_penalties.clone()),
         ] {
             metrics.registry.register(collector).expect("unique metric");
         }

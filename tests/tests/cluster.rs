@@ -121,8 +121,9 @@ async fn reads_stay_exact_through_a_hung_node_a_stopped_node_and_a_corrupt_block
 /// A node that takes a chunk stream and goes silent (a hung disk behind a
 /// live process) costs a PUT `write_stall_after`, not a transport timeout:
 /// its chunk is abandoned and recorded `Missing` because the write quorum
-/// holds without it, the object reads back exact, and once the node answers
-/// again a scrub has the chunk repaired.
+/// holds without it, the object reads back exact, the next PUT leaves the
+/// node out, and once the node answers again a scrub has the chunk
+/// repaired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
     let cluster = TestCluster::start(6, 3).await;
@@ -158,6 +159,27 @@ async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
     }
     let (len, got) = s3.get_hashed("stall", "around").await.expect("get");
     assert_eq!((len, got), (size as u64, hash));
+
+    // The failed write put the node in the penalty box: the next PUT does
+    // not even try it (the failure detector still has it up).
+    let (body, _) = payload(size, 4);
+    s3.put("stall", "next", body).await.expect("second PUT");
+    let placed: Vec<_> = chunks(&cluster, "stall", "next")
+        .await
+        .into_iter()
+        .map(|c| c.node)
+        .collect();
+    assert!(
+        !placed.contains(&cluster.nodes[hung].id),
+        "a node whose write just failed was given a chunk: {placed:?}"
+    );
+    assert_eq!(cluster.state(hung).await, Some(NodeState::Up));
+    assert!(
+        cluster
+            .gateway_metric("cairn_gateway_write_penalties_total")
+            .await
+            >= 1.0
+    );
 
     // The node answers again; a scrub finds the missing chunk and repair
     // stores it, so the blob is whole again.
