@@ -171,23 +171,6 @@ pub enum ShardMapError {
 }
 
 impl ShardMap {
-    /// One shard owning everything, on every replica.
-    pub fn single(id: ShardId, replicas: &Replicas) -> Self {
-        Self {
-            version: 1,
-            shards: vec![ShardRange {
-                id,
-                start: String::new(),
-                end: None,
-                replicas: replicas.keys().copied().collect(),
-            }],
-            replicas: replicas.clone(),
-            cluster_replicas: Vec::new(),
-            racks: BTreeMap::new(),
-            replicas_per_group: 0,
-        }
-    }
-
     /// A map cut at `split_points` (sorted, distinct, non-empty), with shard
     /// ids 0.., every shard on every replica.
     pub fn with_splits(split_points: &[&str], replicas: &Replicas) -> Result<Self, ShardMapError> {
@@ -351,6 +334,83 @@ impl ShardMap {
             .iter()
             .filter_map(|r| self.url(*r).map(str::to_owned))
             .collect()
+    }
+
+    /// Every group `replica` is in.
+    pub fn groups_of(&self, replica: ReplicaId) -> Vec<GroupId> {
+        self.groups()
+            .filter(|g| self.group_replicas(*g).contains(&replica))
+            .collect()
+    }
+
+    /// The groups a new `replica` joins: those with fewer replicas than
+    /// `replicas_per_group` (every group when groups are on every replica).
+    pub fn groups_short_of_replicas(&self, replica: ReplicaId) -> Vec<GroupId> {
+        let wanted = match self.replicas_per_group {
+            0 => usize::MAX,
+            n => n,
+        };
+        self.groups()
+            .filter(|g| {
+                let members = self.group_replicas(*g);
+                !members.contains(&replica) && members.len() < wanted
+            })
+            .collect()
+    }
+
+    /// The cluster group, then every shard.
+    fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        std::iter::once(GroupId::Cluster).chain(self.shards.iter().map(|s| GroupId::Shard(s.id)))
+    }
+
+    /// The next version, with `replica` (at `url`, in `rack`) added to
+    /// `groups`.
+    pub fn with_replica_added(
+        &self,
+        replica: ReplicaId,
+        url: &str,
+        rack: Option<&str>,
+        groups: &[GroupId],
+    ) -> Self {
+        let mut next = self.next_version();
+        next.replicas
+            .insert(replica, url.trim_end_matches('/').to_owned());
+        if let Some(rack) = rack {
+            next.racks.insert(replica, rack.to_owned());
+        }
+        for group in groups {
+            match group {
+                GroupId::Cluster => next.cluster_replicas.push(replica),
+                GroupId::Shard(id) => {
+                    if let Some(range) = next.shards.iter_mut().find(|s| s.id == *id) {
+                        range.replicas.push(replica);
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    /// The next version, with `replica` gone from every group.
+    pub fn with_replica_removed(&self, replica: ReplicaId) -> Self {
+        let mut next = self.next_version();
+        next.replicas.remove(&replica);
+        next.racks.remove(&replica);
+        next.cluster_replicas.retain(|r| *r != replica);
+        for shard in &mut next.shards {
+            shard.replicas.retain(|r| *r != replica);
+        }
+        next
+    }
+
+    /// A copy one version on, naming the cluster group's replicas
+    /// explicitly (an empty list means "every replica", which would
+    /// silently follow a change it should not).
+    fn next_version(&self) -> Self {
+        let mut next = self.clone();
+        next.version += 1;
+        next.cluster_replicas = self.group_replicas(GroupId::Cluster);
+        next
     }
 
     /// The smallest shard id not in use.
@@ -585,6 +645,26 @@ mod tests {
         let two: Replicas = (1..=2).map(|i| (i, format!("http://m{i}"))).collect();
         let small = ShardMap::placed(&["m"], &two, &BTreeMap::new(), 3).expect("map");
         assert!(small.shards.iter().all(|s| s.replicas.len() == 2));
+    }
+
+    #[test]
+    fn a_replaced_replica_leaves_every_group_and_its_successor_fills_them() {
+        let replicas: Replicas = (1..=4).map(|i| (i, format!("http://m{i}"))).collect();
+        let map = ShardMap::placed(&["m"], &replicas, &BTreeMap::new(), 3).expect("map");
+        let gone = map.groups_of(2);
+        assert!(!gone.is_empty());
+        let without = map.with_replica_removed(2);
+        assert_eq!(without.version, map.version + 1);
+        assert!(without.groups_of(2).is_empty() && without.url(2).is_none());
+        // Exactly the groups replica 2 left are short of three replicas.
+        assert_eq!(without.groups_short_of_replicas(5), gone);
+        let with = without.with_replica_added(5, "http://m5/", Some("e"), &gone);
+        assert_eq!(with.url(5), Some("http://m5"));
+        assert_eq!(with.racks.get(&5).map(String::as_str), Some("e"));
+        for group in with.groups() {
+            assert_eq!(with.group_replicas(group).len(), 3, "{group}");
+        }
+        assert!(with.groups_short_of_replicas(6).is_empty());
     }
 
     #[test]

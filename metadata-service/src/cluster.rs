@@ -8,11 +8,10 @@
 //! [`Proposal::Transition`]s, which apply only if the node is still in the
 //! state the verdict started from.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use cairn_core::ids::NodeId;
-use cairn_core::placement::{NodeCandidate, NodeState};
+use cairn_core::placement::NodeState;
 use cairn_meta_api::model::{NodeEvent, NodeRecord};
 use cairn_meta_api::shard_map::ShardMap;
 use cairn_node_api::wire::NodeStatus;
@@ -50,9 +49,10 @@ impl ClusterState {
         Self { db }
     }
 
-    /// Opens a cluster database outside Raft (tests and tools).
-    pub fn open(path: &Path) -> Result<Self, CatalogError> {
-        Ok(Self::replica(crate::raft::open_db(path)?))
+    /// Whether the group's first entry (the map) is applied; cheaper than
+    /// reading the map.
+    pub fn has_map(&self) -> Result<bool, CatalogError> {
+        Ok(self.db.get_pinned(MAP_KEY)?.is_some())
     }
 
     /// The current map; `None` until the group's first entry is applied.
@@ -77,21 +77,6 @@ impl ClusterState {
 
     fn node(&self, id: &NodeId) -> Result<Option<NodeRecord>, CatalogError> {
         self.db.get(node_key(id))?.map(|b| parse(&b)).transpose()
-    }
-
-    /// Nodes as placement sees them.
-    pub fn candidates(&self) -> Result<Vec<NodeCandidate>, CatalogError> {
-        Ok(self
-            .nodes()?
-            .into_iter()
-            .map(|n| NodeCandidate {
-                id: n.id,
-                rack: n.rack,
-                capacity: n.capacity_bytes,
-                free: n.free_bytes,
-                state: n.state,
-            })
-            .collect())
     }
 
     /// State changes with sequence > `after`, oldest first.

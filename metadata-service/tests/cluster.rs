@@ -13,7 +13,7 @@ use cairn_core::placement::NodeState;
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::config::DetectorConfig;
 use cairn_meta_api::model::Precondition;
-use common::{eventually, manifest, primary, primary_with, secret, spawn_meta_on};
+use common::{eventually, manifest, primary, primary_with, secret, spawn_meta};
 
 async fn state_of(client: &MetaClient, id: &str) -> Option<NodeState> {
     client
@@ -164,7 +164,7 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
     // restarted one must listen at the same address, and nobody can take
     // it in between.
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (mut child, url) = spawn_meta(&config, dir.path(), &socket);
+    let (mut child, url) = spawn_meta_kept(&config, dir.path(), &socket);
     let client = MetaClient::connect(&url, &secret()).await.expect("connect");
     client
         .create_bucket("durable", "ann")
@@ -187,7 +187,7 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
-    let (mut child, url) = spawn_meta(&config, dir.path(), &socket);
+    let (mut child, url) = spawn_meta_kept(&config, dir.path(), &socket);
     let client = MetaClient::connect(&url, &secret()).await.expect("connect");
     for i in 0..N {
         let bucket = if i % 2 == 0 { "durable" } else { "other" };
@@ -203,12 +203,12 @@ async fn a_sigkilled_metadata_process_keeps_every_acknowledged_commit() {
 }
 
 /// Starts `cairn-meta` on `socket`, which the test keeps.
-fn spawn_meta(
+fn spawn_meta_kept(
     config: &Path,
     dir: &Path,
     socket: &std::net::TcpListener,
 ) -> (std::process::Child, String) {
-    let child = spawn_meta_on(config, socket, &dir.join("addr"));
+    let child = spawn_meta(config, &dir.join("addr"), Some(socket));
     let url = format!("http://{}", socket.local_addr().expect("addr"));
     (child, url)
 }

@@ -17,34 +17,7 @@ use std::time::{Duration, Instant};
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::model::{Precondition, ReplicaChange};
 use cairn_service::ErrorCode;
-use common::{SECRET, manifest, secret};
-
-/// Runs `cairn-meta` on its config's address and waits until it listens.
-#[allow(
-    clippy::zombie_processes,
-    reason = "the child is returned; Replica kills and waits for it"
-)]
-fn spawn_meta(config: &Path, addr_file: &Path) -> Child {
-    let _ = std::fs::remove_file(addr_file);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"))
-        .arg("--config")
-        .arg(config)
-        .arg("--addr-file")
-        .arg(addr_file)
-        .env("CAIRN_CLUSTER_SECRET", SECRET)
-        .env("RUST_LOG", "error")
-        .spawn()
-        .expect("spawn cairn-meta");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(addr_file).is_ok_and(|t| !t.is_empty()) {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("cairn-meta exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "cairn-meta did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
+use common::{manifest, secret};
 
 struct Replica {
     id: u64,
@@ -57,7 +30,7 @@ struct Replica {
 impl Replica {
     fn start(&mut self) {
         assert!(self.child.is_none(), "replica {} is running", self.id);
-        self.child = Some(spawn_meta(&self.config, &self.addr_file));
+        self.child = Some(common::spawn_meta(&self.config, &self.addr_file, None));
     }
 
     fn kill(&mut self) {

@@ -21,30 +21,33 @@ fn payload(len: usize, seed: u8) -> (Payload, [u8; 32]) {
     )
 }
 
-/// The chunks of the object's only blob, as the catalogue has them.
+/// The object's only blob, as the catalogue has it.
+async fn blob_of(
+    cluster: &TestCluster,
+    bucket: &str,
+    key: &str,
+) -> cairn_core::manifest::BlobManifest {
+    let record = cluster
+        .meta
+        .get_object(bucket, key)
+        .await
+        .expect("catalogue")
+        .expect("object exists");
+    record.manifest.parts[0].clone()
+}
+
+/// The chunks of the object's only blob.
 async fn chunks(
     cluster: &TestCluster,
     bucket: &str,
     key: &str,
 ) -> Vec<cairn_core::manifest::ChunkDescriptor> {
-    let record = cluster
-        .meta
-        .get_object(bucket, key)
-        .await
-        .expect("catalogue")
-        .expect("object exists");
-    record.manifest.parts[0].chunks.clone()
+    blob_of(cluster, bucket, key).await.chunks
 }
 
 /// Which test node holds chunk `index` of the object's only blob.
 async fn holder(cluster: &TestCluster, bucket: &str, key: &str, index: u8) -> (usize, ChunkId) {
-    let record = cluster
-        .meta
-        .get_object(bucket, key)
-        .await
-        .expect("catalogue")
-        .expect("object exists");
-    let blob = &record.manifest.parts[0];
+    let blob = blob_of(cluster, bucket, key).await;
     let node = &blob.chunks[index as usize].node;
     let i = cluster
         .nodes

@@ -129,13 +129,15 @@ impl Group {
 
     /// Whether this replica leads the group right now (by its own view).
     pub fn is_leader(&self) -> bool {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
         metrics.current_leader == Some(metrics.id)
     }
 
     /// A `not_leader` answer naming the leader this replica knows of.
     pub fn not_leader_here(&self) -> ApiError {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
         let leader = metrics.current_leader.and_then(|id| {
             metrics
                 .membership_config

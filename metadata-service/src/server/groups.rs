@@ -49,7 +49,7 @@ impl Shared {
                 found.push(id);
             }
         }
-        let initial = self.options.initial_map()?;
+        let initial = &self.initial;
         let me = self.options.replica_id;
         let first_start = found.is_empty() && !self.options.join;
         if first_start {
@@ -69,12 +69,11 @@ impl Shared {
     /// is and that nobody has initialised yet. Runs once the server
     /// serves: it asks the other replicas first, and they ask it.
     pub(super) async fn initialise_new_groups(self: &Arc<Self>) {
+        self.warn_if_config_disagrees();
         if self.options.join {
             return;
         }
-        let Ok(initial) = self.options.initial_map() else {
-            return;
-        };
+        let initial = &self.initial;
         let me = self.options.replica_id;
         let groups: Vec<Arc<Group>> = self.all_groups();
         let mut mine = Vec::new();
@@ -88,7 +87,7 @@ impl Shared {
         if mine.is_empty() {
             return;
         }
-        let elsewhere = self.initialised_elsewhere(&initial).await;
+        let elsewhere = self.initialised_elsewhere(initial).await;
         for id in mine {
             let group = self.group(id).expect("opened above");
             if group.raft.is_initialized().await.unwrap_or(true) {
@@ -110,6 +109,26 @@ impl Shared {
             if let Err(err) = group.raft.initialize(members).await {
                 tracing::warn!(group = %id, %err, "initialise");
             }
+        }
+    }
+
+    /// The config's replica list is read on first start only; afterwards
+    /// the committed map rules (changed with `cairn meta add-replica` /
+    /// `remove-replica`). A config that disagrees with it is named, not
+    /// silently ignored.
+    fn warn_if_config_disagrees(&self) {
+        let Ok(state) = self.cluster_state() else {
+            return;
+        };
+        if let Ok(Some(map)) = state.shard_map()
+            && map.replicas != self.options.replicas
+        {
+            tracing::warn!(
+                config = ?self.options.replicas,
+                cluster = ?map.replicas,
+                "the config's [[replicas]] differ from the cluster's map; the map rules \
+                 (change it with `cairn meta add-replica` / `remove-replica`)"
+            );
         }
     }
 
@@ -296,19 +315,14 @@ impl Shared {
                 continue;
             }
             let proposal = match &group.state {
-                Replicated::Cluster(state) => match state.shard_map() {
-                    Ok(None) => match self.options.initial_map() {
-                        Ok(map) => Some(Proposal::InitCluster { map }),
-                        Err(_) => None,
-                    },
+                Replicated::Cluster(state) => match state.has_map() {
+                    Ok(false) => Some(Proposal::InitCluster {
+                        map: self.initial.clone(),
+                    }),
                     _ => None,
                 },
                 Replicated::Shard(shard) => {
-                    let initial = self
-                        .options
-                        .initial_map()
-                        .ok()
-                        .and_then(|map| map.shard(shard.id()).cloned());
+                    let initial = self.initial.shard(shard.id()).cloned();
                     match initial {
                         Some(range) if shard.range() == KeyRange::nothing() => {
                             Some(Proposal::InitShard {

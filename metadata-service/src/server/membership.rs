@@ -174,26 +174,10 @@ impl Shared {
             .refresh_map()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        // Which groups change: a removed replica leaves every group it is
-        // in; an added one joins every group short of the map's
-        // replicas-per-group (every group when groups are on every replica).
-        let wanted = if map.replicas_per_group == 0 {
-            usize::MAX
-        } else {
-            map.replicas_per_group
+        let groups = match change {
+            ReplicaChange::Add { id, .. } => map.groups_short_of_replicas(*id),
+            ReplicaChange::Remove { id } => map.groups_of(*id),
         };
-        let groups: Vec<GroupId> = std::iter::once(GroupId::Cluster)
-            .chain(map.shards.iter().map(|s| GroupId::Shard(s.id)))
-            .filter(|group| {
-                let members = map.group_replicas(*group);
-                match change {
-                    ReplicaChange::Add { id, .. } => {
-                        !members.contains(id) && members.len() < wanted
-                    }
-                    ReplicaChange::Remove { id } => members.contains(id),
-                }
-            })
-            .collect();
         for group in &groups {
             if let ReplicaChange::Add { url, .. } = change {
                 client
@@ -206,38 +190,12 @@ impl Shared {
                 .await
                 .map_err(|e| unavailable(format!("{group}: {e}")))?;
         }
-        let mut next = map.clone();
-        next.version += 1;
-        if next.cluster_replicas.is_empty() {
-            next.cluster_replicas = map.group_replicas(GroupId::Cluster);
-        }
-        match change {
+        let next = match change {
             ReplicaChange::Add { id, url, rack } => {
-                next.replicas
-                    .insert(*id, url.trim_end_matches('/').to_owned());
-                if let Some(rack) = rack {
-                    next.racks.insert(*id, rack.clone());
-                }
-                for group in &groups {
-                    match group {
-                        GroupId::Cluster => next.cluster_replicas.push(*id),
-                        GroupId::Shard(shard) => {
-                            if let Some(range) = next.shards.iter_mut().find(|s| s.id == *shard) {
-                                range.replicas.push(*id);
-                            }
-                        }
-                    }
-                }
+                map.with_replica_added(*id, url, rack.as_deref(), &groups)
             }
-            ReplicaChange::Remove { id } => {
-                next.replicas.remove(id);
-                next.racks.remove(id);
-                next.cluster_replicas.retain(|r| r != id);
-                for shard in &mut next.shards {
-                    shard.replicas.retain(|r| r != id);
-                }
-            }
-        }
+            ReplicaChange::Remove { id } => map.with_replica_removed(*id),
+        };
         // The cluster group may have a new leader if this one was removed.
         let committed = if cluster_group.is_leader() {
             cluster_group

@@ -89,6 +89,9 @@ impl MetaOptions {
 
 pub(crate) struct Shared {
     options: MetaOptions,
+    /// `options.initial_map()`, computed once: which groups start where,
+    /// and the first entry of each.
+    initial: ShardMap,
     secret: ClusterSecret,
     /// Raft RPCs: short deadlines, since openraft retries on its own.
     raft_http: HttpClient,
@@ -149,7 +152,7 @@ impl MetaServer {
                 replicas: options.replicas.clone(),
             });
         }
-        options.initial_map()?;
+        let initial = options.initial_map()?;
         let raft_http = HttpClient::new(
             secret.clone(),
             Timeouts {
@@ -160,6 +163,7 @@ impl MetaServer {
         );
         let shared = Arc::new(Shared {
             detector: Mutex::new(detector::Detector::new(options.detector)),
+            initial,
             options,
             secret,
             raft_http,
@@ -202,8 +206,14 @@ impl MetaServer {
         tasks.shutdown(DRAIN_DEADLINE).await;
         let groups: Vec<Arc<Group>> = self.shared.all_groups();
         for group in groups {
-            if let Err(err) = group.raft.shutdown().await {
-                tracing::warn!(group = %group.id, %err, "Raft did not stop cleanly");
+            match tokio::time::timeout(DRAIN_DEADLINE, group.raft.shutdown()).await {
+                Err(_) => {
+                    tracing::warn!(group = %group.id, "Raft did not stop within the drain deadline")
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(group = %group.id, %err, "Raft did not stop cleanly")
+                }
+                Ok(Ok(())) => {}
             }
         }
         tracing::info!("metadata service stopped");

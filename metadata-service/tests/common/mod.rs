@@ -109,29 +109,35 @@ where
     panic!("timed out waiting for {what}");
 }
 
-/// Runs `cairn-meta` and waits until it is listening.
+/// Runs `cairn-meta` and waits until it is listening: on `socket`, which
+/// the caller keeps (a restart comes back at the same address and nobody
+/// takes it in between), or on its config's address when `None` (a killed
+/// process's port then refuses connections, as after a real crash).
 #[allow(
     clippy::zombie_processes,
     reason = "the child is returned; every caller kills and waits for it"
 )]
-pub fn spawn_meta_on(
+pub fn spawn_meta(
     config: &Path,
-    socket: &std::net::TcpListener,
     addr_file: &Path,
+    socket: Option<&std::net::TcpListener>,
 ) -> std::process::Child {
     let _ = std::fs::remove_file(addr_file);
-    let handed = socket.try_clone().expect("clone the socket").into();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-meta"));
+    command
         .arg("--config")
         .arg(config)
         .arg("--addr-file")
         .arg(addr_file)
         .env("CAIRN_CLUSTER_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .hand_down(vec![handed])
-        .expect("hand the socket down")
-        .spawn()
-        .expect("spawn cairn-meta");
+        .env("RUST_LOG", "error");
+    if let Some(socket) = socket {
+        let handed = socket.try_clone().expect("clone the socket").into();
+        command
+            .hand_down(vec![handed])
+            .expect("hand the socket down");
+    }
+    let mut child = command.spawn().expect("spawn cairn-meta");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(mut file) = std::fs::File::open(addr_file) {
