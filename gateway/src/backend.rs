@@ -11,26 +11,21 @@ use bytes::Bytes;
 use cairn_core::codec::ErasureCodec;
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
-use cairn_core::placement::NodeState;
 use cairn_core::placement::PlacementError;
 use cairn_meta_api::client::{MetaClient, NodeCache};
 use cairn_meta_api::model::NodeRecord;
 use cairn_service::{ClusterSecret, HttpClient, Timeouts};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
-use crate::blob_reader::{ReadError, read_blob_observed};
+use crate::blob_reader::{ReadError, ReadStats, read_blob_observed};
 use crate::blob_writer::{BodyTap, SealCheck, WriteError, WrittenBlob, write_blob_partial};
 use crate::config::{ConfigError, GatewayConfig};
+use crate::health::{NodeHealth, Outcome};
 use crate::metrics::GatewayMetrics;
 use crate::placement::{sources_for_blob, targets_for_new_blob};
 
 /// How long a fetched node list is used before asking the registry again.
 const NODE_CACHE_TTL: Duration = Duration::from_secs(1);
-
-/// How long a node whose chunk write failed (stalled, full disk, error) is
-/// left out of new placements: a circuit breaker that acts at the first
-/// failure, well before the failure detector would call the node down.
-const WRITE_PENALTY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -54,10 +49,8 @@ pub struct Backend {
     http: HttpClient,
     /// Chunk writes: `write_stall_after` for progress and the answer.
     write_http: HttpClient,
-    /// Nodes left out of placement until the instant given (see
-    /// [`WRITE_PENALTY`]).
-    penalised:
-        std::sync::Mutex<std::collections::HashMap<cairn_core::ids::NodeId, std::time::Instant>>,
+    /// Nodes that failed or stalled requests lately (`health`).
+    health: NodeHealth,
     quorum: usize,
     hedge_after: Duration,
     max_object_bytes: u64,
@@ -93,7 +86,7 @@ impl Backend {
                 },
                 reqwest::Client::builder().pool_max_idle_per_host(64),
             ),
-            penalised: std::sync::Mutex::new(std::collections::HashMap::new()),
+            health: NodeHealth::default(),
             quorum: config.quorum()?,
             hedge_after: config.hedge_after(),
             max_object_bytes: config.max_object_bytes,
@@ -131,7 +124,7 @@ impl Backend {
         let params = *self.codec.params();
         let blob = BlobId::random();
         let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
-        let nodes = self.placeable(&self.nodes().await?);
+        let nodes = self.health.placeable(&self.nodes().await?);
         let targets = targets_for_new_blob(
             &blob,
             &nodes,
@@ -178,34 +171,27 @@ impl Backend {
         }
     }
 
-    /// The registry as placement should see it: a node whose last chunk
-    /// write failed within [`WRITE_PENALTY`] counts as suspect.
-    fn placeable(&self, nodes: &[NodeRecord]) -> Vec<NodeRecord> {
-        let now = std::time::Instant::now();
-        let mut penalised = self.penalised.lock().expect("penalties");
-        penalised.retain(|_, until| *until > now);
-        nodes
-            .iter()
-            .cloned()
-            .map(|mut node| {
-                if penalised.contains_key(&node.id) && node.state == NodeState::Up {
-                    node.state = NodeState::Suspect;
-                }
-                node
-            })
-            .collect()
-    }
-
-    /// Leaves out of placement, for [`WRITE_PENALTY`], every node that was
-    /// given a chunk of `blob` and did not store it.
+    /// Leaves out of placement, for [`crate::health::PENALTY`], every node that
+    /// was given a chunk of `blob` and did not store it.
     fn penalise_failed_writes(&self, blob: &BlobManifest, nodes: &[NodeRecord]) {
-        let until = std::time::Instant::now() + WRITE_PENALTY;
-        let mut penalised = self.penalised.lock().expect("penalties");
         for chunk in &blob.chunks {
             if chunk.state == ChunkState::Missing && nodes.iter().any(|n| n.id == chunk.node) {
-                tracing::warn!(node = %chunk.node, chunk = chunk.index, "chunk write failed; node left out of placement for a while");
                 self.metrics.write_penalties.inc();
-                penalised.insert(chunk.node.clone(), until);
+                self.health.penalise(&chunk.node, Outcome::Write);
+            }
+        }
+    }
+
+    /// Learns from a finished blob read which of its nodes served and which
+    /// were in trouble (see `health`).
+    fn record_read(&self, part: &BlobManifest, stats: &ReadStats) {
+        let node = |index: &u8| part.chunks.get(usize::from(*index)).map(|c| &c.node);
+        for served in stats.served_chunks.iter().filter_map(node) {
+            self.health.record_read(served, true);
+        }
+        for troubled in stats.unresponsive_chunks.iter().filter_map(node) {
+            if self.health.record_read(troubled, false) {
+                self.metrics.read_penalties.inc();
             }
         }
     }
@@ -262,8 +248,10 @@ impl Backend {
                         .nodes()
                         .await
                         .map_err(|e| ReadError::Internal(e.to_string()))?;
-                    let sources = sources_for_blob(&part, &nodes, &backend.http);
-                    let metrics = backend.metrics.clone();
+                    let mut sources = sources_for_blob(&part, &nodes, &backend.http);
+                    for source in &mut sources {
+                        source.avoid = backend.health.is_penalised(&source.node);
+                    }
                     // Objects keep the code they were written with.
                     let codec = if part.codec == *backend.codec.params() {
                         backend.codec.clone()
@@ -273,13 +261,21 @@ impl Backend {
                                 .map_err(|e| ReadError::Internal(e.to_string()))?,
                         )
                     };
+                    let observer = {
+                        let backend = backend.clone();
+                        let part = part.clone();
+                        Arc::new(move |stats: &ReadStats| {
+                            backend.metrics.observe_read(stats);
+                            backend.record_read(&part, stats);
+                        })
+                    };
                     read_blob_observed(
                         codec,
                         part,
                         sources,
                         within,
                         backend.hedge_after,
-                        Some(Arc::new(move |stats| metrics.observe_read(stats))),
+                        Some(observer),
                     )
                 }
             })

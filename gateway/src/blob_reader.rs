@@ -9,7 +9,11 @@
 //!
 //! Hedging: the block reads of a stripe run concurrently; a read slower than
 //! `hedge_after` brings in another chunk and the first k blocks win, so one
-//! slow (or hung) node costs one hedge delay, not the whole GET.
+//! slow (or hung) node costs one hedge delay, not the whole GET. The
+//! deadline is per stripe, so a stream that stalls midway is replaced as
+//! one that never starts is. Chunks on nodes the gateway avoids (they
+//! failed or stalled a request lately, see `health`) are read only if the
+//! others cannot make k.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use cairn_core::ids::ChunkId;
 use cairn_core::layout::StripeSlice;
 use cairn_core::manifest::{BlobManifest, ChunkState};
 use cairn_node_api::{BlockStream, NodeError};
+use cairn_service::ErrorCode;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -55,6 +60,14 @@ pub struct ReadStats {
     pub hedged_stripes: u64,
     pub failed_chunks: Vec<u8>,
     pub slow_chunks: Vec<u8>,
+    /// Chunks whose node, not whose data, was the trouble: unreachable,
+    /// out of time, a server error, or outrun by a hedge (a subset of the
+    /// failed and slow ones). Their nodes are avoided for a while.
+    pub unresponsive_chunks: Vec<u8>,
+    /// Chunks passed over at the start because their node was avoided.
+    pub avoided_chunks: Vec<u8>,
+    /// Chunks that served at least one block.
+    pub served_chunks: Vec<u8>,
 }
 
 /// Told what a finished blob read had to do (for metrics).
@@ -136,8 +149,12 @@ struct StripeReader {
     codec: Arc<ErasureCodec>,
     manifest: BlobManifest,
     sources: Vec<ChunkTarget>,
-    /// Chunks not to use for the rest of this read (failed or slow).
+    /// Chunks not to use for the rest of this read (failed or slow, or
+    /// avoided while the others do).
     failed: Vec<bool>,
+    /// Chunks left out only because their node is avoided: taken back when
+    /// the rest cannot make k.
+    avoided: Vec<bool>,
     hedge_after: Duration,
     stats: ReadStats,
 }
@@ -149,27 +166,71 @@ impl StripeReader {
         sources: Vec<ChunkTarget>,
         hedge_after: Duration,
     ) -> Self {
-        let failed = manifest
+        let missing: Vec<bool> = manifest
             .chunks
             .iter()
             .map(|c| c.state == ChunkState::Missing)
             .collect();
+        let mut avoided: Vec<bool> = sources
+            .iter()
+            .zip(&missing)
+            .map(|(source, missing)| source.avoid && !missing)
+            .collect();
+        let preferred = (0..missing.len())
+            .filter(|&i| !missing[i] && !avoided[i])
+            .count();
+        if preferred < codec.params().k {
+            avoided.iter_mut().for_each(|a| *a = false);
+        }
+        let failed = missing
+            .iter()
+            .zip(&avoided)
+            .map(|(m, a)| *m || *a)
+            .collect();
+        let stats = ReadStats {
+            avoided_chunks: (0..avoided.len())
+                .filter(|&i| avoided[i])
+                .map(|i| i as u8)
+                .collect(),
+            ..ReadStats::default()
+        };
         Self {
             codec,
             manifest,
             sources,
             failed,
+            avoided,
             hedge_after,
-            stats: ReadStats::default(),
+            stats,
         }
     }
 
     fn fail(&mut self, index: usize, err: &NodeError) {
+        self.avoided[index] = false;
         if !self.failed[index] {
             tracing::warn!(blob = %self.manifest.blob, chunk = index, error = %err, "chunk unusable; reading around it");
             self.failed[index] = true;
             self.stats.failed_chunks.push(index as u8);
+            if node_trouble(err) {
+                self.stats.unresponsive_chunks.push(index as u8);
+            }
         }
+    }
+
+    /// Takes back the chunks left out only because their node is avoided;
+    /// false if there were none.
+    fn readmit_avoided(&mut self) -> bool {
+        let mut any = false;
+        for index in 0..self.avoided.len() {
+            if std::mem::take(&mut self.avoided[index]) {
+                self.failed[index] = false;
+                any = true;
+            }
+        }
+        if any {
+            tracing::debug!(blob = %self.manifest.blob, "reading chunks of avoided nodes: the others do not make k");
+        }
+        any
     }
 
     async fn run(
@@ -266,6 +327,9 @@ impl StripeReader {
                 pending.push(self.read_block(index, stripe, end, streams[index].take()));
             }
             if pending.is_empty() {
+                if self.readmit_avoided() {
+                    continue;
+                }
                 return Err(ReadError::Unrecoverable {
                     stripe,
                     source: CodecError::TooFewBlocks {
@@ -280,6 +344,9 @@ impl StripeReader {
                         buf.block_mut(index).copy_from_slice(&data);
                         present[index] = true;
                         streams[index] = stream;
+                        if !self.stats.served_chunks.contains(&(index as u8)) {
+                            self.stats.served_chunks.push(index as u8);
+                        }
                     }
                     Ok(data) => {
                         let err = NodeError::Protocol {
@@ -306,6 +373,7 @@ impl StripeReader {
         for index in slow {
             self.failed[index] = true;
             self.stats.slow_chunks.push(index as u8);
+            self.stats.unresponsive_chunks.push(index as u8);
         }
         Ok(present)
     }
@@ -351,6 +419,22 @@ impl StripeReader {
                 Err(err) => (index, None, Err(err)),
             }
         }
+    }
+}
+
+/// Whether a failed block read says the node is in trouble (unreachable,
+/// out of time, a server error) rather than its data (missing, corrupt).
+fn node_trouble(err: &NodeError) -> bool {
+    match err {
+        NodeError::Http(err) => {
+            err.is_unreachable()
+                || (err.status().is_some_and(|s| s >= 500)
+                    && !matches!(
+                        err.code(),
+                        Some(ErrorCode::CorruptBlock | ErrorCode::CorruptChunk)
+                    ))
+        }
+        _ => false,
     }
 }
 

@@ -106,6 +106,9 @@ enum Feed {
 pub struct ChunkTarget {
     pub node: NodeId,
     pub client: NodeClient,
+    /// Reads prefer other chunks (the node recently failed or stalled a
+    /// request) and come back to this one only if the others do not do.
+    pub avoid: bool,
 }
 
 /// A written blob: its manifest (placement, chunk roots, missing chunks)

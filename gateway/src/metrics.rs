@@ -25,6 +25,8 @@ pub struct GatewayMetrics {
     pub degraded_writes: IntCounter,
     /// Nodes left out of placement after a failed chunk write.
     pub write_penalties: IntCounter,
+    pub read_penalties: IntCounter,
+    pub avoided_chunk_reads: IntCounter,
 }
 
 impl GatewayMetrics {
@@ -71,6 +73,14 @@ impl GatewayMetrics {
                 "cairn_gateway_write_penalties_total",
                 "Nodes left out of placement for a while after a failed chunk write",
             ),
+            read_penalties: counter(
+                "cairn_gateway_read_penalties_total",
+                "Nodes avoided for a while after consecutive stalled or failed block reads",
+            ),
+            avoided_chunk_reads: counter(
+                "cairn_gateway_avoided_chunks_total",
+                "Chunks a read passed over because their node was avoided",
+            ),
             registry,
             requests,
             request_seconds,
@@ -85,6 +95,8 @@ impl GatewayMetrics {
             Box::new(metrics.reconstructions.clone()),
             Box::new(metrics.degraded_writes.clone()),
             Box::new(metrics.write_penalties.clone()),
+            Box::new(metrics.read_penalties.clone()),
+            Box::new(metrics.avoided_chunk_reads.clone()),
         ] {
             metrics.registry.register(collector).expect("unique metric");
         }
@@ -104,6 +116,8 @@ impl GatewayMetrics {
             self.hedged_reads.inc();
         }
         self.reconstructions.inc_by(stats.degraded_stripes);
+        self.avoided_chunk_reads
+            .inc_by(stats.avoided_chunks.len() as u64);
     }
 }
 

@@ -38,6 +38,7 @@ pub fn targets_for_new_blob(
             Some(ChunkTarget {
                 client: NodeClient::new(http.clone(), &address),
                 node: id,
+                avoid: false,
             })
         })
         .collect())
@@ -62,6 +63,7 @@ pub fn sources_for_blob(
             ChunkTarget {
                 node: chunk.node.clone(),
                 client: NodeClient::new(http.clone(), &address),
+                avoid: false,
             }
         })
         .collect()

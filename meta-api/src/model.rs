@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use cairn_core::ids::{BlobId, NodeId, RackId};
+use cairn_core::ids::{BlobId, ChunkId, NodeId, RackId};
 use cairn_core::manifest::{BlobManifest, ObjectManifest};
 use cairn_core::placement::NodeState;
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,14 @@ pub struct NodeChunk {
     pub blob: BlobId,
     pub index: u8,
     pub owner: ChunkOwner,
+}
+
+/// A chunk on a node, as garbage collection asks the catalogue about it
+/// before deleting it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PlacedChunk {
+    pub node: NodeId,
+    pub chunk: ChunkId,
 }
 
 /// Chunks that no manifest references any more, to be deleted by GC.

@@ -64,6 +64,16 @@ impl NodeError {
     }
 }
 
+/// What a conditional delete found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    Deleted,
+    /// There was no such chunk.
+    Absent,
+    /// The file was written after the cutoff and was kept.
+    WrittenSince,
+}
+
 /// Client of one storage node. Clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
@@ -226,6 +236,27 @@ impl NodeClient {
         {
             Ok(_) => Ok(true),
             Err(err) if err.status() == Some(404) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Deletes a chunk only if its file was last written at or before
+    /// `cutoff_ms` (garbage collection's guard against deleting a chunk
+    /// that was written again after it became garbage).
+    pub async fn delete_unless_modified_after(
+        &self,
+        chunk: &ChunkId,
+        cutoff_ms: u64,
+    ) -> Result<Deletion, NodeError> {
+        let url = self.chunk_url(chunk);
+        let request = self
+            .http
+            .request(Method::DELETE, &url)
+            .query(&[("unmodified_since_ms", cutoff_ms)]);
+        match self.http.send(request).await {
+            Ok(_) => Ok(Deletion::Deleted),
+            Err(err) if err.status() == Some(404) => Ok(Deletion::Absent),
+            Err(err) if err.status() == Some(409) => Ok(Deletion::WrittenSince),
             Err(err) => Err(err.into()),
         }
     }

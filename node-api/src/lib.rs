@@ -14,5 +14,5 @@ pub mod client;
 pub mod config;
 pub mod wire;
 
-pub use client::{BlockStream, NodeClient, NodeError, frame_blocks};
+pub use client::{BlockStream, Deletion, NodeClient, NodeError, frame_blocks};
 pub use config::NodeConfig;

@@ -30,9 +30,18 @@ pub struct ScrubberConfig {
     /// Most chunks queued for repair; more wait to be queued.
     #[serde(default = "default_queue_limit")]
     pub repair_queue_limit: usize,
-    /// Unreferenced chunks are deleted only after this long.
+    /// A chunk is deleted only after it has been garbage this long: since
+    /// the catalogue queued it (overwrite, delete, abort, move), or since a
+    /// sweep first found it unreferenced. Must exceed the longest GET (a
+    /// reader may still stream an overwritten version) and the longest
+    /// upload (chunks are written before their manifest is committed).
     #[serde(default = "default_gc_grace_ms")]
     pub gc_grace_ms: u64,
+    /// How often every node's chunk list is compared with the catalogue's
+    /// reverse index, to find chunks nothing references (a gateway that
+    /// died mid-PUT). A sweep lists every chunk, so it is rare by default.
+    #[serde(default = "default_gc_sweep_interval_ms")]
+    pub gc_sweep_interval_ms: u64,
     /// How often the failure feed, the queue and garbage are looked at.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
@@ -64,6 +73,10 @@ fn default_gc_grace_ms() -> u64 {
     60 * 60 * 1000
 }
 
+fn default_gc_sweep_interval_ms() -> u64 {
+    10 * 60 * 1000
+}
+
 fn default_poll_ms() -> u64 {
     1000
 }
@@ -79,6 +92,7 @@ impl ScrubberConfig {
             repair_concurrency: default_repair_concurrency(),
             repair_queue_limit: default_queue_limit(),
             gc_grace_ms: default_gc_grace_ms(),
+            gc_sweep_interval_ms: default_gc_sweep_interval_ms(),
             poll_interval_ms: default_poll_ms(),
             secret_file: None,
         }
@@ -91,6 +105,10 @@ impl ScrubberConfig {
 
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(10))
+    }
+
+    pub fn gc_sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.gc_sweep_interval_ms.max(10))
     }
 }
 

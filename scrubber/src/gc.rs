@@ -1,96 +1,277 @@
-//! Garbage collection: chunks no manifest references any more. The
-//! catalogue queues them when a version is overwritten or deleted, an
-//! upload aborted, or a chunk moved by repair; they are deleted from their
-//! nodes once `gc_grace` has passed (a reader that fetched the old
-//! manifest may still be streaming them). A node that is unreachable keeps
-//! its entry queued until it answers (or is never coming back).
+//! Garbage collection: deleting chunks no manifest references any more.
 //!
-//! A sweep also finds chunks that were never referenced at all (a gateway
-//! that died between writing chunks and committing the manifest): every
-//! chunk a node lists that the catalogue's reverse index does not place
-//! there, older than the grace period, is deleted. The grace period must
-//! exceed the longest upload, since a chunk is written before its manifest
-//! is committed.
+//! Garbage is found two ways. The catalogue **queues** a blob's chunks when
+//! a version is overwritten or deleted, an upload aborted, or a chunk moved
+//! by repair. A **sweep** compares every live node's chunk list with the
+//! reverse index, for chunks that were never referenced at all (a gateway
+//! that died between writing chunks and committing the manifest).
+//!
+//! Both follow one deletion rule ([`delete_if_still_garbage`]). A chunk is
+//! deleted only when all three hold:
+//! 1. It has been garbage for `gc_grace`, counted from when it *became*
+//!    garbage: its queue entry's time, or the sweep's first sighting of it
+//!    unreferenced. A file's age says nothing: an overwritten version's
+//!    chunks are old, and a reader that fetched its manifest may still be
+//!    streaming them.
+//! 2. No shard's reverse index places it on its node, asked right before
+//!    deleting, of every shard under one shard map (a shard whose range
+//!    changed meanwhile answers `wrong_shard` and the question is asked
+//!    again under the new map). The sweep also leaves queued chunks to the
+//!    queue.
+//! 3. Its file was not written after it became garbage: the node checks the
+//!    file's time under the lock it renames chunks into place with, so a
+//!    chunk that repair wrote back onto the node is a new, live chunk.
+//!
+//! A node that is unreachable keeps its queue entries until it answers (or
+//! leaves the registry with its chunks). The grace period must exceed the
+//! longest GET and the longest upload.
 
-use cairn_service::tasks::{CancellationToken, pause};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use std::collections::HashSet;
-
-use cairn_core::ids::BlobId;
+use cairn_core::ids::ChunkId;
 use cairn_core::manifest::ChunkState;
 use cairn_core::placement::NodeState;
+use cairn_meta_api::model::{NodeRecord, PlacedChunk};
+use cairn_node_api::Deletion;
+use cairn_service::tasks::{CancellationToken, pause};
 
 use crate::context::{Context, now_ms};
 
 /// Garbage entries handled per shard and round.
 const BATCH: usize = 200;
 
-/// Rounds of queued-garbage collection between orphan sweeps.
-const SWEEP_EVERY: u32 = 10;
+/// Chunks checked and deleted per call of the deletion rule.
+const DELETE_BATCH: usize = 1000;
+
+type GcError = Box<dyn std::error::Error + Send + Sync>;
 
 pub async fn collect_garbage(ctx: Arc<Context>, token: CancellationToken) {
-    let mut round = 0u32;
+    let mut last_sweep: Option<Instant> = None;
     loop {
         // A round may be cut anywhere: deletions are idempotent and an
         // entry is acknowledged only after its chunks are gone.
         let work = async {
-            if let Err(err) = collect_once(&ctx).await {
+            if let Err(err) = collect_queued(&ctx).await {
                 tracing::warn!(error = %err, "garbage collection round failed");
             }
-            if round.is_multiple_of(SWEEP_EVERY)
-                && let Err(err) = sweep_orphans(&ctx).await
-            {
-                tracing::warn!(error = %err, "orphan sweep failed");
+            if last_sweep.is_none_or(|at| at.elapsed() >= ctx.config.gc_sweep_interval()) {
+                last_sweep = Some(Instant::now());
+                if let Err(err) = sweep_orphans(&ctx).await {
+                    tracing::warn!(error = %err, "orphan sweep failed");
+                }
             }
         };
         if token.run_until_cancelled(work).await.is_none() {
             return;
         }
-        round = round.wrapping_add(1);
-        let wait = ctx.config.poll_interval().max(Duration::from_millis(500));
+        let wait = ctx
+            .config
+            .poll_interval()
+            .max(std::time::Duration::from_millis(500));
         if !pause(&token, wait).await {
             return;
         }
     }
 }
 
-/// Deletes chunks on live nodes that no manifest or upload references.
-async fn sweep_orphans(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// A chunk that has been garbage since `since_ms`.
+#[derive(Debug, Clone)]
+struct Doomed {
+    place: PlacedChunk,
+    since_ms: u64,
+}
+
+/// What the deletion rule did with one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Deleted,
+    /// Not there (deleted before, or its node left the registry).
+    Gone,
+    /// Live after all: referenced again, or written since it became garbage.
+    Spared,
+    /// Its node did not answer; ask again next round.
+    Retry,
+}
+
+/// The one deletion rule (module docs), for queue and sweep alike. The
+/// caller has checked the grace period.
+#[tracing::instrument(skip_all, fields(chunks = doomed.len()))]
+async fn delete_if_still_garbage(
+    ctx: &Context,
+    nodes: &[NodeRecord],
+    doomed: &[Doomed],
+) -> Result<Vec<Fate>, GcError> {
+    let places: Vec<PlacedChunk> = doomed.iter().map(|d| d.place.clone()).collect();
+    let referenced = ctx.meta.referenced(&places).await?;
+    let spared = |reason: &str| {
+        ctx.metrics
+            .garbage_spared
+            .with_label_values(&[reason])
+            .inc()
+    };
+    let mut fates = Vec::with_capacity(doomed.len());
+    let mut deleted = 0u64;
+    for d in doomed {
+        let PlacedChunk { node, chunk } = &d.place;
+        if referenced.contains(&d.place) {
+            tracing::info!(%node, %chunk, "garbage chunk is referenced again; kept");
+            spared("referenced");
+            fates.push(Fate::Spared);
+            continue;
+        }
+        let Some(client) = ctx.client(nodes, node) else {
+            fates.push(Fate::Gone); // the node left the cluster with its chunks
+            continue;
+        };
+        fates.push(
+            match client.delete_unless_modified_after(chunk, d.since_ms).await {
+                Ok(Deletion::Deleted) => {
+                    deleted += 1;
+                    tracing::debug!(%node, %chunk, "garbage chunk deleted");
+                    Fate::Deleted
+                }
+                Ok(Deletion::Absent) => Fate::Gone,
+                Ok(Deletion::WrittenSince) => {
+                    tracing::info!(%node, %chunk, "garbage chunk was written again since; kept");
+                    spared("written_since");
+                    Fate::Spared
+                }
+                Err(err) => {
+                    tracing::debug!(%node, %chunk, error = %err, "garbage chunk not deleted yet");
+                    Fate::Retry
+                }
+            },
+        );
+    }
+    if deleted > 0 {
+        ctx.metrics.garbage_deleted.inc_by(deleted);
+        ctx.store.add_garbage_deleted(deleted)?;
+    }
+    Ok(fates)
+}
+
+/// Deletes the chunks of queue entries whose grace period is over, and
+/// acknowledges each entry once none of its chunks needs another try.
+async fn collect_queued(ctx: &Context) -> Result<(), GcError> {
     let nodes = ctx.nodes().await?;
+    let now = now_ms();
+    for shard in ctx.meta.refresh_map().await?.shards {
+        let entries = ctx.meta.garbage(shard.id, None, BATCH).await?;
+        // Queued in order: the first young entry ends the due ones.
+        let due: Vec<_> = entries
+            .into_iter()
+            .take_while(|e| now.saturating_sub(e.queued_ms) >= ctx.config.gc_grace_ms)
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        let mut doomed = Vec::new();
+        let mut owner = Vec::new();
+        for (i, entry) in due.iter().enumerate() {
+            for chunk in entry
+                .blob
+                .chunks
+                .iter()
+                .filter(|c| c.state == ChunkState::Stored)
+            {
+                doomed.push(Doomed {
+                    place: PlacedChunk {
+                        node: chunk.node.clone(),
+                        chunk: entry.blob.chunk_id(chunk.index),
+                    },
+                    since_ms: entry.queued_ms,
+                });
+                owner.push(i);
+            }
+        }
+        let fates = delete_if_still_garbage(ctx, &nodes, &doomed).await?;
+        let mut complete = vec![true; due.len()];
+        for (fate, i) in fates.into_iter().zip(owner) {
+            if fate == Fate::Retry {
+                complete[i] = false;
+            }
+        }
+        let done: Vec<u64> = due
+            .iter()
+            .zip(complete)
+            .filter(|(_, complete)| *complete)
+            .map(|(e, _)| e.id)
+            .collect();
+        if !done.is_empty() {
+            tracing::info!(shard = %shard.id, entries = done.len(), "garbage entries collected");
+            ctx.meta.ack_garbage(shard.id, done).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every chunk some queue entry names (the queue deletes those itself).
+async fn queued_chunks(ctx: &Context) -> Result<HashSet<PlacedChunk>, GcError> {
+    let mut queued = HashSet::new();
+    for shard in ctx.meta.refresh_map().await?.shards {
+        let mut after = None;
+        loop {
+            let page = ctx.meta.garbage(shard.id, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for entry in &page {
+                queued.extend(entry.blob.chunks.iter().map(|c| PlacedChunk {
+                    node: c.node.clone(),
+                    chunk: entry.blob.chunk_id(c.index),
+                }));
+            }
+        }
+    }
+    Ok(queued)
+}
+
+/// Finds chunks on live nodes that nothing references, remembers when each
+/// was first seen so, and deletes those seen so for the grace period.
+async fn sweep_orphans(ctx: &Context) -> Result<(), GcError> {
+    let nodes = ctx.nodes().await?;
+    let queued = queued_chunks(ctx).await?;
     for node in nodes.iter().filter(|n| n.state == NodeState::Up) {
         let Some(client) = ctx.client(&nodes, &node.id) else {
             continue;
         };
-        // The index first: a chunk committed after this snapshot is younger
-        // than the grace period when listed below.
-        let referenced: HashSet<(BlobId, u8)> = ctx
+        // The index before the listing: a chunk committed after this read
+        // is merely seen unreferenced once, and checked again before any
+        // deletion.
+        let referenced: HashSet<ChunkId> = ctx
             .meta
             .chunks_on_node(&node.id)
             .await?
             .into_iter()
-            .map(|c| (c.blob, c.index))
+            .map(|c| ChunkId::new(c.blob, c.index))
             .collect();
-        let cutoff = now_ms().saturating_sub(ctx.config.gc_grace_ms);
+        let seen_before = ctx.store.unreferenced_since(&node.id)?;
+        let now = now_ms();
+        let mut seen = HashMap::new();
+        let mut doomed = Vec::new();
         let mut after = None;
-        let mut deleted = 0u64;
         loop {
             let page = client.list(after.as_ref(), 1000).await?;
             for entry in &page.chunks {
-                if entry.modified_ms < cutoff
-                    && !referenced.contains(&(entry.chunk.blob, entry.chunk.index))
-                {
-                    match client.delete(&entry.chunk).await {
-                        Ok(true) => {
-                            deleted += 1;
-                            tracing::info!(node = %node.id, chunk = %entry.chunk, "deleted an unreferenced chunk");
-                        }
-                        Ok(false) => {}
-                        Err(err) => {
-                            tracing::debug!(chunk = %entry.chunk, error = %err, "orphan not deleted")
-                        }
-                    }
+                let place = PlacedChunk {
+                    node: node.id.clone(),
+                    chunk: entry.chunk,
+                };
+                if referenced.contains(&entry.chunk) || queued.contains(&place) {
+                    continue;
+                }
+                // A file written after its first sighting is a new chunk.
+                let since = match seen_before.get(&entry.chunk) {
+                    Some(&since) if entry.modified_ms <= since => since,
+                    _ => now,
+                };
+                seen.insert(entry.chunk, since);
+                if now.saturating_sub(since) >= ctx.config.gc_grace_ms {
+                    doomed.push(Doomed {
+                        place,
+                        since_ms: since,
+                    });
                 }
             }
             match page.next_after {
@@ -98,57 +279,17 @@ async fn sweep_orphans(ctx: &Context) -> Result<(), Box<dyn std::error::Error + 
                 None => break,
             }
         }
-        if deleted > 0 {
-            ctx.metrics.garbage_deleted.inc_by(deleted);
-            ctx.store.add_garbage_deleted(deleted)?;
+        let newly_seen = seen.keys().filter(|c| !seen_before.contains_key(c)).count();
+        if newly_seen > 0 {
+            tracing::info!(node = %node.id, newly_seen, "chunks found unreferenced; deleted after the grace period");
         }
-    }
-    Ok(())
-}
-
-async fn collect_once(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let nodes = ctx.nodes().await?;
-    let now = now_ms();
-    for shard in ctx.meta.refresh_map().await?.shards {
-        let entries = ctx.meta.garbage(shard.id, None, BATCH).await?;
-        let mut done = Vec::new();
-        let mut deleted = 0u64;
-        for entry in entries {
-            if now.saturating_sub(entry.queued_ms) < ctx.config.gc_grace_ms {
-                break; // queued in order: the rest are younger
+        ctx.store.set_unreferenced(&node.id, &seen)?;
+        for batch in doomed.chunks(DELETE_BATCH) {
+            let fates = delete_if_still_garbage(ctx, &nodes, batch).await?;
+            let deleted = fates.iter().filter(|f| **f == Fate::Deleted).count();
+            if deleted > 0 {
+                tracing::info!(node = %node.id, deleted, "unreferenced chunks deleted");
             }
-            let mut complete = true;
-            for chunk in entry
-                .blob
-                .chunks
-                .iter()
-                .filter(|c| c.state == ChunkState::Stored)
-            {
-                let id = entry.blob.chunk_id(chunk.index);
-                let Some(client) = ctx.client(&nodes, &chunk.node) else {
-                    continue; // the node left the cluster with its chunks
-                };
-                match client.delete(&id).await {
-                    Ok(true) => deleted += 1,
-                    Ok(false) => {}
-                    Err(err) if err.is_not_found() => {}
-                    Err(err) => {
-                        tracing::debug!(chunk = %id, node = %chunk.node, error = %err, "garbage chunk not deleted yet");
-                        complete = false;
-                    }
-                }
-            }
-            if complete {
-                done.push(entry.id);
-            }
-        }
-        if deleted > 0 {
-            ctx.metrics.garbage_deleted.inc_by(deleted);
-            ctx.store.add_garbage_deleted(deleted)?;
-            tracing::info!(shard = %shard.id, deleted, "garbage chunks deleted");
-        }
-        if !done.is_empty() {
-            ctx.meta.ack_garbage(shard.id, done).await?;
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ pub struct ScrubberMetrics {
     pub repair_queue: IntGauge,
     pub repairs_in_progress: IntGauge,
     pub garbage_deleted: IntCounter,
+    pub garbage_spared: IntCounterVec,
 }
 
 impl ScrubberMetrics {
@@ -55,6 +56,14 @@ impl ScrubberMetrics {
                 "cairn_gc_chunks_deleted_total",
                 "Unreferenced chunks deleted",
             ),
+            garbage_spared: IntCounterVec::new(
+                Opts::new(
+                    "cairn_gc_chunks_spared_total",
+                    "Garbage chunks kept at the last check, by reason (referenced again, written since)",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -68,6 +77,7 @@ impl ScrubberMetrics {
             Box::new(metrics.repair_queue.clone()),
             Box::new(metrics.repairs_in_progress.clone()),
             Box::new(metrics.garbage_deleted.clone()),
+            Box::new(metrics.garbage_spared.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("unique metric");

@@ -5,12 +5,14 @@
 //!
 //! Keys: `job/<id:016x>`; `q/<surviving:03>/<seq:016x>` → task and
 //! `qi/<blob>/<index:03>` → its queue key (one entry per chunk);
-//! `totals`; `lost/<node>`; `counter/<name>`.
+//! `totals`; `lost/<node>`; `counter/<name>`; `unref/<node>/<chunk file
+//! name>` → when the orphan sweep first found that chunk unreferenced.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use cairn_core::ids::{BlobId, NodeId};
+use cairn_core::ids::{BlobId, ChunkId, NodeId};
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -265,6 +267,46 @@ impl ScrubStore {
             .into_iter()
             .filter_map(|(key, _)| key.strip_prefix("lost/").and_then(|n| n.parse().ok()))
             .collect())
+    }
+
+    // ---- unreferenced chunks seen by the orphan sweep ----
+
+    /// When a sweep first found each of `node`'s chunks unreferenced.
+    pub fn unreferenced_since(&self, node: &NodeId) -> Result<HashMap<ChunkId, u64>, StoreError> {
+        let prefix = format!("unref/{node}/");
+        Ok(self
+            .scan::<u64>(&prefix, usize::MAX)?
+            .into_iter()
+            .filter_map(|(key, since)| {
+                let name = key.strip_prefix(&prefix)?;
+                Some((ChunkId::from_file_name(name)?, since))
+            })
+            .collect())
+    }
+
+    /// Replaces `node`'s sightings with `seen` (one synced batch): a chunk
+    /// found referenced, or gone, loses its sighting.
+    pub fn set_unreferenced(
+        &self,
+        node: &NodeId,
+        seen: &HashMap<ChunkId, u64>,
+    ) -> Result<(), StoreError> {
+        let prefix = format!("unref/{node}/");
+        let mut batch = WriteBatch::default();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix.as_bytes(), Direction::Forward))
+        {
+            let (key, _) = item?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            batch.delete(key);
+        }
+        for (chunk, since) in seen {
+            batch.put(format!("{prefix}{}", chunk.file_name()), encode(since));
+        }
+        Ok(self.db.write_opt(batch, &synced())?)
     }
 }
 

@@ -87,6 +87,7 @@ impl From<StoreError> for ApiError {
                 ErrorCode::InvalidRange,
                 None,
             ),
+            StoreError::ModifiedSince { .. } => (StatusCode::CONFLICT, ErrorCode::Conflict, None),
             StoreError::NoSpace(_) => (
                 StatusCode::INSUFFICIENT_STORAGE,
                 ErrorCode::InsufficientStorage,
@@ -466,13 +467,23 @@ async fn head_chunk(
     Ok(response)
 }
 
+#[derive(Debug, Deserialize)]
+struct DeleteQuery {
+    /// Delete only a file last written at or before this time (ms since
+    /// the epoch); a later one answers `conflict`.
+    unmodified_since_ms: Option<u64>,
+}
+
 async fn delete_chunk(
     State(shared): State<Arc<NodeShared>>,
     Path((blob, index)): Path<(String, String)>,
+    Query(query): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let chunk = chunk_id(&blob, &index)?;
     let store = shared.store.clone();
-    let existed = blocking(move || store.delete(&chunk)).await?;
+    let existed =
+        blocking(move || store.delete_unless_modified_after(&chunk, query.unmodified_since_ms))
+            .await?;
     shared.refresh_usage_gauges();
     if existed {
         tracing::info!(%chunk, "chunk deleted");

@@ -721,3 +721,44 @@ fn spawn_node(data_dir: &Path) -> (std::process::Child, NodeClient) {
         NodeClient::standalone(&format!("http://{addr}"), &secret()),
     )
 }
+
+/// Garbage collection deletes a chunk only if its file was last written
+/// before the chunk became garbage: a chunk written again since (repair put
+/// it back on this node) is kept, with `conflict`.
+#[tokio::test]
+async fn a_conditional_delete_keeps_a_chunk_written_after_the_cutoff() {
+    use cairn_node_api::Deletion;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(4);
+    let before_write = cairn_service::now_ms().saturating_sub(5_000);
+    node.client
+        .put_chunk(&id, 1000, &blocks(2, 1000, 10, 4))
+        .await
+        .expect("put");
+    assert_eq!(
+        node.client
+            .delete_unless_modified_after(&id, before_write)
+            .await
+            .expect("delete"),
+        Deletion::WrittenSince
+    );
+    assert!(node.client.head(&id).await.expect("head").is_some(), "kept");
+    let after_write = cairn_service::now_ms() + 1_000;
+    assert_eq!(
+        node.client
+            .delete_unless_modified_after(&id, after_write)
+            .await
+            .expect("delete"),
+        Deletion::Deleted
+    );
+    assert_eq!(
+        node.client
+            .delete_unless_modified_after(&id, after_write)
+            .await
+            .expect("delete"),
+        Deletion::Absent
+    );
+    assert_eq!(node.client.status().await.expect("status").used_bytes, 0);
+    node.stop().await;
+}

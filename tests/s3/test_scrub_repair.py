@@ -6,15 +6,21 @@ by the job's own counters."""
 
 import collections
 import hashlib
+import http.client
 import io
 import os
 import random
 import signal
 import subprocess
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from test_history import proc_identity, respawn
 
 MiB = 1024 * 1024
 BLOCK = 256 * 1024
@@ -319,3 +325,116 @@ def test_garbage_is_collected_after_overwrites_and_from_a_node_back_too_late(mak
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_an_overwrite_while_a_get_streams_it_does_not_cut_the_get(make_cluster):
+    """Garbage's grace period counts from when a chunk became garbage, not
+    from the file's age. An object written well over a grace period ago is
+    overwritten while a GET streams it (three parts, read slowly, so later
+    parts' chunks are fetched after the overwrite) and sweeps run meanwhile:
+    the GET completes byte-exact. After the grace period the old chunks go."""
+    cluster = make_cluster("--gc-grace", "8s")
+    s3 = cluster.client(read_timeout=60)
+    s3.create_bucket(Bucket="stream")
+    parts = [os.urandom(16 * MiB) for _ in range(3)]
+    upload = s3.create_multipart_upload(Bucket="stream", Key="big")["UploadId"]
+    etags = [s3.upload_part(Bucket="stream", Key="big", UploadId=upload, PartNumber=n,
+                            Body=data)["ETag"] for n, data in enumerate(parts, 1)]
+    s3.complete_multipart_upload(
+        Bucket="stream", Key="big", UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]})
+    old_files = [chunk_path(cluster, c["node"], part["blob"], c["index"])
+                 for part in manifest(cluster, "stream", "big")["parts"] for c in part["chunks"]]
+    assert all(p.exists() for p in old_files)
+    time.sleep(9)  # every chunk file is now older than the grace period
+
+    body = s3.get_object(Bucket="stream", Key="big")["Body"]
+    got = [body.read(MiB)]
+    s3.put_object(Bucket="stream", Key="big", Body=b"replaced")
+    time.sleep(4)  # sweeps run every 2 s; the old version is garbage now
+    while chunk := body.read(MiB):
+        got.append(chunk)
+    got = b"".join(got)
+    assert len(got) == len(b"".join(parts)) and got == b"".join(parts), "the GET was cut or corrupted"
+    assert s3.get_object(Bucket="stream", Key="big")["Body"].read() == b"replaced"
+    wait_until("the old version's chunks to be deleted after the grace period",
+               lambda: not any(p.exists() for p in old_files), timeout=60)
+
+
+def test_a_gateway_killed_between_writing_chunks_and_committing_leaves_nothing(make_cluster, tmp_path):
+    """kill -9 of the gateway mid-PUT, at the worst moment: every chunk of
+    the object is written and the commit cannot be sent (every metadata
+    replica was SIGKILLed under it; the gateway is looking for a leader). No
+    object becomes visible once the replicas are back, cairn dev restarts
+    the gateway, and the orphaned chunks are swept once a sweep has seen
+    them unreferenced for the grace period. No temp file is left either."""
+    cluster = make_cluster("--gc-grace", "3s")
+    s3 = cluster.client(read_timeout=60)
+    s3.create_bucket(Bucket="crash")
+    s3.put_object(Bucket="crash", Key="kept", Body=b"committed before the crash")
+    before = set(cluster.chunk_files())
+    metas = [proc_identity(m["pid"]) + (m["pid"],) for m in cluster.info["metadata"]]
+    gateway_pid = cluster.info["gateway"]["pid"]
+    k_plus_m = cluster.info["k"] + cluster.info["m"]
+
+    def temp_files():
+        return [p for p in cluster.chunk_files() if p.name.startswith(".tmp-")]
+
+    # One attempt only (an SDK would retry on the restarted gateway): a
+    # presigned PUT over a plain connection.
+    url = urllib.parse.urlsplit(s3.generate_presigned_url(
+        "put_object", Params={"Bucket": "crash", "Key": "lost"}, ExpiresIn=600))
+
+    def put():
+        connection = http.client.HTTPConnection(url.netloc, timeout=120)
+        try:
+            connection.request("PUT", f"{url.path}?{url.query}", body=os.urandom(192 * MiB))
+            connection.getresponse().read()
+        except OSError:
+            pass  # the gateway dies under it
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=put)
+    writer.start()
+    respawned = []
+    log = open(tmp_path / "respawned.log", "w")
+    try:
+        wait_until("chunk streams to start", temp_files, timeout=60, interval=0.02)
+        for *_, pid in metas:
+            os.kill(pid, signal.SIGKILL)
+        # The chunks finish (nodes need no metadata to store them); the
+        # commit finds no metadata replica and keeps looking for a leader.
+        wait_until("every chunk written", lambda: not temp_files() and
+                   len(set(cluster.chunk_files()) - before) == k_plus_m, timeout=60, interval=0.05)
+        os.kill(gateway_pid, signal.SIGKILL)
+        writer.join()
+        orphans = set(cluster.chunk_files()) - before
+        assert len(orphans) == k_plus_m
+        for cmdline, environ, _ in metas:
+            respawned.append(respawn(cmdline, environ, log))
+
+        def restarted():
+            cluster.reload_info()
+            return cluster.info["gateway"]["pid"] != gateway_pid
+        wait_until("cairn dev to restart the gateway", restarted, timeout=60)
+
+        def head_lost():
+            try:
+                s3.head_object(Bucket="crash", Key="lost")
+                return "visible"
+            except ClientError as e:
+                return "absent" if e.response["ResponseMetadata"]["HTTPStatusCode"] == 404 else None
+            except Exception:
+                return None  # the new gateway or a leader is still starting
+        assert wait_until("the restarted gateway to answer", head_lost, timeout=60) == "absent"
+        assert s3.get_object(Bucket="crash", Key="kept")["Body"].read() == b"committed before the crash"
+        wait_until("the orphaned chunks to be swept", lambda: not any(p.exists() for p in orphans),
+                   timeout=90)
+        assert not temp_files()
+        assert set(cluster.chunk_files()) == before
+    finally:
+        for child in respawned:
+            child.kill()
+            child.wait()
+        log.close()

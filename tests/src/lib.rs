@@ -59,6 +59,11 @@ pub struct ClusterSpec {
     pub detector: DetectorConfig,
     /// A node down this long has its chunks rebuilt by the scrubber.
     pub repair_after: Duration,
+    /// Garbage is deleted this long after it became garbage (an hour:
+    /// tests of garbage collection shorten it).
+    pub gc_grace: Duration,
+    /// How often the scrubber sweeps nodes for unreferenced chunks.
+    pub gc_sweep_interval: Duration,
 }
 
 impl ClusterSpec {
@@ -75,6 +80,8 @@ impl ClusterSpec {
                 down_after: Duration::from_millis(1500),
             },
             repair_after: Duration::from_secs(3600),
+            gc_grace: Duration::from_secs(3600),
+            gc_sweep_interval: Duration::from_secs(600),
         }
     }
 }
@@ -216,7 +223,8 @@ impl TestCluster {
         let mut config = ScrubberConfig::new(&meta_url, dir.path().join("scrubber"));
         config.poll_interval_ms = 100;
         config.repair_after_ms = spec.repair_after.as_millis() as u64;
-        config.gc_grace_ms = 3_600_000;
+        config.gc_grace_ms = spec.gc_grace.as_millis() as u64;
+        config.gc_sweep_interval_ms = spec.gc_sweep_interval.as_millis() as u64;
         let scrubber = Scrubber::open(config, secret.clone(), scrub_listener)
             .await
             .expect("scrubber");

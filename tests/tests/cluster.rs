@@ -211,3 +211,169 @@ async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
     assert_eq!((len, got), (size as u64, hash));
     cluster.shutdown().await;
 }
+
+/// The orphan sweep runs every 50 ms while the catalogue's shards split
+/// under it: nothing a manifest references is deleted, while a planted
+/// orphan is (the sweep was really running). Three layers stand between a
+/// split and a wrong deletion: each shard read checks the range the
+/// caller's map expects, a chunk is deleted only after being seen
+/// unreferenced for the whole grace period (a stale snapshot is corrected
+/// by the next sweep), and the last check before a delete asks every shard
+/// again. Removing the first and the last still passes here, because the
+/// second holds on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_racing_shard_splits_deletes_nothing_referenced() {
+    use std::time::{Duration, Instant};
+    let mut spec = cairn_tests::ClusterSpec::new(6, 3);
+    // Short, but longer than one small PUT (chunks are written before the
+    // manifest commits; a PUT is younger than the grace period).
+    spec.gc_grace = Duration::from_secs(2);
+    spec.gc_sweep_interval = Duration::from_millis(50);
+    let cluster = TestCluster::start_with(spec).await;
+    let s3 = cluster.s3();
+    s3.ensure_bucket("race").await.expect("bucket");
+    let mut objects = Vec::new();
+    for i in 0..24u8 {
+        let key = format!("{i:02}/object");
+        let (body, hash) = payload(20 * 1024 + usize::from(i), i);
+        s3.put("race", &key, body).await.expect("put");
+        objects.push((key, hash));
+    }
+
+    // An orphan: object 0's chunk 0 copied onto the node holding chunk 1,
+    // where no manifest places it.
+    let (source_node, chunk) = holder(&cluster, "race", "00/object", 0).await;
+    let (orphan_node, _) = holder(&cluster, "race", "00/object", 1).await;
+    let orphan = cluster.chunk_file(orphan_node, &chunk);
+    std::fs::create_dir_all(orphan.parent().expect("fan-out dir")).expect("mkdir");
+    std::fs::copy(cluster.chunk_file(source_node, &chunk), &orphan).expect("plant orphan");
+
+    // Splits while the sweeps run: each moves index rows to a new shard.
+    for i in (2..24).step_by(4) {
+        cluster
+            .meta
+            .split(&format!("race/{i:02}/"))
+            .await
+            .expect("split");
+    }
+    let map = cluster.meta.refresh_map().await.expect("map");
+    assert!(map.shards.len() > 6, "{} shards", map.shards.len());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while orphan.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the planted orphan was never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // More sweeps after the last split, each over every node.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    for (key, hash) in &objects {
+        for c in chunks(&cluster, "race", key).await {
+            let i = cluster
+                .nodes
+                .iter()
+                .position(|n| n.id == c.node)
+                .expect("a test node");
+            let id = blob_of(&cluster, "race", key).await.chunk_id(c.index);
+            assert!(
+                cluster.chunk_file(i, &id).exists(),
+                "referenced chunk {id} of {key} on {} was deleted",
+                c.node
+            );
+        }
+        let (_, got) = s3.get_hashed("race", key).await.expect("get");
+        assert_eq!(&got, hash, "{key}");
+    }
+    assert!(cluster.chunk_file(source_node, &chunk).exists());
+    cluster.shutdown().await;
+}
+
+/// A node that hangs in the middle of a GET's stream (it served the first
+/// stripes) is replaced at the next stripe's hedge deadline, and the GET
+/// completes byte-exact. After a few such reads the gateway avoids the node
+/// (it heartbeats on, so the detector keeps it up): later GETs pass over its
+/// chunk from the start, and new PUTs are placed around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_stream_that_stalls_midway_is_replaced_and_the_node_avoided() {
+    use futures_util::StreamExt;
+    let cluster = TestCluster::start(6, 3).await;
+    let s3 = cluster.s3();
+    s3.ensure_bucket("midway").await.expect("bucket");
+    // Large enough that the gateway is still fetching stripes when the
+    // client has read its first MiB (buffers hold a few MiB).
+    let size = 48 * 1024 * 1024 + 3;
+    let (body, hash) = payload(size, 9);
+    s3.put("midway", "big", body).await.expect("put");
+    let (stalled, _) = holder(&cluster, "midway", "big", 1).await;
+    let hedged = cluster
+        .gateway_metric("cairn_gateway_hedged_reads_total")
+        .await;
+
+    let response = s3.get("midway", "big").await.expect("get");
+    let mut stream = response.bytes_stream();
+    let mut hasher = blake3::Hasher::new();
+    let mut len = 0usize;
+    while len < 1024 * 1024 {
+        let piece = stream.next().await.expect("more").expect("piece");
+        len += piece.len();
+        hasher.update(&piece);
+    }
+    cluster.hang(stalled);
+    while let Some(piece) = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
+        .await
+        .expect("the GET went on around the stalled stream")
+    {
+        let piece = piece.expect("piece");
+        len += piece.len();
+        hasher.update(&piece);
+    }
+    assert_eq!((len, *hasher.finalize().as_bytes()), (size, hash));
+    assert!(
+        cluster
+            .gateway_metric("cairn_gateway_hedged_reads_total")
+            .await
+            > hedged,
+        "the stalled stream was replaced by a hedge"
+    );
+
+    // Consecutive stalls get the node avoided: then a GET passes over its
+    // chunk from the start, and a PUT is placed around it.
+    let mut reads = 0;
+    while cluster
+        .gateway_metric("cairn_gateway_read_penalties_total")
+        .await
+        < 1.0
+    {
+        reads += 1;
+        assert!(reads <= 10, "the stalling node was never avoided");
+        let (len, got) = s3.get_hashed("midway", "big").await.expect("get");
+        assert_eq!((len, got), (size as u64, hash));
+    }
+    let avoided = cluster
+        .gateway_metric("cairn_gateway_avoided_chunks_total")
+        .await;
+    let (len, got) = s3.get_hashed("midway", "big").await.expect("get");
+    assert_eq!((len, got), (size as u64, hash));
+    assert!(
+        cluster
+            .gateway_metric("cairn_gateway_avoided_chunks_total")
+            .await
+            > avoided,
+        "the avoided node's chunk was passed over"
+    );
+    let small = 256 * 1024;
+    let (body, _) = payload(small, 11);
+    s3.put("midway", "placed", body).await.expect("put");
+    assert!(
+        !chunks(&cluster, "midway", "placed")
+            .await
+            .iter()
+            .any(|c| c.node == cluster.nodes[stalled].id),
+        "a PUT was placed on the avoided node"
+    );
+    assert_eq!(cluster.state(stalled).await, Some(NodeState::Up));
+    cluster.unhang(stalled);
+    cluster.shutdown().await;
+}

@@ -128,14 +128,19 @@ impl S3Client {
         Self::check(response).await.map(drop)
     }
 
-    /// Streams the object, returning its length and blake3.
-    pub async fn get_hashed(&self, bucket: &str, key: &str) -> Result<(u64, [u8; 32]), S3Failure> {
-        let response = Self::check(
+    /// A GET's successful response, its body not read yet.
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<reqwest::Response, S3Failure> {
+        Self::check(
             self.request(Method::GET, bucket, Some(key), &[])
                 .send()
                 .await?,
         )
-        .await?;
+        .await
+    }
+
+    /// Streams the object, returning its length and blake3.
+    pub async fn get_hashed(&self, bucket: &str, key: &str) -> Result<(u64, [u8; 32]), S3Failure> {
+        let response = self.get(bucket, key).await?;
         let mut hasher = blake3::Hasher::new();
         let mut len = 0u64;
         let mut body = response.bytes_stream();

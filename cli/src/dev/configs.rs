@@ -69,6 +69,9 @@ pub(crate) fn scrubber(
     config.listen = listen;
     config.repair_after_ms = options.repair_after.as_millis() as u64;
     config.gc_grace_ms = options.gc_grace.as_millis() as u64;
+    // Sweeps a few times per grace period, so an orphan goes about one
+    // grace period after it appears.
+    config.gc_sweep_interval_ms = (config.gc_grace_ms / 4).clamp(500, 60_000);
     config.poll_interval_ms = 500;
     config
 }

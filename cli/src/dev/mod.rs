@@ -114,8 +114,9 @@ pub struct DevCluster {
     nodes: Vec<Supervised>,
     gateway: Supervised,
     scrubber: Supervised,
+    gateway_bin: PathBuf,
     scrubber_bin: PathBuf,
-    /// Held for restarts of the scrubber.
+    /// Held for restarts of the gateway and the scrubber.
     ports: Ports,
     secret: String,
     run_dir: PathBuf,
@@ -367,22 +368,7 @@ impl DevCluster {
             &gateway_config,
             &configs::gateway(options, &meta_url, s3_addr, admin_addr, credential.clone()),
         )?;
-        let addr_file = fresh(run.join("gateway.addr"));
-        let mut gateway = spawn(Spawn {
-            name: "gateway",
-            binary: &gateway_bin,
-            args: vec![
-                "--config".into(),
-                gateway_config.display().to_string(),
-                "--addr-file".into(),
-                addr_file.display().to_string(),
-            ],
-            secret: &secret,
-            log: logs.join("gateway.log"),
-            // The gateway takes them in this order: S3, then admin.
-            listeners: vec![ports::handoff(&ports.s3)?, ports::handoff(&ports.admin)?],
-        })?;
-        wait_for_addr(&mut gateway, &addr_file).await?;
+        let gateway = spawn_gateway(&gateway_bin, &data, &secret, &ports).await?;
 
         configs::write(
             &data.join("scrubber.toml"),
@@ -425,6 +411,7 @@ impl DevCluster {
             nodes: supervised_nodes,
             gateway,
             scrubber,
+            gateway_bin,
             scrubber_bin,
             ports,
             secret,
@@ -432,10 +419,11 @@ impl DevCluster {
         })
     }
 
-    /// Runs until `shutdown` resolves or the gateway dies. A storage node
-    /// or a metadata replica that exits is reported and left down: that is
-    /// what a user killing one wants to watch (the metadata groups carry on
-    /// while a majority of replicas lives).
+    /// Runs until `shutdown` resolves (or a gateway or scrubber that died
+    /// cannot be started again: they are restarted on their sockets). A
+    /// storage node or a metadata replica that exits is reported and left
+    /// down: that is what a user killing one wants to watch (the metadata
+    /// groups carry on while a majority of replicas lives).
     pub async fn supervise(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
         tokio::pin!(shutdown);
         let mut reported = vec![false; self.nodes.len()];
@@ -456,7 +444,19 @@ impl DevCluster {
                     );
                 }
                 status = self.gateway.child.wait() => {
-                    return Err(format!("the gateway exited ({}); see {}", describe(status), self.gateway.log.display()));
+                    // Stateless: restart it on the same sockets, as a
+                    // service manager would.
+                    eprintln!("cairn dev: the gateway exited ({}; see {}); restarting it", describe(status), self.gateway.log.display());
+                    match spawn_gateway(&self.gateway_bin, &self.run_dir, &self.secret, &self.ports).await {
+                        Ok(gateway) => {
+                            self.info.gateway.pid = gateway.pid();
+                            self.gateway = gateway;
+                            if let Err(err) = self.info.store(&self.cluster_file) {
+                                eprintln!("cairn dev: {err}");
+                            }
+                        }
+                        Err(err) => return Err(format!("cannot restart the gateway: {err}")),
+                    }
                 }
                 status = self.scrubber.child.wait() => {
                     // The scrubber keeps its state in its store: restart it
@@ -516,6 +516,31 @@ async fn wait_any(
 
 /// Starts the scrubber on the config `start` wrote and the cluster's
 /// scrubber socket, and waits until it listens.
+async fn spawn_gateway(
+    binary: &Path,
+    data: &Path,
+    secret: &str,
+    ports: &Ports,
+) -> Result<Supervised, DevError> {
+    let addr_file = fresh(data.join("run").join("gateway.addr"));
+    let mut gateway = spawn(Spawn {
+        name: "gateway",
+        binary,
+        args: vec![
+            "--config".into(),
+            data.join("gateway.toml").display().to_string(),
+            "--addr-file".into(),
+            addr_file.display().to_string(),
+        ],
+        secret,
+        log: data.join("logs").join("gateway.log"),
+        // The gateway takes them in this order: S3, then admin.
+        listeners: vec![ports::handoff(&ports.s3)?, ports::handoff(&ports.admin)?],
+    })?;
+    wait_for_addr(&mut gateway, &addr_file).await?;
+    Ok(gateway)
+}
+
 async fn spawn_scrubber(
     binary: &Path,
     data: &Path,

@@ -75,6 +75,7 @@ pub async fn start_nodes(count: usize) -> Nodes {
         targets.push(ChunkTarget {
             node: id,
             client: NodeClient::standalone(&format!("http://{addr}"), &secret()),
+            avoid: false,
         });
         dirs.push(dir);
     }

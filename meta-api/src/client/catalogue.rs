@@ -1,6 +1,8 @@
 //! Catalogue calls: buckets, objects, listings, multipart uploads, and the
 //! reads that repair and garbage collection need.
 
+use std::collections::HashSet;
+
 use cairn_core::ids::{BlobId, NodeId};
 use cairn_core::manifest::ObjectManifest;
 use cairn_service::ErrorCode;
@@ -10,13 +12,15 @@ use super::{MetaClient, MetaError, unexpected};
 use crate::keys::{bucket_anchor, catalogue_key};
 use crate::model::{
     ApplyRequest, BucketContent, BucketRecord, Command, CompletedPart, GarbageEntry, ListEntry,
-    ListPage, ListRequest, NodeChunk, ObjectRecord, Outcome, PartRecord, Precondition,
+    ListPage, ListRequest, NodeChunk, ObjectRecord, Outcome, PartRecord, PlacedChunk, Precondition,
     UploadRecord,
 };
 use crate::shard_map::{ShardId, ShardMap, prefix_successor};
 
 /// Reverse-index entries asked for per request.
 const NODE_CHUNK_PAGE: usize = 1000;
+/// Chunks asked about per `referenced` request.
+const REFERENCED_BATCH: usize = 1000;
 
 /// One page of an object listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -416,6 +420,44 @@ impl MetaClient {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    /// The subset of `chunks` that some manifest or upload references, by
+    /// every shard's reverse index read under one shard map (a shard split
+    /// meanwhile makes the whole question be asked again). Garbage
+    /// collection's last check before it deletes.
+    pub async fn referenced(
+        &self,
+        chunks: &[PlacedChunk],
+    ) -> Result<HashSet<PlacedChunk>, MetaError> {
+        if chunks.is_empty() {
+            return Ok(HashSet::new());
+        }
+        self.across_shards("referenced chunks", |map: ShardMap| async move {
+            let mut found = HashSet::new();
+            for shard in &map.shards {
+                for batch in chunks.chunks(REFERENCED_BATCH) {
+                    let answers: Vec<bool> =
+                        self.shard_read_posting(shard, "referenced", &batch).await?;
+                    if answers.len() != batch.len() {
+                        return Err(MetaError::UnexpectedOutcome(format!(
+                            "{} answers for {} chunks",
+                            answers.len(),
+                            batch.len()
+                        )));
+                    }
+                    found.extend(
+                        batch
+                            .iter()
+                            .zip(answers)
+                            .filter(|(_, referenced)| *referenced)
+                            .map(|(chunk, _)| chunk.clone()),
+                    );
+                }
+            }
+            Ok(found)
         })
         .await
     }

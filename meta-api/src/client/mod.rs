@@ -381,6 +381,24 @@ impl MetaClient {
         )
         .await
     }
+
+    /// A whole-shard read whose question is too large for a query string:
+    /// POSTed as JSON, with the same range expectation.
+    async fn shard_read_posting<T: DeserializeOwned>(
+        &self,
+        shard: &ShardRange,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, MetaError> {
+        self.on_group(
+            GroupId::Shard(shard.id),
+            Method::POST,
+            &shard_path(shard.id, path),
+            Some(body),
+            &ExpectedRange::of(shard).query(),
+        )
+        .await
+    }
 }
 
 fn shard_path(shard: ShardId, path: &str) -> String {

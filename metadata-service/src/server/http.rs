@@ -56,6 +56,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/shards/{id}/uploads", get(list_uploads))
         .route("/shards/{id}/node-chunks", get(node_chunks))
         .route("/shards/{id}/garbage", get(garbage))
+        .route("/shards/{id}/referenced", post(referenced))
         .layer(middleware::from_fn_with_state(
             shared.secret.clone(),
             require_secret,
@@ -521,6 +522,19 @@ async fn node_chunks(
             shard.chunks_on_node(&q.node, after, q.limit.unwrap_or(1000), &q.expected)
         })
         .await?,
+    ))
+}
+
+/// Whether each chunk is in this shard's reverse index (GC's last check).
+async fn referenced(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Query(expected): Query<ExpectedRange>,
+    Json(chunks): Json<Vec<cairn_meta_api::model::PlacedChunk>>,
+) -> Result<Json<Vec<bool>>, ApiError> {
+    let shard = read_shard(&shared, id).await?;
+    Ok(Json(
+        blocking(move || shard.referenced(&chunks, &expected)).await?,
     ))
 }
 

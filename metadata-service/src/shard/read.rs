@@ -4,7 +4,7 @@
 use cairn_core::ids::{BlobId, NodeId};
 use cairn_meta_api::model::{
     BucketRecord, GarbageEntry, ListEntry, ListPage, ListRequest, NodeChunk, ObjectRecord,
-    ObjectSummary, UploadRecord,
+    ObjectSummary, PlacedChunk, UploadRecord,
 };
 use cairn_meta_api::shard_map::{ExpectedRange, prefix_successor};
 use rocksdb::{Direction, IteratorMode};
@@ -260,6 +260,27 @@ impl Shard {
                 owner: decode(v)?,
             })
         })
+    }
+
+    /// For each chunk, whether this shard's reverse index places it on its
+    /// node (a manifest or an upload references it). Garbage collection
+    /// asks every shard right before it deletes.
+    pub fn referenced(
+        &self,
+        chunks: &[PlacedChunk],
+        expected: &ExpectedRange,
+    ) -> Result<Vec<bool>, CatalogError> {
+        let range = self.range.read().expect("range lock");
+        self.check_expected(&range, expected)?;
+        let keys: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|c| keys::node_chunk(&c.node, &c.chunk.blob, c.chunk.index))
+            .collect();
+        self.db
+            .multi_get(&keys)
+            .into_iter()
+            .map(|found| Ok(found?.is_some()))
+            .collect()
     }
 
     /// Queued garbage with id > `after`.

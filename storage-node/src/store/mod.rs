@@ -18,8 +18,8 @@ mod writer;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use cairn_core::chunk_file::FormatError;
@@ -50,6 +50,12 @@ pub enum StoreError {
     InvalidStream(String),
     #[error("block range {first}..{end} is outside the chunk's {blocks} blocks")]
     RangeOutOfBounds { first: u64, end: u64, blocks: u64 },
+    #[error("chunk {chunk} was written at {modified_ms} ms, after {cutoff_ms} ms")]
+    ModifiedSince {
+        chunk: ChunkId,
+        modified_ms: u64,
+        cutoff_ms: u64,
+    },
     #[error("no space left for chunk {0}")]
     NoSpace(ChunkId),
     #[error("{context}: {source}")]
@@ -79,6 +85,16 @@ struct Inner {
     /// Write full blocks with `O_DIRECT` (see `writer`); switched off for
     /// good the first time the filesystem refuses it.
     direct_io: AtomicBool,
+    /// Held while a name is checked and changed (rename into place,
+    /// conditional delete), so the two cannot interleave.
+    names: Mutex<()>,
+}
+
+fn modified_ms(meta: &fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl ChunkStore {
@@ -116,6 +132,7 @@ impl ChunkStore {
                 used_bytes: AtomicU64::new(used),
                 chunk_count: AtomicU64::new(count),
                 direct_io: AtomicBool::new(true),
+                names: Mutex::new(()),
             }),
         })
     }
@@ -179,21 +196,74 @@ impl ChunkStore {
 
     /// Removes a chunk durably. Returns false if it did not exist.
     pub fn delete(&self, chunk: &ChunkId) -> Result<bool, StoreError> {
+        self.delete_unless_modified_after(chunk, None)
+    }
+
+    /// Deletes a chunk unless its file was written after `cutoff_ms` (then
+    /// `ModifiedSince`); `false` if it did not exist. Garbage collection
+    /// passes the moment the chunk became garbage: a chunk written again
+    /// since (repair put it back on this node) is a new, live chunk.
+    pub fn delete_unless_modified_after(
+        &self,
+        chunk: &ChunkId,
+        cutoff_ms: Option<u64>,
+    ) -> Result<bool, StoreError> {
         let path = self.chunk_path(chunk);
-        let len = match fs::metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(err) => return Err(io_error("stat chunk")(err)),
-        };
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(err) => return Err(io_error("remove chunk")(err)),
+        {
+            // Under the names lock, so no chunk is renamed into place
+            // between the check and the unlink.
+            let _names = self.inner.names.lock().expect("names lock");
+            let meta = match fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(err) => return Err(io_error("stat chunk")(err)),
+            };
+            if let Some(cutoff_ms) = cutoff_ms {
+                let modified_ms = modified_ms(&meta);
+                if modified_ms > cutoff_ms {
+                    return Err(StoreError::ModifiedSince {
+                        chunk: *chunk,
+                        modified_ms,
+                        cutoff_ms,
+                    });
+                }
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(err) => return Err(io_error("remove chunk")(err)),
+            }
+            self.inner
+                .used_bytes
+                .fetch_sub(meta.len(), Ordering::Relaxed);
+            self.inner.chunk_count.fetch_sub(1, Ordering::Relaxed);
         }
         sync_dir(&self.fan_out_dir(chunk))?;
-        self.inner.used_bytes.fetch_sub(len, Ordering::Relaxed);
-        self.inner.chunk_count.fetch_sub(1, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// Renames a finished temp file over `chunk`'s name, under the names
+    /// lock, and accounts for the bytes it adds or replaces.
+    pub(crate) fn rename_into_place(
+        &self,
+        temp_path: &Path,
+        chunk: &ChunkId,
+        file_len: u64,
+    ) -> Result<(), StoreError> {
+        let final_path = self.chunk_path(chunk);
+        let _names = self.inner.names.lock().expect("names lock");
+        let replaced = fs::metadata(&final_path).ok().map(|m| m.len());
+        fs::rename(temp_path, &final_path).map_err(io_error("rename chunk into place"))?;
+        self.inner.used_bytes.fetch_add(file_len, Ordering::Relaxed);
+        match replaced {
+            Some(old) => {
+                self.inner.used_bytes.fetch_sub(old, Ordering::Relaxed);
+            }
+            None => {
+                self.inner.chunk_count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Chunks after `after` in (blob, index) order, at most `limit`.
@@ -225,15 +295,10 @@ impl ChunkStore {
                 let Ok(meta) = fs::metadata(&path) else {
                     continue;
                 };
-                let modified_ms = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis() as u64);
                 chunks.push(ChunkListEntry {
                     chunk,
                     file_bytes: meta.len(),
-                    modified_ms,
+                    modified_ms: modified_ms(&meta),
                 });
             }
         }
@@ -243,18 +308,6 @@ impl ChunkStore {
             None
         };
         Ok(ChunkListPage { chunks, next_after })
-    }
-
-    pub(crate) fn account_added(&self, bytes: u64, replaced: Option<u64>) {
-        self.inner.used_bytes.fetch_add(bytes, Ordering::Relaxed);
-        match replaced {
-            Some(old) => {
-                self.inner.used_bytes.fetch_sub(old, Ordering::Relaxed);
-            }
-            None => {
-                self.inner.chunk_count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
     }
 }
 

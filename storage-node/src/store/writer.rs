@@ -244,13 +244,11 @@ impl ChunkWriter {
         self.file.sync_all().map_err(|e| self.write_error(e))?;
 
         let chunk = self.header.chunk;
-        let final_path = self.dir.join(chunk.file_name());
-        let replaced = fs::metadata(&final_path).ok().map(|m| m.len());
-        fs::rename(&self.temp_path, &final_path).map_err(io_error("rename chunk into place"))?;
+        let file_len = at + trailer.len() as u64;
+        self.store
+            .rename_into_place(&self.temp_path, &chunk, file_len)?;
         self.finished = true;
         sync_dir(&self.dir)?;
-        let file_len = at + trailer.len() as u64;
-        self.store.account_added(file_len, replaced);
         tracing::debug!(%chunk, blocks = block_count, bytes = self.data_len, "chunk stored");
         Ok(PutChunkResponse {
             chunk,
