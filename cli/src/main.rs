@@ -108,6 +108,10 @@ struct DevArgs {
     /// S3 port (gateway metrics on port+1, metadata service on port+2).
     #[arg(long, default_value_t = 9000)]
     port: u16,
+    /// Address every service binds and advertises: a LAN or bridge address
+    /// makes the cluster reachable from other hosts or network namespaces.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
     /// Storage nodes, each its own process.
     #[arg(long, default_value_t = 12)]
     nodes: usize,
@@ -422,6 +426,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     };
     let options = DevOptions {
         data_dir: args.data_dir,
+        host: args.host,
         port: args.port,
         nodes: args.nodes,
         racks: args.racks,

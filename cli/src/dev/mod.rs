@@ -38,6 +38,9 @@ pub const DEV_SECRET_KEY: &str = "cairn-dev-secret-key";
 #[derive(Debug, Clone)]
 pub struct DevOptions {
     pub data_dir: PathBuf,
+    /// The address every service binds and advertises (127.0.0.1 keeps the
+    /// cluster on this machine).
+    pub host: std::net::IpAddr,
     /// S3 port; the gateway admin port is `port + 1`, the metadata service
     /// `port + 2` (it keeps its first address across restarts), the
     /// scrubber `port + 3`. 0 lets the OS choose every one of them.
@@ -247,7 +250,7 @@ impl DevCluster {
             .iter()
             .map(|path| configs::previous_meta_addr(path))
             .collect();
-        let mut ports = Ports::bind(options.port, &previous)?;
+        let mut ports = Ports::bind(options.host, options.port, &previous)?;
         let s3_addr = ports::addr(&ports.s3)?;
         let admin_addr = ports::addr(&ports.admin)?;
         let meta_addrs = ports
@@ -321,7 +324,7 @@ impl DevCluster {
                     "--data-dir".into(),
                     node_dir.display().to_string(),
                     "--listen".into(),
-                    "127.0.0.1:0".into(),
+                    SocketAddr::new(options.host, 0).to_string(),
                     "--metadata-url".into(),
                     meta_url.clone(),
                     "--addr-file".into(),
@@ -616,6 +619,7 @@ mod tests {
     fn options(nodes: usize, racks: usize, k: usize, m: usize) -> DevOptions {
         DevOptions {
             data_dir: "x".into(),
+            host: [127, 0, 0, 1].into(),
             port: 9000,
             nodes,
             racks,

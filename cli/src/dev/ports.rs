@@ -9,7 +9,7 @@
 //! is bound here first, and each socket is handed to its service as an
 //! inherited descriptor (`LISTEN_FDS`, see `cairn_service::listen`).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 
 use super::DevError;
@@ -31,10 +31,14 @@ impl Ports {
     /// on `port + 3`, and metadata replica i (from 1) on `meta[i - 1]`: the
     /// address the data dir was created with, or `port + 2` for the first
     /// and `port + 2 + i` for the others (`port + 4`, `port + 5`, …).
-    pub(crate) fn bind(port: u16, meta: &[Option<SocketAddr>]) -> Result<Self, DevError> {
+    pub(crate) fn bind(
+        host: IpAddr,
+        port: u16,
+        meta: &[Option<SocketAddr>],
+    ) -> Result<Self, DevError> {
         let at = |offset: u16| {
             let port = if port == 0 { 0 } else { port + offset };
-            SocketAddr::from(([127, 0, 0, 1], port))
+            SocketAddr::new(host, port)
         };
         let flag = |offset: u16| match offset {
             0 => "choose another --port".to_owned(),
