@@ -35,6 +35,8 @@ pub enum BackendError {
     Placement(#[from] PlacementError),
     #[error("the body exceeds the {limit}-byte limit")]
     TooLarge { limit: u64 },
+    #[error("the client sent no body bytes for {0:?}")]
+    ClientIdle(Duration),
     #[error(transparent)]
     Meta(#[from] cairn_meta_api::client::MetaError),
 }
@@ -53,6 +55,7 @@ pub struct Backend {
     health: NodeHealth,
     quorum: usize,
     hedge_after: Duration,
+    client_idle: Duration,
     max_object_bytes: u64,
     nodes: NodeCache,
 }
@@ -89,6 +92,7 @@ impl Backend {
             health: NodeHealth::default(),
             quorum: config.quorum()?,
             hedge_after: config.hedge_after(),
+            client_idle: config.client_idle_timeout(),
             max_object_bytes: config.max_object_bytes,
             nodes: NodeCache::new(NODE_CACHE_TTL),
         })
@@ -124,18 +128,31 @@ impl Backend {
         let params = *self.codec.params();
         let blob = BlobId::random();
         let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
-        let nodes = self.health.placeable(&self.nodes().await?);
-        let targets = targets_for_new_blob(
-            &blob,
-            &nodes,
-            &params,
-            min_free,
-            self.quorum,
-            &self.write_http,
-        )?;
+        let nodes = self.nodes().await?;
+        let place = |candidates: &[NodeRecord]| {
+            targets_for_new_blob(
+                &blob,
+                candidates,
+                &params,
+                min_free,
+                self.quorum,
+                &self.write_http,
+            )
+        };
+        // Avoided nodes are a preference, never the reason a PUT fails.
+        let targets = match place(&self.health.placeable(&nodes)) {
+            Ok(targets) => targets,
+            Err(err) if self.health.penalised_count() > 0 => {
+                tracing::warn!(error = %err, "no placement around the avoided nodes; using them too");
+                place(&nodes)?
+            }
+            Err(err) => return Err(err.into()),
+        };
 
         let too_large = Arc::new(AtomicBool::new(false));
         let flag = too_large.clone();
+        let idle = Arc::new(AtomicBool::new(false));
+        let body = idle_limited(body, self.client_idle, idle.clone());
         let bytes_in = self.metrics.bytes_in.clone();
         let mut seen = 0u64;
         let body = Box::pin(body.map(move |item| {
@@ -167,6 +184,9 @@ impl Backend {
                 Ok(written)
             }
             Err(_) if too_large.load(Ordering::Relaxed) => Err(BackendError::TooLarge { limit }),
+            Err(_) if idle.load(Ordering::Relaxed) => {
+                Err(BackendError::ClientIdle(self.client_idle))
+            }
             Err(err) => Err(err.into()),
         }
     }
@@ -282,4 +302,32 @@ impl Backend {
             .try_flatten()
             .inspect_ok(move |bytes| bytes_out.inc_by(bytes.len() as u64))
     }
+}
+
+/// `body`, failing with `TimedOut` (and setting `flag`) when the client
+/// sends nothing for `idle` while it is being waited for. Time spent while
+/// the writer is not asking (its nodes are slow) does not count.
+fn idle_limited<S, E>(
+    body: S,
+    idle: Duration,
+    flag: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    futures_util::stream::unfold(Some(Box::pin(body)), move |body| {
+        let flag = flag.clone();
+        async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(item)) => Some((item.map_err(|e| e.to_string()), Some(body))),
+                Ok(None) => None,
+                Err(_) => {
+                    flag.store(true, Ordering::Relaxed);
+                    Some((Err(format!("no body bytes for {idle:?}")), None))
+                }
+            }
+        }
+    })
 }

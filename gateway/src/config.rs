@@ -66,6 +66,11 @@ pub struct GatewayConfig {
     /// costs a PUT this much, not a transport timeout. Repair fills the gap.
     #[serde(default = "default_write_stall_ms")]
     pub write_stall_after_ms: u64,
+    /// A client that sends no body bytes for this long, while the gateway
+    /// waits for them, gets S3's `RequestTimeout` (400) and nothing is
+    /// stored: a stalled upload cannot hold chunk streams open forever.
+    #[serde(default = "default_client_idle_ms")]
+    pub client_idle_timeout_ms: u64,
     /// Largest single PUT or part (S3: 5 GiB).
     #[serde(default = "default_max_object")]
     pub max_object_bytes: u64,
@@ -78,6 +83,10 @@ pub struct GatewayConfig {
 
 fn default_write_stall_ms() -> u64 {
     2000
+}
+
+fn default_client_idle_ms() -> u64 {
+    20_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -135,6 +144,7 @@ impl GatewayConfig {
             write_quorum: None,
             hedge_after_ms: default_hedge_ms(),
             write_stall_after_ms: default_write_stall_ms(),
+            client_idle_timeout_ms: default_client_idle_ms(),
             max_object_bytes: default_max_object(),
             max_concurrent_requests: default_concurrency(),
             secret_file: None,
@@ -189,6 +199,10 @@ impl GatewayConfig {
 
     pub fn write_stall_after(&self) -> Duration {
         Duration::from_millis(self.write_stall_after_ms)
+    }
+
+    pub fn client_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_idle_timeout_ms.max(1))
     }
 }
 

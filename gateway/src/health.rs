@@ -44,10 +44,16 @@ impl Outcome {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Penalty {
+    until: Instant,
+    since_ms: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct NodeHealth {
-    /// Nodes avoided until the instant given.
-    penalised: Mutex<HashMap<NodeId, Instant>>,
+    /// Nodes avoided, until when, and since when (wall clock, ms).
+    penalised: Mutex<HashMap<NodeId, Penalty>>,
     /// Bad read outcomes in a row, per node.
     read_trouble: Mutex<HashMap<NodeId, u32>>,
 }
@@ -56,13 +62,16 @@ impl NodeHealth {
     /// Avoids `node` for [`PENALTY`] from now; true if it was not avoided
     /// already.
     pub fn penalise(&self, node: &NodeId, outcome: Outcome) -> bool {
-        let until = Instant::now() + PENALTY;
+        let penalty = Penalty {
+            until: Instant::now() + PENALTY,
+            since_ms: cairn_service::now_ms(),
+        };
         let previous = self
             .penalised
             .lock()
             .expect("penalties")
-            .insert(node.clone(), until);
-        let fresh = previous.is_none_or(|p| p <= Instant::now());
+            .insert(node.clone(), penalty);
+        let fresh = previous.is_none_or(|p| p.until <= Instant::now());
         if fresh {
             tracing::warn!(%node, outcome = outcome.label(), "node failed or stalled a request; avoided for a while");
         }
@@ -92,15 +101,22 @@ impl NodeHealth {
             .lock()
             .expect("penalties")
             .get(node)
-            .is_some_and(|until| *until > Instant::now())
+            .is_some_and(|p| p.until > Instant::now())
     }
 
     /// The registry as placement should see it: a penalised node that the
-    /// detector has `up` counts as `suspect`.
+    /// detector has `up` counts as `suspect`. A node the detector saw come
+    /// back up after its penalty began (it was down: a restart, a healed
+    /// partition) is forgiven: it is a new process or a new path.
     pub fn placeable(&self, nodes: &[NodeRecord]) -> Vec<NodeRecord> {
         let now = Instant::now();
         let mut penalised = self.penalised.lock().expect("penalties");
-        penalised.retain(|_, until| *until > now);
+        penalised.retain(|id, p| {
+            let came_back = nodes
+                .iter()
+                .any(|n| &n.id == id && n.state == NodeState::Up && n.state_since_ms > p.since_ms);
+            p.until > now && !came_back
+        });
         nodes
             .iter()
             .cloned()
@@ -120,7 +136,7 @@ impl NodeHealth {
             .lock()
             .expect("penalties")
             .values()
-            .filter(|until| **until > now)
+            .filter(|p| p.until > now)
             .count()
     }
 }
@@ -155,6 +171,17 @@ mod tests {
         assert_eq!(placed[0].state, NodeState::Suspect);
         assert_eq!(placed[1].state, NodeState::Up);
         assert_eq!(health.penalised_count(), 1);
+    }
+
+    #[test]
+    fn a_node_seen_coming_back_up_after_its_penalty_is_forgiven() {
+        let health = NodeHealth::default();
+        let a = NodeId::new("a").expect("id");
+        health.penalise(&a, Outcome::Write);
+        let mut back = node("a", NodeState::Up);
+        back.state_since_ms = cairn_service::now_ms() + 1;
+        assert_eq!(health.placeable(&[back])[0].state, NodeState::Up);
+        assert!(!health.is_penalised(&a));
     }
 
     #[test]

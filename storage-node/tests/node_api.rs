@@ -762,3 +762,62 @@ async fn a_conditional_delete_keeps_a_chunk_written_after_the_cutoff() {
     assert_eq!(node.client.status().await.expect("status").used_bytes, 0);
     node.stop().await;
 }
+
+/// A real `cairn-node` process SIGKILLed in the middle of a chunk write:
+/// the crash leaves its temp file, which no listing or read ever shows, and
+/// the restarted node removes it before it serves.
+#[tokio::test]
+async fn a_node_process_killed_mid_write_shows_no_partial_chunk_and_cleans_up_on_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = chunk(6);
+    let (mut child, client) = spawn_node(dir.path());
+    let addr = client_addr(dir.path());
+    let (frames, _) = frame_blocks(&blocks(8, 4096, 4096, 9));
+    let body: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+    let mut socket = TcpStream::connect(addr).expect("connect");
+    write!(
+        socket,
+        "PUT /chunks/{}/{}?block_size=4096 HTTP/1.1\r\nhost: node\r\nx-cairn-secret: {SECRET}\r\ncontent-length: {}\r\n\r\n",
+        id.blob,
+        id.index,
+        body.len()
+    )
+    .expect("head");
+    socket
+        .write_all(&body[..body.len() / 2])
+        .expect("half body");
+    socket.flush().expect("flush");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while temp_files(dir.path()).is_empty() {
+        assert!(Instant::now() < deadline, "the node never started writing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Mid-write, the chunk is invisible.
+    assert_eq!(client.head(&id).await.expect("head"), None);
+    assert!(client.list(None, 10).await.expect("list").chunks.is_empty());
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    drop(socket);
+    assert_eq!(
+        temp_files(dir.path()).len(),
+        1,
+        "the crash left its temp file"
+    );
+
+    let (mut child, client) = spawn_node(dir.path());
+    assert!(temp_files(dir.path()).is_empty(), "removed at start");
+    assert_eq!(client.head(&id).await.expect("head"), None);
+    assert!(client.list(None, 10).await.expect("list").chunks.is_empty());
+    assert_eq!(client.status().await.expect("status").chunk_count, 0);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+}
+
+/// The address `spawn_node` wrote for the node in `data_dir`.
+fn client_addr(data_dir: &Path) -> SocketAddr {
+    std::fs::read_to_string(data_dir.join("addr"))
+        .expect("addr file")
+        .trim()
+        .parse()
+        .expect("socket address")
+}

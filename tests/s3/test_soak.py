@@ -74,12 +74,14 @@ def value_of(body):
 
 
 class SoakOp(Op):
-    """A history operation that also counts corrupt bytes a GET received."""
-    __slots__ = ("corrupt",)
+    """A history operation that also counts corrupt bytes a GET received,
+    and why it failed."""
+    __slots__ = ("corrupt", "error")
 
     def __init__(self, kind, key, value=None):
         super().__init__(kind, key, value)
         self.corrupt = 0
+        self.error = None
 
 
 # ---- the cluster's network: a rack in network namespaces ----
@@ -446,8 +448,8 @@ def client_loop(cluster, s3, name, stop, history, lock, faults, failed_reads):
             try:
                 s3.put_object(Bucket=BUCKET, Key=key, Body=body_of(op.value))
                 op.ok = True
-            except Exception:
-                pass
+            except Exception as e:
+                op.error = repr(e)[:300]
         elif roll < 0.45:
             op = SoakOp("delete", key)
             try:
@@ -467,8 +469,10 @@ def client_loop(cluster, s3, name, stop, history, lock, faults, failed_reads):
             except ClientError as e:
                 if e.response["Error"]["Code"] == "NoSuchKey":
                     op.result, op.ok = INITIAL, True
-            except Exception:
-                pass
+                else:
+                    op.error = f"{e.response['Error']['Code']}: {e.response['Error'].get('Message', '')}"[:300]
+            except Exception as e:
+                op.error = repr(e)[:300]
             if not op.ok and not op.corrupt:
                 op.end = time.monotonic()
                 failed_reads.append((op, classify_failed_read(cluster, faults, op)))
@@ -508,6 +512,11 @@ def report(history, faults, failed_reads, nemesis, partitions, duration):
     reasons = {}
     for _, (why, _) in failed_reads:
         reasons[why] = reasons.get(why, 0) + 1
+    put_errors = {}
+    for op in history:
+        if op.kind == "put" and not op.ok and op.error:
+            kind = op.error.split("(")[0][:80]
+            put_errors[kind] = put_errors.get(kind, 0) + 1
     violations = check(history, KEYS)
     return {
         "seconds": duration,
@@ -521,6 +530,12 @@ def report(history, faults, failed_reads, nemesis, partitions, duration):
         "corrupt_bytes_served": sum(op.corrupt for op in history),
         "failed_reads_by_cause": reasons,
         "reads_failed_with_at_most_m_chunks_unavailable": reasons.get("within_budget", 0),
+        "failed_reads": [
+            {"key": op.key, "phase": faults.phase(op.start), "cause": why, "detail": detail,
+             "error": op.error, "seconds": round(op.end - op.start, 2)}
+            for op, (why, detail) in failed_reads[:30]
+        ],
+        "put_errors": put_errors,
             "by_phase": latency,
     }
 

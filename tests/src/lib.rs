@@ -64,6 +64,8 @@ pub struct ClusterSpec {
     pub gc_grace: Duration,
     /// How often the scrubber sweeps nodes for unreferenced chunks.
     pub gc_sweep_interval: Duration,
+    /// A client silent this long mid-body gets `RequestTimeout`.
+    pub client_idle_timeout: Duration,
 }
 
 impl ClusterSpec {
@@ -82,6 +84,7 @@ impl ClusterSpec {
             repair_after: Duration::from_secs(3600),
             gc_grace: Duration::from_secs(3600),
             gc_sweep_interval: Duration::from_secs(600),
+            client_idle_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -210,6 +213,7 @@ impl TestCluster {
         let mut config = GatewayConfig::new(&meta_url);
         config.k = spec.k;
         config.m = spec.m;
+        config.client_idle_timeout_ms = spec.client_idle_timeout.as_millis() as u64;
         config.credentials = vec![Credential {
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),

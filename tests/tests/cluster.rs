@@ -377,3 +377,82 @@ async fn a_chunk_stream_that_stalls_midway_is_replaced_and_the_node_avoided() {
     cluster.unhang(stalled);
     cluster.shutdown().await;
 }
+
+/// A client that stops sending in the middle of a PUT body gets S3's
+/// `RequestTimeout` once it has been silent for `client_idle_timeout`,
+/// nothing becomes visible, and no node keeps a chunk or a temp file of it:
+/// a stalled upload cannot hold chunk streams open forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_mid_body_gets_request_timeout_and_leaves_nothing() {
+    use std::time::Duration;
+    let mut spec = cairn_tests::ClusterSpec::new(6, 3);
+    spec.client_idle_timeout = Duration::from_secs(1);
+    let cluster = TestCluster::start_with(spec).await;
+    let s3 = cluster.s3();
+    s3.ensure_bucket("stalled").await.expect("bucket");
+    let first = Bytes::from(vec![7u8; 1024 * 1024]);
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(first)]),
+        futures_util::stream::pending(),
+    );
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        s3.put_body(
+            "stalled",
+            "never",
+            8 * 1024 * 1024,
+            reqwest::Body::wrap_stream(body),
+        ),
+    )
+    .await
+    .expect("the gateway answered the stalled upload");
+    match result {
+        Err(cairn_cli::bench::client::S3Failure::Status { status, body }) => {
+            assert_eq!(status.as_u16(), 400, "{body}");
+            assert!(body.contains("RequestTimeout"), "{body}");
+        }
+        other => panic!("expected RequestTimeout, got {other:?}"),
+    }
+    match s3.get_hashed("stalled", "never").await {
+        Err(cairn_cli::bench::client::S3Failure::Status { status, .. }) => {
+            assert_eq!(status.as_u16(), 404)
+        }
+        other => panic!("the object must not exist: {other:?}"),
+    }
+    let leftovers = || {
+        cluster
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                walk(&n.dir.join("chunks"))
+                    .into_iter()
+                    .filter(|p| p.is_file())
+            })
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !leftovers().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left on the nodes: {:?}",
+            leftovers()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.shutdown().await;
+}
+
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            }
+            out.push(path);
+        }
+    }
+    out
+}

@@ -119,10 +119,23 @@ impl S3Client {
     pub async fn put(&self, bucket: &str, key: &str, payload: Payload) -> Result<(), S3Failure> {
         let pieces =
             futures_util::stream::iter(payload.pieces.into_iter().map(Ok::<_, std::io::Error>));
+        self.put_body(bucket, key, payload.len, reqwest::Body::wrap_stream(pieces))
+            .await
+    }
+
+    /// PUTs an object of declared length `len` from any body (tests send
+    /// bodies that stall).
+    pub async fn put_body(
+        &self,
+        bucket: &str,
+        key: &str,
+        len: u64,
+        body: reqwest::Body,
+    ) -> Result<(), S3Failure> {
         let response = self
             .request(Method::PUT, bucket, Some(key), &[])
-            .header("content-length", payload.len)
-            .body(reqwest::Body::wrap_stream(pieces))
+            .header("content-length", len)
+            .body(body)
             .send()
             .await?;
         Self::check(response).await.map(drop)

@@ -54,6 +54,13 @@ pub(crate) fn backend(err: BackendError) -> S3Error {
             S3ErrorCode::EntityTooLarge,
             format!("the object exceeds the maximum allowed size of {limit} bytes"),
         ),
+        BackendError::ClientIdle(idle) => S3Error::with_message(
+            S3ErrorCode::RequestTimeout,
+            format!(
+                "Your socket connection to the server was not read from or written to within the timeout period ({} s).",
+                idle.as_secs()
+            ),
+        ),
         BackendError::Meta(err) => meta(err),
         BackendError::Placement(err) => {
             tracing::error!(error = %err, "no placement for a new blob");
