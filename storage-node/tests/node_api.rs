@@ -511,18 +511,8 @@ async fn a_writer_killed_mid_put_leaves_no_chunk_and_no_temp_file() {
     let addr = node.addr;
     let data_dir = dir.path().to_owned();
     let saw_temp_file = tokio::task::spawn_blocking(move || {
-        let mut socket = TcpStream::connect(addr).expect("connect");
-        write!(
-            socket,
-            "PUT /chunks/{}/{}?block_size=4096 HTTP/1.1\r\nhost: node\r\nx-cairn-secret: {SECRET}\r\ncontent-length: {}\r\n\r\n",
-            id.blob,
-            id.index,
-            body.len()
-        )
-        .expect("head");
         // Send about half of the body, then vanish like a killed process.
-        socket.write_all(&body[..body.len() / 2]).expect("half body");
-        socket.flush().expect("flush");
+        let socket = put_half_a_chunk(addr, &id, &body);
         // The node is mid-write: an unfinished temp file exists.
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut saw = false;
@@ -774,19 +764,7 @@ async fn a_node_process_killed_mid_write_shows_no_partial_chunk_and_cleans_up_on
     let addr = client_addr(dir.path());
     let (frames, _) = frame_blocks(&blocks(8, 4096, 4096, 9));
     let body: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
-    let mut socket = TcpStream::connect(addr).expect("connect");
-    write!(
-        socket,
-        "PUT /chunks/{}/{}?block_size=4096 HTTP/1.1\r\nhost: node\r\nx-cairn-secret: {SECRET}\r\ncontent-length: {}\r\n\r\n",
-        id.blob,
-        id.index,
-        body.len()
-    )
-    .expect("head");
-    socket
-        .write_all(&body[..body.len() / 2])
-        .expect("half body");
-    socket.flush().expect("flush");
+    let socket = put_half_a_chunk(addr, &id, &body);
     let deadline = Instant::now() + Duration::from_secs(10);
     while temp_files(dir.path()).is_empty() {
         assert!(Instant::now() < deadline, "the node never started writing");
@@ -811,6 +789,25 @@ async fn a_node_process_killed_mid_write_shows_no_partial_chunk_and_cleans_up_on
     assert_eq!(client.status().await.expect("status").chunk_count, 0);
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
+}
+
+/// Starts a chunk PUT over a raw connection and sends half of `body`: the
+/// node is left mid-write for as long as the socket lives.
+fn put_half_a_chunk(addr: SocketAddr, id: &ChunkId, body: &[u8]) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).expect("connect");
+    write!(
+        socket,
+        "PUT /chunks/{}/{}?block_size=4096 HTTP/1.1\r\nhost: node\r\nx-cairn-secret: {SECRET}\r\ncontent-length: {}\r\n\r\n",
+        id.blob,
+        id.index,
+        body.len()
+    )
+    .expect("head");
+    socket
+        .write_all(&body[..body.len() / 2])
+        .expect("half body");
+    socket.flush().expect("flush");
+    socket
 }
 
 /// The address `spawn_node` wrote for the node in `data_dir`.

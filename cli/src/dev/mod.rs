@@ -517,55 +517,57 @@ async fn wait_any(
     futures_util::future::select_all(waits).await.0
 }
 
-/// Starts the scrubber on the config `start` wrote and the cluster's
-/// scrubber socket, and waits until it listens.
+/// Starts the gateway on the config `start` wrote and the cluster's S3 and
+/// admin sockets, and waits until it listens.
 async fn spawn_gateway(
     binary: &Path,
     data: &Path,
     secret: &str,
     ports: &Ports,
 ) -> Result<Supervised, DevError> {
-    let addr_file = fresh(data.join("run").join("gateway.addr"));
-    let mut gateway = spawn(Spawn {
-        name: "gateway",
-        binary,
-        args: vec![
-            "--config".into(),
-            data.join("gateway.toml").display().to_string(),
-            "--addr-file".into(),
-            addr_file.display().to_string(),
-        ],
-        secret,
-        log: data.join("logs").join("gateway.log"),
-        // The gateway takes them in this order: S3, then admin.
-        listeners: vec![ports::handoff(&ports.s3)?, ports::handoff(&ports.admin)?],
-    })?;
-    wait_for_addr(&mut gateway, &addr_file).await?;
-    Ok(gateway)
+    // The gateway takes them in this order: S3, then admin.
+    let listeners = vec![ports::handoff(&ports.s3)?, ports::handoff(&ports.admin)?];
+    spawn_service("gateway", binary, data, secret, listeners).await
 }
 
+/// Starts the scrubber on the config `start` wrote and the cluster's
+/// scrubber socket, and waits until it listens.
 async fn spawn_scrubber(
     binary: &Path,
     data: &Path,
     secret: &str,
     ports: &Ports,
 ) -> Result<Supervised, DevError> {
-    let addr_file = fresh(data.join("run").join("scrubber.addr"));
-    let mut scrubber = spawn(Spawn {
-        name: "scrubber",
+    let listeners = vec![ports::handoff(&ports.scrubber)?];
+    spawn_service("scrubber", binary, data, secret, listeners).await
+}
+
+/// Starts a service that `cairn dev` restarts when it dies: its config is
+/// `<data>/<name>.toml`, its log `<data>/logs/<name>.log`, its sockets the
+/// cluster's own.
+async fn spawn_service(
+    name: &'static str,
+    binary: &Path,
+    data: &Path,
+    secret: &str,
+    listeners: Vec<std::os::fd::OwnedFd>,
+) -> Result<Supervised, DevError> {
+    let addr_file = fresh(data.join("run").join(format!("{name}.addr")));
+    let mut service = spawn(Spawn {
+        name,
         binary,
         args: vec![
             "--config".into(),
-            data.join("scrubber.toml").display().to_string(),
+            data.join(format!("{name}.toml")).display().to_string(),
             "--addr-file".into(),
             addr_file.display().to_string(),
         ],
         secret,
-        log: data.join("logs").join("scrubber.log"),
-        listeners: vec![ports::handoff(&ports.scrubber)?],
+        log: data.join("logs").join(format!("{name}.log")),
+        listeners,
     })?;
-    wait_for_addr(&mut scrubber, &addr_file).await?;
-    Ok(scrubber)
+    wait_for_addr(&mut service, &addr_file).await?;
+    Ok(service)
 }
 
 /// Waits until `count` nodes are registered and up.
