@@ -7,6 +7,8 @@
 # buckets).
 #
 #   scripts/bench-meta-replicas.sh [rounds] [seconds]   (defaults 4, 20)
+#   OP=get SIZE=1MiB CONC=16 scripts/bench-meta-replicas.sh   (another case:
+#   a GET's manifest lookup passes the shard leader's read barrier)
 #
 # Prints one line per run and the ratio of the medians. Release build
 # required (cargo build --release --bins).
@@ -18,6 +20,10 @@ SECONDS_PER_RUN=${2:-20}
 OUT=target/bench-meta-replicas
 mkdir -p "$OUT"
 PORT=${CAIRN_BENCH_PORT:-19800}
+OP=${OP:-put}
+SIZE=${SIZE:-4KiB}
+CONC=${CONC:-32}
+CASE="$OP-$SIZE-$CONC"
 
 run() {
   local replicas=$1 round=$2
@@ -26,9 +32,9 @@ run() {
   "$BIN/cairn" dev --data-dir "$data" --port "$PORT" --meta-replicas "$replicas" >"$OUT/dev-$replicas-$round.log" 2>&1 &
   local dev=$!
   for _ in $(seq 1 600); do [[ -f "$data/cluster.json" ]] && break; sleep 0.1; done
-  "$BIN/cairn" --cluster-file "$data/cluster.json" bench --op put --size 4KiB --concurrency 32 \
-    --duration "${SECONDS_PER_RUN}s" --bucket meta-ab --json >"$OUT/put-4k-$replicas-$round.json"
-  python3 - "$data/cluster.json" "$OUT/put-4k-$replicas-$round.json" "$replicas" "$round" <<'PY'
+  "$BIN/cairn" --cluster-file "$data/cluster.json" bench --op "$OP" --size "$SIZE" --concurrency "$CONC" \
+    --duration "${SECONDS_PER_RUN}s" --bucket meta-ab --json >"$OUT/$CASE-$replicas-$round.json"
+  python3 - "$data/cluster.json" "$OUT/$CASE-$replicas-$round.json" "$replicas" "$round" "$OP" "$SIZE" "$CONC" <<'PY'
 import json, sys, urllib.request
 info = json.load(open(sys.argv[1]))
 bench = json.load(open(sys.argv[2]))
@@ -52,10 +58,13 @@ def quantile(q):
             return prev_bound + frac * (bound - prev_bound)
         prev_bound, prev_n = bound, n
     return prev_bound
-put = dict(bench["by_op"])["put"]
-print(f"replicas={sys.argv[3]} round={sys.argv[4]}: 4 KiB PUT {put['ops_per_sec']:.1f} ops/s "
-      f"(p50 {put['latency_ms']['p50']:.1f} ms, p99 {put['latency_ms']['p99']:.1f} ms, {put['errors']} errors); "
-      f"commit p50 {quantile(0.5)*1000:.2f} ms, p99 {quantile(0.99)*1000:.2f} ms over {int(total)} commits")
+op, size, conc = sys.argv[5], sys.argv[6], sys.argv[7]
+stats = dict(bench["by_op"])[op]
+commits = (f"; commit p50 {quantile(0.5)*1000:.2f} ms, p99 {quantile(0.99)*1000:.2f} ms over {int(total)} commits"
+           if op == "put" else "")
+print(f"replicas={sys.argv[3]} round={sys.argv[4]}: {size} x{conc} {op.upper()} {stats['ops_per_sec']:.1f} ops/s "
+      f"(p50 {stats['latency_ms']['p50']:.1f} ms, p99 {stats['latency_ms']['p99']:.1f} ms, {stats['errors']} errors)"
+      f"{commits}")
 PY
   kill -INT "$dev"; wait "$dev" 2>/dev/null || true
   rm -rf "$data"
@@ -69,14 +78,15 @@ for round in $(seq 1 "$ROUNDS"); do
   else
     run 3 "$round"; run 1 "$round"
   fi
-done | tee "$OUT/summary.txt"
-python3 - "$OUT/summary.txt" <<'PY'
+done | tee "$OUT/summary-$CASE.txt"
+python3 - "$OUT/summary-$CASE.txt" <<'PY'
 import re, statistics, sys
 ops = {"1": [], "3": []}
 for line in open(sys.argv[1]):
-    m = re.match(r"replicas=(\d) round=\d+: 4 KiB PUT ([\d.]+) ops/s", line)
+    m = re.match(r"replicas=(\d) round=\d+: (\S+ x\d+ \w+) ([\d.]+) ops/s", line)
     if m:
-        ops[m.group(1)].append(float(m.group(2)))
+        ops[m.group(1)].append(float(m.group(3)))
+        label = m.group(2)
 one, three = statistics.median(ops["1"]), statistics.median(ops["3"])
-print(f"median 4 KiB PUT ops/s: 1 replica {one:.1f}, 3 replicas {three:.1f}: 3 replicas keep {three / one:.0%}")
+print(f"median {label} ops/s: 1 replica {one:.1f}, 3 replicas {three:.1f}: 3 replicas keep {three / one:.0%}")
 PY
