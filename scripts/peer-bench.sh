@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Cairn against a 3-way replicated peer, same client, same run: Garage 2.5.0
+# (3 nodes on this machine, replication factor 3, metadata and data fsync
+# on, one zone per node) and a release `cairn dev` cluster (12 nodes, 8+4,
+# 3 metadata replicas). `cairn bench` (every GET verified) runs each case
+# against both, alternating which goes first, and prints a Markdown table.
+# Outside CI: Garage is built once by scripts/install-garage.sh (~18 min).
+#
+#   scripts/peer-bench.sh [seconds per case]      (default 20)
+#
+# The large case is 256 MiB (not 1 GiB) so that the two stores' copies fit
+# this machine's free disk; --count bounds it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${CARGO_TARGET_DIR:-target}/release"
+SECS=${1:-20}
+GARAGE=$(scripts/install-garage.sh)
+OUT=target/peer-bench
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [[ -n "${DEV:-}" ]] && kill -INT "$DEV" 2>/dev/null && wait "$DEV" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---- Garage: three nodes ----
+RPC_SECRET=$(python3 -c "import secrets;print(secrets.token_hex(32))")
+ADMIN_TOKEN=$(python3 -c "import secrets;print(secrets.token_hex(16))")
+for i in 1 2 3; do
+  mkdir -p "$WORK/g$i/meta" "$WORK/g$i/data"
+  cat >"$WORK/g$i.toml" <<TOML
+metadata_dir = "$WORK/g$i/meta"
+data_dir = "$WORK/g$i/data"
+db_engine = "lmdb"
+metadata_fsync = true
+data_fsync = true
+replication_factor = 3
+rpc_bind_addr = "127.0.0.1:392${i}1"
+rpc_public_addr = "127.0.0.1:392${i}1"
+rpc_secret = "$RPC_SECRET"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:392${i}0"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:392${i}3"
+admin_token = "$ADMIN_TOKEN"
+TOML
+  "$GARAGE" -c "$WORK/g$i.toml" server >"$OUT/garage-$i.log" 2>&1 &
+  PIDS+=($!)
+done
+g() { "$GARAGE" -c "$WORK/g1.toml" "$@"; }
+for _ in $(seq 1 100); do g status >/dev/null 2>&1 && break; sleep 0.2; done
+IDS=()
+for i in 1 2 3; do
+  IDS+=("$("$GARAGE" -c "$WORK/g$i.toml" node id -q 2>/dev/null)")
+done
+for id in "${IDS[@]:1}"; do g node connect "$id" >/dev/null; done
+for i in 1 2 3; do
+  g layout assign -z "zone$i" -c 20G "${IDS[$((i - 1))]%%@*}" >/dev/null
+done
+g layout apply --version 1 >/dev/null
+KEY_INFO=$(g key create peer-bench)
+G_ACCESS=$(echo "$KEY_INFO" | awk '/Key ID/ {print $NF}')
+G_SECRET=$(echo "$KEY_INFO" | awk '/Secret key/ {print $NF}')
+g bucket create peer-bench >/dev/null
+g bucket allow --read --write --owner peer-bench --key peer-bench >/dev/null
+G_ARGS=(--endpoint http://127.0.0.1:39210 --access-key "$G_ACCESS" --secret-key "$G_SECRET" --region garage)
+
+# ---- Cairn ----
+"$BIN/cairn" dev --data-dir "$WORK/cairn" --port 19700 >"$OUT/cairn-dev.log" 2>&1 &
+DEV=$!
+for _ in $(seq 1 600); do [[ -f "$WORK/cairn/cluster.json" ]] && break; sleep 0.1; done
+C_ARGS=(--cluster-file "$WORK/cairn/cluster.json")
+
+bench() { # $1 store, $2 op, $3 size, $4 concurrency, $5 extra args
+  local args
+  if [[ $1 == cairn ]]; then args=("${C_ARGS[@]}"); else args=("${G_ARGS[@]}"); fi
+  local file="$OUT/$1-$2-$3-$4.json"
+  # shellcheck disable=SC2086
+  "$BIN/cairn" bench "${args[@]}" --op "$2" --size "$3" --concurrency "$4" --duration "${SECS}s" \
+    --bucket peer-bench $5 --json >"$file"
+  echo "$file"
+}
+
+CASES=(
+  "put 256MiB 1 --count=4"
+  "get 256MiB 1 --objects=2"
+  "put 1MiB 16"
+  "get 1MiB 16 --objects=200"
+  "put 4KiB 32"
+  "get 4KiB 32 --objects=1000"
+)
+: >"$OUT/results.txt"
+n=0
+for case in "${CASES[@]}"; do
+  read -r op size conc extra <<<"$case"
+  if (( n % 2 )); then order=(garage cairn); else order=(cairn garage); fi
+  for store in "${order[@]}"; do
+    file=$(bench "$store" "$op" "$size" "$conc" "${extra:-}")
+    echo "$store $op $size $conc $file" >>"$OUT/results.txt"
+  done
+  n=$((n + 1))
+done
+
+python3 - "$OUT/results.txt" <<'PY'
+import json, sys
+rows = {}
+for line in open(sys.argv[1]):
+    store, op, size, conc, path = line.split()
+    stats = dict(json.load(open(path))["by_op"])[op]
+    rows.setdefault((op, size, conc), {})[store] = stats
+print("| case | Cairn | Garage | Cairn ÷ Garage |")
+print("| --- | ---: | ---: | ---: |")
+def fmt(s, size):
+    mbps = s.get("mb_per_sec") or s.get("bytes_per_sec", 0) / 1e6
+    lat = s["latency_ms"]
+    if size.endswith("KiB"):
+        return f"{s['ops_per_sec']:.0f} ops/s (p99 {lat['p99']:.0f} ms)", s["ops_per_sec"]
+    return f"{mbps:.0f} MB/s (p99 {lat['p99']:.0f} ms)", mbps
+for (op, size, conc), by in rows.items():
+    c, cv = fmt(by["cairn"], size)
+    g, gv = fmt(by["garage"], size)
+    errors = by["cairn"]["errors"] + by["garage"]["errors"]
+    note = f" ({errors} errors)" if errors else ""
+    print(f"| {size} {op.upper()}, {conc} in flight | {c} | {g} | {cv / gv if gv else float('nan'):.2f}×{note} |")
+PY
