@@ -4,7 +4,7 @@
 # on, one zone per node) and a release `cairn dev` cluster (12 nodes, 8+4,
 # 3 metadata replicas). `cairn bench` (every GET verified) runs each case
 # against both, alternating which goes first, and prints a Markdown table.
-# Outside CI: Garage is built once by scripts/install-garage.sh (~18 min).
+# Outside CI: Garage is built once by scripts/install-garage.sh (11-18 min).
 #
 #   scripts/peer-bench.sh [seconds per case]      (default 20)
 #
