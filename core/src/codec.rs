@@ -109,7 +109,9 @@ pub struct RestoreReport {
 pub struct StripeBuffer {
     k: usize,
     m: usize,
-    block_size: usize,
+    /// The longest block this buffer holds (the codec's block size, or less
+    /// for a buffer made for short stripes).
+    max_block_len: usize,
     buf: Vec<u8>,
     data_len: usize,
     block_len: usize,
@@ -117,19 +119,29 @@ pub struct StripeBuffer {
 
 impl StripeBuffer {
     pub fn new(params: &CodecParams) -> Self {
+        Self::for_stripes_up_to(params, params.k * params.block_size)
+    }
+
+    /// A buffer for stripes of at most `max_data_len` bytes: blocks are
+    /// packed at the stripe's own block length, so a small blob's reader
+    /// need not allocate (and zero) a whole stripe of full blocks, which
+    /// for 8+4 with 256 KiB blocks is 3 MiB per GET.
+    pub fn for_stripes_up_to(params: &CodecParams, max_data_len: usize) -> Self {
+        let full = params.k * params.block_size;
+        let max_block = block_len_for(max_data_len.clamp(1, full), params.k, params.block_size);
         Self {
             k: params.k,
             m: params.m,
-            block_size: params.block_size,
-            buf: vec![0; params.total() * params.block_size],
+            max_block_len: max_block,
+            buf: vec![0; params.total() * max_block],
             data_len: 0,
             block_len: 0,
         }
     }
 
-    /// Data bytes a full stripe holds.
+    /// Data bytes the largest stripe this buffer takes holds.
     pub fn capacity(&self) -> usize {
-        self.k * self.block_size
+        self.k * self.max_block_len
     }
 
     /// The whole data region, to be filled directly (e.g. from a socket).
@@ -168,7 +180,7 @@ impl StripeBuffer {
             return Err(self.length_error(len));
         }
         self.data_len = len;
-        self.block_len = block_len_for(len, self.k, self.block_size);
+        self.block_len = block_len_for(len, self.k, self.max_block_len);
         Ok(())
     }
 
@@ -243,6 +255,12 @@ impl ErasureCodec {
     /// A stripe buffer sized for this codec.
     pub fn stripe_buffer(&self) -> StripeBuffer {
         StripeBuffer::new(&self.params)
+    }
+
+    /// A stripe buffer for stripes of at most `max_data_len` bytes (a
+    /// small blob's reads).
+    pub fn stripe_buffer_up_to(&self, max_data_len: usize) -> StripeBuffer {
+        StripeBuffer::for_stripes_up_to(&self.params, max_data_len)
     }
 
     /// Computes the m parity blocks of the stripe in place.
@@ -501,5 +519,33 @@ mod tests {
             .expect("restore");
         assert_eq!(report.rebuilt, vec![1]);
         assert_eq!(stripe.data(), &data[..]);
+    }
+
+    #[test]
+    fn a_buffer_for_short_stripes_is_small_and_reconstructs_them() {
+        let params = CodecParams::new(8, 4, 256 * 1024).expect("params");
+        let codec = ErasureCodec::new(params).expect("codec");
+        let mut small = codec.stripe_buffer_up_to(4096);
+        assert_eq!(small.capacity(), 4096);
+        let data: Vec<u8> = (0..4000u32).map(|i| (i * 7) as u8).collect();
+        small.fill_from(&data).expect("fits");
+        codec.encode(&mut small).expect("encode");
+        let mut present = vec![true; 12];
+        for lost in [0, 3, 9, 11] {
+            small.block_mut(lost).fill(0);
+            present[lost] = false;
+        }
+        codec
+            .reconstruct(&mut small, &present, true)
+            .expect("reconstruct");
+        assert_eq!(small.data(), &data[..]);
+        assert!(
+            small.fill_from(&vec![0; 4097]).is_err(),
+            "longer than it was made for"
+        );
+        assert_eq!(
+            codec.stripe_buffer_up_to(usize::MAX).capacity(),
+            8 * 256 * 1024
+        );
     }
 }

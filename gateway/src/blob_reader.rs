@@ -253,7 +253,9 @@ impl StripeReader {
             (0..k).collect()
         };
         let mut streams: Vec<Option<BlockStream>> = (0..total).map(|_| None).collect();
-        let mut stripe_buf = self.codec.stripe_buffer();
+        // Sized for this blob's largest stripe: a small object's GET does
+        // not allocate and zero a full stripe of full blocks.
+        let mut stripe_buf = self.codec.stripe_buffer_up_to(layout.stripe_data_len(0));
         for slice in &slices {
             let stripe = slice.stripe;
             stripe_buf
