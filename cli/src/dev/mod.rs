@@ -454,9 +454,7 @@ impl DevCluster {
                         Ok(gateway) => {
                             self.info.gateway.pid = gateway.pid();
                             self.gateway = gateway;
-                            if let Err(err) = self.info.store(&self.cluster_file) {
-                                eprintln!("cairn dev: {err}");
-                            }
+                            self.save_info();
                         }
                         Err(err) => return Err(format!("cannot restart the gateway: {err}")),
                     }
@@ -469,9 +467,7 @@ impl DevCluster {
                         Ok(scrubber) => {
                             self.info.scrubber.pid = scrubber.pid();
                             self.scrubber = scrubber;
-                            if let Err(err) = self.info.store(&self.cluster_file) {
-                                eprintln!("cairn dev: {err}");
-                            }
+                            self.save_info();
                         }
                         Err(err) => return Err(format!("cannot restart the scrubber: {err}")),
                     }
@@ -485,6 +481,13 @@ impl DevCluster {
                     }
                 }
             }
+        }
+    }
+
+    /// Writes `cluster.json` again (a restarted process has a new pid).
+    fn save_info(&self) {
+        if let Err(err) = self.info.store(&self.cluster_file) {
+            eprintln!("cairn dev: {err}");
         }
     }
 
