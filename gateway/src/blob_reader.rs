@@ -36,6 +36,10 @@ use crate::blob_writer::ChunkTarget;
 /// Stripes read ahead of the consumer.
 const READ_AHEAD: usize = 2;
 
+/// A healthy stripe slice up to this long goes out as one copied piece
+/// rather than as slices of its blocks.
+const COALESCE_BELOW: usize = 64 * 1024;
+
 /// Default delay before a slow chunk read is hedged with another chunk.
 pub const DEFAULT_HEDGE_AFTER: Duration = Duration::from_millis(200);
 
@@ -101,7 +105,8 @@ pub fn read_blob_observed(
             size: manifest.size,
         });
     }
-    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    // A healthy stripe goes out as up to k pieces (its blocks' slices).
+    let (tx, rx) = mpsc::channel(READ_AHEAD * codec.params().k);
     let span = tracing::info_span!("read_blob", blob = %manifest.blob, start = range.start, end = range.end);
     tokio::spawn(
         async move {
@@ -253,19 +258,38 @@ impl StripeReader {
             (0..k).collect()
         };
         let mut streams: Vec<Option<BlockStream>> = (0..total).map(|_| None).collect();
-        // Sized for this blob's largest stripe: a small object's GET does
-        // not allocate and zero a full stripe of full blocks.
+        let mut received: Vec<Option<Bytes>> = vec![None; total];
+        // Only a degraded stripe is assembled in a buffer, sized for this
+        // blob's largest stripe: a small object's GET does not allocate and
+        // zero a full stripe of full blocks.
         let mut stripe_buf = self.codec.stripe_buffer_up_to(layout.stripe_data_len(0));
         for slice in &slices {
             let stripe = slice.stripe;
             stripe_buf
                 .prepare(layout.stripe_data_len(stripe))
                 .map_err(|source| ReadError::Unrecoverable { stripe, source })?;
-            let present = self
-                .read_stripe(stripe, end, &needed, &mut streams, &mut stripe_buf)
+            received.iter_mut().for_each(|r| *r = None);
+            let block_len = stripe_buf.block_len();
+            self.read_stripe(stripe, end, &needed, &mut streams, block_len, &mut received)
                 .await?;
-            if needed.iter().any(|&i| !present[i]) {
+            let pieces = if slice.data_blocks.clone().all(|i| received[i].is_some()) {
+                // Healthy: the verified blocks as they arrived, no copy;
+                // small stripes as one piece (many tiny body frames cost
+                // more than copying a few KiB: measured, BENCHMARKS.md).
+                let pieces = data_pieces(&received, block_len, slice);
+                if pieces.len() > 1 && slice.within.len() <= COALESCE_BELOW {
+                    vec![Bytes::from(pieces.concat())]
+                } else {
+                    pieces
+                }
+            } else {
                 self.stats.degraded_stripes += 1;
+                let present: Vec<bool> = received.iter().map(Option::is_some).collect();
+                for (index, block) in received.iter().enumerate() {
+                    if let Some(block) = block {
+                        stripe_buf.block_mut(index).copy_from_slice(block);
+                    }
+                }
                 let codec = self.codec.clone();
                 let mut buf = stripe_buf;
                 let (buf_back, result) = tokio::task::spawn_blocking(move || {
@@ -276,16 +300,20 @@ impl StripeReader {
                 .map_err(|e| ReadError::Internal(e.to_string()))?;
                 stripe_buf = buf_back;
                 result.map_err(|source| ReadError::Unrecoverable { stripe, source })?;
-            }
-            if out.send(Ok(slice_bytes(&stripe_buf, slice))).await.is_err() {
-                break; // the client went away
+                vec![slice_bytes(&stripe_buf, slice)]
+            };
+            for piece in pieces {
+                if out.send(Ok(piece)).await.is_err() {
+                    return Ok(self.stats.clone()); // the client went away
+                }
             }
         }
         Ok(self.stats.clone())
     }
 
-    /// Fills `buf` with this stripe's blocks: the needed data blocks, or any
-    /// k blocks once a chunk fails or is slow. After `hedge_after` without
+    /// Fills `received` with this stripe's blocks (`block_len` bytes each):
+    /// the needed data blocks, or any k blocks once a chunk fails or is
+    /// slow. After `hedge_after` without
     /// completion, one more chunk per outstanding read is asked and the first
     /// blocks to arrive win. Chunks still outstanding when the stripe
     /// completes are left out for the rest of the read. Returns which blocks
@@ -296,8 +324,9 @@ impl StripeReader {
         end: u64,
         needed: &[usize],
         streams: &mut [Option<BlockStream>],
-        buf: &mut StripeBuffer,
-    ) -> Result<Vec<bool>, ReadError> {
+        block_len: usize,
+        received: &mut [Option<Bytes>],
+    ) -> Result<(), ReadError> {
         let k = self.codec.params().k;
         let total = streams.len();
         let mut present = vec![false; total];
@@ -342,8 +371,8 @@ impl StripeReader {
             }
             tokio::select! {
                 Some((index, stream, result)) = pending.next() => match result {
-                    Ok(data) if data.len() == buf.block_len() => {
-                        buf.block_mut(index).copy_from_slice(&data);
+                    Ok(data) if data.len() == block_len => {
+                        received[index] = Some(data);
                         present[index] = true;
                         streams[index] = stream;
                         if !self.stats.served_chunks.contains(&(index as u8)) {
@@ -353,7 +382,7 @@ impl StripeReader {
                     Ok(data) => {
                         let err = NodeError::Protocol {
                             chunk: ChunkId::new(self.manifest.blob, index as u8),
-                            message: format!("block {stripe} has {} bytes, expected {}", data.len(), buf.block_len()),
+                            message: format!("block {stripe} has {} bytes, expected {block_len}", data.len()),
                         };
                         self.fail(index, &err);
                     }
@@ -377,7 +406,7 @@ impl StripeReader {
             self.stats.slow_chunks.push(index as u8);
             self.stats.unresponsive_chunks.push(index as u8);
         }
-        Ok(present)
+        Ok(())
     }
 
     /// Reads block `stripe` of chunk `index`, opening a stream over
@@ -438,6 +467,22 @@ fn node_trouble(err: &NodeError) -> bool {
         }
         _ => false,
     }
+}
+
+/// The requested bytes of a healthy stripe, as slices of its received data
+/// blocks (`block_len` each; block i holds stripe bytes
+/// `i * block_len..(i + 1) * block_len`).
+fn data_pieces(received: &[Option<Bytes>], block_len: usize, slice: &StripeSlice) -> Vec<Bytes> {
+    slice
+        .data_blocks
+        .clone()
+        .filter_map(|index| {
+            let block = received[index].as_ref()?;
+            let start = slice.within.start.max(index * block_len) - index * block_len;
+            let end = slice.within.end.min((index + 1) * block_len) - index * block_len;
+            (start < end).then(|| block.slice(start..end))
+        })
+        .collect()
 }
 
 /// The requested bytes of one stripe (data blocks are contiguous).
