@@ -259,48 +259,34 @@ impl StripeReader {
         };
         let mut streams: Vec<Option<BlockStream>> = (0..total).map(|_| None).collect();
         let mut received: Vec<Option<Bytes>> = vec![None; total];
-        // Only a degraded stripe is assembled in a buffer, sized for this
-        // blob's largest stripe: a small object's GET does not allocate and
-        // zero a full stripe of full blocks.
-        let mut stripe_buf = self.codec.stripe_buffer_up_to(layout.stripe_data_len(0));
+        // Only a degraded stripe is assembled in a buffer: made at the
+        // first one, sized for this blob's largest stripe.
+        let mut stripe_buf: Option<StripeBuffer> = None;
         for slice in &slices {
             let stripe = slice.stripe;
-            stripe_buf
-                .prepare(layout.stripe_data_len(stripe))
-                .map_err(|source| ReadError::Unrecoverable { stripe, source })?;
             received.iter_mut().for_each(|r| *r = None);
-            let block_len = stripe_buf.block_len();
+            let block_len = layout.block_len(stripe);
             self.read_stripe(stripe, end, &needed, &mut streams, block_len, &mut received)
                 .await?;
-            let pieces = if slice.data_blocks.clone().all(|i| received[i].is_some()) {
+            let pieces = match data_pieces(&received, block_len, slice) {
                 // Healthy: the verified blocks as they arrived, no copy;
                 // small stripes as one piece (many tiny body frames cost
                 // more than copying a few KiB: measured, BENCHMARKS.md).
-                let pieces = data_pieces(&received, block_len, slice);
-                if pieces.len() > 1 && slice.within.len() <= COALESCE_BELOW {
+                Some(pieces) if pieces.len() > 1 && slice.within.len() <= COALESCE_BELOW => {
                     vec![Bytes::from(pieces.concat())]
-                } else {
-                    pieces
                 }
-            } else {
-                self.stats.degraded_stripes += 1;
-                let present: Vec<bool> = received.iter().map(Option::is_some).collect();
-                for (index, block) in received.iter().enumerate() {
-                    if let Some(block) = block {
-                        stripe_buf.block_mut(index).copy_from_slice(block);
-                    }
+                Some(pieces) => pieces,
+                None => {
+                    self.stats.degraded_stripes += 1;
+                    let buf = stripe_buf.take().unwrap_or_else(|| {
+                        self.codec.stripe_buffer_up_to(layout.stripe_data_len(0))
+                    });
+                    let (buf, bytes) = self
+                        .reconstruct(buf, layout.stripe_data_len(stripe), &received, slice)
+                        .await?;
+                    stripe_buf = Some(buf);
+                    vec![bytes]
                 }
-                let codec = self.codec.clone();
-                let mut buf = stripe_buf;
-                let (buf_back, result) = tokio::task::spawn_blocking(move || {
-                    let result = codec.reconstruct(&mut buf, &present, true);
-                    (buf, result)
-                })
-                .await
-                .map_err(|e| ReadError::Internal(e.to_string()))?;
-                stripe_buf = buf_back;
-                result.map_err(|source| ReadError::Unrecoverable { stripe, source })?;
-                vec![slice_bytes(&stripe_buf, slice)]
             };
             for piece in pieces {
                 if out.send(Ok(piece)).await.is_err() {
@@ -309,6 +295,37 @@ impl StripeReader {
             }
         }
         Ok(self.stats.clone())
+    }
+
+    /// Rebuilds the data of a degraded stripe (`data_len` bytes) from the
+    /// k or more blocks in `received`, in `buf` (handed back for the next
+    /// one), and returns the bytes `slice` asks for.
+    async fn reconstruct(
+        &self,
+        mut buf: StripeBuffer,
+        data_len: usize,
+        received: &[Option<Bytes>],
+        slice: &StripeSlice,
+    ) -> Result<(StripeBuffer, Bytes), ReadError> {
+        let stripe = slice.stripe;
+        buf.prepare(data_len)
+            .map_err(|source| ReadError::Unrecoverable { stripe, source })?;
+        let present: Vec<bool> = received.iter().map(Option::is_some).collect();
+        for (index, block) in received.iter().enumerate() {
+            if let Some(block) = block {
+                buf.block_mut(index).copy_from_slice(block);
+            }
+        }
+        let codec = self.codec.clone();
+        let (buf, result) = tokio::task::spawn_blocking(move || {
+            let result = codec.reconstruct(&mut buf, &present, true);
+            (buf, result)
+        })
+        .await
+        .map_err(|e| ReadError::Internal(e.to_string()))?;
+        result.map_err(|source| ReadError::Unrecoverable { stripe, source })?;
+        let bytes = slice_bytes(&buf, slice);
+        Ok((buf, bytes))
     }
 
     /// Fills `received` with this stripe's blocks (`block_len` bytes each):
@@ -469,19 +486,24 @@ fn node_trouble(err: &NodeError) -> bool {
     }
 }
 
-/// The requested bytes of a healthy stripe, as slices of its received data
-/// blocks (`block_len` each; block i holds stripe bytes
-/// `i * block_len..(i + 1) * block_len`).
-fn data_pieces(received: &[Option<Bytes>], block_len: usize, slice: &StripeSlice) -> Vec<Bytes> {
+/// The requested bytes of a stripe, as slices of its received data blocks
+/// (`block_len` each; block i holds stripe bytes `i * block_len..(i + 1) *
+/// block_len`), or `None` if a block they need did not arrive.
+fn data_pieces(
+    received: &[Option<Bytes>],
+    block_len: usize,
+    slice: &StripeSlice,
+) -> Option<Vec<Bytes>> {
     slice
         .data_blocks
         .clone()
-        .filter_map(|index| {
+        .map(|index| {
             let block = received[index].as_ref()?;
             let start = slice.within.start.max(index * block_len) - index * block_len;
             let end = slice.within.end.min((index + 1) * block_len) - index * block_len;
-            (start < end).then(|| block.slice(start..end))
+            Some(block.slice(start..end))
         })
+        .filter(|piece| piece.as_ref().is_none_or(|p| !p.is_empty()))
         .collect()
 }
 

@@ -143,6 +143,15 @@ def try_netns():
     return net, "partitions: a 2-node rack in network namespaces"
 
 
+def answers(url):
+    """Whether anything answers HTTP at `url` (any status)."""
+    try:
+        urllib.request.urlopen(url, timeout=2)
+    except Exception as e:
+        return hasattr(e, "code")
+    return True
+
+
 # ---- faults ----
 
 class Faults:
@@ -344,11 +353,8 @@ class Nemesis:
         def serving():
             # The fault lasts until the replica answers again, so that a
             # second one is never killed while the first is still starting.
-            try:
-                urllib.request.urlopen(f"{address}/health", timeout=2)
-            except Exception as e:
-                if not hasattr(e, "code"):
-                    return self.due(0.2, serving)
+            if not answers(f"{address}/health"):
+                return self.due(0.2, serving)
             self.faults.meta_down = None
             self.faults.end("kill_meta", index)
 
@@ -358,36 +364,27 @@ class Nemesis:
         self.due(self.rng.uniform(1, 4), back)
 
     def kill_gateway(self):
-        if ("kill_gateway", "gateway") in self.faults.open:
-            return
-        self.cluster.reload_info()
-        pid = self.cluster.info["gateway"]["pid"]
-        kill9(pid)
-        self.faults.start("kill_gateway", "gateway")
-        self.wait_restarted("gateway", pid, "kill_gateway")
+        self.kill_restarted("gateway", "gateway_admin_endpoint")
 
     def kill_scrubber(self):
-        if ("kill_scrubber", "scrubber") in self.faults.open:
+        self.kill_restarted("scrubber", "scrubber_endpoint")
+
+    def kill_restarted(self, what, endpoint):
+        """SIGKILLs a process cairn dev restarts; the fault lasts until the
+        new one answers on its admin endpoint."""
+        kind = f"kill_{what}"
+        if (kind, what) in self.faults.open:
             return
         self.cluster.reload_info()
-        pid = self.cluster.info["scrubber"]["pid"]
-        kill9(pid)
-        self.faults.start("kill_scrubber", "scrubber")
-        self.wait_restarted("scrubber", pid, "kill_scrubber")
-
-    def wait_restarted(self, what, old_pid, kind):
-        """cairn dev restarts it; the fault lasts until it serves again."""
-        address = self.cluster.info[what]["address"]
+        old_pid = self.cluster.info[what]["pid"]
+        url = f"{self.cluster.info[endpoint]}/health"
+        kill9(old_pid)
+        self.faults.start(kind, what)
 
         def check():
             self.cluster.reload_info()
-            if self.cluster.info[what]["pid"] == old_pid:
+            if self.cluster.info[what]["pid"] == old_pid or not answers(url):
                 return self.due(0.2, check)
-            try:
-                urllib.request.urlopen(f"{address}/health" if what == "scrubber" else address, timeout=2)
-            except Exception as e:
-                if not hasattr(e, "code"):  # no HTTP answer yet
-                    return self.due(0.2, check)
             self.faults.end(kind, what)
         self.due(0.2, check)
 
@@ -395,7 +392,7 @@ class Nemesis:
         """Every pending restoration now; then wait for the ones that poll."""
         deadline = time.monotonic() + 60
         while self.restore and time.monotonic() < deadline:
-            for item in sorted(self.restore):
+            for item in sorted(self.restore, key=lambda r: r[0]):
                 self.restore.remove(item)
                 item[1]()
             time.sleep(0.2)
