@@ -28,6 +28,8 @@ pub struct MetaMetrics {
     pub splits: IntCounter,
     pub node_transitions: IntCounterVec,
     pub shard_reads: IntCounterVec,
+    /// Read barriers by how leadership was confirmed (lease or quorum).
+    pub read_barriers: IntCounterVec,
     shard_keys: IntGaugeVec,
     shard_bytes: IntGaugeVec,
     nodes_by_state: IntGaugeVec,
@@ -87,6 +89,14 @@ impl MetaMetrics {
             &["op", "shard"],
         )
         .expect("valid metric");
+        let read_barriers = IntCounterVec::new(
+            Opts::new(
+                "cairn_meta_read_barriers_total",
+                "Linearizable read barriers by how leadership was confirmed: within the read lease, or by a quorum round",
+            ),
+            &["how"],
+        )
+        .expect("valid metric");
         let shard_keys = IntGaugeVec::new(
             Opts::new(
                 "cairn_meta_shard_keys_estimate",
@@ -116,6 +126,7 @@ impl MetaMetrics {
             Box::new(splits.clone()),
             Box::new(node_transitions.clone()),
             Box::new(shard_reads.clone()),
+            Box::new(read_barriers.clone()),
             Box::new(shard_keys.clone()),
             Box::new(shard_bytes.clone()),
             Box::new(nodes_by_state.clone()),
@@ -131,6 +142,7 @@ impl MetaMetrics {
             splits,
             node_transitions,
             shard_reads,
+            read_barriers,
             shard_keys,
             shard_bytes,
             nodes_by_state,

@@ -621,3 +621,119 @@ async fn groups_are_placed_on_three_of_four_replicas_in_distinct_racks_with_lead
         process.stop().await;
     }
 }
+
+/// Sends `kill -<signal>` to a replica's process.
+fn signal(replica: &Replica, signal: &str) {
+    let pid = replica.child.as_ref().expect("running").id();
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// The read lease is bounded: a shard leader that was paused (SIGSTOP)
+/// while the others elected a new leader and committed a newer version
+/// must not answer a read from its old state once it runs again, even
+/// though it held a lease when it was paused. It answers `not_leader`
+/// (or, had it stayed leader, the newest version), never the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_whose_lease_ran_out_never_serves_a_stale_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut replicas = cluster(dir.path());
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let client = connect(&urls).await;
+    client.create_bucket("bucket", "ann").await.expect("bucket");
+    client
+        .commit_object("bucket", "k", manifest(1, "old"), Precondition::None)
+        .await
+        .expect("commit the old version");
+    let leader = leader_of(&client, "shard-0").await;
+    let old_leader_url = replicas[(leader - 1) as usize].url.clone();
+    let http = reqwest::Client::new();
+    let read_from_old_leader = || {
+        http.get(format!("{old_leader_url}/shards/0/object"))
+            .query(&[("bucket", "bucket"), ("key", "k")])
+            .header(cairn_service::SECRET_HEADER, common::SECRET)
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    // Reads on the leader: the first confirms leadership with a quorum and
+    // starts a lease, the next ones are served within it.
+    for _ in 0..3 {
+        let answer = read_from_old_leader().await.expect("read");
+        assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    }
+
+    signal(&replicas[(leader - 1) as usize], "STOP");
+    let new_leader = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut found = None;
+            for replica in replicas.iter().filter(|r| r.id != leader) {
+                let status: Option<cairn_meta_api::model::MetaStatus> = async {
+                    http.get(format!("{}/status", replica.url))
+                        .header(cairn_service::SECRET_HEADER, common::SECRET)
+                        .timeout(Duration::from_secs(2))
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()
+                }
+                .await;
+                if let Some(status) = status
+                    && let Some(g) = status.groups.iter().find(|g| g.group == "shard-0")
+                    && g.leader == Some(status.replica_id)
+                {
+                    found = Some(status.replica_id);
+                }
+            }
+            if let Some(id) = found {
+                break id;
+            }
+            assert!(Instant::now() < deadline, "no new shard-0 leader");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_ne!(new_leader, leader);
+    let survivors: Vec<String> = replicas
+        .iter()
+        .filter(|r| r.id != leader)
+        .map(|r| r.url.clone())
+        .collect();
+    connect(&survivors)
+        .await
+        .commit_object("bucket", "k", manifest(1, "new"), Precondition::None)
+        .await
+        .expect("commit the new version under the new leader");
+
+    // The old leader runs again and is asked at once, before the new
+    // leader's heartbeats can have told it about the new term.
+    signal(&replicas[(leader - 1) as usize], "CONT");
+    let answer = read_from_old_leader().await.expect("read after SIGCONT");
+    let status = answer.status();
+    let body = answer.text().await.expect("body");
+    if status == reqwest::StatusCode::OK {
+        let record: cairn_meta_api::model::ObjectRecord =
+            serde_json::from_str(&body).expect("an object record");
+        assert_eq!(
+            record.manifest.etag, "new",
+            "the paused leader served its old state"
+        );
+    } else {
+        assert!(
+            body.contains("not_leader") || body.contains("no_quorum"),
+            "{status}: {body}"
+        );
+    }
+    // And the cluster as a whole reads the new version.
+    let current = client
+        .get_object("bucket", "k")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(current.manifest.etag, "new");
+    replicas.iter_mut().for_each(Replica::kill);
+}

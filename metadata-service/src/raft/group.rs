@@ -37,6 +37,43 @@ pub struct Group {
     pub id: GroupId,
     pub raft: Raft,
     pub state: Replicated,
+    /// The read lease: until when this replica may answer reads without
+    /// asking a quorum again (see [`Group::linearize`]).
+    lease: ReadLease,
+}
+
+/// How long after a quorum confirmed this replica's leadership it serves
+/// reads from its own state. openraft's followers refuse to vote for
+/// `election_timeout_max` (1200 ms) after the last heartbeat they accepted,
+/// so no other leader can be elected before then; a quarter of that leaves
+/// the rest as margin for clock-rate drift and scheduling delays between
+/// the check and the read.
+pub const READ_LEASE: Duration = Duration::from_millis(super::ELECTION_TIMEOUT_MAX_MS / 4);
+
+/// How [`Group::linearize`] made sure of its leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBarrier {
+    /// Within the lease of an earlier confirmation.
+    Lease,
+    /// A quorum confirmed it now.
+    Quorum,
+}
+
+impl ReadBarrier {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Lease => "lease",
+            Self::Quorum => "quorum",
+        }
+    }
+}
+
+/// The last leadership confirmation: the term it held in and when it began.
+/// `refresh` lets one confirmation serve every read waiting on it.
+#[derive(Debug, Default)]
+struct ReadLease {
+    held: std::sync::Mutex<Option<(u64, tokio::time::Instant)>>,
+    refresh: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Group {
@@ -78,7 +115,12 @@ impl Group {
                 group: id,
                 message: e.to_string(),
             })?;
-        Ok(Self { id, raft, state })
+        Ok(Self {
+            id,
+            raft,
+            state,
+            lease: ReadLease::default(),
+        })
     }
 
     /// Commits `proposal` and returns what applying it answered. A
@@ -110,12 +152,39 @@ impl Group {
     }
 
     /// Before a read that must see every write acknowledged before it
-    /// began: confirms leadership with a quorum and waits until this
-    /// replica has applied up to the commit point.
-    pub async fn linearize(&self) -> Result<(), ApiError> {
+    /// began: makes sure this replica leads and has applied everything
+    /// committed before the read began.
+    ///
+    /// A quorum's confirmation (openraft's read index: heartbeats to a
+    /// majority, then wait for the apply position) starts a lease of
+    /// [`READ_LEASE`] in that term; reads within it are answered from this
+    /// replica's state without another round. That is safe because (1) no
+    /// other leader can be elected during the lease (the confirming
+    /// majority refuses votes for longer), and (2) a write this leader
+    /// acknowledges has been applied here before the acknowledgement, and
+    /// the confirmation itself waited for every earlier term's entries.
+    pub async fn linearize(&self) -> Result<ReadBarrier, ApiError> {
+        if self.lease_holds() {
+            return Ok(ReadBarrier::Lease);
+        }
+        // One confirmation at a time: reads that waited here find the lease
+        // renewed by the one before them.
+        let _refreshing = self.lease.refresh.lock().await;
+        if self.lease_holds() {
+            return Ok(ReadBarrier::Lease);
+        }
+        let began = tokio::time::Instant::now();
+        let term = self.leading_term();
         match tokio::time::timeout(COMMIT_DEADLINE, self.raft.ensure_linearizable()).await {
             Err(_) => Err(self.no_quorum("confirm leadership")),
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => {
+                if let Some(term) = term
+                    && self.leading_term() == Some(term)
+                {
+                    *self.lease.held.lock().expect("lease lock") = Some((term, began));
+                }
+                Ok(ReadBarrier::Quorum)
+            }
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => {
                 Err(self.not_leader(&forward))
             }
@@ -125,6 +194,25 @@ impl Group {
                 format!("{}: {err}", self.id),
             )),
         }
+    }
+
+    /// Whether a read may skip the quorum round: a lease began less than
+    /// [`READ_LEASE`] ago, and this replica still leads in its term.
+    fn lease_holds(&self) -> bool {
+        let held = *self.lease.held.lock().expect("lease lock");
+        match held {
+            Some((term, began)) => {
+                began.elapsed() < READ_LEASE && self.leading_term() == Some(term)
+            }
+            None => false,
+        }
+    }
+
+    /// The term, when this replica leads it (by its own view).
+    fn leading_term(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        (metrics.current_leader == Some(metrics.id)).then_some(metrics.current_term)
     }
 
     /// Whether this replica leads the group right now (by its own view).

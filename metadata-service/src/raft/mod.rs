@@ -147,12 +147,16 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, rocksdb::Error> {
 /// CPU is taken from the catalogue. openraft's followers also refuse votes
 /// while their old leader's lease runs, so replacing a dead leader takes
 /// up to about two election timeouts.
+/// openraft's followers refuse votes for this long after the last heartbeat
+/// they accepted (its leader lease); [`group::READ_LEASE`] is derived from it.
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 1200;
+
 pub fn raft_config(cluster: &str) -> openraft::Config {
     openraft::Config {
         cluster_name: cluster.to_owned(),
         heartbeat_interval: 200,
         election_timeout_min: 600,
-        election_timeout_max: 1200,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         install_snapshot_timeout: 10_000,
         max_payload_entries: 256,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),

@@ -222,7 +222,7 @@ async fn nodes(
     State(shared): State<Arc<Shared>>,
 ) -> Result<Json<Vec<cairn_meta_api::model::NodeRecord>>, ApiError> {
     let (group, state) = shared.cluster_leader()?;
-    group.linearize().await?;
+    read_barrier(&shared, &group).await?;
     Ok(Json(state.nodes()?))
 }
 
@@ -296,11 +296,23 @@ async fn raft_rpc(
     Ok(Json(answer.map_err(|e| ApiError::internal(e.to_string()))?).into_response())
 }
 
+/// Waits until a read on `group` sees every write acknowledged before it
+/// began (see `Group::linearize`), counting how leadership was confirmed.
+async fn read_barrier(shared: &Shared, group: &crate::raft::group::Group) -> Result<(), ApiError> {
+    let how = group.linearize().await?;
+    shared
+        .metrics
+        .read_barriers
+        .with_label_values(&[how.label()])
+        .inc();
+    Ok(())
+}
+
 /// A shard this replica leads, after a linearizable read barrier: what is
 /// read from it includes every write acknowledged before the read began.
 async fn read_shard(shared: &Shared, id: u32) -> Result<Arc<Shard>, ApiError> {
     let (group, shard) = shared.shard_group(ShardId(id))?;
-    group.linearize().await?;
+    read_barrier(shared, &group).await?;
     Ok(shard)
 }
 
@@ -318,7 +330,7 @@ async fn events(
     // After a read barrier: a feed reader must not miss a transition that
     // a newer leader committed.
     let (group, state) = shared.cluster_leader()?;
-    group.linearize().await?;
+    read_barrier(&shared, &group).await?;
     Ok(Json(
         state.events(query.after, query.limit.unwrap_or(1000))?,
     ))
