@@ -290,6 +290,17 @@ pub(crate) async fn inspect(client: &MetaClient, object: &str, json: bool) -> an
         m.parts.len(),
         m.integrity_root().to_hex()
     );
+    if let Some(inline) = &m.inline {
+        println!(
+            "stored inline in the catalogue: {} bytes, blake3 {}, {}",
+            inline.data.len(),
+            inline.hash.to_hex(),
+            match inline.verified() {
+                Ok(_) => "intact",
+                Err(_) => "CORRUPT (does not match its hash)",
+            }
+        );
+    }
     for (i, part) in m.parts.iter().enumerate() {
         println!(
             "part {} blob {} ({} bytes, {}+{})",

@@ -16,6 +16,7 @@ use cairn_scrubber_api::model::{JobSpec, ScrubScope};
 use cairn_service::{ClusterSecret, now_ms};
 
 mod admin;
+mod durability;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -91,6 +92,28 @@ enum Command {
     /// percentiles, every GET verified. `cairn bench repair` times a
     /// rebuild on a `cairn dev` cluster.
     Bench(BenchArgs),
+    /// What the current topology gives stored data: overhead, losses
+    /// survived and the probability of loss, for erasure-coded chunks and
+    /// for inline objects (copies on the metadata replicas).
+    Durability {
+        /// Data blocks per stripe (the gateway's `k`).
+        #[arg(short, long, default_value_t = 8)]
+        k: usize,
+        /// Parity blocks per stripe (the gateway's `m`).
+        #[arg(short, long, default_value_t = 4)]
+        m: usize,
+        /// The gateway's `inline_max_bytes`, for the label.
+        #[arg(long, default_value = "32KiB", value_parser = parse_bytes)]
+        inline_max: u64,
+        /// Probability that a node fails within one repair window.
+        #[arg(long, default_value_t = 0.01)]
+        q_node: f64,
+        /// Probability that a whole rack fails within one repair window.
+        #[arg(long, default_value_t = 0.001)]
+        q_rack: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// One object's manifest: parts, chunks, nodes, states and roots.
     Inspect {
         /// `bucket/key`
@@ -148,6 +171,10 @@ struct DevArgs {
     /// A node silent this long is down.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     down_after: Duration,
+    /// Objects up to this size are stored inline, in their manifest in the
+    /// replicated catalogue, instead of as k+m chunks (0: never).
+    #[arg(long, default_value = "32KiB", value_parser = parse_bytes)]
+    inline_max: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,6 +466,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         gc_grace: args.gc_grace,
         suspect_after: args.suspect_after,
         down_after: args.down_after,
+        inline_max: args.inline_max,
     };
     eprintln!(
         "cairn dev: starting a metadata service, {} storage nodes in {} racks and the gateway…",
@@ -654,6 +682,17 @@ async fn main() -> anyhow::Result<()> {
             unreachable!("handled above")
         }
         Command::Inspect { object, json } => admin::inspect(&client, &object, json).await?,
+        Command::Durability {
+            k,
+            m,
+            inline_max,
+            q_node,
+            q_rack,
+            json,
+        } => {
+            let model = cairn_core::durability::FailureModel { q_rack, q_node };
+            durability::report(&client, k, m, inline_max, model, json).await?
+        }
         Command::Split { prefix } => {
             let map = client.split(&prefix).await?;
             let shard = map.route(&prefix);

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use bytes::Bytes;
+
 use crate::codec::CodecParams;
 use crate::ids::{BlobId, ChunkId, NodeId};
-use crate::integrity::{MerkleRoot, root_of_roots};
+use crate::integrity::{BlockHash, MerkleRoot, hash_block, root_of_roots};
 use crate::layout::BlobLayout;
 
 /// Node recorded for a chunk that no node could take when it was written
@@ -89,16 +91,132 @@ pub struct ObjectManifest {
     pub user_metadata: BTreeMap<String, String>,
     pub created_ms: u64,
     /// One blob for a single PUT, one per part for a multipart upload, in
-    /// object order.
+    /// object order. Empty for an inline object.
     pub parts: Vec<BlobManifest>,
+    /// The whole body of a small object, kept in the manifest (and so in
+    /// the replicated catalogue) instead of in chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<InlineBody>,
 }
 
 impl ObjectManifest {
-    /// The object's integrity root: over its parts' roots.
+    /// The object's integrity root: over its parts' roots (an inline
+    /// object has none: its body carries its own hash).
     pub fn integrity_root(&self) -> MerkleRoot {
         match self.parts.as_slice() {
             [only] => only.root,
             parts => root_of_roots(&parts.iter().map(|p| p.root).collect::<Vec<_>>()),
         }
+    }
+}
+
+/// The bytes of an object small enough to be stored in its manifest: one
+/// catalogue commit writes it, one catalogue read serves it, and it is as
+/// replicated as the catalogue (a copy on each of the shard's replicas).
+/// Its hash is checked by every reader, so a damaged catalogue row is never
+/// served.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineBody {
+    /// The body, base64 in JSON.
+    #[serde(with = "base64_bytes")]
+    pub data: Bytes,
+    /// blake3 of `data`.
+    pub hash: BlockHash,
+}
+
+impl std::fmt::Debug for InlineBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InlineBody")
+            .field("len", &self.data.len())
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+/// An inline body whose bytes do not match its hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("inline body of {len} bytes does not match its hash {expected}")]
+pub struct InlineCorrupt {
+    pub len: usize,
+    pub expected: BlockHash,
+}
+
+impl InlineBody {
+    pub fn new(data: Bytes) -> Self {
+        let hash = hash_block(&data);
+        Self { data, hash }
+    }
+
+    /// The bytes, once they match the hash.
+    pub fn verified(&self) -> Result<&Bytes, InlineCorrupt> {
+        if hash_block(&self.data) == self.hash {
+            Ok(&self.data)
+        } else {
+            Err(InlineCorrupt {
+                len: self.data.len(),
+                expected: self.hash,
+            })
+        }
+    }
+}
+
+/// Serde for bytes as standard base64 (JSON has no byte strings).
+mod base64_bytes {
+    use base64::Engine as _;
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(data: &Bytes, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(data))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Bytes, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(Bytes::from)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inline_body_round_trips_through_json_and_refuses_a_flipped_byte() {
+        let body = InlineBody::new(Bytes::from_static(b"small object \x00\xff bytes"));
+        let json = serde_json::to_string(&body).expect("serialize");
+        let back: InlineBody = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, body);
+        assert_eq!(back.verified().expect("intact"), &body.data);
+
+        let mut damaged = body.data.to_vec();
+        damaged[3] ^= 1;
+        let damaged = InlineBody {
+            data: Bytes::from(damaged),
+            hash: body.hash,
+        };
+        assert!(damaged.verified().is_err());
+    }
+
+    #[test]
+    fn manifests_without_an_inline_body_keep_their_old_json() {
+        let manifest = ObjectManifest {
+            size: 0,
+            etag: "e".into(),
+            content_type: None,
+            headers: BTreeMap::new(),
+            user_metadata: BTreeMap::new(),
+            created_ms: 1,
+            parts: Vec::new(),
+            inline: None,
+        };
+        let json = serde_json::to_string(&manifest).expect("serialize");
+        assert!(!json.contains("inline"), "{json}");
+        let parsed: ObjectManifest = serde_json::from_str(&json).expect("parse");
+        assert_eq!(parsed, manifest);
     }
 }

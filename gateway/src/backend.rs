@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_core::codec::ErasureCodec;
 use cairn_core::ids::BlobId;
-use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
+use cairn_core::manifest::{BlobManifest, ChunkState, InlineBody, ObjectManifest};
 use cairn_core::placement::PlacementError;
 use cairn_meta_api::client::{MetaClient, NodeCache};
 use cairn_meta_api::model::NodeRecord;
@@ -57,7 +57,33 @@ pub struct Backend {
     hedge_after: Duration,
     client_idle: Duration,
     max_object_bytes: u64,
+    inline_max: u64,
     nodes: NodeCache,
+}
+
+/// Where a single-blob body went.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// Small enough to live in the manifest; the bytes and their MD5.
+    Inline { body: InlineBody, md5: [u8; 16] },
+    /// Erasure-coded into chunks on nodes.
+    Blob(WrittenBlob),
+}
+
+impl Stored {
+    pub fn md5(&self) -> [u8; 16] {
+        match self {
+            Self::Inline { md5, .. } => *md5,
+            Self::Blob(written) => written.md5,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        match self {
+            Self::Inline { body, .. } => body.data.len() as u64,
+            Self::Blob(written) => written.manifest.size,
+        }
+    }
 }
 
 impl Backend {
@@ -94,6 +120,7 @@ impl Backend {
             hedge_after: config.hedge_after(),
             client_idle: config.client_idle_timeout(),
             max_object_bytes: config.max_object_bytes,
+            inline_max: config.inline_max()?,
             nodes: NodeCache::new(NODE_CACHE_TTL),
         })
     }
@@ -101,6 +128,67 @@ impl Backend {
     /// The registry's nodes, cached for [`NODE_CACHE_TTL`].
     async fn nodes(&self) -> Result<Arc<Vec<NodeRecord>>, BackendError> {
         Ok(self.nodes.get(&self.meta).await?)
+    }
+
+    /// Stores the body of a single PUT or copy: inline when it turns out to
+    /// be at most `inline_max_bytes` (declared or not: the first bytes are
+    /// read before choosing), as a blob otherwise. `tap` and `seal` see an
+    /// inline body exactly as they see a blob's.
+    pub async fn write_object<S, E>(
+        &self,
+        body: S,
+        size_hint: Option<u64>,
+        mut tap: Option<BodyTap>,
+        seal: Option<SealCheck>,
+    ) -> Result<Stored, BackendError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let inline_max = self.inline_max;
+        if inline_max == 0 || size_hint.is_some_and(|size| size > inline_max) {
+            return Ok(Stored::Blob(self.write(body, size_hint, tap, seal).await?));
+        }
+        let mut body = Box::pin(body);
+        let mut head: Vec<Bytes> = Vec::new();
+        let mut len = 0u64;
+        let ended = loop {
+            match tokio::time::timeout(self.client_idle, body.next()).await {
+                Err(_) => return Err(BackendError::ClientIdle(self.client_idle)),
+                Ok(None) => break true,
+                Ok(Some(Err(err))) => return Err(WriteError::Body(err.to_string()).into()),
+                Ok(Some(Ok(piece))) => {
+                    len += piece.len() as u64;
+                    head.push(piece);
+                    if len > inline_max {
+                        break false;
+                    }
+                }
+            }
+        };
+        if !ended {
+            // Larger than it said (or it said nothing): a blob after all,
+            // starting with the bytes already read.
+            let whole = futures_util::stream::iter(head.into_iter().map(Ok)).chain(body);
+            return Ok(Stored::Blob(self.write(whole, size_hint, tap, seal).await?));
+        }
+        let data = match head.len() {
+            1 => head.pop().expect("one piece"),
+            _ => Bytes::from(head.concat()),
+        };
+        let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(&data).into();
+        if let Some(tap) = tap.as_mut() {
+            tap(&data);
+        }
+        if let Some(seal) = seal {
+            seal(&md5, len).map_err(WriteError::Rejected)?;
+        }
+        self.metrics.bytes_in.inc_by(len);
+        self.metrics.inline_writes.inc();
+        Ok(Stored::Inline {
+            body: InlineBody::new(data),
+            md5,
+        })
     }
 
     /// Stores `body` as a new blob on rack-safe nodes. `size_hint` (the
@@ -247,6 +335,9 @@ impl Backend {
         object: &ObjectManifest,
         range: Range<u64>,
     ) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
+        if let Some(inline) = &object.inline {
+            return self.read_inline(inline, range).left_stream();
+        }
         let mut plan = Vec::new();
         let mut offset = 0u64;
         for part in &object.parts {
@@ -301,6 +392,32 @@ impl Backend {
             })
             .try_flatten()
             .inspect_ok(move |bytes| bytes_out.inc_by(bytes.len() as u64))
+            .right_stream()
+    }
+
+    /// Bytes `range` of an inline body, once its hash checks out.
+    fn read_inline(
+        &self,
+        inline: &InlineBody,
+        range: Range<u64>,
+    ) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
+        let result = match inline.verified() {
+            Ok(data) if range.start <= range.end && range.end <= data.len() as u64 => {
+                self.metrics.inline_reads.inc();
+                self.metrics.bytes_out.inc_by(range.end - range.start);
+                Ok(data.slice(range.start as usize..range.end as usize))
+            }
+            Ok(data) => Err(ReadError::Range {
+                start: range.start,
+                end: range.end,
+                size: data.len() as u64,
+            }),
+            Err(corrupt) => {
+                self.metrics.corrupt_inline.inc();
+                Err(ReadError::Corrupt(corrupt.to_string()))
+            }
+        };
+        futures_util::stream::once(futures_util::future::ready(result))
     }
 }
 

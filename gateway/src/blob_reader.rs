@@ -53,6 +53,10 @@ pub enum ReadError {
         #[source]
         source: CodecError,
     },
+    /// Stored bytes that fail their hash and cannot be rebuilt (an inline
+    /// body: its only copies are the catalogue's).
+    #[error("corrupt: {0}")]
+    Corrupt(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -72,6 +76,9 @@ pub struct ReadStats {
     pub avoided_chunks: Vec<u8>,
     /// Chunks that served at least one block.
     pub served_chunks: Vec<u8>,
+    /// Chunks that sent a block not matching its hash (a subset of the
+    /// failed ones): damage at rest the scrubber will find and repair.
+    pub corrupt_chunks: Vec<u8>,
 }
 
 /// Told what a finished blob read had to do (for metrics).
@@ -218,6 +225,9 @@ impl StripeReader {
             self.stats.failed_chunks.push(index as u8);
             if node_trouble(err) {
                 self.stats.unresponsive_chunks.push(index as u8);
+            }
+            if err.corrupt_block().is_some() {
+                self.stats.corrupt_chunks.push(index as u8);
             }
         }
     }

@@ -71,6 +71,12 @@ pub struct GatewayConfig {
     /// stored: a stalled upload cannot hold chunk streams open forever.
     #[serde(default = "default_client_idle_ms")]
     pub client_idle_timeout_ms: u64,
+    /// Objects of at most this many bytes (single PUTs and copies, never
+    /// multipart parts) are stored inline: in their manifest, replicated
+    /// with the catalogue, instead of as k+m chunks. 0 turns inlining off.
+    /// At most [`MAX_INLINE_BYTES`].
+    #[serde(default = "default_inline_max")]
+    pub inline_max_bytes: u64,
     /// Largest single PUT or part (S3: 5 GiB).
     #[serde(default = "default_max_object")]
     pub max_object_bytes: u64,
@@ -113,6 +119,14 @@ fn default_hedge_ms() -> u64 {
     crate::blob_reader::DEFAULT_HEDGE_AFTER.as_millis() as u64
 }
 
+/// The ceiling of `inline_max_bytes`: an inline body travels in one Raft
+/// log entry (base64 in JSON) to every metadata replica.
+pub const MAX_INLINE_BYTES: u64 = 1024 * 1024;
+
+fn default_inline_max() -> u64 {
+    32 * 1024
+}
+
 fn default_max_object() -> u64 {
     5 * 1024 * 1024 * 1024
 }
@@ -145,6 +159,7 @@ impl GatewayConfig {
             hedge_after_ms: default_hedge_ms(),
             write_stall_after_ms: default_write_stall_ms(),
             client_idle_timeout_ms: default_client_idle_ms(),
+            inline_max_bytes: default_inline_max(),
             max_object_bytes: default_max_object(),
             max_concurrent_requests: default_concurrency(),
             secret_file: None,
@@ -191,6 +206,17 @@ impl GatewayConfig {
             )));
         }
         Ok(quorum)
+    }
+
+    /// The inline threshold, checked against [`MAX_INLINE_BYTES`].
+    pub fn inline_max(&self) -> Result<u64, ConfigError> {
+        if self.inline_max_bytes > MAX_INLINE_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "inline_max_bytes {} is above {MAX_INLINE_BYTES}: an inline body travels in one catalogue log entry",
+                self.inline_max_bytes
+            )));
+        }
+        Ok(self.inline_max_bytes)
     }
 
     pub fn hedge_after(&self) -> Duration {

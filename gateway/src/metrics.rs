@@ -27,6 +27,13 @@ pub struct GatewayMetrics {
     pub write_penalties: IntCounter,
     pub read_penalties: IntCounter,
     pub avoided_chunk_reads: IntCounter,
+    /// Objects stored in their manifest, and reads served from one.
+    pub inline_writes: IntCounter,
+    pub inline_reads: IntCounter,
+    /// Inline bodies that failed their hash (never served).
+    pub corrupt_inline: IntCounter,
+    /// Chunks that sent a block not matching its hash (read around).
+    pub corrupt_chunk_reads: IntCounter,
 }
 
 impl GatewayMetrics {
@@ -81,6 +88,22 @@ impl GatewayMetrics {
                 "cairn_gateway_avoided_chunks_total",
                 "Chunks a read passed over because their node was avoided",
             ),
+            inline_writes: counter(
+                "cairn_gateway_inline_writes_total",
+                "Objects stored inline in their manifest instead of as chunks",
+            ),
+            inline_reads: counter(
+                "cairn_gateway_inline_reads_total",
+                "Reads served from an inline body",
+            ),
+            corrupt_inline: counter(
+                "cairn_gateway_corrupt_inline_total",
+                "Inline bodies that failed their hash on read (refused, never served)",
+            ),
+            corrupt_chunk_reads: counter(
+                "cairn_gateway_corrupt_chunks_total",
+                "Chunks whose blocks failed the gateway's hash check on read (read around, never served)",
+            ),
             registry,
             requests,
             request_seconds,
@@ -97,6 +120,10 @@ impl GatewayMetrics {
             Box::new(metrics.write_penalties.clone()),
             Box::new(metrics.read_penalties.clone()),
             Box::new(metrics.avoided_chunk_reads.clone()),
+            Box::new(metrics.inline_writes.clone()),
+            Box::new(metrics.inline_reads.clone()),
+            Box::new(metrics.corrupt_inline.clone()),
+            Box::new(metrics.corrupt_chunk_reads.clone()),
         ] {
             metrics.registry.register(collector).expect("unique metric");
         }
@@ -118,6 +145,8 @@ impl GatewayMetrics {
         self.reconstructions.inc_by(stats.degraded_stripes);
         self.avoided_chunk_reads
             .inc_by(stats.avoided_chunks.len() as u64);
+        self.corrupt_chunk_reads
+            .inc_by(stats.corrupt_chunks.len() as u64);
     }
 }
 

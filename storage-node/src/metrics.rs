@@ -45,7 +45,7 @@ impl NodeMetrics {
             .expect("valid metric");
         let corrupt_blocks = IntCounter::new(
             "cairn_node_corrupt_blocks_total",
-            "Blocks found not to match their hash (on read or verify)",
+            "Blocks found not to match their hash by verify (reads send the stored hash and the receiver checks it)",
         )
         .expect("valid metric");
         let verifications = IntCounterVec::new(

@@ -209,7 +209,7 @@ async fn direct_io_layout_round_trips_and_stays_verified() {
             (expected_header + data_len + 5 * 32 + 72 + 64 + 100 + 32 + 72) as u64
         );
 
-        // Flip one byte of block 2 on disk: that block is refused.
+        // Flip one byte of block 2 on disk: the receiver refuses that block.
         let path = node.chunk_file(&big);
         let mut file = std::fs::read(&path).expect("read chunk file");
         file[expected_header + 2 * BLOCK + 10] ^= 0x40;
@@ -220,7 +220,7 @@ async fn direct_io_layout_round_trips_and_stays_verified() {
             .await
             .expect_err("corrupt block refused");
         assert!(
-            matches!(err, NodeError::CorruptBlock { block: 2, .. }),
+            matches!(err, NodeError::HashMismatch { block: 2, .. }),
             "{err}"
         );
         assert_eq!(
@@ -290,7 +290,7 @@ async fn ranged_reads_return_exactly_the_requested_blocks() {
 }
 
 #[tokio::test]
-async fn a_flipped_byte_on_disk_is_never_served_and_verify_pinpoints_it() {
+async fn a_flipped_byte_on_disk_is_refused_by_the_receiver_and_verify_pinpoints_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = TestNode::start(dir.path()).await;
     let id = chunk(7);
@@ -306,7 +306,10 @@ async fn a_flipped_byte_on_disk_is_never_served_and_verify_pinpoints_it() {
     bytes[64 + 3 * 1024 + 500] ^= 0x20;
     std::fs::write(&path, &bytes).expect("write chunk file");
 
-    // A full read streams blocks 0..3, then an error naming block 3.
+    // The node sends blocks with their stored hashes without re-hashing
+    // them (one hash per trust boundary): the receiver's check refuses the
+    // flipped block. A full read yields blocks 0..3, then an error naming
+    // block 3.
     let mut stream = node.client.get_blocks(&id, None).await.expect("get");
     for expected in 0..3 {
         let (index, block) = stream
@@ -319,14 +322,14 @@ async fn a_flipped_byte_on_disk_is_never_served_and_verify_pinpoints_it() {
     let err = stream.next_block().await.expect_err("corrupt block");
     assert_eq!(err.corrupt_block(), Some(3), "{err}");
 
-    // A read that starts at the corrupt block fails before any data.
+    // A read of just the corrupt block yields no data either.
     let err = node
         .client
         .read_blocks(&id, Some(3..4))
         .await
         .expect_err("corrupt");
     assert!(
-        matches!(err, NodeError::CorruptBlock { block: 3, .. }),
+        matches!(err, NodeError::HashMismatch { block: 3, .. }),
         "{err}"
     );
     // Other blocks are still served.
@@ -344,9 +347,11 @@ async fn a_flipped_byte_on_disk_is_never_served_and_verify_pinpoints_it() {
         vec![3]
     );
     assert!(report.trailer_intact);
+    // Only verify (the scrubber's check of data at rest) counts it on the
+    // node; the reads above were refused by the receiver.
     let metrics = node.client.metrics().await.expect("metrics");
     assert!(
-        metrics.contains("cairn_node_corrupt_blocks_total 3"),
+        metrics.contains("cairn_node_corrupt_blocks_total 1"),
         "{metrics}"
     );
     node.stop().await;

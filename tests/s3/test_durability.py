@@ -94,8 +94,9 @@ def new_chunks(cluster, before):
 
 
 def test_corrupt_data_chunk_is_never_served(cluster, s3, bucket):
-    """Bytes flipped on disk in two data chunks: the nodes' blake3 checks
-    catch it and the gateway reconstructs from parity."""
+    """Bytes flipped on disk in two data chunks: the nodes send blocks
+    without re-hashing them, the gateway's blake3 check (the receiver's)
+    catches both, and it reconstructs from parity."""
     before = set(cluster.chunk_files())
     data = os.urandom(4 * STRIPE + 99)
     s3.put_object(Bucket=bucket, Key="rotting", Body=data)
@@ -107,8 +108,10 @@ def test_corrupt_data_chunk_is_never_served(cluster, s3, bucket):
         raw[len(raw) // 2] ^= 0xFF
         path.write_bytes(bytes(raw))
     reconstructed = metric(cluster, "cairn_gateway_reconstructed_stripes_total")
+    corrupt = metric(cluster, "cairn_gateway_corrupt_chunks_total")
     assert s3.get_object(Bucket=bucket, Key="rotting")["Body"].read() == data
     assert metric(cluster, "cairn_gateway_reconstructed_stripes_total") > reconstructed
+    assert metric(cluster, "cairn_gateway_corrupt_chunks_total") == corrupt + 2
 
 
 def test_a_hung_node_is_hedged_around(cluster, s3, bucket):

@@ -235,7 +235,8 @@ async fn a_sweep_racing_shard_splits_deletes_nothing_referenced() {
     let mut objects = Vec::new();
     for i in 0..24u8 {
         let key = format!("{i:02}/object");
-        let (body, hash) = payload(20 * 1024 + usize::from(i), i);
+        // Above the inline threshold: this test is about chunks.
+        let (body, hash) = payload(40 * 1024 + usize::from(i), i);
         s3.put("race", &key, body).await.expect("put");
         objects.push((key, hash));
     }

@@ -55,6 +55,7 @@ pub(crate) fn gateway(
     config.k = options.k;
     config.m = options.m;
     config.base_domain = options.s3_domain.clone();
+    config.inline_max_bytes = options.inline_max;
     config
 }
 

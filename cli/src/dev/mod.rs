@@ -62,6 +62,8 @@ pub struct DevOptions {
     /// Failure detector timeouts (short, so a killed node shows up fast).
     pub suspect_after: Duration,
     pub down_after: Duration,
+    /// Objects up to this size are stored in their manifest (0: never).
+    pub inline_max: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -637,6 +639,7 @@ mod tests {
             gc_grace: Duration::from_secs(10),
             suspect_after: Duration::from_secs(1),
             down_after: Duration::from_secs(2),
+            inline_max: 32 * 1024,
         }
     }
 

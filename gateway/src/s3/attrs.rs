@@ -86,6 +86,7 @@ pub(crate) fn manifest_template(
         user_metadata,
         created_ms: now_ms(),
         parts: Vec::new(),
+        inline: None,
     }
 }
 

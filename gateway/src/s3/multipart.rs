@@ -11,6 +11,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
 use super::objects::{BodyChecks, body_stream, content_md5, declared_length};
 use super::{Cairn, attrs, errors};
+use crate::backend::Stored;
 
 /// S3's part number range.
 const PART_NUMBERS: std::ops::RangeInclusive<i32> = 1..=10_000;
@@ -75,7 +76,8 @@ impl Cairn {
             .get_upload(&input.bucket, &input.key, &input.upload_id)
             .await
             .map_err(errors::meta)?;
-        let (written, computed) = self
+        // Parts are never inline: a part is one blob of its object.
+        let (stored, computed) = self
             .write_checked(
                 body_stream(input.body),
                 BodyChecks {
@@ -83,8 +85,12 @@ impl Cairn {
                     md5: expected_md5,
                     checksum,
                 },
+                false,
             )
             .await?;
+        let Stored::Blob(written) = stored else {
+            return Err(s3_error!(InternalError, "a part was stored inline"));
+        };
         let etag = hex::encode(written.md5);
         let part = PartRecord {
             part_number: input.part_number as u32,

@@ -14,8 +14,8 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::attrs::{self, Conditions};
 use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
 use super::{Cairn, errors};
-use crate::backend::BackendError;
-use crate::blob_writer::{SealCheck, WriteError, WrittenBlob};
+use crate::backend::{BackendError, Stored};
+use crate::blob_writer::{SealCheck, WriteError};
 
 /// The conditional headers of a GET or HEAD input.
 macro_rules! conditions {
@@ -139,10 +139,10 @@ impl Cairn {
         )))
     }
 
-    /// Writes `body` as the single part of `manifest`, checks it, and
-    /// commits it as `bucket/key`. Returns the ETag and the additional
-    /// checksum computed. On any failure the written chunks are deleted
-    /// again.
+    /// Writes `body` as the whole of `manifest` (inline when small, else
+    /// its single blob), checks it, and commits it as `bucket/key`. Returns
+    /// the ETag and the additional checksum computed. On any failure the
+    /// written chunks are deleted again.
     async fn store_single_blob(
         &self,
         bucket: &str,
@@ -152,34 +152,48 @@ impl Cairn {
         checks: BodyChecks,
         precondition: Precondition,
     ) -> S3Result<(String, Checksum)> {
-        let (written, computed) = self.write_checked(body, checks).await?;
-        let etag = hex::encode(written.md5);
-        manifest.size = written.manifest.size;
+        let (stored, computed) = self.write_checked(body, checks, true).await?;
+        let etag = hex::encode(stored.md5());
+        manifest.size = stored.size();
         manifest.etag = etag.clone();
         manifest.created_ms = attrs::now_ms();
-        manifest.parts = vec![written.manifest.clone()];
+        let blob = match stored {
+            Stored::Inline { body, .. } => {
+                manifest.parts = Vec::new();
+                manifest.inline = Some(body);
+                None
+            }
+            Stored::Blob(written) => {
+                manifest.parts = vec![written.manifest.clone()];
+                manifest.inline = None;
+                Some(written.manifest)
+            }
+        };
         if let Err(err) = self
             .backend
             .meta
             .commit_object(bucket, key, manifest.clone(), precondition)
             .await
         {
-            self.backend.discard(&written.manifest).await;
+            if let Some(blob) = blob {
+                self.backend.discard(&blob).await;
+            }
             return Err(errors::meta(err));
         }
         Ok((etag, computed))
     }
 
-    /// Writes a blob and checks what the client declared about the body:
-    /// its length (IncompleteBody), Content-MD5 (BadDigest), and an
-    /// additional checksum (header or trailer; BadDigest). The checks run
-    /// before the chunks are sealed, so a refused body commits nothing on
-    /// any node.
+    /// Writes a body (inline if `may_inline` and it is small enough, else
+    /// as a blob) and checks what the client declared about it: its length
+    /// (IncompleteBody), Content-MD5 (BadDigest), and an additional
+    /// checksum (header or trailer; BadDigest). The checks run before the
+    /// chunks are sealed, so a refused body commits nothing on any node.
     pub(super) async fn write_checked(
         &self,
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
         checks: BodyChecks,
-    ) -> S3Result<(WrittenBlob, Checksum)> {
+        may_inline: bool,
+    ) -> S3Result<(Stored, Checksum)> {
         let tap = checks.checksum.as_ref().map(ChecksumCheck::tap);
         let verdict: Arc<Mutex<Option<S3Result<Checksum>>>> = Arc::new(Mutex::new(None));
         let slot = verdict.clone();
@@ -193,14 +207,25 @@ impl Cairn {
             *slot.lock().expect("verdict lock") = Some(result);
             outcome
         });
-        let written = self.backend.write(body, declared, tap, Some(seal)).await;
+        let stored = if may_inline {
+            self.backend
+                .write_object(body, declared, tap, Some(seal))
+                .await
+        } else {
+            self.backend
+                .write(body, declared, tap, Some(seal))
+                .await
+                .map(Stored::Blob)
+        };
         let verdict = verdict.lock().expect("verdict lock").take();
-        match (written, verdict) {
-            (Ok(written), Some(Ok(computed))) => Ok((written, computed)),
+        match (stored, verdict) {
+            (Ok(stored), Some(Ok(computed))) => Ok((stored, computed)),
             (Err(BackendError::Write(WriteError::Rejected(_))), Some(Err(err))) => Err(err),
             (Err(err), _) => Err(errors::backend(err)),
-            (Ok(written), _) => {
-                self.backend.discard(&written.manifest).await;
+            (Ok(stored), _) => {
+                if let Stored::Blob(written) = stored {
+                    self.backend.discard(&written.manifest).await;
+                }
                 Err(s3_error!(InternalError, "the body checks did not run"))
             }
         }

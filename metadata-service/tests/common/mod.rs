@@ -91,6 +91,7 @@ pub fn manifest(size: u64, etag: &str) -> ObjectManifest {
         user_metadata: Default::default(),
         created_ms: 0,
         parts: Vec::new(),
+        inline: None,
     }
 }
 

@@ -1,0 +1,185 @@
+//! `cairn durability`: what the current topology gives the data stored in
+//! it, by the brief's model (`cairn_core::durability`): erasure-coded blobs
+//! as placement lays them out on the registered nodes, and inline objects
+//! as copies on their shard's metadata replicas.
+
+use cairn_core::durability::{FailureModel, stripe_loss_probability};
+use cairn_core::ids::BlobId;
+use cairn_core::placement::{NodeState, place, rack_counts};
+use cairn_meta_api::MetaClient;
+use cairn_meta_api::shard_map::GroupId;
+use serde::Serialize;
+
+/// One way of storing bytes, and what it survives.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ClassReport {
+    pub name: String,
+    /// Stored bytes per data byte.
+    pub overhead: f64,
+    /// Copies or chunks, and how many racks they span.
+    pub pieces: usize,
+    pub racks: usize,
+    /// Pieces that may be lost with the data still readable.
+    pub losses_readable: usize,
+    /// Pieces that may be lost with the data still on some disk.
+    pub losses_kept: usize,
+    /// Whole racks that may be lost with the data still readable.
+    pub racks_readable: usize,
+    /// Probability, under the model, that the data is unreadable / gone.
+    pub p_unreadable: f64,
+    pub p_lost: f64,
+}
+
+/// Whole racks whose loss leaves at most `tolerated` pieces lost: the
+/// largest racks go first.
+fn racks_tolerated(per_rack: &[usize], tolerated: usize) -> usize {
+    let mut sorted = per_rack.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let mut lost = 0;
+    let mut racks = 0;
+    for count in sorted {
+        if lost + count > tolerated {
+            break;
+        }
+        lost += count;
+        racks += 1;
+    }
+    racks
+}
+
+pub(crate) async fn report(
+    client: &MetaClient,
+    k: usize,
+    m: usize,
+    inline_max: u64,
+    model: FailureModel,
+    json: bool,
+) -> anyhow::Result<()> {
+    let nodes = client.nodes().await?;
+    let mut candidates: Vec<_> = nodes.iter().map(|n| n.candidate()).collect();
+    // The layout a healthy cluster gives: every registered node as if up.
+    for candidate in &mut candidates {
+        candidate.state = NodeState::Up;
+        candidate.free = candidate.free.max(1);
+    }
+    let mut classes = Vec::new();
+    match place(&BlobId::random(), &candidates, k, m, 1) {
+        Ok(placement) => {
+            let per_rack: Vec<usize> = rack_counts(&placement, &candidates).into_values().collect();
+            let p = stripe_loss_probability(&per_rack, m, model);
+            classes.push(ClassReport {
+                name: format!("RS({k},{m}) chunks"),
+                overhead: (k + m) as f64 / k as f64,
+                pieces: k + m,
+                racks: per_rack.len(),
+                losses_readable: m,
+                losses_kept: m,
+                racks_readable: racks_tolerated(&per_rack, m),
+                p_unreadable: p,
+                p_lost: p,
+            });
+        }
+        Err(err) => eprintln!("RS({k},{m}): no rack-safe placement on this topology: {err}"),
+    }
+    // Inline objects: one copy per replica of their shard; the weakest
+    // shard speaks for all.
+    let map = client.shard_map();
+    let weakest = map
+        .shards
+        .iter()
+        .map(|shard| {
+            let replicas = map.group_replicas(GroupId::Shard(shard.id));
+            let racks: std::collections::BTreeSet<String> = replicas
+                .iter()
+                .map(|r| {
+                    map.racks
+                        .get(r)
+                        .cloned()
+                        .unwrap_or_else(|| format!("replica-{r}"))
+                })
+                .collect();
+            (replicas.len(), racks.len())
+        })
+        .min();
+    if let Some((copies, racks)) = weakest
+        && copies > 0
+    {
+        // Copies in distinct racks fail independently; copies sharing a
+        // rack are modelled as one rack holding several.
+        let mut per_rack = vec![copies / racks.max(1); racks.max(1)];
+        for extra in per_rack.iter_mut().take(copies % racks.max(1)) {
+            *extra += 1;
+        }
+        let majority_loss = copies.saturating_sub(1) / 2;
+        classes.push(ClassReport {
+            name: format!("inline (<= {inline_max} B) in the catalogue"),
+            // Base64 in JSON rows on each replica.
+            overhead: copies as f64 * 4.0 / 3.0,
+            pieces: copies,
+            racks,
+            losses_readable: majority_loss,
+            losses_kept: copies - 1,
+            racks_readable: racks_tolerated(&per_rack, majority_loss),
+            p_unreadable: stripe_loss_probability(&per_rack, majority_loss, model),
+            p_lost: stripe_loss_probability(&per_rack, copies - 1, model),
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "model": {"q_node": model.q_node, "q_rack": model.q_rack},
+                "classes": classes,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "model: a node fails with q_node = {}, a rack with q_rack = {} (independently, over one repair window)",
+        model.q_node, model.q_rack
+    );
+    let rows: Vec<Vec<String>> = classes
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                format!("{:.2}x", c.overhead),
+                format!("{} in {} racks", c.pieces, c.racks),
+                format!("{} ({} racks)", c.losses_readable, c.racks_readable),
+                c.losses_kept.to_string(),
+                format!("{:.1e}", c.p_unreadable),
+                format!("{:.1e}", c.p_lost),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        crate::table::render(
+            &[
+                "STORED AS",
+                "OVERHEAD",
+                "PIECES",
+                "LOSSES READABLE",
+                "LOSSES KEPT",
+                "P(UNREADABLE)",
+                "P(LOST)",
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::racks_tolerated;
+
+    #[test]
+    fn whole_racks_are_tolerated_while_their_pieces_fit_the_losses() {
+        assert_eq!(racks_tolerated(&[3, 3, 3, 3], 4), 1);
+        assert_eq!(racks_tolerated(&[2, 2, 2, 2, 2, 2], 4), 2);
+        assert_eq!(racks_tolerated(&[1, 1, 1], 1), 1);
+        assert_eq!(racks_tolerated(&[1, 1, 1], 2), 2);
+        assert_eq!(racks_tolerated(&[5, 1], 4), 0);
+    }
+}
