@@ -1,27 +1,73 @@
 #!/usr/bin/env bash
-# Interleaved A/B of two builds of the whole cluster on small GETs (the
-# #14 cases): 4 KiB x32 and 1 MiB x16, every GET verified, a fresh release
-# `cairn dev` cluster per run, ABBA order so the VM's drift cancels.
+# Interleaved A/B of two builds (or two settings) of the whole cluster on the
+# #14 cases, every GET verified, a fresh release `cairn dev` cluster per run,
+# ABBA order so the VM's drift cancels. Besides ops/s and p99 it reports the
+# CPU each process group spent per operation (utime + stime from
+# /proc/<pid>/stat around each case): gateway, the 12 nodes together, the
+# metadata replicas together.
 #
 #   scripts/ab-small-gets.sh BEFORE_BIN_DIR AFTER_BIN_DIR [rounds] [seconds]
+#
+# Environment:
+#   CASES        space-separated op:size:concurrency (default
+#                "get:4KiB:32 get:1MiB:16"; ops: get, put)
+#   BEFORE_ARGS  extra `cairn dev` flags for the before side (e.g.
+#   AFTER_ARGS   "--inline-max 0"), to compare settings of one build
 set -u
 BEFORE=$1 AFTER=$2 ROUNDS=${3:-2} SECS=${4:-15}
-run() { # bin-dir label port
+CASES=${CASES:-"get:4KiB:32 get:1MiB:16"}
+BEFORE_ARGS=${BEFORE_ARGS:-} AFTER_ARGS=${AFTER_ARGS:-}
+
+cpu_ticks() { # cluster.json -> "gateway nodes meta" clock ticks so far
+  python3 - "$1" <<'EOF'
+import json, sys
+info = json.load(open(sys.argv[1]))
+def ticks(pid):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+print(ticks(info["gateway"]["pid"]),
+      sum(ticks(n["pid"]) for n in info["nodes"]),
+      sum(ticks(m["pid"]) for m in info["metadata"]))
+EOF
+}
+
+run() { # bin-dir label port extra-args
   local dir; dir=$(mktemp -d)
-  "$1/cairn" dev --data-dir "$dir" --port "$3" --bin-dir "$1" >"$dir.log" 2>&1 &
+  # shellcheck disable=SC2086
+  "$1/cairn" dev --data-dir "$dir" --port "$3" --bin-dir "$1" $4 >"$dir.log" 2>&1 &
   local dev=$!
   for _ in $(seq 1 300); do [[ -f $dir/cluster.json ]] && break; sleep 0.1; done
-  local fmt="import json,sys; s=dict(json.load(sys.stdin)['by_op'])['get']; print(f\"{s['ops_per_sec']:.1f} ops/s p99 {s['latency_ms']['p99']:.1f} ms errors {s['errors']}\")"
-  local small big
-  small=$("$1/cairn" --cluster-file "$dir/cluster.json" bench --op get --size 4KiB --concurrency 32 --objects 1000 --duration "${SECS}s" --bucket ab-4k --json | python3 -c "$fmt")
-  big=$("$1/cairn" --cluster-file "$dir/cluster.json" bench --op get --size 1MiB --concurrency 16 --objects 200 --duration "${SECS}s" --bucket ab-1m --json | python3 -c "$fmt")
-  echo "$2: 4KiB x32 GET $small | 1MiB x16 GET $big"
+  local line="$2:"
+  for case in $CASES; do
+    IFS=: read -r op size conc <<<"$case"
+    local before after result
+    before=$(cpu_ticks "$dir/cluster.json")
+    result=$("$1/cairn" --cluster-file "$dir/cluster.json" bench --op "$op" --size "$size" \
+      --concurrency "$conc" --objects 500 --duration "${SECS}s" --bucket "ab-$op-${size,,}" --json)
+    after=$(cpu_ticks "$dir/cluster.json")
+    line+=$(python3 - "$op" "$before" "$after" "$result" <<'EOF'
+import json, os, sys
+op, before, after, result = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), json.loads(sys.argv[4])
+s = dict(result["by_op"])[op]
+tick = os.sysconf("SC_CLK_TCK")
+ops = max(s["ops"], 1)
+cpu = [(int(a) - int(b)) / tick * 1000 / ops for a, b in zip(after, before)]
+print(f" | {op} {s['ops_per_sec']:.1f} ops/s p99 {s['latency_ms']['p99']:.1f} ms err {s['errors']}"
+      f" cpu-ms/op gw {cpu[0]:.2f} nodes {cpu[1]:.2f} meta {cpu[2]:.2f}")
+EOF
+)
+    line+=" [$case]"
+  done
+  echo "$line"
   kill -INT $dev; wait $dev 2>/dev/null; rm -rf "$dir" "$dir.log"
 }
 for round in $(seq 1 "$ROUNDS"); do
   if (( round % 2 )); then
-    run "$BEFORE" before 19900; run "$AFTER" after 19910
+    run "$BEFORE" before 19900 "$BEFORE_ARGS"; run "$AFTER" after 19910 "$AFTER_ARGS"
   else
-    run "$AFTER" after 19910; run "$BEFORE" before 19900
+    run "$AFTER" after 19910 "$AFTER_ARGS"; run "$BEFORE" before 19900 "$BEFORE_ARGS"
   fi
 done

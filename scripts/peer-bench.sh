@@ -27,6 +27,8 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- Garage: three nodes ----
+# Ports below the ephemeral range (32768+), where an outgoing connection of
+# a running process cannot have taken them.
 RPC_SECRET=$(python3 -c "import secrets;print(secrets.token_hex(32))")
 ADMIN_TOKEN=$(python3 -c "import secrets;print(secrets.token_hex(16))")
 for i in 1 2 3; do
@@ -38,17 +40,17 @@ db_engine = "lmdb"
 metadata_fsync = true
 data_fsync = true
 replication_factor = 3
-rpc_bind_addr = "127.0.0.1:392${i}1"
-rpc_public_addr = "127.0.0.1:392${i}1"
+rpc_bind_addr = "127.0.0.1:2${i}901"
+rpc_public_addr = "127.0.0.1:2${i}901"
 rpc_secret = "$RPC_SECRET"
 
 [s3_api]
 s3_region = "garage"
-api_bind_addr = "127.0.0.1:392${i}0"
+api_bind_addr = "127.0.0.1:2${i}900"
 root_domain = ".s3.garage.localhost"
 
 [admin]
-api_bind_addr = "127.0.0.1:392${i}3"
+api_bind_addr = "127.0.0.1:2${i}903"
 admin_token = "$ADMIN_TOKEN"
 TOML
   "$GARAGE" -c "$WORK/g$i.toml" server >"$OUT/garage-$i.log" 2>&1 &
@@ -70,7 +72,7 @@ G_ACCESS=$(echo "$KEY_INFO" | awk '/Key ID/ {print $NF}')
 G_SECRET=$(echo "$KEY_INFO" | awk '/Secret key/ {print $NF}')
 g bucket create peer-bench >/dev/null
 g bucket allow --read --write --owner peer-bench --key peer-bench >/dev/null
-G_ARGS=(--endpoint http://127.0.0.1:39210 --access-key "$G_ACCESS" --secret-key "$G_SECRET" --region garage)
+G_ARGS=(--endpoint http://127.0.0.1:21900 --access-key "$G_ACCESS" --secret-key "$G_SECRET" --region garage)
 
 # ---- Cairn ----
 "$BIN/cairn" dev --data-dir "$WORK/cairn" --port 19700 >"$OUT/cairn-dev.log" 2>&1 &
