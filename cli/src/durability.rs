@@ -47,11 +47,50 @@ fn racks_tolerated(per_rack: &[usize], tolerated: usize) -> usize {
     racks
 }
 
-pub(crate) async fn report(
-    client: &MetaClient,
+/// The storage classes a gateway uses, by size.
+#[derive(Debug, Clone)]
+pub(crate) struct Classes {
+    pub k: usize,
+    pub m: usize,
+    pub inline_max: u64,
+    /// Upper size and number of copies of replicated blobs.
+    pub replicated: Option<(u64, usize)>,
+}
+
+/// A code's report as placement lays it out on `candidates`.
+fn coded(
+    name: String,
+    candidates: &[cairn_core::placement::NodeCandidate],
     k: usize,
     m: usize,
-    inline_max: u64,
+    model: FailureModel,
+) -> Option<ClassReport> {
+    match place(&BlobId::random(), candidates, k, m, 1) {
+        Ok(placement) => {
+            let per_rack: Vec<usize> = rack_counts(&placement, candidates).into_values().collect();
+            let p = stripe_loss_probability(&per_rack, m, model);
+            Some(ClassReport {
+                name,
+                overhead: (k + m) as f64 / k as f64,
+                pieces: k + m,
+                racks: per_rack.len(),
+                losses_readable: m,
+                losses_kept: m,
+                racks_readable: racks_tolerated(&per_rack, m),
+                p_unreadable: p,
+                p_lost: p,
+            })
+        }
+        Err(err) => {
+            eprintln!("{name}: no rack-safe placement on this topology: {err}");
+            None
+        }
+    }
+}
+
+pub(crate) async fn report(
+    client: &MetaClient,
+    classes: &Classes,
     model: FailureModel,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -62,25 +101,28 @@ pub(crate) async fn report(
         candidate.state = NodeState::Up;
         candidate.free = candidate.free.max(1);
     }
-    let mut classes = Vec::new();
-    match place(&BlobId::random(), &candidates, k, m, 1) {
-        Ok(placement) => {
-            let per_rack: Vec<usize> = rack_counts(&placement, &candidates).into_values().collect();
-            let p = stripe_loss_probability(&per_rack, m, model);
-            classes.push(ClassReport {
-                name: format!("RS({k},{m}) chunks"),
-                overhead: (k + m) as f64 / k as f64,
-                pieces: k + m,
-                racks: per_rack.len(),
-                losses_readable: m,
-                losses_kept: m,
-                racks_readable: racks_tolerated(&per_rack, m),
-                p_unreadable: p,
-                p_lost: p,
-            });
+    let (k, m, inline_max) = (classes.k, classes.m, classes.inline_max);
+    let mut reports = Vec::new();
+    let above = match classes.replicated {
+        Some((replicated_max, copies)) => {
+            reports.extend(coded(
+                format!("{copies} copies ({inline_max} B < size <= {replicated_max} B)"),
+                &candidates,
+                1,
+                copies - 1,
+                model,
+            ));
+            replicated_max
         }
-        Err(err) => eprintln!("RS({k},{m}): no rack-safe placement on this topology: {err}"),
-    }
+        None => inline_max,
+    };
+    reports.extend(coded(
+        format!("RS({k},{m}) chunks (size > {above} B)"),
+        &candidates,
+        k,
+        m,
+        model,
+    ));
     // Inline objects: one copy per replica of their shard; the weakest
     // shard speaks for all.
     let map = client.shard_map();
@@ -111,8 +153,8 @@ pub(crate) async fn report(
             *extra += 1;
         }
         let majority_loss = copies.saturating_sub(1) / 2;
-        classes.push(ClassReport {
-            name: format!("inline (<= {inline_max} B) in the catalogue"),
+        reports.push(ClassReport {
+            name: format!("inline (size <= {inline_max} B) in the catalogue"),
             // Base64 in JSON rows on each replica.
             overhead: copies as f64 * 4.0 / 3.0,
             pieces: copies,
@@ -129,7 +171,7 @@ pub(crate) async fn report(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "model": {"q_node": model.q_node, "q_rack": model.q_rack},
-                "classes": classes,
+                "classes": reports,
             }))?
         );
         return Ok(());
@@ -138,7 +180,7 @@ pub(crate) async fn report(
         "model: a node fails with q_node = {}, a rack with q_rack = {} (independently, over one repair window)",
         model.q_node, model.q_rack
     );
-    let rows: Vec<Vec<String>> = classes
+    let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|c| {
             vec![

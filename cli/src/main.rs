@@ -105,6 +105,12 @@ enum Command {
         /// The gateway's `inline_max_bytes`, for the label.
         #[arg(long, default_value = "32KiB", value_parser = parse_bytes)]
         inline_max: u64,
+        /// The gateway's `replicated_max_bytes` (0: no replicated class).
+        #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
+        replicated_max: u64,
+        /// The gateway's `replicas`.
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
         /// Probability that a node fails within one repair window.
         #[arg(long, default_value_t = 0.01)]
         q_node: f64,
@@ -175,6 +181,10 @@ struct DevArgs {
     /// replicated catalogue, instead of as k+m chunks (0: never).
     #[arg(long, default_value = "32KiB", value_parser = parse_bytes)]
     inline_max: u64,
+    /// Objects above the inline size and up to this one are stored as 3
+    /// full copies in distinct racks instead of 8+4 chunks (0: never).
+    #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
+    replicated_max: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -467,6 +477,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         suspect_after: args.suspect_after,
         down_after: args.down_after,
         inline_max: args.inline_max,
+        replicated_max: args.replicated_max,
     };
     eprintln!(
         "cairn dev: starting a metadata service, {} storage nodes in {} racks and the gateway…",
@@ -686,12 +697,20 @@ async fn main() -> anyhow::Result<()> {
             k,
             m,
             inline_max,
+            replicated_max,
+            replicas,
             q_node,
             q_rack,
             json,
         } => {
+            let classes = durability::Classes {
+                k,
+                m,
+                inline_max,
+                replicated: (replicated_max > 0).then_some((replicated_max, replicas)),
+            };
             let model = cairn_core::durability::FailureModel { q_rack, q_node };
-            durability::report(&client, k, m, inline_max, model, json).await?
+            durability::report(&client, &classes, model, json).await?
         }
         Command::Split { prefix } => {
             let map = client.split(&prefix).await?;

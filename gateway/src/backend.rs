@@ -46,19 +46,30 @@ pub enum BackendError {
 pub struct Backend {
     pub meta: MetaClient,
     pub metrics: GatewayMetrics,
-    codec: Arc<ErasureCodec>,
+    /// The code of new blobs, and its write quorum.
+    code: Code,
+    /// Blobs of a known size up to `replicated_max` get copies instead.
+    replicated: Option<Code>,
+    replicated_max: u64,
     /// Reads (and deletes) from nodes: the generic deadlines, plus hedging.
     http: HttpClient,
     /// Chunk writes: `write_stall_after` for progress and the answer.
     write_http: HttpClient,
     /// Nodes that failed or stalled requests lately (`health`).
     health: NodeHealth,
-    quorum: usize,
     hedge_after: Duration,
     client_idle: Duration,
     max_object_bytes: u64,
     inline_max: u64,
     nodes: NodeCache,
+}
+
+/// A code new blobs are written with, and how many chunks must be durable
+/// before one is acknowledged.
+#[derive(Debug, Clone)]
+struct Code {
+    codec: Arc<ErasureCodec>,
+    quorum: usize,
 }
 
 /// Where a single-blob body went.
@@ -93,12 +104,30 @@ impl Backend {
         secret: &ClusterSecret,
         metrics: GatewayMetrics,
     ) -> Result<Self, ConfigError> {
-        let codec =
-            ErasureCodec::new(config.codec()?).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let codec = |params| {
+            ErasureCodec::new(params)
+                .map(Arc::new)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))
+        };
+        let code = Code {
+            codec: codec(config.codec()?)?,
+            quorum: config.quorum()?,
+        };
+        // Copies: acknowledged once all but one are durable (k+1, as the
+        // default quorum is), the last one owed to repair.
+        let replicated = match config.replicated_codec()? {
+            Some(params) => Some(Code {
+                codec: codec(params)?,
+                quorum: params.k + 1,
+            }),
+            None => None,
+        };
         Ok(Self {
             meta,
             metrics,
-            codec: Arc::new(codec),
+            code,
+            replicated,
+            replicated_max: config.replicated_max_bytes,
             http: HttpClient::with_builder(
                 secret.clone(),
                 Timeouts::INTERNAL,
@@ -116,7 +145,6 @@ impl Backend {
                 reqwest::Client::builder().pool_max_idle_per_host(64),
             ),
             health: NodeHealth::default(),
-            quorum: config.quorum()?,
             hedge_after: config.hedge_after(),
             client_idle: config.client_idle_timeout(),
             max_object_bytes: config.max_object_bytes,
@@ -213,7 +241,8 @@ impl Backend {
         {
             return Err(BackendError::TooLarge { limit });
         }
-        let params = *self.codec.params();
+        let code = self.code_for(size_hint);
+        let params = *code.codec.params();
         let blob = BlobId::random();
         let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
         let nodes = self.nodes().await?;
@@ -223,7 +252,7 @@ impl Backend {
                 candidates,
                 &params,
                 min_free,
-                self.quorum,
+                code.quorum,
                 &self.write_http,
             )
         };
@@ -254,11 +283,11 @@ impl Backend {
             Ok(chunk)
         }));
         match write_blob_partial(
-            self.codec.clone(),
+            code.codec.clone(),
             blob,
             targets,
             body,
-            self.quorum,
+            code.quorum,
             tap,
             seal,
         )
@@ -276,6 +305,16 @@ impl Backend {
                 Err(BackendError::ClientIdle(self.client_idle))
             }
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The code for a new blob: copies when its declared size is small
+    /// enough (and above the inline threshold, or it would not be a blob),
+    /// k+m otherwise.
+    fn code_for(&self, size_hint: Option<u64>) -> &Code {
+        match (&self.replicated, size_hint) {
+            (Some(replicated), Some(size)) if size <= self.replicated_max => replicated,
+            _ => &self.code,
         }
     }
 
@@ -364,8 +403,11 @@ impl Backend {
                         source.avoid = backend.health.is_penalised(&source.node);
                     }
                     // Objects keep the code they were written with.
-                    let codec = if part.codec == *backend.codec.params() {
-                        backend.codec.clone()
+                    let known = std::iter::once(&backend.code)
+                        .chain(&backend.replicated)
+                        .find(|code| *code.codec.params() == part.codec);
+                    let codec = if let Some(code) = known {
+                        code.codec.clone()
                     } else {
                         Arc::new(
                             ErasureCodec::new(part.codec)

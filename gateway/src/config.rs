@@ -77,6 +77,18 @@ pub struct GatewayConfig {
     /// At most [`MAX_INLINE_BYTES`].
     #[serde(default = "default_inline_max")]
     pub inline_max_bytes: u64,
+    /// Blobs (single PUTs, copies, parts) whose declared length is above
+    /// `inline_max_bytes` and at most this are stored as `replicas` full
+    /// copies, RS(1, replicas−1), on nodes in distinct racks instead of as
+    /// k+m chunks: a GET is one request to one node, a PUT `replicas`
+    /// writes instead of k+m, for `replicas`× storage instead of (k+m)/k.
+    /// 0: every blob uses k+m.
+    #[serde(default = "default_replicated_max")]
+    pub replicated_max_bytes: u64,
+    /// Copies of a replicated blob (2 or more; each in its own rack where
+    /// the topology allows).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
     /// Largest single PUT or part (S3: 5 GiB).
     #[serde(default = "default_max_object")]
     pub max_object_bytes: u64,
@@ -127,6 +139,14 @@ fn default_inline_max() -> u64 {
     32 * 1024
 }
 
+fn default_replicated_max() -> u64 {
+    1024 * 1024
+}
+
+fn default_replicas() -> usize {
+    3
+}
+
 fn default_max_object() -> u64 {
     5 * 1024 * 1024 * 1024
 }
@@ -160,6 +180,8 @@ impl GatewayConfig {
             write_stall_after_ms: default_write_stall_ms(),
             client_idle_timeout_ms: default_client_idle_ms(),
             inline_max_bytes: default_inline_max(),
+            replicated_max_bytes: default_replicated_max(),
+            replicas: default_replicas(),
             max_object_bytes: default_max_object(),
             max_concurrent_requests: default_concurrency(),
             secret_file: None,
@@ -206,6 +228,22 @@ impl GatewayConfig {
             )));
         }
         Ok(quorum)
+    }
+
+    /// The code of replicated blobs, RS(1, replicas−1), when they are on.
+    pub fn replicated_codec(&self) -> Result<Option<CodecParams>, ConfigError> {
+        if self.replicated_max_bytes == 0 {
+            return Ok(None);
+        }
+        if self.replicas < 2 {
+            return Err(ConfigError::Invalid(format!(
+                "replicas = {} keeps a single copy: use 2 or more, or replicated_max_bytes = 0",
+                self.replicas
+            )));
+        }
+        CodecParams::new(1, self.replicas - 1, self.block_size)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     /// The inline threshold, checked against [`MAX_INLINE_BYTES`].

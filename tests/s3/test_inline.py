@@ -221,5 +221,10 @@ def test_cairn_durability_states_what_inline_objects_get(cluster):
     # lives, kept while one copy does.
     assert (inline["pieces"], inline["racks"], inline["losses_readable"], inline["losses_kept"]) == (3, 3, 1, 2)
     assert 0 < inline["p_lost"] < inline["p_unreadable"] < 1
+    # Replicated blobs: three copies in three racks, readable after any two
+    # losses (two whole racks included).
+    copies = classes["3"]
+    assert (copies["pieces"], copies["racks"], copies["losses_readable"], copies["racks_readable"]) == (3, 3, 2, 2)
+    assert copies["overhead"] == 3.0
     text = cluster.cairn("durability")
     assert "inline" in text and "RS(8,4)" in text

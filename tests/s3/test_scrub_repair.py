@@ -76,7 +76,8 @@ def chunk_path(cluster, node_id, blob, index):
 
 
 def test_killed_node_is_rebuilt_elsewhere_with_read_amplification_k(make_cluster):
-    cluster = make_cluster("--repair-after", "2s")
+    # Every blob in 8+4 (no replicated small blobs): the amplification is k.
+    cluster = make_cluster("--repair-after", "2s", "--replicated-max", "0")
     s3 = cluster.client()
     objects = put_objects(s3, "heal", 52)
     # 12 nodes and k+m = 12: every node holds one chunk of every blob.

@@ -66,6 +66,10 @@ pub struct ClusterSpec {
     pub gc_sweep_interval: Duration,
     /// A client silent this long mid-body gets `RequestTimeout`.
     pub client_idle_timeout: Duration,
+    /// Blobs up to this size are stored as copies (the gateway's default;
+    /// 0: every blob in k+m, for tests that need every node to hold a
+    /// chunk of every blob).
+    pub replicated_max: u64,
 }
 
 impl ClusterSpec {
@@ -85,6 +89,7 @@ impl ClusterSpec {
             gc_grace: Duration::from_secs(3600),
             gc_sweep_interval: Duration::from_secs(600),
             client_idle_timeout: Duration::from_secs(20),
+            replicated_max: GatewayConfig::new("").replicated_max_bytes,
         }
     }
 }
@@ -214,6 +219,7 @@ impl TestCluster {
         config.k = spec.k;
         config.m = spec.m;
         config.client_idle_timeout_ms = spec.client_idle_timeout.as_millis() as u64;
+        config.replicated_max_bytes = spec.replicated_max;
         config.credentials = vec![Credential {
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),

@@ -129,7 +129,9 @@ async fn reads_stay_exact_through_a_hung_node_a_stopped_node_and_a_corrupt_block
 /// repaired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_completes_around_a_hung_node_and_records_its_chunk_missing() {
-    let cluster = TestCluster::start(6, 3).await;
+    let mut spec = cairn_tests::ClusterSpec::new(6, 3);
+    spec.replicated_max = 0;
+    let cluster = TestCluster::start_with(spec).await;
     let s3 = cluster.s3();
     s3.ensure_bucket("stall").await.expect("bucket");
     // With 4+2 on 6 nodes every node holds a chunk of every blob.

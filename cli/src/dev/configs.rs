@@ -56,6 +56,7 @@ pub(crate) fn gateway(
     config.m = options.m;
     config.base_domain = options.s3_domain.clone();
     config.inline_max_bytes = options.inline_max;
+    config.replicated_max_bytes = options.replicated_max;
     config
 }
 

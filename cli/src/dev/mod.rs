@@ -64,6 +64,8 @@ pub struct DevOptions {
     pub down_after: Duration,
     /// Objects up to this size are stored in their manifest (0: never).
     pub inline_max: u64,
+    /// Blobs up to this size are stored as 3 copies (0: never).
+    pub replicated_max: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -640,6 +642,7 @@ mod tests {
             suspect_after: Duration::from_secs(1),
             down_after: Duration::from_secs(2),
             inline_max: 32 * 1024,
+            replicated_max: 1024 * 1024,
         }
     }
 
