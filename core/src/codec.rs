@@ -270,6 +270,15 @@ impl ErasureCodec {
         self.rs.encode(&mut blocks).map_err(coder_error)
     }
 
+    /// Whether this code is plain replication: with one data block, every
+    /// row of the systematic Reed-Solomon matrix is `[1]`, so each parity
+    /// block *is* the data block (tested against the coder). A writer may
+    /// then send the data block as every chunk without encoding, and hash
+    /// it once; readers and repair decode such chunks like any others.
+    pub fn is_replication(&self) -> bool {
+        self.params.k == 1
+    }
+
     /// Whether the parity blocks are consistent with the data blocks.
     pub fn verify(&self, stripe: &mut StripeBuffer) -> Result<bool, CodecError> {
         self.check_buffer(stripe)?;
@@ -385,6 +394,26 @@ mod tests {
             assert!(CodecParams::new(k, m, bs).is_err(), "{k}+{m}/{bs} accepted");
         }
         assert!(CodecParams::new(1, 255, 1).is_ok());
+    }
+
+    #[test]
+    fn one_data_block_codes_are_replication() {
+        for m in [1, 2, 3, 5] {
+            let codec = codec(1, m, 64);
+            assert!(codec.is_replication());
+            let mut stripe = codec.stripe_buffer();
+            let data: Vec<u8> = (0..50u8).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
+            stripe.fill_from(&data).expect("fill");
+            codec.encode(&mut stripe).expect("encode");
+            for parity in 1..=m {
+                assert_eq!(
+                    stripe.block(parity),
+                    stripe.block(0),
+                    "1+{m}: parity {parity}"
+                );
+            }
+        }
+        assert!(!codec(2, 1, 64).is_replication());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use cairn_core::codec::{ErasureCodec, StripeBuffer};
 use cairn_core::frame;
 use cairn_core::ids::{BlobId, ChunkId, NodeId};
-use cairn_core::integrity::{BlockHash, MerkleRoot, merkle_root, root_of_roots};
+use cairn_core::integrity::{BlockHash, MerkleRoot, hash_block, merkle_root, root_of_roots};
 use cairn_core::manifest::{BlobManifest, ChunkDescriptor, ChunkState, UNPLACED_NODE};
 use cairn_node_api::NodeClient;
 use futures_util::{Stream, StreamExt};
@@ -414,8 +414,15 @@ fn encode_stripes(
                 ));
             }
         };
-        codec.encode(&mut stripe)?;
-        let block_hashes = stripe.block_hashes();
+        // Replication (k = 1): every chunk's block is the data block, so it
+        // is neither encoded nor hashed again, and all chunks share it.
+        let replication = codec.is_replication();
+        let block_hashes = if replication {
+            vec![hash_block(stripe.block(0)); total]
+        } else {
+            codec.encode(&mut stripe)?;
+            stripe.block_hashes()
+        };
         let block_len = stripe.block_len();
         let shared = Arc::new(PooledStripe {
             stripe: Some(stripe),
@@ -428,7 +435,7 @@ fn encode_stripes(
             let head = Bytes::copy_from_slice(&frame::block_head(stripes, &hash, block_len));
             let data = Bytes::from_owner(BlockView {
                 stripe: shared.clone(),
-                index,
+                index: if replication { 0 } else { index },
             });
             if tx.blocking_send(Ok(head)).is_err() || tx.blocking_send(Ok(data)).is_err() {
                 *queue = None;
