@@ -7,13 +7,18 @@
 # Outside CI: Garage is built once by scripts/install-garage.sh (11-18 min).
 #
 #   scripts/peer-bench.sh [seconds per case]      (default 20)
+#   LARGE=256MiB scripts/peer-bench.sh            (the large case's size)
 #
-# The large case is 256 MiB (not 1 GiB) so that the two stores' copies fit
-# this machine's free disk; --count bounds it.
+# The large case is 1 GiB, 2 PUTs (--count) and 1 object to GET: about 14 GB
+# of disk for both stores' copies; LARGE=256MiB needs a quarter. After the
+# table, `cairn bench stages` (single-core rate of MD5, encode + blake3 and
+# a loopback copy) runs in the same session, for the large GET's ratio to
+# each stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${CARGO_TARGET_DIR:-target}/release"
 SECS=${1:-20}
+LARGE=${LARGE:-1GiB}
 GARAGE=$(scripts/install-garage.sh)
 OUT=target/peer-bench
 mkdir -p "$OUT"
@@ -91,8 +96,8 @@ bench() { # $1 store, $2 op, $3 size, $4 concurrency, $5 extra args
 }
 
 CASES=(
-  "put 256MiB 1 --count=4"
-  "get 256MiB 1 --objects=2"
+  "put $LARGE 1 --count=2"
+  "get $LARGE 1 --objects=1"
   "put 1MiB 16"
   "get 1MiB 16 --objects=200"
   "put 4KiB 32"
@@ -132,3 +137,7 @@ for (op, size, conc), by in rows.items():
     note = f" ({errors} errors)" if errors else ""
     print(f"| {size} {op.upper()}, {conc} in flight | {c} | {g} | {cv / gv if gv else float('nan'):.2f}×{note} |")
 PY
+
+echo
+echo "Single-core stage rates, same session (cairn bench stages):"
+"$BIN/cairn" bench "${C_ARGS[@]}" stages --bytes 1GiB

@@ -157,6 +157,16 @@ fn print_run(label: &str, run: &JobRun) {
             finding.bucket, finding.key, finding.blob, finding.index, finding.node
         );
     }
+    if r.inline_checked > 0 {
+        println!(
+            "    inline objects: {} checked, {} corrupt",
+            r.inline_checked,
+            r.inline_corrupt.len()
+        );
+    }
+    for object in &r.inline_corrupt {
+        println!("    corrupt  {object}  inline body (in the catalogue; not rebuildable)");
+    }
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {

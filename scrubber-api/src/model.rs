@@ -93,6 +93,13 @@ pub struct JobResults {
     /// failure detector decides when a node is lost).
     pub chunks_unreachable: u64,
     pub repairs_queued: u64,
+    /// Inline objects whose body was checked against its hash, and those
+    /// that failed (the gateway refuses to serve them; their only copies
+    /// are the catalogue's, so the scrub reports them and cannot rebuild).
+    #[serde(default)]
+    pub inline_checked: u64,
+    #[serde(default)]
+    pub inline_corrupt: Vec<String>,
     #[serde(default)]
     pub corrupt: Vec<ChunkFinding>,
     #[serde(default)]

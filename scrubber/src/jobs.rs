@@ -280,6 +280,15 @@ async fn check_object(
     let Some(record) = ctx.meta.get_object(bucket, key).await? else {
         return Ok(()); // deleted since it was listed
     };
+    if let Some(inline) = &record.manifest.inline {
+        run.results.inline_checked += 1;
+        if inline.verified().is_err() {
+            tracing::error!(bucket, key, "inline body does not match its hash");
+            if run.results.inline_corrupt.len() < MAX_FINDINGS {
+                run.results.inline_corrupt.push(format!("{bucket}/{key}"));
+            }
+        }
+    }
     let nodes = ctx.nodes().await?;
     for part in &record.manifest.parts {
         let chunk_bytes = part.layout().chunk_len();

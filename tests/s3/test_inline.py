@@ -228,3 +228,50 @@ def test_cairn_durability_states_what_inline_objects_get(cluster):
     assert copies["overhead"] == 3.0
     text = cluster.cairn("durability")
     assert "inline" in text and "RS(8,4)" in text
+
+
+def apply_on_catalogue(cluster, command):
+    """Commits `command` on whichever replica leads the shard that owns it
+    (the internal API, with the cluster secret): a test's way to put a
+    record in the catalogue that no gateway would write."""
+    import json
+    import urllib.error
+    import urllib.request
+    import uuid
+    body = json.dumps({"request_id": str(uuid.uuid4()), "command": command}).encode()
+    answers = []
+    for replica in cluster.info["metadata"]:
+        for shard in range(8):
+            request = urllib.request.Request(
+                f"{replica['address']}/shards/{shard}/apply", data=body, method="POST",
+                headers={"content-type": "application/json", "x-cairn-secret": cluster.info["cluster_secret"]})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as e:
+                answers.append((replica["address"], shard, e.code))
+    raise AssertionError(f"no replica applied it: {answers}")
+
+
+def test_a_damaged_inline_body_is_never_served_and_the_scrub_reports_it(cluster, s3, bucket):
+    import base64
+    s3.put_object(Bucket=bucket, Key="good", Body=b"intact inline body")
+    record = cluster.cairn("inspect", f"{bucket}/good", "--json")
+    manifest_json = record["manifest"]
+    # The same record with one byte of the body changed, as a damaged
+    # catalogue row would read.
+    damaged = bytearray(base64.b64decode(manifest_json["inline"]["data"]))
+    damaged[3] ^= 0x01
+    manifest_json["inline"]["data"] = base64.b64encode(bytes(damaged)).decode()
+    apply_on_catalogue(cluster, {"op": "commit_object", "bucket": bucket, "key": "damaged",
+                                 "manifest": manifest_json, "precondition": "none"})
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="damaged")["Body"].read()
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == b"intact inline body"
+    assert "CORRUPT" in cluster.cairn("inspect", f"{bucket}/damaged")
+
+    cluster.cairn("scrub", "start", "--bucket", bucket, "--wait")
+    results = cluster.cairn("scrub", "jobs", "--json")[-1]["last"]["results"]
+    assert results["inline_checked"] == 2, results
+    assert results["inline_corrupt"] == [f"{bucket}/damaged"], results

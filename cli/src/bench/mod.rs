@@ -305,7 +305,8 @@ pub async fn run(target: S3Target, spec: BenchSpec) -> Result<BenchReport, Bench
                             let key = format!("{}{run_tag:08x}/{id:08}", spec.prefix);
                             let (data, hash) = payloads.make(id);
                             let len = data.len;
-                            let ok = client.put(&spec.bucket, &key, data).await.is_ok();
+                            let ok =
+                                reported(client.put(&spec.bucket, &key, data).await, "PUT", &key);
                             if ok {
                                 pool.insert(key, len, hash);
                             }
@@ -318,7 +319,10 @@ pub async fn run(target: S3Target, spec: BenchSpec) -> Result<BenchReport, Bench
                                         let right = got_len == len && got_hash == hash;
                                         (right, right, got_len)
                                     }
-                                    Err(_) => (false, true, 0),
+                                    Err(err) => {
+                                        reported::<()>(Err(err), "GET", &key);
+                                        (false, true, 0)
+                                    }
                                 }
                             }
                             None => {
@@ -327,7 +331,11 @@ pub async fn run(target: S3Target, spec: BenchSpec) -> Result<BenchReport, Bench
                             }
                         },
                         Op::Delete => match pool.take_random() {
-                            Some(key) => (client.delete(&spec.bucket, &key).await.is_ok(), true, 0),
+                            Some(key) => (
+                                reported(client.delete(&spec.bucket, &key).await, "DELETE", &key),
+                                true,
+                                0,
+                            ),
                             None => {
                                 if spec.workload == Workload::Delete {
                                     stop.store(true, Ordering::Relaxed);
@@ -338,7 +346,11 @@ pub async fn run(target: S3Target, spec: BenchSpec) -> Result<BenchReport, Bench
                         Op::List => {
                             let prefix = format!("{}{run_tag:08x}/", spec.prefix);
                             (
-                                client.list(&spec.bucket, &prefix, 1000).await.is_ok(),
+                                reported(
+                                    client.list(&spec.bucket, &prefix, 1000).await,
+                                    "LIST",
+                                    &prefix,
+                                ),
                                 true,
                                 0,
                             )
@@ -457,6 +469,25 @@ pub fn render(report: &BenchReport) -> String {
             &rows
         )
     )
+}
+
+/// Failures printed to stderr per run: enough to say why a run had errors
+/// without flooding the terminal when a store is down.
+const REPORTED_FAILURES: usize = 5;
+
+/// Whether an operation succeeded; the first few failures are printed
+/// (the counts alone cannot tell a timeout from a 503).
+fn reported<T>(result: Result<T, client::S3Failure>, op: &str, key: &str) -> bool {
+    static PRINTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    match result {
+        Ok(_) => true,
+        Err(err) => {
+            if PRINTED.fetch_add(1, Ordering::Relaxed) < REPORTED_FAILURES {
+                eprintln!("bench: {op} {key} failed: {err}");
+            }
+            false
+        }
+    }
 }
 
 #[cfg(test)]
