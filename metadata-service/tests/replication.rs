@@ -666,6 +666,9 @@ async fn a_paused_leader_whose_lease_ran_out_never_serves_a_stale_read() {
     }
 
     signal(&replicas[(leader - 1) as usize], "STOP");
+    // Asks the two others directly: `leader_of` goes through
+    // `MetaClient::statuses`, which would wait out the paused replica on
+    // every round.
     let new_leader = {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
