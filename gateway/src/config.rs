@@ -139,6 +139,10 @@ fn default_inline_max() -> u64 {
     32 * 1024
 }
 
+/// The largest block of a replicated blob (a range read of one reads whole
+/// blocks, so they are not made larger than this).
+const MAX_REPLICATED_BLOCK: usize = 4 * 1024 * 1024;
+
 fn default_replicated_max() -> u64 {
     1024 * 1024
 }
@@ -241,7 +245,12 @@ impl GatewayConfig {
                 self.replicas
             )));
         }
-        CodecParams::new(1, self.replicas - 1, self.block_size)
+        // One block per copy for blobs up to 4 MiB: a GET of a replicated
+        // blob is then one frame and one hash, not one per 256 KiB.
+        let block_size = usize::try_from(self.replicated_max_bytes)
+            .unwrap_or(usize::MAX)
+            .clamp(self.block_size, MAX_REPLICATED_BLOCK);
+        CodecParams::new(1, self.replicas - 1, block_size)
             .map(Some)
             .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
