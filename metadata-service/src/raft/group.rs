@@ -168,14 +168,20 @@ impl Group {
             return Ok(ReadBarrier::Lease);
         }
         // One confirmation at a time: reads that waited here find the lease
-        // renewed by the one before them.
-        let _refreshing = self.lease.refresh.lock().await;
+        // renewed by the one before them. The deadline covers the wait for
+        // the lock too, so reads queued behind failing confirmations (no
+        // quorum) still answer within it instead of one deadline each.
+        let deadline = tokio::time::Instant::now() + COMMIT_DEADLINE;
+        let Ok(_refreshing) = tokio::time::timeout_at(deadline, self.lease.refresh.lock()).await
+        else {
+            return Err(self.no_quorum("confirm leadership"));
+        };
         if self.lease_holds() {
             return Ok(ReadBarrier::Lease);
         }
         let began = tokio::time::Instant::now();
         let term = self.leading_term();
-        match tokio::time::timeout(COMMIT_DEADLINE, self.raft.ensure_linearizable()).await {
+        match tokio::time::timeout_at(deadline, self.raft.ensure_linearizable()).await {
             Err(_) => Err(self.no_quorum("confirm leadership")),
             Ok(Ok(_)) => {
                 if let Some(term) = term
