@@ -26,6 +26,12 @@ pub struct ClusterFile {
     pub cluster_secret: String,
     pub k: usize,
     pub m: usize,
+    /// The gateway's size classes: bodies up to `inline_max` inline, blobs
+    /// up to `replicated_max` as copies (absent in files of older versions).
+    #[serde(default)]
+    pub inline_max: Option<u64>,
+    #[serde(default)]
+    pub replicated_max: Option<u64>,
     /// The metadata replicas, in replica-id order (id = position + 1).
     pub metadata: Vec<ProcessInfo>,
     pub gateway: ProcessInfo,

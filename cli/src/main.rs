@@ -96,18 +96,20 @@ enum Command {
     /// survived and the probability of loss, for erasure-coded chunks and
     /// for inline objects (copies on the metadata replicas).
     Durability {
-        /// Data blocks per stripe (the gateway's `k`).
-        #[arg(short, long, default_value_t = 8)]
-        k: usize,
-        /// Parity blocks per stripe (the gateway's `m`).
-        #[arg(short, long, default_value_t = 4)]
-        m: usize,
-        /// The gateway's `inline_max_bytes`, for the label.
-        #[arg(long, default_value = "32KiB", value_parser = parse_bytes)]
-        inline_max: u64,
-        /// The gateway's `replicated_max_bytes` (0: no replicated class).
-        #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
-        replicated_max: u64,
+        /// Data blocks per stripe (default: the dev cluster's, else 8).
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Parity blocks per stripe (default: the dev cluster's, else 4).
+        #[arg(short, long)]
+        m: Option<usize>,
+        /// The gateway's `inline_max_bytes` (default: the dev cluster's,
+        /// else the gateway's default).
+        #[arg(long, value_parser = parse_bytes)]
+        inline_max: Option<u64>,
+        /// The gateway's `replicated_max_bytes`, 0 for none (default: the
+        /// dev cluster's, else the gateway's default).
+        #[arg(long, value_parser = parse_bytes)]
+        replicated_max: Option<u64>,
         /// The gateway's `replicas`.
         #[arg(long, default_value_t = 3)]
         replicas: usize,
@@ -703,10 +705,20 @@ async fn main() -> anyhow::Result<()> {
             q_rack,
             json,
         } => {
+            // Flags, else what the dev cluster was started with, else the
+            // gateway's defaults: the report must describe the cluster's
+            // real classes, not assumed ones.
+            let defaults = cairn_gateway::config::GatewayConfig::new("");
+            let dev = cluster.as_ref();
+            let replicated_max = replicated_max
+                .or_else(|| dev.and_then(|c| c.replicated_max))
+                .unwrap_or(defaults.replicated_max_bytes);
             let classes = durability::Classes {
-                k,
-                m,
-                inline_max,
+                k: k.or(dev.map(|c| c.k)).unwrap_or(defaults.k),
+                m: m.or(dev.map(|c| c.m)).unwrap_or(defaults.m),
+                inline_max: inline_max
+                    .or_else(|| dev.and_then(|c| c.inline_max))
+                    .unwrap_or(defaults.inline_max_bytes),
                 replicated: (replicated_max > 0).then_some((replicated_max, replicas)),
             };
             let model = cairn_core::durability::FailureModel { q_rack, q_node };

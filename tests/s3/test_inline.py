@@ -275,3 +275,12 @@ def test_a_damaged_inline_body_is_never_served_and_the_scrub_reports_it(cluster,
     results = cluster.cairn("scrub", "jobs", "--json")[-1]["last"]["results"]
     assert results["inline_checked"] == 2, results
     assert results["inline_corrupt"] == [f"{bucket}/damaged"], results
+
+
+def test_cairn_durability_describes_the_cluster_it_was_started_as(make_cluster):
+    cluster = make_cluster("--nodes", "6", "--racks", "3", "-k", "4", "-m", "2",
+                           "--replicated-max", "0", "--inline-max", "8KiB")
+    names = [c["name"] for c in cluster.cairn("durability", "--json")["classes"]]
+    assert any(n.startswith("RS(4,2)") for n in names), names
+    assert not any("copies" in n for n in names), names
+    assert any(n.startswith("inline (size <= 8192 B)") for n in names), names

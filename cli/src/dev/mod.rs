@@ -394,6 +394,8 @@ impl DevCluster {
             cluster_secret: secret.clone(),
             k: options.k,
             m: options.m,
+            inline_max: Some(options.inline_max),
+            replicated_max: Some(options.replicated_max),
             metadata: meta_infos,
             gateway: ProcessInfo {
                 pid: gateway.pid(),
