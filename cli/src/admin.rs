@@ -279,16 +279,32 @@ async fn watch_repairs(client: &ScrubberClient) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) async fn inspect(client: &MetaClient, object: &str, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn inspect(
+    client: &MetaClient,
+    object: &str,
+    version: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     let (bucket, key) = object
         .split_once('/')
         .ok_or_else(|| anyhow::anyhow!("expected bucket/key, got {object:?}"))?;
-    let record = client
-        .get_object(bucket, key)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no object {bucket}/{key}"))?;
+    let record = match version {
+        None => client.get_object(bucket, key).await?,
+        Some(id) => client.get_version(bucket, key, Some(id)).await?,
+    }
+    .ok_or_else(|| match version {
+        None => anyhow::anyhow!("no object {bucket}/{key}"),
+        Some(id) => anyhow::anyhow!("no version {id} of {bucket}/{key}"),
+    })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&record)?);
+        return Ok(());
+    }
+    if record.delete_marker {
+        println!(
+            "{bucket}/{key}: version {} is a delete marker",
+            record.version_id
+        );
         return Ok(());
     }
     let m = &record.manifest;

@@ -126,6 +126,10 @@ enum Command {
     Inspect {
         /// `bucket/key`
         object: String,
+        /// A version id (default: the current version; `null` for the
+        /// version written while versioning was off or suspended).
+        #[arg(long)]
+        version: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -694,7 +698,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev(_) | Command::Scrub(_) | Command::Repair(_) | Command::Bench(_) => {
             unreachable!("handled above")
         }
-        Command::Inspect { object, json } => admin::inspect(&client, &object, json).await?,
+        Command::Inspect {
+            object,
+            version,
+            json,
+        } => admin::inspect(&client, &object, version.as_deref(), json).await?,
         Command::Durability {
             k,
             m,

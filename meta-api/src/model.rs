@@ -17,24 +17,68 @@ pub struct BucketRecord {
     pub name: String,
     pub owner: String,
     pub created_ms: u64,
+    #[serde(default)]
+    pub versioning: Versioning,
 }
 
-/// The current version of an object.
+/// A bucket's versioning state (S3's three: once enabled, a bucket can be
+/// suspended but never unversioned again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Versioning {
+    /// Every write replaces the key's only version (the `null` one).
+    #[default]
+    Unversioned,
+    /// Every write adds a version; a delete without a version id adds a
+    /// delete marker.
+    Enabled,
+    /// Writes and deletes replace the `null` version and keep the others.
+    Suspended,
+}
+
+impl Versioning {
+    /// Whether writes under this state keep older versions.
+    pub fn keeps_versions(self) -> bool {
+        self != Self::Unversioned
+    }
+}
+
+/// The version id S3 gives versions written while versioning was off or
+/// suspended.
+pub const NULL_VERSION: &str = "null";
+
+/// One version of an object: an object, or a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
     pub bucket: String,
     pub key: String,
-    /// Opaque id of this version (`<sequence hex>`), assigned at commit.
+    /// Opaque id of this version: `<sequence hex>` in a versioned bucket,
+    /// [`NULL_VERSION`] otherwise; assigned at commit.
     pub version_id: String,
     /// Commit order within the shard: larger is newer. Never a clock.
     pub sequence: u64,
+    /// A delete marker has no body: its manifest is empty but for its time.
     pub manifest: ObjectManifest,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
 }
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectSummary {
     pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub modified_ms: u64,
+}
+
+/// One listed version (ListObjectVersions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionSummary {
+    pub key: String,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
     pub size: u64,
     pub etag: String,
     pub modified_ms: u64,
@@ -107,17 +151,27 @@ pub struct GarbageEntry {
     pub blob: BlobManifest,
 }
 
-/// When a write applies.
+/// When a write applies: checked against the key's current version inside
+/// the shard command, so check and write are one atomic step.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Precondition {
     /// Unconditionally (S3 PUT semantics: the last commit wins).
     #[default]
     None,
-    /// Only if the key has no current version.
+    /// Only if the key has no current version (`If-None-Match: *`; a
+    /// current delete marker counts as none).
     Absent,
+    /// Only if the key has a current version (`If-Match: *`).
+    Exists,
     /// Only if the current version is this one.
     VersionIs(String),
+    /// Only if the current version was committed at this sequence (a
+    /// compare-and-swap that also works where every version id is `null`).
+    SequenceIs(u64),
+    /// Only if the current version's ETag (unquoted) is this
+    /// (`If-Match: "etag"`); no current version: NoSuchKey.
+    EtagIs(String),
 }
 
 /// Every mutation of a shard. Applying a command is the shard's only way to
@@ -133,18 +187,33 @@ pub enum Command {
     DeleteBucket {
         name: String,
     },
+    /// Sets a bucket's versioning to `Enabled` or `Suspended`.
+    SetVersioning {
+        bucket: String,
+        state: Versioning,
+    },
     CommitObject {
         bucket: String,
         key: String,
         manifest: ObjectManifest,
         #[serde(default)]
         precondition: Precondition,
+        /// The bucket's versioning as the writer read it (the bucket record
+        /// may live on another shard).
+        #[serde(default)]
+        versioning: Versioning,
     },
+    /// Without `version_id`: deletes the current version (unversioned),
+    /// or adds a delete marker. With it: removes that version for good.
     DeleteObject {
         bucket: String,
         key: String,
         #[serde(default)]
         precondition: Precondition,
+        #[serde(default)]
+        versioning: Versioning,
+        #[serde(default)]
+        version_id: Option<String>,
     },
     CreateUpload {
         bucket: String,
@@ -162,6 +231,10 @@ pub enum Command {
         key: String,
         upload_id: String,
         parts: Vec<CompletedPart>,
+        #[serde(default)]
+        versioning: Versioning,
+        #[serde(default)]
+        precondition: Precondition,
     },
     AbortUpload {
         bucket: String,
@@ -195,6 +268,7 @@ impl Command {
             Self::CreateBucket { name, .. } | Self::DeleteBucket { name } => {
                 Some(crate::keys::bucket_anchor(name))
             }
+            Self::SetVersioning { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
             Self::CommitObject { bucket, key, .. }
             | Self::DeleteObject { bucket, key, .. }
             | Self::CreateUpload { bucket, key, .. }
@@ -211,6 +285,7 @@ impl Command {
         match self {
             Self::CreateBucket { .. } => "create_bucket",
             Self::DeleteBucket { .. } => "delete_bucket",
+            Self::SetVersioning { .. } => "set_versioning",
             Self::CommitObject { .. } => "commit_object",
             Self::DeleteObject { .. } => "delete_object",
             Self::CreateUpload { .. } => "create_upload",
@@ -228,9 +303,22 @@ impl Command {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     Done,
-    Committed { version_id: String, sequence: u64 },
-    Deleted { existed: bool },
-    UploadCreated { upload_id: String },
+    Committed {
+        version_id: String,
+        sequence: u64,
+    },
+    Deleted {
+        existed: bool,
+        /// The version removed, or the delete marker added.
+        #[serde(default)]
+        version_id: Option<String>,
+        /// Whether that version is a delete marker.
+        #[serde(default)]
+        delete_marker: bool,
+    },
+    UploadCreated {
+        upload_id: String,
+    },
 }
 
 /// Arguments of a shard listing (S3 semantics, within the shard's range).
@@ -245,6 +333,41 @@ pub struct ListRequest {
     #[serde(default)]
     pub cursor: String,
     pub limit: usize,
+}
+
+/// Arguments of a shard's version listing (ListObjectVersions semantics,
+/// within the shard's range).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListVersionsRequest {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// Start at this object key (inclusive); empty: at the prefix.
+    #[serde(default)]
+    pub cursor: String,
+    /// Within the cursor's key, start after the version with this id
+    /// (S3's `version-id-marker`).
+    #[serde(default)]
+    pub after_version: Option<String>,
+    pub limit: usize,
+}
+
+/// One listed version or common prefix, in (key, newest first) order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VersionEntry {
+    Version(VersionSummary),
+    Prefix { prefix: String },
+}
+
+/// One page of a shard's version listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionPage {
+    pub entries: Vec<VersionEntry>,
+    /// Where the listing continues (a key, inclusive), when it may.
+    pub next_cursor: Option<String>,
 }
 
 /// One listed item, in key order.

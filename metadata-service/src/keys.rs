@@ -5,10 +5,16 @@
 //! | --- | --- | --- |
 //! | `b` | bucket name | `BucketRecord` |
 //! | `o` | catalogue key `bucket/key` | `ObjectRecord` (current version) |
+//! | `v` | catalogue key, NUL, `u64::MAX - sequence` | `ObjectRecord`: noncurrent versions and delete markers |
 //! | `u` | catalogue key, NUL, upload id | `UploadRecord` |
 //! | `n` | node id, NUL, blob id (16 B), chunk index (1 B) | `ChunkOwner` |
 //! | `g` | garbage id (u64) | `GarbageEntry` |
 //! | `m` | name | shard counters (`sequence`, `garbage`) |
+//!
+//! `o` holds a key's current version when it is an object; every other
+//! version of a versioned key (older objects, and every delete marker,
+//! current or not) is in `v`, newest first. So GET and ListObjects read `o`
+//! alone, and an unversioned bucket never writes `v`.
 //!
 //! Catalogue keys are `bucket/key`: bucket names contain no `/`, so a bucket
 //! and every directory in it is one contiguous range, and the shard map cuts
@@ -19,6 +25,7 @@ use cairn_core::ids::{BlobId, NodeId};
 pub const BUCKET: u8 = b'b';
 pub const OBJECT: u8 = b'o';
 pub const UPLOAD: u8 = b'u';
+pub const VERSION: u8 = b'v';
 pub const NODE_CHUNK: u8 = b'n';
 pub const GARBAGE: u8 = b'g';
 pub const META: u8 = b'm';
@@ -39,6 +46,27 @@ pub fn bucket(name: &str) -> Vec<u8> {
 
 pub fn object(catalogue_key: &str) -> Vec<u8> {
     namespaced(OBJECT, catalogue_key.as_bytes())
+}
+
+/// Prefix of every `v` row of one catalogue key (object keys hold no NUL).
+pub fn versions_of(catalogue_key: &str) -> Vec<u8> {
+    let mut key = namespaced(VERSION, catalogue_key.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The `v` row of one version: newer versions sort first.
+pub fn version(catalogue_key: &str, sequence: u64) -> Vec<u8> {
+    let mut key = versions_of(catalogue_key);
+    key.extend_from_slice(&(u64::MAX - sequence).to_be_bytes());
+    key
+}
+
+/// The catalogue key inside a `v` key.
+pub fn catalogue_key_of_version(db_key: &[u8]) -> Option<&str> {
+    let rest = db_key.strip_prefix(&[VERSION, 0])?;
+    let cat = rest.get(..rest.len().checked_sub(9)?)?;
+    std::str::from_utf8(cat).ok()
 }
 
 pub fn upload(catalogue_key: &str, upload_id: &str) -> Vec<u8> {

@@ -166,6 +166,9 @@ pub enum RepairReason {
 pub struct RepairTask {
     pub bucket: String,
     pub key: String,
+    /// The object version holding the blob (`None`: the current one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     pub blob: BlobId,
     pub index: u8,
     /// Where the chunk is recorded now (it is rebuilt elsewhere or in place).

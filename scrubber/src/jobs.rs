@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use cairn_core::manifest::ChunkState;
 use cairn_core::placement::NodeState;
-use cairn_meta_api::client::{ListObjects, MetaError};
-use cairn_meta_api::model::{ListEntry, NodeRecord};
+use cairn_meta_api::client::{ListVersions, MetaError};
+use cairn_meta_api::model::{NodeRecord, VersionEntry};
 
 use crate::context::{Context, now_ms};
 use crate::model::{
@@ -124,7 +124,7 @@ async fn buckets_in_scope(ctx: &Context, spec: &JobSpec) -> Result<Vec<String>, 
     })
 }
 
-/// Objects in scope now (for progress and ETA).
+/// Object versions in scope now (for progress and ETA).
 async fn count_objects(
     ctx: &Context,
     spec: &JobSpec,
@@ -132,26 +132,58 @@ async fn count_objects(
 ) -> Result<u64, MetaError> {
     let mut total = 0;
     for bucket in buckets {
-        let mut cursor = String::new();
-        loop {
-            let page = ctx
-                .meta
-                .list_objects(&ListObjects {
-                    bucket: bucket.clone(),
-                    prefix: spec.scope.prefix.clone().unwrap_or_default(),
-                    delimiter: None,
-                    cursor: cursor.clone(),
-                    max_keys: 1000,
-                })
-                .await?;
-            total += page.entries.len() as u64;
-            match page.next_cursor {
-                Some(next) if page.truncated => cursor = next,
-                _ => break,
-            }
+        let prefix = spec.scope.prefix.clone().unwrap_or_default();
+        let mut pages = VersionPages::new(bucket, &prefix, String::new());
+        while let Some(entries) = pages.next(ctx).await? {
+            total += entries.iter().filter(|e| is_object(e)).count() as u64;
         }
     }
     Ok(total)
+}
+
+/// Whether a listed version has a body to check (not a delete marker).
+fn is_object(entry: &VersionEntry) -> bool {
+    matches!(entry, VersionEntry::Version(v) if !v.delete_marker)
+}
+
+/// Pages through every version of a bucket under a prefix, from `cursor`
+/// (a key, inclusive): scrubs and repair cover old versions too.
+struct VersionPages {
+    request: Option<ListVersions>,
+}
+
+impl VersionPages {
+    fn new(bucket: &str, prefix: &str, cursor: String) -> Self {
+        Self {
+            request: Some(ListVersions {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+                delimiter: None,
+                cursor,
+                after_version: None,
+                max_keys: PAGE,
+            }),
+        }
+    }
+
+    async fn next(&mut self, ctx: &Context) -> Result<Option<Vec<VersionEntry>>, MetaError> {
+        let Some(request) = self.request.take() else {
+            return Ok(None);
+        };
+        let page = ctx.meta.list_versions(&request).await?;
+        if let Some((key, version)) = page.next_marker.filter(|_| page.truncated) {
+            self.request = Some(ListVersions {
+                cursor: if version.is_some() {
+                    key
+                } else {
+                    format!("{key}\0")
+                },
+                after_version: version,
+                ..request
+            });
+        }
+        Ok(Some(page.entries))
+    }
 }
 
 #[tracing::instrument(skip_all, fields(job = job.id))]
@@ -186,7 +218,8 @@ async fn run_job(ctx: &Context, mut job: JobRecord) -> Result<(), JobError> {
         .iter()
         .filter(|b| start_bucket.as_ref().is_none_or(|start| *b >= start))
     {
-        let mut cursor = match &run.cursor {
+        // A checkpoint names the last key whose versions were all checked.
+        let cursor = match &run.cursor {
             Some(c) if &c.bucket == bucket => c
                 .after_key
                 .as_ref()
@@ -194,42 +227,45 @@ async fn run_job(ctx: &Context, mut job: JobRecord) -> Result<(), JobError> {
                 .unwrap_or_default(),
             _ => String::new(),
         };
+        let mut pages = VersionPages::new(bucket, &prefix, cursor);
+        let mut previous_key: Option<String> = None;
         loop {
-            let page = match ctx
-                .meta
-                .list_objects(&ListObjects {
-                    bucket: bucket.clone(),
-                    prefix: prefix.clone(),
-                    delimiter: None,
-                    cursor: cursor.clone(),
-                    max_keys: PAGE,
-                })
-                .await
-            {
-                Ok(page) => page,
+            let entries = match pages.next(ctx).await {
+                Ok(Some(entries)) => entries,
+                Ok(None) => break,
                 Err(err) if err.code() == Some(ErrorCode::NoSuchBucket) => break,
                 Err(err) => return Err(err.into()),
             };
-            for entry in &page.entries {
-                let ListEntry::Object(summary) = entry else {
+            for entry in &entries {
+                let VersionEntry::Version(version) = entry else {
                     continue;
                 };
+                if previous_key.as_ref().is_some_and(|k| *k != version.key) {
+                    run.cursor = Some(Cursor {
+                        bucket: bucket.clone(),
+                        after_key: previous_key.clone(),
+                    });
+                }
+                previous_key = Some(version.key.clone());
+                if version.delete_marker {
+                    continue;
+                }
                 if ctx.is_cancelled(job.id) {
                     break 'buckets;
                 }
-                check_object(ctx, &mut run, &mut bucket_rate, bucket, &summary.key).await?;
-                run.cursor = Some(Cursor {
-                    bucket: bucket.clone(),
-                    after_key: Some(summary.key.clone()),
-                });
+                check_object(
+                    ctx,
+                    &mut run,
+                    &mut bucket_rate,
+                    bucket,
+                    &version.key,
+                    (!version.is_latest).then_some(version.version_id.as_str()),
+                )
+                .await?;
                 if last_save.elapsed() >= CHECKPOINT_EVERY {
                     save_progress(ctx, &mut job, &run)?;
                     last_save = Instant::now();
                 }
-            }
-            match page.next_cursor {
-                Some(next) if page.truncated => cursor = next,
-                _ => break,
             }
         }
     }
@@ -269,15 +305,21 @@ fn save_progress(ctx: &Context, job: &mut JobRecord, run: &JobRun) -> Result<(),
     ctx.store.save_job(job)
 }
 
-/// Verifies every chunk of the current version of `bucket/key`.
+/// Verifies every chunk of one version of `bucket/key` (`None`: the
+/// current one).
 async fn check_object(
     ctx: &Context,
     run: &mut JobRun,
     rate: &mut TokenBucket,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
 ) -> Result<(), JobError> {
-    let Some(record) = ctx.meta.get_object(bucket, key).await? else {
+    let record = match version_id {
+        Some(version) => ctx.meta.get_version(bucket, key, Some(version)).await?,
+        None => ctx.meta.get_object(bucket, key).await?,
+    };
+    let Some(record) = record.filter(|r| !r.delete_marker) else {
         return Ok(()); // deleted since it was listed
     };
     if let Some(inline) = &record.manifest.inline {
@@ -367,6 +409,7 @@ async fn check_object(
             let task = RepairTask {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
+                version_id: version_id.map(str::to_owned),
                 blob: part.blob,
                 index,
                 node: finding.node,

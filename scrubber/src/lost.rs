@@ -85,7 +85,8 @@ async fn queue_node(
     reason: RepairReason,
 ) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
     let chunks = ctx.meta.chunks_on_node(node).await?;
-    let mut objects: BTreeMap<(String, String), Option<ObjectRecord>> = BTreeMap::new();
+    type Version = (String, String, Option<String>);
+    let mut objects: BTreeMap<Version, Option<ObjectRecord>> = BTreeMap::new();
     let mut queued = 0;
     for chunk in chunks {
         // Parts of unfinished multipart uploads are not repaired: the
@@ -93,9 +94,17 @@ async fn queue_node(
         if chunk.owner.upload_id.is_some() {
             continue;
         }
-        let id = (chunk.owner.bucket.clone(), chunk.owner.key.clone());
+        // Every version is repaired, not only the current one.
+        let id = (
+            chunk.owner.bucket.clone(),
+            chunk.owner.key.clone(),
+            chunk.owner.version_id.clone(),
+        );
         if !objects.contains_key(&id) {
-            let record = ctx.meta.get_object(&id.0, &id.1).await?;
+            let record = match &id.2 {
+                Some(version) => ctx.meta.get_version(&id.0, &id.1, Some(version)).await?,
+                None => ctx.meta.get_object(&id.0, &id.1).await?,
+            };
             objects.insert(id.clone(), record);
         }
         let Some(Some(record)) = objects.get(&id) else {
@@ -112,6 +121,7 @@ async fn queue_node(
         let task = RepairTask {
             bucket: id.0.clone(),
             key: id.1.clone(),
+            version_id: id.2.clone(),
             blob: chunk.blob,
             index: chunk.index,
             node: node.clone(),

@@ -177,7 +177,15 @@ async fn repair_chunk(
     task: &RepairTask,
 ) -> Result<Outcome, RepairError> {
     let started = Instant::now();
-    let Some(record) = ctx.meta.get_object(&task.bucket, &task.key).await? else {
+    let record = match &task.version_id {
+        Some(version) => {
+            ctx.meta
+                .get_version(&task.bucket, &task.key, Some(version))
+                .await?
+        }
+        None => ctx.meta.get_object(&task.bucket, &task.key).await?,
+    };
+    let Some(record) = record else {
         return Ok(Outcome::Obsolete);
     };
     let Some(part) = record.manifest.parts.iter().find(|p| p.blob == task.blob) else {

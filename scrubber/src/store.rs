@@ -319,6 +319,7 @@ mod tests {
         RepairTask {
             bucket: "b".into(),
             key: "k".into(),
+            version_id: None,
             blob,
             index,
             node: NodeId::new("node-01").expect("id"),

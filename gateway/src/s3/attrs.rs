@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use cairn_core::manifest::ObjectManifest;
-use s3s::dto::{ETag, ETagCondition, Metadata, Timestamp};
+use s3s::dto::{ETag, ETagCondition, Metadata, Timestamp, TimestampFormat};
 use s3s::{S3Error, S3ErrorCode, S3Result};
 
 /// Standard headers stored with an object and returned on GET and HEAD.
@@ -27,6 +27,13 @@ pub(crate) use cairn_service::now_ms;
 
 pub(crate) fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// A time as an HTTP date (`Last-Modified`).
+pub(crate) fn http_date(ms: u64) -> String {
+    let mut text = Vec::new();
+    let _ = timestamp(ms).format(TimestampFormat::HttpDate, &mut text);
+    String::from_utf8(text).unwrap_or_default()
 }
 
 fn unix_secs(ts: &Timestamp) -> i64 {

@@ -1,6 +1,7 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
-//! GetBucketLocation.
+//! GetBucketLocation, Put/GetBucketVersioning.
 
+use cairn_meta_api::model::{BucketRecord, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -114,8 +115,67 @@ impl Cairn {
         }))
     }
 
-    /// Fails with NoSuchBucket unless `bucket` exists.
-    pub(super) async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+    pub(super) async fn put_bucket_versioning_op(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let input = req.input;
+        if input.mfa.is_some()
+            || input
+                .versioning_configuration
+                .mfa_delete
+                .as_ref()
+                .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
+        {
+            return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
+        }
+        let state = match input
+            .versioning_configuration
+            .status
+            .as_ref()
+            .map(|s| s.as_str())
+        {
+            Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+            Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "versioning status must be Enabled or Suspended"
+                ));
+            }
+        };
+        // S3 records Suspended even on a never-versioned bucket.
+        self.require_bucket(&input.bucket).await?;
+        self.backend
+            .meta
+            .set_versioning(&input.bucket, state)
+            .await
+            .map_err(errors::meta)?;
+        Ok(S3Response::new(PutBucketVersioningOutput {}))
+    }
+
+    pub(super) async fn get_bucket_versioning_op(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let bucket = self.require_bucket(&req.input.bucket).await?;
+        let status = match bucket.versioning {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::ENABLED,
+            )),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::SUSPENDED,
+            )),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status,
+            mfa_delete: None,
+        }))
+    }
+
+    /// The bucket's record, or NoSuchBucket.
+    pub(super) async fn require_bucket(&self, bucket: &str) -> S3Result<BucketRecord> {
         match self
             .backend
             .meta
@@ -123,7 +183,7 @@ impl Cairn {
             .await
             .map_err(errors::meta)?
         {
-            Some(_) => Ok(()),
+            Some(record) => Ok(record),
             None => Err(s3_error!(NoSuchBucket, "bucket {bucket} does not exist")),
         }
     }

@@ -42,7 +42,7 @@ pub(crate) fn url_encode(text: &str) -> String {
     out
 }
 
-fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         Some(n) if n < 0 => Err(s3_error!(
             InvalidArgument,

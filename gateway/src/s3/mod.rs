@@ -11,6 +11,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod users;
+mod versions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -97,6 +98,9 @@ operations! {
     head_bucket(HeadBucketInput) -> HeadBucketOutput => head_bucket_op, "HeadBucket";
     delete_bucket(DeleteBucketInput) -> DeleteBucketOutput => delete_bucket_op, "DeleteBucket";
     get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput => get_bucket_location_op, "GetBucketLocation";
+    put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput => put_bucket_versioning_op, "PutBucketVersioning";
+    get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput => get_bucket_versioning_op, "GetBucketVersioning";
+    list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput => list_object_versions_op, "ListObjectVersions";
     put_object(PutObjectInput) -> PutObjectOutput => put_object_op, "PutObject";
     get_object(GetObjectInput) -> GetObjectOutput => get_object_op, "GetObject";
     head_object(HeadObjectInput) -> HeadObjectOutput => head_object_op, "HeadObject";

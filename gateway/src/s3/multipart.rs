@@ -141,9 +141,22 @@ impl Cairn {
             ));
         }
         let etags: Vec<String> = parts.iter().map(|p| p.etag.clone()).collect();
-        self.backend
+        let precondition = super::objects::write_precondition(
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )?;
+        let versioning = self.require_bucket(&input.bucket).await?.versioning;
+        let (version_id, _) = self
+            .backend
             .meta
-            .complete_upload(&input.bucket, &input.key, &input.upload_id, parts)
+            .complete_upload_versioned(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                parts,
+                versioning,
+                precondition,
+            )
             .await
             .map_err(errors::meta)?;
         // The catalogue checked every part's ETag, so this is its ETag too.
@@ -154,6 +167,7 @@ impl Cairn {
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(attrs::etag(&etag)),
+            version_id: super::objects::reported_version(versioning, version_id),
             ..Default::default()
         }))
     }

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use cairn_core::manifest::ObjectManifest;
-use cairn_meta_api::model::{ObjectRecord, Precondition};
+use cairn_meta_api::model::{NULL_VERSION, ObjectRecord, Precondition, Versioning};
 use futures_util::{StreamExt, TryStreamExt};
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::attrs::{self, Conditions};
 use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
@@ -59,6 +59,13 @@ pub(super) fn declared_length(length: Option<i64>) -> Option<u64> {
     length.and_then(|l| u64::try_from(l).ok())
 }
 
+/// How a write commits: its condition on the current version, and the
+/// bucket's versioning as read for this request.
+struct Commit {
+    precondition: Precondition,
+    versioning: Versioning,
+}
+
 /// What a client declared about a body, checked once it is read in full.
 #[derive(Debug, Default)]
 pub(super) struct BodyChecks {
@@ -106,19 +113,11 @@ impl Cairn {
             &claimed_checksums!(input),
             req.trailing_headers,
         )?;
-        let precondition = match &input.if_none_match {
-            Some(ETagCondition::Any) => Precondition::Absent,
-            Some(_) => {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "If-None-Match on PUT supports only *"
-                ));
-            }
-            None => Precondition::None,
-        };
-        self.require_bucket(&input.bucket).await?;
+        let precondition =
+            write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let versioning = self.require_bucket(&input.bucket).await?.versioning;
         let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata);
-        let (etag, computed) = self
+        let (etag, computed, version_id) = self
             .store_single_blob(
                 &input.bucket,
                 &input.key,
@@ -129,20 +128,22 @@ impl Cairn {
                     md5: expected_md5,
                     checksum,
                 },
-                precondition,
+                Commit {
+                    precondition,
+                    versioning,
+                },
             )
             .await?;
-        Ok(S3Response::new(output_with_checksum!(
-            PutObjectOutput,
-            attrs::etag(&etag),
-            computed
-        )))
+        let mut output = output_with_checksum!(PutObjectOutput, attrs::etag(&etag), computed);
+        output.version_id = reported_version(versioning, version_id);
+        Ok(S3Response::new(output))
     }
 
     /// Writes `body` as the whole of `manifest` (inline when small, else
-    /// its single blob), checks it, and commits it as `bucket/key`. Returns
-    /// the ETag and the additional checksum computed. On any failure the
-    /// written chunks are deleted again.
+    /// its single blob), checks it, and commits it as `bucket/key` under
+    /// the bucket's `versioning`. Returns the ETag, the additional checksum
+    /// computed and the new version's id. On any failure the written chunks
+    /// are deleted again.
     async fn store_single_blob(
         &self,
         bucket: &str,
@@ -150,8 +151,8 @@ impl Cairn {
         manifest: &mut ObjectManifest,
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
         checks: BodyChecks,
-        precondition: Precondition,
-    ) -> S3Result<(String, Checksum)> {
+        commit: Commit,
+    ) -> S3Result<(String, Checksum, String)> {
         let (stored, computed) = self.write_checked(body, checks, true).await?;
         let etag = hex::encode(stored.md5());
         manifest.size = stored.size();
@@ -169,18 +170,26 @@ impl Cairn {
                 Some(written.manifest)
             }
         };
-        if let Err(err) = self
+        match self
             .backend
             .meta
-            .commit_object(bucket, key, manifest.clone(), precondition)
+            .commit_version(
+                bucket,
+                key,
+                manifest.clone(),
+                commit.precondition,
+                commit.versioning,
+            )
             .await
         {
-            if let Some(blob) = blob {
-                self.backend.discard(&blob).await;
+            Ok((version_id, _)) => Ok((etag, computed, version_id)),
+            Err(err) => {
+                if let Some(blob) = blob {
+                    self.backend.discard(&blob).await;
+                }
+                Err(errors::meta(err))
             }
-            return Err(errors::meta(err));
         }
-        Ok((etag, computed))
     }
 
     /// Writes a body (inline if `may_inline` and it is small enough, else
@@ -231,18 +240,61 @@ impl Cairn {
         }
     }
 
-    async fn current(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-        match self
-            .backend
-            .meta
-            .get_object(bucket, key)
-            .await
-            .map_err(errors::meta)?
-        {
-            Some(record) => Ok(record),
+    /// The version a read names (`version_id`), or the current one. A
+    /// delete marker answers as S3 does: 404 NoSuchKey when it is current,
+    /// 405 MethodNotAllowed when named, both with `x-amz-delete-marker`.
+    async fn version_of(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<ObjectRecord> {
+        if let Some(id) = version_id {
+            check_version_id(id)?;
+        }
+        let meta = &self.backend.meta;
+        let found = match version_id {
+            // The common case reads the `o` row alone.
+            None => match meta.get_object(bucket, key).await.map_err(errors::meta)? {
+                Some(record) => Some(record),
+                None => meta
+                    .get_version(bucket, key, None)
+                    .await
+                    .map_err(errors::meta)?,
+            },
+            Some(id) => meta
+                .get_version(bucket, key, Some(id))
+                .await
+                .map_err(errors::meta)?,
+        };
+        match found {
+            Some(record) if !record.delete_marker => Ok(record),
+            Some(marker) => {
+                let mut err = if version_id.is_some() {
+                    s3_error!(MethodNotAllowed, "the version is a delete marker")
+                } else {
+                    s3_error!(NoSuchKey, "no object {key} in {bucket}")
+                };
+                let mut headers = axum::http::HeaderMap::new();
+                headers.insert("x-amz-delete-marker", "true".parse().expect("header"));
+                if let Ok(value) = marker.version_id.parse() {
+                    headers.insert("x-amz-version-id", value);
+                }
+                if version_id.is_some() {
+                    let modified = attrs::http_date(marker.manifest.created_ms);
+                    if let Ok(value) = modified.parse() {
+                        headers.insert("last-modified", value);
+                    }
+                }
+                err.set_headers(headers);
+                Err(err)
+            }
             None => {
                 self.require_bucket(bucket).await?;
-                Err(s3_error!(NoSuchKey, "no object {key} in {bucket}"))
+                Err(match version_id {
+                    Some(id) => s3_error!(NoSuchVersion, "no version {id} of {key}"),
+                    None => s3_error!(NoSuchKey, "no object {key} in {bucket}"),
+                })
             }
         }
     }
@@ -252,7 +304,10 @@ impl Cairn {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let record = self.current(&input.bucket, &input.key).await?;
+        let record = self
+            .version_of(&input.bucket, &input.key, input.version_id.as_deref())
+            .await?;
+        let version_id = shown_version(&record, input.version_id.is_some());
         let object = record.manifest;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let range = match &input.range {
@@ -294,6 +349,7 @@ impl Cairn {
             last_modified: Some(attrs::timestamp(object.created_ms)),
             metadata: attrs::metadata(&object),
             parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
+            version_id,
             ..Default::default()
         };
         let mut response = S3Response::new(output);
@@ -325,7 +381,10 @@ impl Cairn {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        let record = self.current(&input.bucket, &input.key).await?;
+        let record = self
+            .version_of(&input.bucket, &input.key, input.version_id.as_deref())
+            .await?;
+        let version_id = shown_version(&record, input.version_id.is_some());
         let object = record.manifest;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let (length, content_range) = match &input.range {
@@ -344,6 +403,7 @@ impl Cairn {
             last_modified: Some(attrs::timestamp(object.created_ms)),
             metadata: attrs::metadata(&object),
             parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
+            version_id,
             ..Default::default()
         };
         let mut response = S3Response::new(output);
@@ -356,13 +416,43 @@ impl Cairn {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        self.require_bucket(&input.bucket).await?;
-        self.backend
+        let versioning = self.require_bucket(&input.bucket).await?.versioning;
+        let deleted = self
+            .delete_one(
+                &input.bucket,
+                &input.key,
+                versioning,
+                input.version_id.as_deref(),
+            )
+            .await?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: deleted.delete_marker.then_some(true),
+            version_id: deleted.version_id,
+            ..Default::default()
+        }))
+    }
+
+    /// Deletes one key or one version of it under the bucket's versioning.
+    async fn delete_one(
+        &self,
+        bucket: &str,
+        key: &str,
+        versioning: Versioning,
+        version_id: Option<&str>,
+    ) -> S3Result<cairn_meta_api::client::Deleted> {
+        if let Some(id) = version_id {
+            check_version_id(id)?;
+        }
+        let mut deleted = self
+            .backend
             .meta
-            .delete_object(&input.bucket, &input.key, Precondition::None)
+            .delete_version(bucket, key, Precondition::None, versioning, version_id)
             .await
             .map_err(errors::meta)?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        if !versioning.keeps_versions() && version_id.is_none() {
+            deleted.version_id = None;
+        }
+        Ok(deleted)
     }
 
     pub(super) async fn delete_objects_op(
@@ -377,21 +467,23 @@ impl Cairn {
                 "at most {MAX_DELETE_KEYS} keys per request"
             ));
         }
-        self.require_bucket(&input.bucket).await?;
+        let versioning = self.require_bucket(&input.bucket).await?.versioning;
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket;
-        let results: Vec<(String, Result<(), S3Error>)> = futures_util::stream::iter(objects)
+        type Result1 = (ObjectIdentifier, S3Result<cairn_meta_api::client::Deleted>);
+        let results: Vec<Result1> = futures_util::stream::iter(objects)
             .map(|object| {
                 let bucket = bucket.clone();
                 async move {
                     let result = self
-                        .backend
-                        .meta
-                        .delete_object(&bucket, &object.key, Precondition::None)
-                        .await
-                        .map(drop)
-                        .map_err(errors::meta);
-                    (object.key, result)
+                        .delete_one(
+                            &bucket,
+                            &object.key,
+                            versioning,
+                            object.version_id.as_deref(),
+                        )
+                        .await;
+                    (object, result)
                 }
             })
             .buffered(DELETE_CONCURRENCY)
@@ -399,18 +491,25 @@ impl Cairn {
             .await;
         let mut deleted = Vec::new();
         let mut failed = Vec::new();
-        for (key, result) in results {
+        for (object, result) in results {
             match result {
-                Ok(()) if quiet => {}
-                Ok(()) => deleted.push(DeletedObject {
-                    key: Some(key),
-                    ..Default::default()
+                Ok(_) if quiet => {}
+                Ok(done) => deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    // A named version echoes its id; a new delete marker
+                    // is reported as such.
+                    version_id: object.version_id.clone(),
+                    delete_marker: done.delete_marker.then_some(true),
+                    delete_marker_version_id: done
+                        .delete_marker
+                        .then_some(done.version_id)
+                        .flatten(),
                 }),
                 Err(err) => failed.push(Error {
                     code: Some(err.code().as_str().to_owned()),
                     message: err.message().map(str::to_owned),
-                    key: Some(key),
-                    version_id: None,
+                    key: Some(object.key),
+                    version_id: object.version_id,
                 }),
             }
         }
@@ -427,8 +526,16 @@ impl Cairn {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let headers = req.headers;
         let input = req.input;
-        let (source_bucket, source_key) = match &input.copy_source {
-            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+        let (source_bucket, source_key, source_version) = match &input.copy_source {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => (
+                bucket.to_string(),
+                key.to_string(),
+                version_id.as_deref().map(str::to_owned),
+            ),
             _ => {
                 return Err(s3_error!(NotImplemented, "copy sources must be bucket/key"));
             }
@@ -437,13 +544,20 @@ impl Cairn {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if source_bucket == input.bucket && source_key == input.key && !replace {
+        if source_bucket == input.bucket
+            && source_key == input.key
+            && source_version.is_none()
+            && !replace
+        {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
-        let source = self.current(&source_bucket, &source_key).await?;
+        let source = self
+            .version_of(&source_bucket, &source_key, source_version.as_deref())
+            .await?;
+        let copy_source_version_id = shown_version(&source, source_version.is_some());
         let object = source.manifest;
         Conditions {
             if_match: input.copy_source_if_match,
@@ -456,7 +570,7 @@ impl Cairn {
             object.created_ms,
             S3ErrorCode::PreconditionFailed,
         )?;
-        self.require_bucket(&input.bucket).await?;
+        let versioning = self.require_bucket(&input.bucket).await?.versioning;
         let mut manifest = if replace {
             attrs::manifest_template(&headers, input.content_type, input.metadata)
         } else {
@@ -466,7 +580,7 @@ impl Cairn {
             }
         };
         let body = self.open_read(&object, 0..object.size).await?;
-        let (etag, _) = self
+        let (etag, _, version_id) = self
             .store_single_blob(
                 &input.bucket,
                 &input.key,
@@ -477,7 +591,10 @@ impl Cairn {
                     md5: None,
                     checksum: None,
                 },
-                Precondition::None,
+                Commit {
+                    precondition: Precondition::None,
+                    versioning,
+                },
             )
             .await?;
         Ok(S3Response::new(CopyObjectOutput {
@@ -486,9 +603,58 @@ impl Cairn {
                 last_modified: Some(attrs::timestamp(manifest.created_ms)),
                 ..Default::default()
             }),
+            version_id: reported_version(versioning, version_id),
+            copy_source_version_id,
             ..Default::default()
         }))
     }
+}
+
+/// The conditions of a conditional write (S3 since 2024): `If-None-Match: *`
+/// (no current version), `If-Match` with an ETag or `*`. Checked by the
+/// shard in the same step as the commit.
+pub(super) fn write_precondition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Precondition> {
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "If-Match and If-None-Match together are not supported on writes"
+        )),
+        (None, Some(ETagCondition::Any)) => Ok(Precondition::Absent),
+        (None, Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "If-None-Match on a write supports only *"
+        )),
+        (Some(ETagCondition::Any), None) => Ok(Precondition::Exists),
+        (Some(ETagCondition::ETag(etag)), None) => {
+            Ok(Precondition::EtagIs(etag.value().to_owned()))
+        }
+        (None, None) => Ok(Precondition::None),
+    }
+}
+
+/// Refuses a version id Cairn cannot have issued (S3: 400 InvalidArgument).
+fn check_version_id(id: &str) -> S3Result<()> {
+    let issued =
+        id == NULL_VERSION || (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    if issued {
+        Ok(())
+    } else {
+        Err(s3_error!(InvalidArgument, "Invalid version id specified"))
+    }
+}
+
+/// The `x-amz-version-id` a write reports: none in an unversioned bucket.
+pub(super) fn reported_version(versioning: Versioning, version_id: String) -> Option<String> {
+    versioning.keeps_versions().then_some(version_id)
+}
+
+/// The `x-amz-version-id` a read reports: a real version's id, or `null`
+/// when the client asked for it by name.
+fn shown_version(record: &ObjectRecord, named: bool) -> Option<String> {
+    (named || record.version_id != NULL_VERSION).then(|| record.version_id.clone())
 }
 
 fn content_range(range: &Range<u64>, size: u64) -> String {

@@ -12,8 +12,8 @@ use super::{MetaClient, MetaError, unexpected};
 use crate::keys::{bucket_anchor, catalogue_key};
 use crate::model::{
     ApplyRequest, BucketContent, BucketRecord, Command, CompletedPart, GarbageEntry, ListEntry,
-    ListPage, ListRequest, NodeChunk, ObjectRecord, Outcome, PartRecord, PlacedChunk, Precondition,
-    UploadRecord,
+    ListPage, ListRequest, ListVersionsRequest, NodeChunk, ObjectRecord, Outcome, PartRecord,
+    PlacedChunk, Precondition, UploadRecord, VersionEntry, VersionPage, Versioning,
 };
 use crate::shard_map::{ShardId, ShardMap, prefix_successor};
 
@@ -43,6 +43,40 @@ pub struct ListObjects {
     pub max_keys: usize,
 }
 
+/// Arguments of [`MetaClient::list_versions`] (ListObjectVersions).
+#[derive(Debug, Clone, Default)]
+pub struct ListVersions {
+    pub bucket: String,
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// First key to consider (inclusive): empty, or where a `key-marker`
+    /// resumes…
+    pub cursor: String,
+    /// …or, with this, after this version of the cursor's key
+    /// (`version-id-marker`).
+    pub after_version: Option<String>,
+    pub max_keys: usize,
+}
+
+/// One page of a version listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionListing {
+    pub entries: Vec<VersionEntry>,
+    pub truncated: bool,
+    /// `(key-marker, version-id-marker)` of the next page, when truncated
+    /// (no version marker when the page ended on a common prefix).
+    pub next_marker: Option<(String, Option<String>)>,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub existed: bool,
+    /// The version removed, or the delete marker added.
+    pub version_id: Option<String>,
+    pub delete_marker: bool,
+}
+
 impl MetaClient {
     /// Applies a command on the shard that owns it.
     /// Retries (a lost answer, a new leader) carry the same request id, so
@@ -63,6 +97,16 @@ impl MetaClient {
         self.apply(&Command::CreateBucket {
             name: name.into(),
             owner: owner.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Sets a bucket's versioning (`Enabled` or `Suspended`).
+    pub async fn set_versioning(&self, bucket: &str, state: Versioning) -> Result<(), MetaError> {
+        self.apply(&Command::SetVersioning {
+            bucket: bucket.into(),
+            state,
         })
         .await
         .map(drop)
@@ -145,13 +189,29 @@ impl MetaClient {
 
     // ---- objects ----
 
-    /// Makes `manifest` the current version of `bucket/key` (atomic).
+    /// Makes `manifest` the current version of `bucket/key` (atomic) in an
+    /// unversioned bucket.
     pub async fn commit_object(
         &self,
         bucket: &str,
         key: &str,
         manifest: ObjectManifest,
         precondition: Precondition,
+    ) -> Result<(String, u64), MetaError> {
+        self.commit_version(bucket, key, manifest, precondition, Versioning::Unversioned)
+            .await
+    }
+
+    /// Makes `manifest` the current version of `bucket/key` (atomic), under
+    /// the bucket's `versioning` as the caller read it: the version id and
+    /// commit sequence.
+    pub async fn commit_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        manifest: ObjectManifest,
+        precondition: Precondition,
+        versioning: Versioning,
     ) -> Result<(String, u64), MetaError> {
         self.ensure_bucket_elsewhere(bucket, key).await?;
         match self
@@ -160,6 +220,7 @@ impl MetaClient {
                 key: key.into(),
                 manifest,
                 precondition,
+                versioning,
             })
             .await?
         {
@@ -202,24 +263,126 @@ impl MetaClient {
         .await
     }
 
-    /// Deletes the current version; `Ok(false)` if there was none.
+    /// Deletes the current version of an unversioned object; `Ok(false)`
+    /// if there was none.
     pub async fn delete_object(
         &self,
         bucket: &str,
         key: &str,
         precondition: Precondition,
     ) -> Result<bool, MetaError> {
+        self.delete_version(bucket, key, precondition, Versioning::Unversioned, None)
+            .await
+            .map(|d| d.existed)
+    }
+
+    /// Deletes `version_id` for good, or (without it) the current version:
+    /// in a versioned bucket that adds a delete marker.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        precondition: Precondition,
+        versioning: Versioning,
+        version_id: Option<&str>,
+    ) -> Result<Deleted, MetaError> {
         match self
             .apply(&Command::DeleteObject {
                 bucket: bucket.into(),
                 key: key.into(),
                 precondition,
+                versioning,
+                version_id: version_id.map(str::to_owned),
             })
             .await?
         {
-            Outcome::Deleted { existed } => Ok(existed),
+            Outcome::Deleted {
+                existed,
+                version_id,
+                delete_marker,
+            } => Ok(Deleted {
+                existed,
+                version_id,
+                delete_marker,
+            }),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// One version of an object, delete markers included: the current one
+    /// (`version_id` `None`), or the one with that id.
+    pub async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectRecord>, MetaError> {
+        let mut query = vec![
+            ("bucket", bucket.to_owned()),
+            ("key", key.to_owned()),
+            ("markers", "true".to_owned()),
+        ];
+        if let Some(version) = version_id {
+            query.push(("version", version.to_owned()));
+        }
+        self.lookup(
+            &catalogue_key(bucket, key),
+            "object",
+            &query,
+            ErrorCode::NoSuchKey,
+        )
+        .await
+    }
+
+    /// One page of a version listing (ListObjectVersions), across shards.
+    pub async fn list_versions(&self, request: &ListVersions) -> Result<VersionListing, MetaError> {
+        let want = request.max_keys + 1;
+        let mut entries: Vec<VersionEntry> = Vec::new();
+        let mut after_version = request.after_version.clone();
+        let mut cursor = request
+            .cursor
+            .as_str()
+            .max(request.prefix.as_str())
+            .to_owned();
+        loop {
+            let shard_request = ListVersionsRequest {
+                bucket: request.bucket.clone(),
+                prefix: request.prefix.clone(),
+                delimiter: request.delimiter.clone(),
+                cursor: cursor.clone(),
+                after_version: after_version.take(),
+                limit: want - entries.len(),
+            };
+            let page: VersionPage = self
+                .on_shard(
+                    &catalogue_key(&request.bucket, &cursor),
+                    Method::POST,
+                    "list-versions",
+                    Some(&shard_request),
+                    &[],
+                )
+                .await?;
+            entries.extend(page.entries);
+            match page.next_cursor {
+                Some(next) if entries.len() < want && next > cursor => cursor = next,
+                _ => break,
+            }
+        }
+        let truncated = entries.len() > request.max_keys;
+        entries.truncate(request.max_keys);
+        let next_marker = if truncated {
+            entries.last().map(|last| match last {
+                VersionEntry::Version(v) => (v.key.clone(), Some(v.version_id.clone())),
+                VersionEntry::Prefix { prefix } => (prefix.clone(), None),
+            })
+        } else {
+            None
+        };
+        Ok(VersionListing {
+            entries,
+            truncated,
+            next_marker,
+        })
     }
 
     /// One page of a bucket listing with S3 semantics, across shards.
@@ -311,12 +474,36 @@ impl MetaClient {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<(String, u64), MetaError> {
+        self.complete_upload_versioned(
+            bucket,
+            key,
+            upload_id,
+            parts,
+            Versioning::Unversioned,
+            Precondition::None,
+        )
+        .await
+    }
+
+    /// Completes an upload under the bucket's `versioning` as the caller
+    /// read it, if `precondition` holds for the key's current version.
+    pub async fn complete_upload_versioned(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+        versioning: Versioning,
+        precondition: Precondition,
+    ) -> Result<(String, u64), MetaError> {
         match self
             .apply(&Command::CompleteUpload {
                 bucket: bucket.into(),
                 key: key.into(),
                 upload_id: upload_id.into(),
                 parts,
+                versioning,
+                precondition,
             })
             .await?
         {

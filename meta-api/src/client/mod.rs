@@ -24,7 +24,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use catalogue::{ListObjects, ObjectListing};
+pub use catalogue::{Deleted, ListObjects, ListVersions, ObjectListing, VersionListing};
 pub use cluster::GroupVerdict;
 pub use node_cache::NodeCache;
 

@@ -52,6 +52,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/shards/{id}/bucket-content", get(bucket_content))
         .route("/shards/{id}/object", get(get_object))
         .route("/shards/{id}/list", post(list))
+        .route("/shards/{id}/list-versions", post(list_versions))
         .route("/shards/{id}/upload", get(get_upload))
         .route("/shards/{id}/uploads", get(list_uploads))
         .route("/shards/{id}/node-chunks", get(node_chunks))
@@ -415,6 +416,13 @@ async fn bucket_content(
 struct ObjectQuery {
     bucket: String,
     key: String,
+    /// A version id; absent: the current version.
+    #[serde(default)]
+    version: Option<String>,
+    /// Whether a delete marker may answer (as the current version, or by
+    /// its id); off, only objects do.
+    #[serde(default)]
+    markers: bool,
 }
 
 async fn get_object(
@@ -428,16 +436,38 @@ async fn get_object(
         .shard_reads
         .with_label_values(&["get_object", &id.to_string()])
         .inc();
-    let (bucket, key) = (q.bucket.clone(), q.key.clone());
-    blocking(move || shard.get_object(&bucket, &key))
-        .await?
-        .map(Json)
-        .ok_or_else(|| {
-            not_found(
-                ErrorCode::NoSuchKey,
-                format!("no object {}/{}", q.bucket, q.key),
-            )
-        })
+    let (bucket, key, version) = (q.bucket.clone(), q.key.clone(), q.version.clone());
+    let markers = q.markers;
+    blocking(move || {
+        if markers || version.is_some() {
+            let found = shard.get_version(&bucket, &key, version.as_deref())?;
+            Ok(found.filter(|r| markers || !r.delete_marker))
+        } else {
+            shard.get_object(&bucket, &key)
+        }
+    })
+    .await?
+    .map(Json)
+    .ok_or_else(|| {
+        not_found(
+            ErrorCode::NoSuchKey,
+            format!("no object {}/{}", q.bucket, q.key),
+        )
+    })
+}
+
+async fn list_versions(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u32>,
+    Json(request): Json<cairn_meta_api::model::ListVersionsRequest>,
+) -> Result<Json<cairn_meta_api::model::VersionPage>, ApiError> {
+    let shard = read_shard(&shared, id).await?;
+    shared
+        .metrics
+        .shard_reads
+        .with_label_values(&["list_versions", &id.to_string()])
+        .inc();
+    Ok(Json(blocking(move || shard.list_versions(&request)).await?))
 }
 
 async fn list(

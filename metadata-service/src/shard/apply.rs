@@ -6,8 +6,8 @@ use cairn_core::ids::{BlobId, NodeId, validate_bucket_name, validate_object_key}
 use cairn_core::integrity::root_of_roots;
 use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
 use cairn_meta_api::model::{
-    BucketRecord, ChunkOwner, Command, CompletedPart, GarbageEntry, ObjectRecord, Outcome,
-    PartRecord, Precondition, UploadRecord,
+    BucketRecord, ChunkOwner, Command, CompletedPart, GarbageEntry, NULL_VERSION, ObjectRecord,
+    Outcome, PartRecord, Precondition, UploadRecord, Versioning,
 };
 use md5::{Digest, Md5};
 use rocksdb::WriteBatch;
@@ -36,21 +36,28 @@ impl Tx<'_> {
         match command {
             Command::CreateBucket { name, owner } => self.create_bucket(name, owner),
             Command::DeleteBucket { name } => self.delete_bucket(name),
+            Command::SetVersioning { bucket, state } => self.set_versioning(bucket, *state),
             Command::CommitObject {
                 bucket,
                 key,
                 manifest,
                 precondition,
+                versioning,
             } => {
                 self.check_bucket(bucket)?;
                 validate_object_key(key).map_err(CatalogError::InvalidKey)?;
-                self.commit(bucket, key, manifest.clone(), precondition)
+                self.commit(bucket, key, manifest.clone(), precondition, *versioning)
             }
             Command::DeleteObject {
                 bucket,
                 key,
                 precondition,
-            } => self.delete_object(bucket, key, precondition),
+                versioning,
+                version_id,
+            } => match version_id {
+                Some(version_id) => self.delete_version(bucket, key, version_id),
+                None => self.delete_object(bucket, key, precondition, *versioning),
+            },
             Command::CreateUpload {
                 bucket,
                 key,
@@ -84,7 +91,9 @@ impl Tx<'_> {
                 key,
                 upload_id,
                 parts,
-            } => self.complete_upload(bucket, key, upload_id, parts),
+                versioning,
+                precondition,
+            } => self.complete_upload(bucket, key, upload_id, parts, *versioning, precondition),
             Command::AbortUpload {
                 bucket,
                 key,
@@ -138,7 +147,23 @@ impl Tx<'_> {
             name: name.to_owned(),
             owner: owner.to_owned(),
             created_ms: self.now_ms,
+            versioning: Versioning::Unversioned,
         };
+        self.batch.put(keys::bucket(name), encode(&record));
+        Ok(Outcome::Done)
+    }
+
+    fn set_versioning(&mut self, name: &str, state: Versioning) -> Result<Outcome, CatalogError> {
+        let mut record: BucketRecord = self
+            .shard
+            .get(&keys::bucket(name))?
+            .ok_or_else(|| CatalogError::NoSuchBucket(name.to_owned()))?;
+        if state == Versioning::Unversioned && record.versioning.keeps_versions() {
+            return Err(CatalogError::Malformed(
+                "versioning can be suspended, never turned off again".into(),
+            ));
+        }
+        record.versioning = state;
         self.batch.put(keys::bucket(name), encode(&record));
         Ok(Outcome::Done)
     }
@@ -176,19 +201,34 @@ impl Tx<'_> {
     fn check_precondition(
         current: Option<&ObjectRecord>,
         precondition: &Precondition,
+        (bucket, key): (&str, &str),
     ) -> Result<(), CatalogError> {
+        let failed = |why: String| Err(CatalogError::PreconditionFailed(why));
         match (precondition, current) {
             (Precondition::None, _) | (Precondition::Absent, None) => Ok(()),
-            (Precondition::Absent, Some(c)) => Err(CatalogError::PreconditionFailed(format!(
-                "object exists at version {}",
-                c.version_id
-            ))),
+            (Precondition::Absent, Some(c)) => {
+                failed(format!("object exists at version {}", c.version_id))
+            }
+            (Precondition::Exists, Some(_)) => Ok(()),
+            (Precondition::Exists | Precondition::EtagIs(_), None) => {
+                Err(CatalogError::NoSuchKey {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                })
+            }
             (Precondition::VersionIs(v), Some(c)) if *v == c.version_id => Ok(()),
-            (Precondition::VersionIs(v), current) => {
-                Err(CatalogError::PreconditionFailed(format!(
-                    "expected version {v}, found {}",
-                    current.map_or("none", |c| c.version_id.as_str())
-                )))
+            (Precondition::VersionIs(v), current) => failed(format!(
+                "expected version {v}, found {}",
+                current.map_or("none", |c| c.version_id.as_str())
+            )),
+            (Precondition::SequenceIs(s), Some(c)) if *s == c.sequence => Ok(()),
+            (Precondition::SequenceIs(s), current) => failed(format!(
+                "expected the commit at {s}, found {}",
+                current.map_or("none".into(), |c| c.sequence.to_string())
+            )),
+            (Precondition::EtagIs(e), Some(c)) if e.trim_matches('"') == c.manifest.etag => Ok(()),
+            (Precondition::EtagIs(e), Some(c)) => {
+                failed(format!("ETag {e} does not match {}", c.manifest.etag))
             }
         }
     }
@@ -199,17 +239,14 @@ impl Tx<'_> {
         key: &str,
         manifest: ObjectManifest,
         precondition: &Precondition,
+        versioning: Versioning,
     ) -> Result<Outcome, CatalogError> {
         let cat = catalogue_key(bucket, key);
         let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
-        Self::check_precondition(current.as_ref(), precondition)?;
+        Self::check_precondition(current.as_ref(), precondition, (bucket, key))?;
         let sequence = self.next_sequence()?;
-        let version_id = format!("{sequence:016x}");
-        if let Some(old) = current {
-            for blob in old.manifest.parts {
-                self.discard_blob(blob)?;
-            }
-        }
+        let version_id = new_version_id(versioning, sequence);
+        self.retire_current(&cat, current, versioning)?;
         let owner = ChunkOwner {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -225,6 +262,7 @@ impl Tx<'_> {
             version_id: version_id.clone(),
             sequence,
             manifest,
+            delete_marker: false,
         };
         self.batch.put(keys::object(&cat), encode(&record));
         Ok(Outcome::Committed {
@@ -233,23 +271,158 @@ impl Tx<'_> {
         })
     }
 
+    /// Makes way for a new current version of `cat` (the caller then
+    /// rewrites or deletes the `o` row): versioning keeps the current
+    /// version as a noncurrent one, except that a new `null` version
+    /// (suspended) replaces the old `null` one; unversioned, it is dropped.
+    fn retire_current(
+        &mut self,
+        cat: &str,
+        current: Option<ObjectRecord>,
+        versioning: Versioning,
+    ) -> Result<(), CatalogError> {
+        if versioning == Versioning::Suspended {
+            for old in self.shard.versions(cat)? {
+                if old.version_id == NULL_VERSION {
+                    self.drop_version(cat, old)?;
+                }
+            }
+        }
+        let Some(current) = current else {
+            return Ok(());
+        };
+        let replaced = match versioning {
+            Versioning::Unversioned => true,
+            Versioning::Suspended => current.version_id == NULL_VERSION,
+            Versioning::Enabled => false,
+        };
+        if replaced {
+            for blob in current.manifest.parts {
+                self.discard_blob(blob)?;
+            }
+        } else {
+            self.batch
+                .put(keys::version(cat, current.sequence), encode(&current));
+        }
+        Ok(())
+    }
+
+    /// Removes a `v` row and frees its chunks (through the GC queue).
+    fn drop_version(&mut self, cat: &str, version: ObjectRecord) -> Result<(), CatalogError> {
+        self.batch.delete(keys::version(cat, version.sequence));
+        for blob in version.manifest.parts {
+            self.discard_blob(blob)?;
+        }
+        Ok(())
+    }
+
     fn delete_object(
         &mut self,
         bucket: &str,
         key: &str,
         precondition: &Precondition,
+        versioning: Versioning,
     ) -> Result<Outcome, CatalogError> {
         let cat = catalogue_key(bucket, key);
         let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
-        Self::check_precondition(current.as_ref(), precondition)?;
-        let Some(current) = current else {
-            return Ok(Outcome::Deleted { existed: false });
-        };
-        for blob in current.manifest.parts {
-            self.discard_blob(blob)?;
+        Self::check_precondition(current.as_ref(), precondition, (bucket, key))?;
+        if !versioning.keeps_versions() {
+            let Some(current) = current else {
+                return Ok(Outcome::Deleted {
+                    existed: false,
+                    version_id: None,
+                    delete_marker: false,
+                });
+            };
+            for blob in current.manifest.parts {
+                self.discard_blob(blob)?;
+            }
+            self.batch.delete(keys::object(&cat));
+            return Ok(Outcome::Deleted {
+                existed: true,
+                version_id: None,
+                delete_marker: false,
+            });
         }
-        self.batch.delete(keys::object(&cat));
-        Ok(Outcome::Deleted { existed: true })
+        // Versioned: the delete is a new version, a marker.
+        let sequence = self.next_sequence()?;
+        let version_id = new_version_id(versioning, sequence);
+        if current.is_some() {
+            self.batch.delete(keys::object(&cat));
+        }
+        self.retire_current(&cat, current, versioning)?;
+        let marker = ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: version_id.clone(),
+            sequence,
+            manifest: ObjectManifest {
+                size: 0,
+                etag: String::new(),
+                content_type: None,
+                headers: Default::default(),
+                user_metadata: Default::default(),
+                created_ms: self.now_ms,
+                parts: Vec::new(),
+                inline: None,
+            },
+            delete_marker: true,
+        };
+        self.batch
+            .put(keys::version(&cat, sequence), encode(&marker));
+        Ok(Outcome::Deleted {
+            existed: true,
+            version_id: Some(version_id),
+            delete_marker: true,
+        })
+    }
+
+    /// Removes one version for good. If it was the current one, the newest
+    /// remaining version becomes current (the key reads as deleted if that
+    /// is a delete marker).
+    fn delete_version(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Outcome, CatalogError> {
+        let cat = catalogue_key(bucket, key);
+        let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
+        let versions = self.shard.versions(&cat)?;
+        let removed_current = current.as_ref().is_some_and(|c| c.version_id == version_id);
+        let (removed, rest) = if removed_current {
+            let current = current.expect("checked above");
+            self.batch.delete(keys::object(&cat));
+            for blob in current.manifest.parts.clone() {
+                self.discard_blob(blob)?;
+            }
+            (current, &versions[..])
+        } else {
+            let Some(at) = versions.iter().position(|v| v.version_id == version_id) else {
+                return Ok(Outcome::Deleted {
+                    existed: false,
+                    version_id: Some(version_id.to_owned()),
+                    delete_marker: false,
+                });
+            };
+            self.drop_version(&cat, versions[at].clone())?;
+            // Only a version newer than every other one (no `o` row, first
+            // in `v`) was current.
+            let was_current = current.is_none() && at == 0;
+            (
+                versions[at].clone(),
+                if was_current { &versions[1..] } else { &[][..] },
+            )
+        };
+        if let Some(next) = rest.first().filter(|n| !n.delete_marker) {
+            self.batch.delete(keys::version(&cat, next.sequence));
+            self.batch.put(keys::object(&cat), encode(next));
+        }
+        Ok(Outcome::Deleted {
+            existed: true,
+            version_id: Some(removed.version_id),
+            delete_marker: removed.delete_marker,
+        })
     }
 
     fn upload(
@@ -301,6 +474,8 @@ impl Tx<'_> {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        versioning: Versioning,
+        precondition: &Precondition,
     ) -> Result<Outcome, CatalogError> {
         let mut upload = self.upload(bucket, key, upload_id)?;
         if parts.is_empty() {
@@ -347,7 +522,7 @@ impl Tx<'_> {
         manifest.created_ms = self.now_ms;
         manifest.parts = chosen.into_iter().map(|p| p.blob).collect();
         // The parts' reverse-index entries are rewritten with the new owner.
-        let outcome = self.commit(bucket, key, manifest, &Precondition::None)?;
+        let outcome = self.commit(bucket, key, manifest, precondition, versioning)?;
         self.batch
             .delete(keys::upload(&catalogue_key(bucket, key), upload_id));
         Ok(outcome)
@@ -366,10 +541,18 @@ impl Tx<'_> {
     ) -> Result<Outcome, CatalogError> {
         let cat = catalogue_key(bucket, key);
         let conflict = |why: String| CatalogError::Conflict(why);
-        let mut record: ObjectRecord = self
-            .shard
-            .get(&keys::object(&cat))?
-            .ok_or_else(|| conflict(format!("{cat} no longer exists")))?;
+        // The version holding the blob: usually the current one.
+        let holds = |r: &ObjectRecord| r.manifest.parts.iter().any(|p| p.blob == blob);
+        let (row, mut record) = match self.shard.get::<ObjectRecord>(&keys::object(&cat))? {
+            Some(current) if holds(&current) => (keys::object(&cat), current),
+            _ => self
+                .shard
+                .versions(&cat)?
+                .into_iter()
+                .find(holds)
+                .map(|v| (keys::version(&cat, v.sequence), v))
+                .ok_or_else(|| conflict(format!("blob {blob} is no longer part of {cat}")))?,
+        };
         let owner = ChunkOwner {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -406,7 +589,7 @@ impl Tx<'_> {
         self.batch.delete(keys::node_chunk(from, &blob, index));
         self.batch
             .put(keys::node_chunk(to, &blob, index), encode(&owner));
-        self.batch.put(keys::object(&cat), encode(&record));
+        self.batch.put(row, encode(&record));
         if from != to {
             self.queue_garbage(left_behind)?;
         }
@@ -445,5 +628,14 @@ impl Tx<'_> {
         };
         self.batch.put(keys::garbage(id), encode(&entry));
         Ok(())
+    }
+}
+
+/// A new version's id: its sequence in a versioning-enabled bucket, `null`
+/// otherwise (S3's rule).
+fn new_version_id(versioning: Versioning, sequence: u64) -> String {
+    match versioning {
+        Versioning::Enabled => format!("{sequence:016x}"),
+        Versioning::Unversioned | Versioning::Suspended => NULL_VERSION.to_owned(),
     }
 }

@@ -301,6 +301,10 @@ fn catalogue_key_of_row(key: &[u8], value: &[u8]) -> Option<String> {
             Some(cat) => Some(text(cat)),
             None => unreadable("object key too short"),
         },
+        Some(&keys::VERSION) => match keys::catalogue_key_of_version(key) {
+            Some(cat) => Some(cat.to_owned()),
+            None => unreadable("version key too short"),
+        },
         Some(&keys::UPLOAD) => match decode::<UploadRecord>(value) {
             Ok(record) => Some(catalogue_key(&record.bucket, &record.key)),
             Err(err) => unreadable(&err.to_string()),

@@ -3,8 +3,9 @@
 
 use cairn_core::ids::{BlobId, NodeId};
 use cairn_meta_api::model::{
-    BucketRecord, GarbageEntry, ListEntry, ListPage, ListRequest, NodeChunk, ObjectRecord,
-    ObjectSummary, PlacedChunk, UploadRecord,
+    BucketRecord, GarbageEntry, ListEntry, ListPage, ListRequest, ListVersionsRequest, NodeChunk,
+    ObjectRecord, ObjectSummary, PlacedChunk, UploadRecord, VersionEntry, VersionPage,
+    VersionSummary,
 };
 use cairn_meta_api::shard_map::{ExpectedRange, prefix_successor};
 use rocksdb::{Direction, IteratorMode};
@@ -60,6 +61,173 @@ impl Shard {
         self.get(&keys::object(&cat))
     }
 
+    /// One version of an object: the current one (`version_id` `None`),
+    /// which may be a delete marker, or the one with that id.
+    pub fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectRecord>, CatalogError> {
+        let range = self.range.read().expect("range lock");
+        let cat = catalogue_key(bucket, key);
+        self.check_owns(&range, &cat)?;
+        let current: Option<ObjectRecord> = self.get(&keys::object(&cat))?;
+        Ok(match version_id {
+            None => match current {
+                Some(current) => Some(current),
+                None => self.versions(&cat)?.into_iter().next(),
+            },
+            Some(id) => match current {
+                Some(current) if current.version_id == id => Some(current),
+                _ => self
+                    .versions(&cat)?
+                    .into_iter()
+                    .find(|v| v.version_id == id),
+            },
+        })
+    }
+
+    /// Every `v` row of one catalogue key (noncurrent versions and delete
+    /// markers), newest first. Callers hold the range lock or the write lock.
+    pub(super) fn versions(&self, cat: &str) -> Result<Vec<ObjectRecord>, CatalogError> {
+        let scope = keys::versions_of(cat);
+        self.scan(&scope, &scope, usize::MAX, |k, v| {
+            if k.len() == scope.len() + 8 {
+                decode(v).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .map(|rows| rows.into_iter().flatten().collect())
+    }
+
+    /// Every version of one key, newest first: `o` (if any), then `v`.
+    fn all_versions(&self, cat: &str) -> Result<Vec<ObjectRecord>, CatalogError> {
+        let mut all: Vec<ObjectRecord> = self.get(&keys::object(cat))?.into_iter().collect();
+        all.extend(self.versions(cat)?);
+        Ok(all)
+    }
+
+    /// The smallest catalogue key `>= from` with any version (an `o` or a
+    /// `v` row), if it starts with `scope`.
+    fn next_versioned_key(&self, from: &str, scope: &str) -> Result<Option<String>, CatalogError> {
+        // The first row at or after `seek` whose catalogue key is `>= from`.
+        // Only one key's rows can sort at the seek point yet below `from`
+        // (`from` = that key + NUL, a cursor just past it), so the skip is
+        // bounded by that key's versions.
+        let first = |seek: Vec<u8>, parse: fn(&[u8]) -> Option<&str>| {
+            for item in self
+                .db
+                .iterator(IteratorMode::From(&seek, Direction::Forward))
+            {
+                let (k, _) = item?;
+                match parse(&k) {
+                    Some(cat) if cat < from => continue,
+                    found => return Ok::<_, CatalogError>(found.map(str::to_owned)),
+                }
+            }
+            Ok(None)
+        };
+        let object = first(keys::object(from), keys::catalogue_key_of_object)?;
+        let version = first(keys::versions_of(from), keys::catalogue_key_of_version)?;
+        let next = match (object, version) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(next.filter(|k| k.starts_with(scope)))
+    }
+
+    /// Lists versions of one bucket with S3 semantics (keys in order, each
+    /// key's versions newest first), within this shard's range.
+    pub fn list_versions(
+        &self,
+        request: &ListVersionsRequest,
+    ) -> Result<VersionPage, CatalogError> {
+        let range = self.range.read().expect("range lock");
+        let prefix_cat = catalogue_key(&request.bucket, &request.prefix);
+        let anchor_len = request.bucket.len() + 1;
+        let mut cursor = request
+            .cursor
+            .as_str()
+            .max(request.prefix.as_str())
+            .to_owned();
+        let mut after_version = request
+            .after_version
+            .as_deref()
+            .filter(|_| request.cursor >= request.prefix);
+        let mut entries = Vec::new();
+        loop {
+            if entries.len() >= request.limit {
+                return Ok(VersionPage {
+                    entries,
+                    next_cursor: Some(cursor),
+                });
+            }
+            let from = catalogue_key(&request.bucket, &cursor);
+            if !range.contains(&from) {
+                return Ok(VersionPage {
+                    entries,
+                    next_cursor: self.continuation(&range, &prefix_cat, anchor_len, Some(cursor)),
+                });
+            }
+            let Some(found) = self
+                .next_versioned_key(&from, &prefix_cat)?
+                .filter(|k| range.contains(k))
+            else {
+                return Ok(VersionPage {
+                    entries,
+                    next_cursor: self.continuation(&range, &prefix_cat, anchor_len, None),
+                });
+            };
+            let key = found[anchor_len..].to_owned();
+            let grouped = request
+                .delimiter
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .and_then(|d| {
+                    key[request.prefix.len()..]
+                        .find(d)
+                        .map(|at| key[..request.prefix.len() + at + d.len()].to_owned())
+                });
+            if let Some(common) = grouped {
+                let next = prefix_successor(&common);
+                entries.push(VersionEntry::Prefix { prefix: common });
+                after_version = None;
+                match next {
+                    Some(next) => cursor = next,
+                    None => {
+                        return Ok(VersionPage {
+                            entries,
+                            next_cursor: None,
+                        });
+                    }
+                }
+                continue;
+            }
+            let versions = self.all_versions(&found)?;
+            let skip = match after_version.take() {
+                Some(marker) if key == cursor => versions
+                    .iter()
+                    .position(|v| v.version_id == marker)
+                    .map_or(0, |at| at + 1),
+                _ => 0,
+            };
+            for (i, version) in versions.iter().enumerate().skip(skip) {
+                if entries.len() >= request.limit {
+                    // Mid-key: the caller asked for one more than it
+                    // returns, so it never resumes from here.
+                    return Ok(VersionPage {
+                        entries,
+                        next_cursor: Some(key),
+                    });
+                }
+                entries.push(VersionEntry::Version(version_summary(version, i == 0)));
+            }
+            cursor = format!("{key}\0");
+        }
+    }
+
     /// Whether this shard holds any object or upload of `bucket`.
     pub fn bucket_has_content(
         &self,
@@ -74,7 +242,7 @@ impl Shard {
     /// [`Shard::bucket_has_content`] for callers already holding the range lock.
     pub(super) fn has_content(&self, bucket: &str) -> Result<bool, CatalogError> {
         let anchor = bucket_anchor(bucket);
-        for namespace in [keys::OBJECT, keys::UPLOAD] {
+        for namespace in [keys::OBJECT, keys::VERSION, keys::UPLOAD] {
             let prefix = keys::namespaced(namespace, anchor.as_bytes());
             if let Some(Ok((key, _))) = self
                 .db
@@ -324,6 +492,18 @@ impl Shard {
 fn summary(record: &ObjectRecord) -> ObjectSummary {
     ObjectSummary {
         key: record.key.clone(),
+        size: record.manifest.size,
+        etag: record.manifest.etag.clone(),
+        modified_ms: record.manifest.created_ms,
+    }
+}
+
+fn version_summary(record: &ObjectRecord, is_latest: bool) -> VersionSummary {
+    VersionSummary {
+        key: record.key.clone(),
+        version_id: record.version_id.clone(),
+        is_latest,
+        delete_marker: record.delete_marker,
         size: record.manifest.size,
         etag: record.manifest.etag.clone(),
         modified_ms: record.manifest.created_ms,
