@@ -172,6 +172,40 @@ pub enum Precondition {
     /// Only if the current version's ETag (unquoted) is this
     /// (`If-Match: "etag"`); no current version: NoSuchKey.
     EtagIs(String),
+    /// Unless the current version's ETag is this (`If-None-Match: "etag"`);
+    /// no current version passes.
+    EtagIsNot(String),
+    /// A conditional delete (`If-Match`, `x-amz-if-match-size`,
+    /// `x-amz-if-match-last-modified-time`): each given field must match
+    /// the version deleted; when there is none, the delete does nothing.
+    DeleteIf(DeleteCondition),
+}
+
+/// What a conditional delete requires of the version it deletes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteCondition {
+    /// An ETag (unquoted), or `*` for any.
+    #[serde(default)]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Compared in whole seconds (HTTP dates have no finer precision).
+    #[serde(default)]
+    pub last_modified_secs: Option<u64>,
+}
+
+impl DeleteCondition {
+    /// Whether `record` (the version a delete would remove) satisfies it.
+    pub fn holds_for(&self, record: &ObjectRecord) -> bool {
+        let m = &record.manifest;
+        self.etag
+            .as_deref()
+            .is_none_or(|e| e == "*" || e.trim_matches('"') == m.etag)
+            && self.size.is_none_or(|s| s == m.size)
+            && self
+                .last_modified_secs
+                .is_none_or(|t| t == m.created_ms / 1000)
+    }
 }
 
 /// Every mutation of a shard. Applying a command is the shard's only way to

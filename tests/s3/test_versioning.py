@@ -4,6 +4,7 @@ version of unversioned and suspended writes, ListObjectVersions with its
 markers, DeleteObjects with versions, copies from a version, conditional
 writes, and every version surviving a node's loss."""
 
+import datetime
 import hashlib
 import os
 import time
@@ -169,7 +170,7 @@ def test_null_version_before_versioning_and_while_suspended(s3, bucket):
 
     versioned(s3, bucket, "Suspended")
     put = s3.put_object(Bucket=bucket, Key="k", Body=b"suspended")
-    assert put.get("VersionId") == "null"
+    assert "VersionId" not in put  # S3 reports no id for a null version
     # The new null version replaced the old one; the enabled one stays.
     versions, _, _, _ = all_versions(s3, bucket)
     assert [v["VersionId"] for v in versions] == ["null", enabled]
@@ -284,18 +285,56 @@ def test_conditional_writes_are_atomic_checks(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"p"
 
 
+def test_if_none_match_with_an_etag_and_conditional_deletes(s3, bucket):
+    first = s3.put_object(Bucket=bucket, Key="k", Body=b"one")
+    with pytest.raises(ClientError) as same:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"two", IfNoneMatch=first["ETag"])
+    assert error_code(same) == "PreconditionFailed"
+    s3.put_object(Bucket=bucket, Key="k", Body=b"two", IfNoneMatch='"0123456789abcdef0123456789abcdef"')
+    s3.put_object(Bucket=bucket, Key="new", Body=b"x", IfNoneMatch=first["ETag"])
+    head = s3.head_object(Bucket=bucket, Key="k")
+    # DeleteObject If-Match / size / last-modified: a mismatch is 412 and
+    # deletes nothing; a match deletes.
+    for bad in ({"IfMatch": first["ETag"]}, {"IfMatchSize": 999},
+                {"IfMatchLastModifiedTime": datetime.datetime(2015, 1, 1)}):
+        with pytest.raises(ClientError) as refused:
+            s3.delete_object(Bucket=bucket, Key="k", **bad)
+        assert error_code(refused) == "PreconditionFailed", bad
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"two"
+    s3.delete_object(Bucket=bucket, Key="k", IfMatch=head["ETag"], IfMatchSize=3,
+                     IfMatchLastModifiedTime=head["LastModified"])
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="k")
+    # No object: a conditional delete does nothing, without an error.
+    assert s3.delete_object(Bucket=bucket, Key="k", IfMatch="*")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    # DeleteObjects carries the same conditions per key.
+    result = s3.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "new", "ETag": first["ETag"]},
+    ]})
+    assert [e["Code"] for e in result["Errors"]] == ["PreconditionFailed"]
+    assert s3.get_object(Bucket=bucket, Key="new")["Body"].read() == b"x"
+
+
 def test_a_bucket_with_versions_is_not_empty(s3, bucket):
     versioned(s3, bucket)
     put = s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]
     marker = s3.delete_object(Bucket=bucket, Key="k")["VersionId"]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="big", UploadId=upload, PartNumber=1, Body=b"part")
     with pytest.raises(ClientError) as full:
         s3.delete_bucket(Bucket=bucket)
     assert error_code(full) == "BucketNotEmpty"
+    # A refused delete aborts nothing.
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [upload]
     s3.delete_object(Bucket=bucket, Key="k", VersionId=put)
     with pytest.raises(ClientError):
         s3.delete_bucket(Bucket=bucket)
     s3.delete_object(Bucket=bucket, Key="k", VersionId=marker)
+    # Only an upload in progress is left: S3 deletes the bucket with it.
     s3.delete_bucket(Bucket=bucket)
+    with pytest.raises(ClientError) as gone:
+        s3.head_bucket(Bucket=bucket)
+    assert gone.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
 def test_deleting_a_version_frees_its_chunks(make_cluster):

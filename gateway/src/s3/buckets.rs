@@ -1,6 +1,7 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
 //! GetBucketLocation, Put/GetBucketVersioning.
 
+use cairn_meta_api::client::ListVersions;
 use cairn_meta_api::model::{BucketRecord, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -82,17 +83,34 @@ impl Cairn {
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let bucket = req.input.bucket;
-        let uploads = self
-            .backend
-            .meta
-            .list_uploads(&bucket, "", 1)
+        // As S3: a bucket holding any object version or delete marker is
+        // not empty; uploads in progress are aborted with it (checked
+        // first, so a refused delete aborts nothing).
+        let meta = &self.backend.meta;
+        let content = meta
+            .list_versions(&ListVersions {
+                bucket: bucket.clone(),
+                max_keys: 1,
+                ..Default::default()
+            })
             .await
             .map_err(errors::meta)?;
-        if !uploads.is_empty() {
-            return Err(s3_error!(
-                BucketNotEmpty,
-                "the bucket has multipart uploads in progress"
-            ));
+        if !content.entries.is_empty() {
+            return Err(s3_error!(BucketNotEmpty, "the bucket is not empty"));
+        }
+        loop {
+            let uploads = meta
+                .list_uploads(&bucket, "", 1000)
+                .await
+                .map_err(errors::meta)?;
+            if uploads.is_empty() {
+                break;
+            }
+            for upload in uploads {
+                meta.abort_upload(&bucket, &upload.key, &upload.upload_id)
+                    .await
+                    .map_err(errors::meta)?;
+            }
         }
         self.backend
             .meta

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use cairn_core::manifest::ObjectManifest;
-use cairn_meta_api::model::{NULL_VERSION, ObjectRecord, Precondition, Versioning};
+use cairn_meta_api::model::{
+    DeleteCondition, NULL_VERSION, ObjectRecord, Precondition, Versioning,
+};
 use futures_util::{StreamExt, TryStreamExt};
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -417,12 +419,21 @@ impl Cairn {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
         let versioning = self.require_bucket(&input.bucket).await?.versioning;
+        let condition = delete_precondition(
+            input.if_match.as_ref().map(|c| match c {
+                ETagCondition::Any => "*".to_owned(),
+                ETagCondition::ETag(etag) => etag.value().to_owned(),
+            }),
+            input.if_match_size,
+            input.if_match_last_modified_time.as_ref(),
+        );
         let deleted = self
             .delete_one(
                 &input.bucket,
                 &input.key,
                 versioning,
                 input.version_id.as_deref(),
+                condition,
             )
             .await?;
         Ok(S3Response::new(DeleteObjectOutput {
@@ -439,6 +450,7 @@ impl Cairn {
         key: &str,
         versioning: Versioning,
         version_id: Option<&str>,
+        condition: Precondition,
     ) -> S3Result<cairn_meta_api::client::Deleted> {
         if let Some(id) = version_id {
             check_version_id(id)?;
@@ -446,7 +458,7 @@ impl Cairn {
         let mut deleted = self
             .backend
             .meta
-            .delete_version(bucket, key, Precondition::None, versioning, version_id)
+            .delete_version(bucket, key, condition, versioning, version_id)
             .await
             .map_err(errors::meta)?;
         if !versioning.keeps_versions() && version_id.is_none() {
@@ -470,17 +482,23 @@ impl Cairn {
         let versioning = self.require_bucket(&input.bucket).await?.versioning;
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket;
-        type Result1 = (ObjectIdentifier, S3Result<cairn_meta_api::client::Deleted>);
-        let results: Vec<Result1> = futures_util::stream::iter(objects)
+        type Outcome = (ObjectIdentifier, S3Result<cairn_meta_api::client::Deleted>);
+        let results: Vec<Outcome> = futures_util::stream::iter(objects)
             .map(|object| {
                 let bucket = bucket.clone();
                 async move {
+                    let condition = delete_precondition(
+                        object.e_tag.as_ref().map(|e| e.value().to_owned()),
+                        object.size,
+                        object.last_modified_time.as_ref(),
+                    );
                     let result = self
                         .delete_one(
                             &bucket,
                             &object.key,
                             versioning,
                             object.version_id.as_deref(),
+                            condition,
                         )
                         .await;
                     (object, result)
@@ -610,9 +628,9 @@ impl Cairn {
     }
 }
 
-/// The conditions of a conditional write (S3 since 2024): `If-None-Match: *`
-/// (no current version), `If-Match` with an ETag or `*`. Checked by the
-/// shard in the same step as the commit.
+/// The conditions of a conditional write (S3 since 2024): `If-None-Match`
+/// (`*`: no current version; an ETag: not that one), `If-Match` (an ETag or
+/// `*`). Checked by the shard in the same step as the commit.
 pub(super) fn write_precondition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -623,10 +641,9 @@ pub(super) fn write_precondition(
             "If-Match and If-None-Match together are not supported on writes"
         )),
         (None, Some(ETagCondition::Any)) => Ok(Precondition::Absent),
-        (None, Some(_)) => Err(s3_error!(
-            NotImplemented,
-            "If-None-Match on a write supports only *"
-        )),
+        (None, Some(ETagCondition::ETag(etag))) => {
+            Ok(Precondition::EtagIsNot(etag.value().to_owned()))
+        }
         (Some(ETagCondition::Any), None) => Ok(Precondition::Exists),
         (Some(ETagCondition::ETag(etag)), None) => {
             Ok(Precondition::EtagIs(etag.value().to_owned()))
@@ -646,9 +663,30 @@ fn check_version_id(id: &str) -> S3Result<()> {
     }
 }
 
-/// The `x-amz-version-id` a write reports: none in an unversioned bucket.
+/// The `x-amz-version-id` a write reports: only a versioning-enabled
+/// bucket's writes have one to report (S3 sends none for `null`).
 pub(super) fn reported_version(versioning: Versioning, version_id: String) -> Option<String> {
-    versioning.keeps_versions().then_some(version_id)
+    (versioning == Versioning::Enabled).then_some(version_id)
+}
+
+/// The conditions of a conditional delete, if any were given.
+/// `etag` is an ETag or `*`.
+fn delete_precondition(
+    etag: Option<String>,
+    size: Option<i64>,
+    last_modified: Option<&Timestamp>,
+) -> Precondition {
+    if etag.is_none() && size.is_none() && last_modified.is_none() {
+        return Precondition::None;
+    }
+    Precondition::DeleteIf(DeleteCondition {
+        etag,
+        // A negative size matches no object.
+        size: size.map(|s| u64::try_from(s).unwrap_or(u64::MAX)),
+        last_modified_secs: last_modified.map(|t| {
+            u64::try_from(time::OffsetDateTime::from(t.clone()).unix_timestamp()).unwrap_or(0)
+        }),
+    })
 }
 
 /// The `x-amz-version-id` a read reports: a real version's id, or `null`

@@ -55,7 +55,7 @@ impl Tx<'_> {
                 versioning,
                 version_id,
             } => match version_id {
-                Some(version_id) => self.delete_version(bucket, key, version_id),
+                Some(version_id) => self.delete_version(bucket, key, version_id, precondition),
                 None => self.delete_object(bucket, key, precondition, *versioning),
             },
             Command::CreateUpload {
@@ -230,6 +230,16 @@ impl Tx<'_> {
             (Precondition::EtagIs(e), Some(c)) => {
                 failed(format!("ETag {e} does not match {}", c.manifest.etag))
             }
+            (Precondition::EtagIsNot(e), Some(c)) if e.trim_matches('"') == c.manifest.etag => {
+                failed(format!("ETag {e} matches the current version"))
+            }
+            (Precondition::EtagIsNot(_), _) => Ok(()),
+            (Precondition::DeleteIf(_), None) => Ok(()),
+            (Precondition::DeleteIf(condition), Some(c)) if condition.holds_for(c) => Ok(()),
+            (Precondition::DeleteIf(_), Some(c)) => failed(format!(
+                "version {} does not match the delete's conditions",
+                c.version_id
+            )),
         }
     }
 
@@ -326,7 +336,8 @@ impl Tx<'_> {
         let cat = catalogue_key(bucket, key);
         let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
         Self::check_precondition(current.as_ref(), precondition, (bucket, key))?;
-        if !versioning.keeps_versions() {
+        let conditional = matches!(precondition, Precondition::DeleteIf(_));
+        if !versioning.keeps_versions() || (conditional && current.is_none()) {
             let Some(current) = current else {
                 return Ok(Outcome::Deleted {
                     existed: false,
@@ -385,10 +396,17 @@ impl Tx<'_> {
         bucket: &str,
         key: &str,
         version_id: &str,
+        precondition: &Precondition,
     ) -> Result<Outcome, CatalogError> {
         let cat = catalogue_key(bucket, key);
         let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
         let versions = self.shard.versions(&cat)?;
+        // A conditional delete of a version is checked against that version.
+        let named = current
+            .iter()
+            .chain(versions.iter())
+            .find(|v| v.version_id == version_id);
+        Self::check_precondition(named, precondition, (bucket, key))?;
         let removed_current = current.as_ref().is_some_and(|c| c.version_id == version_id);
         let (removed, rest) = if removed_current {
             let current = current.expect("checked above");

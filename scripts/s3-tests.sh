@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs Ceph's s3-tests functional suite (github.com/ceph/s3-tests, from a
+# checkout or source archive) against a fresh `cairn dev` cluster. Not part
+# of CI: the whole suite takes a while and many cases test features Cairn
+# does not have yet; use it to measure an S3 feature against the suite.
+#
+#   scripts/s3-tests.sh S3TESTS_DIR [pytest -k expression]
+#
+# Environment: BIN_DIR (default target/release), PORT (default 19950).
+# Writes the per-case outcome to s3-tests-report.txt (gitignored) and prints
+# the pass/fail counts. The suite needs a second user ("alt") and a few
+# more; they are added to the gateway's credentials, which `cairn dev`
+# reloads by restarting the gateway it supervises.
+set -euo pipefail
+SUITE=$(cd "$1" && pwd)
+FILTER=${2:-}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN_DIR=${BIN_DIR:-$ROOT/target/release}
+PORT=${PORT:-19950}
+VENV=$ROOT/.venv
+"$VENV/bin/pip" install -q munch gevent isodate pytz httplib2 lxml requests PyYAML
+
+DATA=$(mktemp -d)
+"$BIN_DIR/cairn" dev --data-dir "$DATA" --port "$PORT" --bin-dir "$BIN_DIR" >"$DATA.log" 2>&1 &
+DEV=$!
+trap 'kill -INT $DEV 2>/dev/null; wait $DEV 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
+for _ in $(seq 1 300); do [[ -f $DATA/cluster.json ]] && break; sleep 0.2; done
+
+read -r ACCESS SECRET GATEWAY <<<"$(python3 -c "import json; d = json.load(open('$DATA/cluster.json')); print(d['access_key'], d['secret_key'], d['gateway']['pid'])")"
+for user in alt tenant iam root altroot; do
+  printf '\n[[credentials]]\naccess_key = "%s-key"\nsecret_key = "%s-secret-key"\n' "$user" "$user" >>"$DATA/gateway.toml"
+done
+kill -9 "$GATEWAY"
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
+  sleep 0.2
+done
+
+CONF=$DATA/s3tests.conf
+user() { # section user email [extra]
+  printf '[%s]\ndisplay_name = %s\nuser_id = %s\nemail = %s@example.com\naccess_key = %s\nsecret_key = %s\n%s\n' \
+    "$1" "$2" "$2" "$2" "$3" "$4" "${5:-}"
+}
+{
+  printf '[DEFAULT]\nhost = 127.0.0.1\nport = %s\nis_secure = False\nssl_verify = False\n\n' "$PORT"
+  printf '[fixtures]\nbucket prefix = cairn-{random}-\niam name prefix = s3-tests-\niam path prefix = /s3-tests/\n\n'
+  user "s3 main" main "$ACCESS" "$SECRET" "api_name = default"
+  user "s3 alt" alt alt-key alt-secret-key
+  user "s3 tenant" tenant tenant-key tenant-secret-key "tenant = testx"
+  user "iam" iam iam-key iam-secret-key
+  user "iam root" RGW11111111111111111 root-key root-secret-key
+  user "iam alt root" RGW22222222222222222 altroot-key altroot-secret-key
+} >"$CONF"
+
+REPORT=$ROOT/s3-tests-report.txt
+cd "$SUITE"
+set +e
+S3TEST_CONF=$CONF "$VENV/bin/python" -m pytest s3tests/functional/test_s3.py s3tests/functional/test_headers.py \
+  ${FILTER:+-k "$FILTER"} -p no:cacheprovider -q -rA --tb=line 2>&1 \
+  | grep -E '^(PASSED|FAILED|ERROR|SKIPPED) ' | sort >"$REPORT"
+set -e
+echo "passed $(grep -c '^PASSED' "$REPORT"), failed $(grep -c '^FAILED' "$REPORT"), errors $(grep -c '^ERROR' "$REPORT"), skipped $(grep -c '^SKIPPED' "$REPORT") (details: $REPORT)"
