@@ -83,7 +83,8 @@ pub enum Proposal {
         /// An id drawn by the leader for what the command creates (a
         /// multipart upload id), so that every replica creates the same.
         fresh_id: BlobId,
-        command: Command,
+        /// Boxed: commands are the largest proposals by far (same JSON).
+        command: Box<Command>,
     },
     /// A shard group's first entry: the range it owns.
     InitShard { start: String, end: Option<String> },

@@ -355,7 +355,7 @@ impl Shared {
                 request_id,
                 now_ms: now_ms(),
                 fresh_id: BlobId::random(),
-                command,
+                command: Box::new(command),
             })
             .await
     }
