@@ -97,6 +97,9 @@ pub struct ObjectManifest {
     /// the replicated catalogue) instead of in chunks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<InlineBody>,
+    /// The version's tags (S3 object tagging: at most 10).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl ObjectManifest {
@@ -213,6 +216,7 @@ mod tests {
             created_ms: 1,
             parts: Vec::new(),
             inline: None,
+            tags: Default::default(),
         };
         let json = serde_json::to_string(&manifest).expect("serialize");
         assert!(!json.contains("inline"), "{json}");

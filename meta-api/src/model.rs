@@ -19,6 +19,82 @@ pub struct BucketRecord {
     pub created_ms: u64,
     #[serde(default)]
     pub versioning: Versioning,
+    /// Present when object lock is enabled (it never turns off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A bucket's object lock configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLock {
+    /// Applied to new versions that name no retention of their own.
+    #[serde(default)]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// A bucket's default retention: a period, in days or in years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: RetentionMode,
+    #[serde(default)]
+    pub days: Option<u32>,
+    #[serde(default)]
+    pub years: Option<u32>,
+}
+
+impl DefaultRetention {
+    /// The retention a version written at `now_ms` gets.
+    pub fn from(&self, now_ms: u64) -> Retention {
+        let days = u64::from(self.days.unwrap_or(0)) + 365 * u64::from(self.years.unwrap_or(0));
+        Retention {
+            mode: self.mode,
+            until_ms: now_ms + days * 86_400_000,
+        }
+    }
+}
+
+/// S3's retention modes: GOVERNANCE can be lifted by a user allowed to
+/// bypass it; COMPLIANCE by no one until it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RetentionMode {
+    Governance,
+    Compliance,
+}
+
+/// A version's retention: it cannot be deleted before `until_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub mode: RetentionMode,
+    pub until_ms: u64,
+}
+
+/// The lock a new version is written with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionLock {
+    #[serde(default)]
+    pub retention: Option<Retention>,
+    #[serde(default)]
+    pub legal_hold: bool,
+}
+
+/// A change to one version that keeps its body (the `UpdateVersion`
+/// command).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionChange {
+    Tags(BTreeMap<String, String>),
+    /// Sets or (with `None`) removes the retention. Shortening or removing
+    /// a GOVERNANCE retention needs `bypass_governance`; a COMPLIANCE one
+    /// can only be extended.
+    Retention {
+        retention: Option<Retention>,
+        #[serde(default)]
+        bypass_governance: bool,
+    },
+    LegalHold(bool),
 }
 
 /// A bucket's versioning state (S3's three: once enabled, a bucket can be
@@ -61,6 +137,35 @@ pub struct ObjectRecord {
     pub manifest: ObjectManifest,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_marker: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
+}
+
+impl ObjectRecord {
+    /// Why this version cannot be removed at `now_ms`, if it cannot: a
+    /// legal hold, or a retention not yet over (GOVERNANCE yields to
+    /// `bypass_governance`).
+    pub fn lock_refusal(&self, now_ms: u64, bypass_governance: bool) -> Option<String> {
+        if self.legal_hold {
+            return Some(format!("version {} is under a legal hold", self.version_id));
+        }
+        match self.retention {
+            Some(r) if r.until_ms > now_ms => match r.mode {
+                RetentionMode::Compliance => Some(format!(
+                    "version {} is retained in COMPLIANCE mode",
+                    self.version_id
+                )),
+                RetentionMode::Governance if !bypass_governance => Some(format!(
+                    "version {} is retained in GOVERNANCE mode",
+                    self.version_id
+                )),
+                RetentionMode::Governance => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// One listed object.
@@ -217,6 +322,28 @@ pub enum Command {
     CreateBucket {
         name: String,
         owner: String,
+        /// Object lock enabled (and so versioning, for good).
+        #[serde(default)]
+        object_lock: bool,
+    },
+    /// Sets a bucket's object lock configuration (enabling it on a
+    /// versioning-enabled bucket).
+    SetObjectLock {
+        bucket: String,
+        config: ObjectLock,
+    },
+    SetBucketTags {
+        bucket: String,
+        tags: BTreeMap<String, String>,
+    },
+    /// Changes one version's tags, retention or legal hold (`version_id`
+    /// `None`: the current version).
+    UpdateVersion {
+        bucket: String,
+        key: String,
+        #[serde(default)]
+        version_id: Option<String>,
+        change: VersionChange,
     },
     DeleteBucket {
         name: String,
@@ -236,6 +363,8 @@ pub enum Command {
         /// may live on another shard).
         #[serde(default)]
         versioning: Versioning,
+        #[serde(default)]
+        lock: VersionLock,
     },
     /// Without `version_id`: deletes the current version (unversioned),
     /// or adds a delete marker. With it: removes that version for good.
@@ -248,6 +377,9 @@ pub enum Command {
         versioning: Versioning,
         #[serde(default)]
         version_id: Option<String>,
+        /// `x-amz-bypass-governance-retention`.
+        #[serde(default)]
+        bypass_governance: bool,
     },
     CreateUpload {
         bucket: String,
@@ -269,6 +401,8 @@ pub enum Command {
         versioning: Versioning,
         #[serde(default)]
         precondition: Precondition,
+        #[serde(default)]
+        lock: VersionLock,
     },
     AbortUpload {
         bucket: String,
@@ -302,7 +436,12 @@ impl Command {
             Self::CreateBucket { name, .. } | Self::DeleteBucket { name } => {
                 Some(crate::keys::bucket_anchor(name))
             }
-            Self::SetVersioning { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
+            Self::SetVersioning { bucket, .. }
+            | Self::SetObjectLock { bucket, .. }
+            | Self::SetBucketTags { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
+            Self::UpdateVersion { bucket, key, .. } => {
+                Some(crate::keys::catalogue_key(bucket, key))
+            }
             Self::CommitObject { bucket, key, .. }
             | Self::DeleteObject { bucket, key, .. }
             | Self::CreateUpload { bucket, key, .. }
@@ -320,6 +459,9 @@ impl Command {
             Self::CreateBucket { .. } => "create_bucket",
             Self::DeleteBucket { .. } => "delete_bucket",
             Self::SetVersioning { .. } => "set_versioning",
+            Self::SetObjectLock { .. } => "set_object_lock",
+            Self::SetBucketTags { .. } => "set_bucket_tags",
+            Self::UpdateVersion { .. } => "update_version",
             Self::CommitObject { .. } => "commit_object",
             Self::DeleteObject { .. } => "delete_object",
             Self::CreateUpload { .. } => "create_upload",

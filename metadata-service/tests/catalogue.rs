@@ -581,6 +581,7 @@ fn shard_with_objects(
             &Command::CreateBucket {
                 name: "logs".into(),
                 owner: "ann".into(),
+                object_lock: false,
             },
             0,
         )
@@ -592,6 +593,7 @@ fn shard_with_objects(
             manifest: manifest(1, key),
             precondition: Precondition::None,
             versioning: Default::default(),
+            lock: Default::default(),
         };
         shard.apply(&commit, 0).expect("commit");
     }
@@ -715,6 +717,7 @@ async fn a_retried_commit_applies_once_even_across_a_split() {
             manifest: manifest(1, "first"),
             precondition: Precondition::None,
             versioning: Default::default(),
+            lock: Default::default(),
         },
     };
     let send = |shard: u32| {

@@ -88,7 +88,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let everything = KeyRange { start: String::new(), end: None };
         let shard = Shard::open(ShardId(0), dir.path(), everything).expect("open");
-        shard.apply(&Command::CreateBucket { name: "bkt".into(), owner: "o".into() }, 0).expect("bucket");
+        shard.apply(&Command::CreateBucket { name: "bkt".into(), owner: "o".into(), object_lock: false }, 0).expect("bucket");
         let mut state = Versioning::Unversioned;
         let mut model: Vec<Vec<Version>> = vec![Vec::new(); KEYS.len()];
         let mut blobs_live = 0usize;
@@ -117,6 +117,7 @@ proptest! {
                         manifest: with_blob(&tag),
                         precondition: Precondition::None,
                         versioning: state,
+                        lock: Default::default(),
                     }, 0).expect("commit");
                     let id = id_of(&outcome);
                     let versions = &mut model[*k];
@@ -149,6 +150,7 @@ proptest! {
                         precondition: Precondition::None,
                         versioning: state,
                         version_id: None,
+                        bypass_governance: false,
                     }, 0).expect("delete");
                     let versions = &mut model[*k];
                     match state {
@@ -183,6 +185,7 @@ proptest! {
                         precondition: Precondition::None,
                         versioning: state,
                         version_id: Some(victim.id.clone()),
+                        bypass_governance: false,
                     }, 0).expect("delete version");
                     let Outcome::Deleted { existed, delete_marker, .. } = outcome else { panic!("{outcome:?}") };
                     prop_assert!(existed);

@@ -86,6 +86,10 @@ error_codes! {
     EntityTooSmall = "EntityTooSmall",
     MalformedXml = "MalformedXML",
     InternalError = "InternalError",
+    AccessDenied = "AccessDenied",
+    InvalidBucketState = "InvalidBucketState",
+    NoSuchVersion = "NoSuchVersion",
+    InvalidArgument = "InvalidArgument",
     // Scrubber.
     NoSuchJob = "no_such_job",
 }

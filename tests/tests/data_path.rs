@@ -61,6 +61,7 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
         created_ms: 0,
         parts: vec![written.manifest],
         inline: None,
+        tags: Default::default(),
     };
     meta.commit_object("photos", "2024/cat.jpg", manifest, Precondition::None)
         .await

@@ -94,6 +94,7 @@ pub(crate) fn manifest_template(
         created_ms: now_ms(),
         parts: Vec::new(),
         inline: None,
+        tags: Default::default(),
     }
 }
 

@@ -44,6 +44,7 @@ impl Cairn {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let owner = owner(&req);
+        let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
         let bucket = req.input.bucket;
         if let Some(constraint) = req
             .input
@@ -59,7 +60,7 @@ impl Cairn {
         }
         self.backend
             .meta
-            .create_bucket(&bucket, &owner)
+            .create_bucket_with(&bucket, &owner, object_lock)
             .await
             .map_err(errors::meta)?;
         Ok(S3Response::new(CreateBucketOutput {

@@ -44,6 +44,10 @@ fn s3_code(code: ErrorCode) -> Option<S3ErrorCode> {
         C::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
         C::EntityTooSmall => S3ErrorCode::EntityTooSmall,
         C::MalformedXml => S3ErrorCode::MalformedXML,
+        C::AccessDenied => S3ErrorCode::AccessDenied,
+        C::InvalidBucketState => S3ErrorCode::InvalidBucketState,
+        C::NoSuchVersion => S3ErrorCode::NoSuchVersion,
+        C::InvalidArgument => S3ErrorCode::InvalidArgument,
         _ => return None,
     })
 }

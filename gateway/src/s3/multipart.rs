@@ -41,7 +41,8 @@ impl Cairn {
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
-        let template = attrs::manifest_template(&headers, input.content_type, input.metadata);
+        let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata);
+        template.tags = super::tagging::from_header(input.tagging.as_deref())?;
         let upload_id = self
             .backend
             .meta
@@ -145,7 +146,9 @@ impl Cairn {
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
         )?;
-        let versioning = self.require_bucket(&input.bucket).await?.versioning;
+        let bucket = self.require_bucket(&input.bucket).await?;
+        // The bucket's default retention, from when the upload completes.
+        let lock = super::lock::new_version_lock(&bucket, None, None, None)?;
         let (version_id, _) = self
             .backend
             .meta
@@ -154,8 +157,11 @@ impl Cairn {
                 &input.key,
                 &input.upload_id,
                 parts,
-                versioning,
-                precondition,
+                cairn_meta_api::client::VersionWrite {
+                    precondition,
+                    versioning: bucket.versioning,
+                    lock,
+                },
             )
             .await
             .map_err(errors::meta)?;
@@ -167,7 +173,7 @@ impl Cairn {
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(attrs::etag(&etag)),
-            version_id: super::objects::reported_version(versioning, version_id),
+            version_id: super::objects::reported_version(bucket.versioning, version_id),
             ..Default::default()
         }))
     }

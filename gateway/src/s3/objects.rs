@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use cairn_core::manifest::ObjectManifest;
+use cairn_meta_api::client::{VersionDelete, VersionWrite};
 use cairn_meta_api::model::{
     DeleteCondition, NULL_VERSION, ObjectRecord, Precondition, Versioning,
 };
@@ -15,7 +16,7 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::attrs::{self, Conditions};
 use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
-use super::{Cairn, errors};
+use super::{Cairn, errors, lock, tagging};
 use crate::backend::{BackendError, Stored};
 use crate::blob_writer::{SealCheck, WriteError};
 
@@ -59,13 +60,6 @@ pub(super) fn body_stream(
 
 pub(super) fn declared_length(length: Option<i64>) -> Option<u64> {
     length.and_then(|l| u64::try_from(l).ok())
-}
-
-/// How a write commits: its condition on the current version, and the
-/// bucket's versioning as read for this request.
-struct Commit {
-    precondition: Precondition,
-    versioning: Versioning,
 }
 
 /// What a client declared about a body, checked once it is read in full.
@@ -117,8 +111,16 @@ impl Cairn {
         )?;
         let precondition =
             write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-        let versioning = self.require_bucket(&input.bucket).await?.versioning;
+        let bucket = self.require_bucket(&input.bucket).await?;
+        let versioning = bucket.versioning;
+        let version_lock = lock::new_version_lock(
+            &bucket,
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
         let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata);
+        manifest.tags = tagging::from_header(input.tagging.as_deref())?;
         let (etag, computed, version_id) = self
             .store_single_blob(
                 &input.bucket,
@@ -130,9 +132,10 @@ impl Cairn {
                     md5: expected_md5,
                     checksum,
                 },
-                Commit {
+                VersionWrite {
                     precondition,
                     versioning,
+                    lock: version_lock,
                 },
             )
             .await?;
@@ -153,7 +156,7 @@ impl Cairn {
         manifest: &mut ObjectManifest,
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
         checks: BodyChecks,
-        commit: Commit,
+        write: VersionWrite,
     ) -> S3Result<(String, Checksum, String)> {
         let (stored, computed) = self.write_checked(body, checks, true).await?;
         let etag = hex::encode(stored.md5());
@@ -175,13 +178,7 @@ impl Cairn {
         match self
             .backend
             .meta
-            .commit_version(
-                bucket,
-                key,
-                manifest.clone(),
-                commit.precondition,
-                commit.versioning,
-            )
+            .commit_version(bucket, key, manifest.clone(), write)
             .await
         {
             Ok((version_id, _)) => Ok((etag, computed, version_id)),
@@ -245,7 +242,7 @@ impl Cairn {
     /// The version a read names (`version_id`), or the current one. A
     /// delete marker answers as S3 does: 404 NoSuchKey when it is current,
     /// 405 MethodNotAllowed when named, both with `x-amz-delete-marker`.
-    async fn version_of(
+    pub(super) async fn version_of(
         &self,
         bucket: &str,
         key: &str,
@@ -310,6 +307,7 @@ impl Cairn {
             .version_of(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
         let version_id = shown_version(&record, input.version_id.is_some());
+        let (lock_mode, lock_until, legal_hold) = lock::reported(&record);
         let object = record.manifest;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let range = match &input.range {
@@ -352,6 +350,10 @@ impl Cairn {
             metadata: attrs::metadata(&object),
             parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
             version_id,
+            tag_count: (!object.tags.is_empty()).then_some(object.tags.len() as i32),
+            object_lock_mode: lock_mode,
+            object_lock_retain_until_date: lock_until,
+            object_lock_legal_hold_status: legal_hold,
             ..Default::default()
         };
         let mut response = S3Response::new(output);
@@ -387,6 +389,7 @@ impl Cairn {
             .version_of(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
         let version_id = shown_version(&record, input.version_id.is_some());
+        let (lock_mode, lock_until, legal_hold) = lock::reported(&record);
         let object = record.manifest;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let (length, content_range) = match &input.range {
@@ -406,6 +409,9 @@ impl Cairn {
             metadata: attrs::metadata(&object),
             parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
             version_id,
+            object_lock_mode: lock_mode,
+            object_lock_retain_until_date: lock_until,
+            object_lock_legal_hold_status: legal_hold,
             ..Default::default()
         };
         let mut response = S3Response::new(output);
@@ -419,6 +425,7 @@ impl Cairn {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
         let versioning = self.require_bucket(&input.bucket).await?.versioning;
+        let bypass_governance = input.bypass_governance_retention.unwrap_or(false);
         let condition = delete_precondition(
             input.if_match.as_ref().map(|c| match c {
                 ETagCondition::Any => "*".to_owned(),
@@ -431,9 +438,13 @@ impl Cairn {
             .delete_one(
                 &input.bucket,
                 &input.key,
-                versioning,
                 input.version_id.as_deref(),
-                condition,
+                VersionDelete {
+                    precondition: condition,
+                    versioning,
+                    version_id: None,
+                    bypass_governance,
+                },
             )
             .await?;
         Ok(S3Response::new(DeleteObjectOutput {
@@ -448,17 +459,21 @@ impl Cairn {
         &self,
         bucket: &str,
         key: &str,
-        versioning: Versioning,
         version_id: Option<&str>,
-        condition: Precondition,
+        delete: VersionDelete,
     ) -> S3Result<cairn_meta_api::client::Deleted> {
         if let Some(id) = version_id {
             check_version_id(id)?;
         }
+        let versioning = delete.versioning;
+        let delete = VersionDelete {
+            version_id: version_id.map(str::to_owned),
+            ..delete
+        };
         let mut deleted = self
             .backend
             .meta
-            .delete_version(bucket, key, condition, versioning, version_id)
+            .delete_version(bucket, key, delete)
             .await
             .map_err(errors::meta)?;
         if !versioning.keeps_versions() && version_id.is_none() {
@@ -480,6 +495,7 @@ impl Cairn {
             ));
         }
         let versioning = self.require_bucket(&input.bucket).await?.versioning;
+        let bypass_governance = input.bypass_governance_retention.unwrap_or(false);
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket;
         type Outcome = (ObjectIdentifier, S3Result<cairn_meta_api::client::Deleted>);
@@ -496,9 +512,13 @@ impl Cairn {
                         .delete_one(
                             &bucket,
                             &object.key,
-                            versioning,
                             object.version_id.as_deref(),
-                            condition,
+                            VersionDelete {
+                                precondition: condition,
+                                versioning,
+                                version_id: None,
+                                bypass_governance,
+                            },
                         )
                         .await;
                     (object, result)
@@ -588,7 +608,14 @@ impl Cairn {
             object.created_ms,
             S3ErrorCode::PreconditionFailed,
         )?;
-        let versioning = self.require_bucket(&input.bucket).await?.versioning;
+        let bucket = self.require_bucket(&input.bucket).await?;
+        let versioning = bucket.versioning;
+        let version_lock = lock::new_version_lock(
+            &bucket,
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
         let mut manifest = if replace {
             attrs::manifest_template(&headers, input.content_type, input.metadata)
         } else {
@@ -596,6 +623,16 @@ impl Cairn {
                 parts: Vec::new(),
                 ..object.clone()
             }
+        };
+        // Tags follow their own directive (COPY by default).
+        manifest.tags = if input
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE)
+        {
+            tagging::from_header(input.tagging.as_deref())?
+        } else {
+            object.tags.clone()
         };
         let body = self.open_read(&object, 0..object.size).await?;
         let (etag, _, version_id) = self
@@ -609,9 +646,10 @@ impl Cairn {
                     md5: None,
                     checksum: None,
                 },
-                Commit {
+                VersionWrite {
                     precondition: Precondition::None,
                     versioning,
+                    lock: version_lock,
                 },
             )
             .await?;
@@ -653,7 +691,7 @@ pub(super) fn write_precondition(
 }
 
 /// Refuses a version id Cairn cannot have issued (S3: 400 InvalidArgument).
-fn check_version_id(id: &str) -> S3Result<()> {
+pub(super) fn check_version_id(id: &str) -> S3Result<()> {
     let issued =
         id == NULL_VERSION || (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
     if issued {

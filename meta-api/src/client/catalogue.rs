@@ -13,7 +13,8 @@ use crate::keys::{bucket_anchor, catalogue_key};
 use crate::model::{
     ApplyRequest, BucketContent, BucketRecord, Command, CompletedPart, GarbageEntry, ListEntry,
     ListPage, ListRequest, ListVersionsRequest, NodeChunk, ObjectRecord, Outcome, PartRecord,
-    PlacedChunk, Precondition, UploadRecord, VersionEntry, VersionPage, Versioning,
+    PlacedChunk, Precondition, UploadRecord, VersionChange, VersionEntry, VersionLock, VersionPage,
+    Versioning,
 };
 use crate::shard_map::{ShardId, ShardMap, prefix_successor};
 
@@ -68,6 +69,27 @@ pub struct VersionListing {
     pub next_marker: Option<(String, Option<String>)>,
 }
 
+/// How a new version is written: its condition on the current version,
+/// the bucket's versioning as the writer read it, and its lock.
+#[derive(Debug, Clone, Default)]
+pub struct VersionWrite {
+    pub precondition: Precondition,
+    pub versioning: Versioning,
+    pub lock: VersionLock,
+}
+
+/// What a delete removes and under which conditions.
+#[derive(Debug, Clone, Default)]
+pub struct VersionDelete {
+    pub precondition: Precondition,
+    pub versioning: Versioning,
+    /// A version removed for good; `None`: the current version (in a
+    /// versioned bucket, a delete marker is added instead).
+    pub version_id: Option<String>,
+    /// `x-amz-bypass-governance-retention`.
+    pub bypass_governance: bool,
+}
+
 /// What a delete did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
@@ -94,9 +116,66 @@ impl MetaClient {
     // ---- buckets ----
 
     pub async fn create_bucket(&self, name: &str, owner: &str) -> Result<(), MetaError> {
+        self.create_bucket_with(name, owner, false).await
+    }
+
+    /// Creates a bucket, with object lock (and so versioning) enabled if
+    /// `object_lock`.
+    pub async fn create_bucket_with(
+        &self,
+        name: &str,
+        owner: &str,
+        object_lock: bool,
+    ) -> Result<(), MetaError> {
         self.apply(&Command::CreateBucket {
             name: name.into(),
             owner: owner.into(),
+            object_lock,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Sets a bucket's object lock configuration.
+    pub async fn set_object_lock(
+        &self,
+        bucket: &str,
+        config: crate::model::ObjectLock,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::SetObjectLock {
+            bucket: bucket.into(),
+            config,
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn set_bucket_tags(
+        &self,
+        bucket: &str,
+        tags: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::SetBucketTags {
+            bucket: bucket.into(),
+            tags,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Changes one version's tags, retention or legal hold.
+    pub async fn update_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: VersionChange,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::UpdateVersion {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: version_id.map(str::to_owned),
+            change,
         })
         .await
         .map(drop)
@@ -198,20 +277,21 @@ impl MetaClient {
         manifest: ObjectManifest,
         precondition: Precondition,
     ) -> Result<(String, u64), MetaError> {
-        self.commit_version(bucket, key, manifest, precondition, Versioning::Unversioned)
-            .await
+        let write = VersionWrite {
+            precondition,
+            ..Default::default()
+        };
+        self.commit_version(bucket, key, manifest, write).await
     }
 
-    /// Makes `manifest` the current version of `bucket/key` (atomic), under
-    /// the bucket's `versioning` as the caller read it: the version id and
-    /// commit sequence.
+    /// Makes `manifest` the current version of `bucket/key` (atomic) as
+    /// `write` says: the version id and commit sequence.
     pub async fn commit_version(
         &self,
         bucket: &str,
         key: &str,
         manifest: ObjectManifest,
-        precondition: Precondition,
-        versioning: Versioning,
+        write: VersionWrite,
     ) -> Result<(String, u64), MetaError> {
         self.ensure_bucket_elsewhere(bucket, key).await?;
         match self
@@ -219,8 +299,9 @@ impl MetaClient {
                 bucket: bucket.into(),
                 key: key.into(),
                 manifest,
-                precondition,
-                versioning,
+                precondition: write.precondition,
+                versioning: write.versioning,
+                lock: write.lock,
             })
             .await?
         {
@@ -271,28 +352,31 @@ impl MetaClient {
         key: &str,
         precondition: Precondition,
     ) -> Result<bool, MetaError> {
-        self.delete_version(bucket, key, precondition, Versioning::Unversioned, None)
+        let delete = VersionDelete {
+            precondition,
+            ..Default::default()
+        };
+        self.delete_version(bucket, key, delete)
             .await
             .map(|d| d.existed)
     }
 
-    /// Deletes `version_id` for good, or (without it) the current version:
-    /// in a versioned bucket that adds a delete marker.
+    /// Deletes as `delete` says: a version for good, or the current version
+    /// (in a versioned bucket that adds a delete marker).
     pub async fn delete_version(
         &self,
         bucket: &str,
         key: &str,
-        precondition: Precondition,
-        versioning: Versioning,
-        version_id: Option<&str>,
+        delete: VersionDelete,
     ) -> Result<Deleted, MetaError> {
         match self
             .apply(&Command::DeleteObject {
                 bucket: bucket.into(),
                 key: key.into(),
-                precondition,
-                versioning,
-                version_id: version_id.map(str::to_owned),
+                precondition: delete.precondition,
+                versioning: delete.versioning,
+                version_id: delete.version_id,
+                bypass_governance: delete.bypass_governance,
             })
             .await?
         {
@@ -474,27 +558,18 @@ impl MetaClient {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<(String, u64), MetaError> {
-        self.complete_upload_versioned(
-            bucket,
-            key,
-            upload_id,
-            parts,
-            Versioning::Unversioned,
-            Precondition::None,
-        )
-        .await
+        self.complete_upload_versioned(bucket, key, upload_id, parts, VersionWrite::default())
+            .await
     }
 
-    /// Completes an upload under the bucket's `versioning` as the caller
-    /// read it, if `precondition` holds for the key's current version.
+    /// Completes an upload as a new version written as `write` says.
     pub async fn complete_upload_versioned(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-        versioning: Versioning,
-        precondition: Precondition,
+        write: VersionWrite,
     ) -> Result<(String, u64), MetaError> {
         match self
             .apply(&Command::CompleteUpload {
@@ -502,8 +577,9 @@ impl MetaClient {
                 key: key.into(),
                 upload_id: upload_id.into(),
                 parts,
-                versioning,
-                precondition,
+                versioning: write.versioning,
+                precondition: write.precondition,
+                lock: write.lock,
             })
             .await?
         {

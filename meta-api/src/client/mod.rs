@@ -24,7 +24,9 @@ use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use catalogue::{Deleted, ListObjects, ListVersions, ObjectListing, VersionListing};
+pub use catalogue::{
+    Deleted, ListObjects, ListVersions, ObjectListing, VersionDelete, VersionListing, VersionWrite,
+};
 pub use cluster::GroupVerdict;
 pub use node_cache::NodeCache;
 

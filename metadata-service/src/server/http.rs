@@ -100,6 +100,10 @@ impl From<CatalogError> for ApiError {
             E::InvalidPartOrder => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPartOrder),
             E::EntityTooSmall { .. } => (StatusCode::BAD_REQUEST, ErrorCode::EntityTooSmall),
             E::Malformed(_) => (StatusCode::BAD_REQUEST, ErrorCode::MalformedXml),
+            E::AccessDenied(_) => (StatusCode::FORBIDDEN, ErrorCode::AccessDenied),
+            E::InvalidBucketState(_) => (StatusCode::CONFLICT, ErrorCode::InvalidBucketState),
+            E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument),
+            E::NoSuchVersion { .. } => (StatusCode::NOT_FOUND, ErrorCode::NoSuchVersion),
             E::WrongShard { .. } => (StatusCode::CONFLICT, ErrorCode::WrongShard),
             E::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             E::Storage(_) | E::Corrupt(_) => {

@@ -6,8 +6,9 @@ use cairn_core::ids::{BlobId, NodeId, validate_bucket_name, validate_object_key}
 use cairn_core::integrity::root_of_roots;
 use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
 use cairn_meta_api::model::{
-    BucketRecord, ChunkOwner, Command, CompletedPart, GarbageEntry, NULL_VERSION, ObjectRecord,
-    Outcome, PartRecord, Precondition, UploadRecord, Versioning,
+    BucketRecord, ChunkOwner, Command, CompletedPart, GarbageEntry, NULL_VERSION, ObjectLock,
+    ObjectRecord, Outcome, PartRecord, Precondition, RetentionMode, UploadRecord, VersionChange,
+    VersionLock, Versioning,
 };
 use md5::{Digest, Md5};
 use rocksdb::WriteBatch;
@@ -34,19 +35,44 @@ pub(super) struct Tx<'a> {
 impl Tx<'_> {
     pub(super) fn apply(&mut self, command: &Command) -> Result<Outcome, CatalogError> {
         match command {
-            Command::CreateBucket { name, owner } => self.create_bucket(name, owner),
+            Command::CreateBucket {
+                name,
+                owner,
+                object_lock,
+            } => self.create_bucket(name, owner, *object_lock),
             Command::DeleteBucket { name } => self.delete_bucket(name),
             Command::SetVersioning { bucket, state } => self.set_versioning(bucket, *state),
+            Command::SetObjectLock { bucket, config } => self.set_object_lock(bucket, config),
+            Command::SetBucketTags { bucket, tags } => {
+                let mut record = self.bucket_record(bucket)?;
+                record.tags = tags.clone();
+                self.batch.put(keys::bucket(bucket), encode(&record));
+                Ok(Outcome::Done)
+            }
+            Command::UpdateVersion {
+                bucket,
+                key,
+                version_id,
+                change,
+            } => self.update_version(bucket, key, version_id.as_deref(), change),
             Command::CommitObject {
                 bucket,
                 key,
                 manifest,
                 precondition,
                 versioning,
+                lock,
             } => {
                 self.check_bucket(bucket)?;
                 validate_object_key(key).map_err(CatalogError::InvalidKey)?;
-                self.commit(bucket, key, manifest.clone(), precondition, *versioning)
+                self.commit(
+                    bucket,
+                    key,
+                    manifest.clone(),
+                    precondition,
+                    *versioning,
+                    *lock,
+                )
             }
             Command::DeleteObject {
                 bucket,
@@ -54,8 +80,11 @@ impl Tx<'_> {
                 precondition,
                 versioning,
                 version_id,
+                bypass_governance,
             } => match version_id {
-                Some(version_id) => self.delete_version(bucket, key, version_id, precondition),
+                Some(version_id) => {
+                    self.delete_version(bucket, key, version_id, precondition, *bypass_governance)
+                }
                 None => self.delete_object(bucket, key, precondition, *versioning),
             },
             Command::CreateUpload {
@@ -93,7 +122,15 @@ impl Tx<'_> {
                 parts,
                 versioning,
                 precondition,
-            } => self.complete_upload(bucket, key, upload_id, parts, *versioning, precondition),
+                lock,
+            } => self.complete_upload(
+                bucket,
+                key,
+                upload_id,
+                parts,
+                (*versioning, *lock),
+                precondition,
+            ),
             Command::AbortUpload {
                 bucket,
                 key,
@@ -134,7 +171,117 @@ impl Tx<'_> {
         Ok(next)
     }
 
-    fn create_bucket(&mut self, name: &str, owner: &str) -> Result<Outcome, CatalogError> {
+    fn bucket_record(&self, name: &str) -> Result<BucketRecord, CatalogError> {
+        self.shard
+            .get(&keys::bucket(name))?
+            .ok_or_else(|| CatalogError::NoSuchBucket(name.to_owned()))
+    }
+
+    fn set_object_lock(
+        &mut self,
+        name: &str,
+        config: &ObjectLock,
+    ) -> Result<Outcome, CatalogError> {
+        let mut record = self.bucket_record(name)?;
+        if record.versioning != Versioning::Enabled {
+            return Err(CatalogError::InvalidBucketState(
+                "object lock needs versioning enabled on the bucket".into(),
+            ));
+        }
+        record.object_lock = Some(config.clone());
+        self.batch.put(keys::bucket(name), encode(&record));
+        Ok(Outcome::Done)
+    }
+
+    /// Changes a version's tags, retention or legal hold in place.
+    fn update_version(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: &VersionChange,
+    ) -> Result<Outcome, CatalogError> {
+        let cat = catalogue_key(bucket, key);
+        let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
+        let (row, mut record) = match (version_id, current) {
+            (None, Some(current)) => (keys::object(&cat), current),
+            (Some(id), Some(current)) if current.version_id == id => (keys::object(&cat), current),
+            // No `o` row: no object, or a delete marker is current.
+            (None, None) => {
+                return Err(CatalogError::NoSuchKey {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                });
+            }
+            (Some(id), _) => match self
+                .shard
+                .versions(&cat)?
+                .into_iter()
+                .find(|v| v.version_id == id)
+            {
+                Some(v) => (keys::version(&cat, v.sequence), v),
+                None => {
+                    return Err(CatalogError::NoSuchVersion {
+                        key: key.to_owned(),
+                        version_id: id.to_owned(),
+                    });
+                }
+            },
+        };
+        if record.delete_marker {
+            return Err(CatalogError::Malformed(
+                "a delete marker has no tags, retention or legal hold".into(),
+            ));
+        }
+        match change {
+            VersionChange::Tags(tags) => record.manifest.tags = tags.clone(),
+            VersionChange::LegalHold(on) => record.legal_hold = *on,
+            VersionChange::Retention {
+                retention,
+                bypass_governance,
+            } => {
+                if let Some(old) = record.retention.filter(|r| r.until_ms > self.now_ms) {
+                    let weakened = match retention {
+                        None => true,
+                        Some(new) => new.until_ms < old.until_ms || new.mode != old.mode,
+                    };
+                    let allowed = match old.mode {
+                        RetentionMode::Compliance => false,
+                        RetentionMode::Governance => *bypass_governance,
+                    };
+                    if weakened && !allowed {
+                        return Err(CatalogError::AccessDenied(format!(
+                            "version {} is retained until {} in {:?} mode",
+                            record.version_id, old.until_ms, old.mode
+                        )));
+                    }
+                }
+                record.retention = *retention;
+            }
+        }
+        self.batch.put(row, encode(&record));
+        Ok(Outcome::Done)
+    }
+
+    /// Refuses removing a version under a legal hold or an unexpired
+    /// retention: the one place every removal path goes through.
+    fn ensure_removable(
+        &self,
+        version: &ObjectRecord,
+        bypass_governance: bool,
+    ) -> Result<(), CatalogError> {
+        match version.lock_refusal(self.now_ms, bypass_governance) {
+            Some(why) => Err(CatalogError::AccessDenied(why)),
+            None => Ok(()),
+        }
+    }
+
+    fn create_bucket(
+        &mut self,
+        name: &str,
+        owner: &str,
+        object_lock: bool,
+    ) -> Result<Outcome, CatalogError> {
         validate_bucket_name(name).map_err(CatalogError::InvalidBucketName)?;
         if let Some(existing) = self.shard.get::<BucketRecord>(&keys::bucket(name))? {
             return Err(if existing.owner == owner {
@@ -147,7 +294,14 @@ impl Tx<'_> {
             name: name.to_owned(),
             owner: owner.to_owned(),
             created_ms: self.now_ms,
-            versioning: Versioning::Unversioned,
+            // Object lock needs versioning, for good.
+            versioning: if object_lock {
+                Versioning::Enabled
+            } else {
+                Versioning::Unversioned
+            },
+            object_lock: object_lock.then(ObjectLock::default),
+            tags: Default::default(),
         };
         self.batch.put(keys::bucket(name), encode(&record));
         Ok(Outcome::Done)
@@ -161,6 +315,11 @@ impl Tx<'_> {
         if state == Versioning::Unversioned && record.versioning.keeps_versions() {
             return Err(CatalogError::Malformed(
                 "versioning can be suspended, never turned off again".into(),
+            ));
+        }
+        if record.object_lock.is_some() && state != Versioning::Enabled {
+            return Err(CatalogError::InvalidBucketState(
+                "versioning cannot be suspended on a bucket with object lock".into(),
             ));
         }
         record.versioning = state;
@@ -250,6 +409,7 @@ impl Tx<'_> {
         manifest: ObjectManifest,
         precondition: &Precondition,
         versioning: Versioning,
+        lock: VersionLock,
     ) -> Result<Outcome, CatalogError> {
         let cat = catalogue_key(bucket, key);
         let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
@@ -273,6 +433,8 @@ impl Tx<'_> {
             sequence,
             manifest,
             delete_marker: false,
+            retention: lock.retention,
+            legal_hold: lock.legal_hold,
         };
         self.batch.put(keys::object(&cat), encode(&record));
         Ok(Outcome::Committed {
@@ -294,6 +456,7 @@ impl Tx<'_> {
         if versioning == Versioning::Suspended {
             for old in self.shard.versions(cat)? {
                 if old.version_id == NULL_VERSION {
+                    self.ensure_removable(&old, false)?;
                     self.drop_version(cat, old)?;
                 }
             }
@@ -307,6 +470,7 @@ impl Tx<'_> {
             Versioning::Enabled => false,
         };
         if replaced {
+            self.ensure_removable(&current, false)?;
             for blob in current.manifest.parts {
                 self.discard_blob(blob)?;
             }
@@ -345,6 +509,7 @@ impl Tx<'_> {
                     delete_marker: false,
                 });
             };
+            self.ensure_removable(&current, false)?;
             for blob in current.manifest.parts {
                 self.discard_blob(blob)?;
             }
@@ -376,8 +541,11 @@ impl Tx<'_> {
                 created_ms: self.now_ms,
                 parts: Vec::new(),
                 inline: None,
+                tags: Default::default(),
             },
             delete_marker: true,
+            retention: None,
+            legal_hold: false,
         };
         self.batch
             .put(keys::version(&cat, sequence), encode(&marker));
@@ -397,6 +565,7 @@ impl Tx<'_> {
         key: &str,
         version_id: &str,
         precondition: &Precondition,
+        bypass_governance: bool,
     ) -> Result<Outcome, CatalogError> {
         let cat = catalogue_key(bucket, key);
         let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
@@ -407,6 +576,9 @@ impl Tx<'_> {
             .chain(versions.iter())
             .find(|v| v.version_id == version_id);
         Self::check_precondition(named, precondition, (bucket, key))?;
+        if let Some(named) = named {
+            self.ensure_removable(named, bypass_governance)?;
+        }
         let removed_current = current.as_ref().is_some_and(|c| c.version_id == version_id);
         let (removed, rest) = if removed_current {
             let current = current.expect("checked above");
@@ -492,7 +664,7 @@ impl Tx<'_> {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
-        versioning: Versioning,
+        (versioning, lock): (Versioning, VersionLock),
         precondition: &Precondition,
     ) -> Result<Outcome, CatalogError> {
         let mut upload = self.upload(bucket, key, upload_id)?;
@@ -540,7 +712,7 @@ impl Tx<'_> {
         manifest.created_ms = self.now_ms;
         manifest.parts = chosen.into_iter().map(|p| p.blob).collect();
         // The parts' reverse-index entries are rewritten with the new owner.
-        let outcome = self.commit(bucket, key, manifest, precondition, versioning)?;
+        let outcome = self.commit(bucket, key, manifest, precondition, versioning, lock)?;
         self.batch
             .delete(keys::upload(&catalogue_key(bucket, key), upload_id));
         Ok(outcome)

@@ -66,6 +66,14 @@ pub enum CatalogError {
     EntityTooSmall { part_number: u32, size: u64 },
     #[error("malformed request: {0}")]
     Malformed(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("no version {version_id} of {key}")]
+    NoSuchVersion { key: String, version_id: String },
     #[error("key {key:?} is not in {shard}'s range")]
     WrongShard { shard: ShardId, key: String },
     #[error("conflict: {0}")]

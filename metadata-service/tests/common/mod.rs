@@ -92,6 +92,7 @@ pub fn manifest(size: u64, etag: &str) -> ObjectManifest {
         created_ms: 0,
         parts: Vec::new(),
         inline: None,
+        tags: Default::default(),
     }
 }
 
