@@ -8,7 +8,7 @@ use cairn_cli::table;
 use cairn_cli::units::{format_ms, format_secs};
 use cairn_meta_api::MetaClient;
 use cairn_scrubber_api::ScrubberClient;
-use cairn_scrubber_api::model::{JobRecord, JobRun, JobState, RepairStatus};
+use cairn_scrubber_api::model::{JobKind, JobRecord, JobRun, JobState, RepairStatus};
 use cairn_service::now_ms;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -82,11 +82,16 @@ fn state_name(state: JobState) -> &'static str {
 }
 
 fn scope(job: &JobRecord) -> String {
-    match (&job.spec.scope.bucket, &job.spec.scope.prefix) {
+    let what = match job.spec.kind {
+        JobKind::Scrub => "",
+        JobKind::Lifecycle => "lifecycle: ",
+    };
+    let scope = match (&job.spec.scope.bucket, &job.spec.scope.prefix) {
         (None, _) => "(all buckets)".into(),
         (Some(bucket), None) => bucket.clone(),
         (Some(bucket), Some(prefix)) => format!("{bucket}/{prefix}"),
-    }
+    };
+    format!("{what}{scope}")
 }
 
 fn job_row(job: &JobRecord) -> Vec<String> {
@@ -166,6 +171,17 @@ fn print_run(label: &str, run: &JobRun) {
     }
     for object in &r.inline_corrupt {
         println!("    corrupt  {object}  inline body (in the catalogue; not rebuildable)");
+    }
+    let l = &r.lifecycle;
+    if *l != Default::default() {
+        println!(
+            "    lifecycle: {} current and {} noncurrent versions expired, {} delete markers removed, {} uploads aborted, {} refused (locked)",
+            l.expired_current,
+            l.expired_noncurrent,
+            l.removed_delete_markers,
+            l.aborted_uploads,
+            l.locked
+        );
     }
 }
 

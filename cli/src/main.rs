@@ -173,6 +173,13 @@ struct DevArgs {
     /// Unreferenced chunks are deleted after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     gc_grace: Duration,
+    /// The length of a lifecycle rule's "day" (scale it down to watch
+    /// rules act: `--lifecycle-day 1s`).
+    #[arg(long, default_value = "1d", value_parser = parse_duration)]
+    lifecycle_day: Duration,
+    /// How often the scrubber's lifecycle job runs.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    lifecycle_every: Duration,
     /// Metadata replicas (1, 3 or 5): each holds every shard and the
     /// cluster state; 3 survive the loss of one.
     #[arg(long, default_value_t = 3)]
@@ -279,6 +286,7 @@ struct JobArgs {
 impl JobArgs {
     fn spec(&self, every: Option<Duration>) -> JobSpec {
         JobSpec {
+            kind: Default::default(),
             scope: ScrubScope {
                 bucket: self.bucket.clone(),
                 prefix: self.prefix.clone(),
@@ -480,6 +488,8 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         s3_domain: args.s3_domain,
         repair_after: args.repair_after,
         gc_grace: args.gc_grace,
+        lifecycle_day: args.lifecycle_day,
+        lifecycle_every: args.lifecycle_every,
         suspect_after: args.suspect_after,
         down_after: args.down_after,
         inline_max: args.inline_max,

@@ -24,6 +24,58 @@ pub struct BucketRecord {
     pub object_lock: Option<ObjectLock>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Lifecycle rules, carried out by the scrubber's lifecycle job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// A bucket's lifecycle configuration (S3's rule subset Cairn runs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    pub rules: Vec<LifecycleRule>,
+}
+
+/// One lifecycle rule. Ages are in days, a day being the scrubber's
+/// `lifecycle_day_ms` (a real day unless a test scales it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub enabled: bool,
+    /// Keys the rule applies to: this prefix and every one of these tags.
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Current versions expire this many days after they were written…
+    #[serde(default)]
+    pub expiration_days: Option<u32>,
+    /// …or from this time on.
+    #[serde(default)]
+    pub expiration_date_ms: Option<u64>,
+    /// A delete marker left as a key's only version is removed.
+    #[serde(default)]
+    pub expired_object_delete_marker: bool,
+    /// Noncurrent versions expire this many days after becoming
+    /// noncurrent…
+    #[serde(default)]
+    pub noncurrent_days: Option<u32>,
+    /// …except the newest this many of them.
+    #[serde(default)]
+    pub newer_noncurrent_versions: Option<u32>,
+    /// Multipart uploads are aborted this many days after they started.
+    #[serde(default)]
+    pub abort_incomplete_upload_days: Option<u32>,
+}
+
+impl LifecycleRule {
+    /// Whether the rule applies to a version of `key` with these tags (an
+    /// upload has none: a rule filtering on tags never aborts uploads).
+    pub fn matches(&self, key: &str, tags: &BTreeMap<String, String>) -> bool {
+        self.enabled
+            && key.starts_with(&self.prefix)
+            && self.tags.iter().all(|(k, v)| tags.get(k) == Some(v))
+    }
 }
 
 /// A bucket's object lock configuration.
@@ -182,6 +234,9 @@ pub struct ObjectSummary {
 pub struct VersionSummary {
     pub key: String,
     pub version_id: String,
+    /// Commit order (a compare-and-swap handle for the version).
+    #[serde(default)]
+    pub sequence: u64,
     pub is_latest: bool,
     pub delete_marker: bool,
     pub size: u64,
@@ -336,6 +391,11 @@ pub enum Command {
         bucket: String,
         tags: BTreeMap<String, String>,
     },
+    /// Sets or (with `None`) removes a bucket's lifecycle configuration.
+    SetLifecycle {
+        bucket: String,
+        lifecycle: Option<Lifecycle>,
+    },
     /// Changes one version's tags, retention or legal hold (`version_id`
     /// `None`: the current version).
     UpdateVersion {
@@ -438,7 +498,8 @@ impl Command {
             }
             Self::SetVersioning { bucket, .. }
             | Self::SetObjectLock { bucket, .. }
-            | Self::SetBucketTags { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
+            | Self::SetBucketTags { bucket, .. }
+            | Self::SetLifecycle { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
             Self::UpdateVersion { bucket, key, .. } => {
                 Some(crate::keys::catalogue_key(bucket, key))
             }
@@ -461,6 +522,7 @@ impl Command {
             Self::SetVersioning { .. } => "set_versioning",
             Self::SetObjectLock { .. } => "set_object_lock",
             Self::SetBucketTags { .. } => "set_bucket_tags",
+            Self::SetLifecycle { .. } => "set_lifecycle",
             Self::UpdateVersion { .. } => "update_version",
             Self::CommitObject { .. } => "commit_object",
             Self::DeleteObject { .. } => "delete_object",

@@ -45,6 +45,16 @@ pub struct ScrubberConfig {
     /// How often the failure feed, the queue and garbage are looked at.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// How often the lifecycle job runs.
+    #[serde(default = "default_lifecycle_every_secs")]
+    pub lifecycle_every_secs: u64,
+    /// The length of a lifecycle "day" (tests scale it down; S3 rules
+    /// count in days).
+    #[serde(default = "default_lifecycle_day_ms")]
+    pub lifecycle_day_ms: u64,
+    /// Lifecycle actions (catalogue writes) per second at most.
+    #[serde(default = "default_lifecycle_ops")]
+    pub lifecycle_ops_per_sec: u64,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
 }
@@ -77,6 +87,18 @@ fn default_gc_sweep_interval_ms() -> u64 {
     10 * 60 * 1000
 }
 
+fn default_lifecycle_every_secs() -> u64 {
+    3600
+}
+
+fn default_lifecycle_day_ms() -> u64 {
+    86_400_000
+}
+
+fn default_lifecycle_ops() -> u64 {
+    200
+}
+
 fn default_poll_ms() -> u64 {
     1000
 }
@@ -94,6 +116,9 @@ impl ScrubberConfig {
             gc_grace_ms: default_gc_grace_ms(),
             gc_sweep_interval_ms: default_gc_sweep_interval_ms(),
             poll_interval_ms: default_poll_ms(),
+            lifecycle_every_secs: default_lifecycle_every_secs(),
+            lifecycle_day_ms: default_lifecycle_day_ms(),
+            lifecycle_ops_per_sec: default_lifecycle_ops(),
             secret_file: None,
         }
     }

@@ -19,6 +19,9 @@ pub struct ScrubScope {
 /// How to run a scrub job: body of `POST /scrub/jobs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
+    /// What the job does with each object version it walks.
+    #[serde(default)]
+    pub kind: JobKind,
     #[serde(default)]
     pub scope: ScrubScope,
     /// Chunk bytes verified per second (0: unlimited).
@@ -42,6 +45,16 @@ impl JobSpec {
             .unwrap_or(self.rate_bytes_per_sec)
             .max(1 << 20)
     }
+}
+
+/// A scrub verifies every chunk; a lifecycle job carries out the buckets'
+/// lifecycle rules (the scrubber keeps one, scheduled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    #[default]
+    Scrub,
+    Lifecycle,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +117,22 @@ pub struct JobResults {
     pub corrupt: Vec<ChunkFinding>,
     #[serde(default)]
     pub missing: Vec<ChunkFinding>,
+    /// What a lifecycle run did.
+    #[serde(default)]
+    pub lifecycle: LifecycleCounts,
+}
+
+/// What a lifecycle run expired, removed and aborted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleCounts {
+    /// Current versions expired (a delete marker added, or deleted in an
+    /// unversioned bucket).
+    pub expired_current: u64,
+    pub expired_noncurrent: u64,
+    pub removed_delete_markers: u64,
+    pub aborted_uploads: u64,
+    /// Expirations the catalogue refused: the version is locked.
+    pub locked: u64,
 }
 
 /// One run of a job.

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use cairn_core::manifest::ChunkState;
 use cairn_core::placement::NodeState;
 use cairn_meta_api::client::{ListVersions, MetaError};
-use cairn_meta_api::model::{NodeRecord, VersionEntry};
+use cairn_meta_api::model::{BucketRecord, NodeRecord, VersionEntry, VersionSummary};
 
 use crate::context::{Context, now_ms};
+use crate::lifecycle;
 use crate::model::{
-    ChunkFinding, Cursor, JobRecord, JobRun, JobSpec, JobState, MAX_FINDINGS, RepairReason,
-    RepairTask,
+    ChunkFinding, Cursor, JobKind, JobRecord, JobRun, JobSpec, JobState, MAX_FINDINGS,
+    RepairReason, RepairTask,
 };
 use crate::rate::TokenBucket;
 use crate::store::StoreError;
@@ -111,16 +112,10 @@ fn next_job(ctx: &Context) -> Result<Option<JobRecord>, StoreError> {
 }
 
 /// The buckets a scope covers, in name order.
-async fn buckets_in_scope(ctx: &Context, spec: &JobSpec) -> Result<Vec<String>, MetaError> {
+async fn buckets_in_scope(ctx: &Context, spec: &JobSpec) -> Result<Vec<BucketRecord>, MetaError> {
     Ok(match &spec.scope.bucket {
-        Some(bucket) => vec![bucket.clone()],
-        None => ctx
-            .meta
-            .list_buckets()
-            .await?
-            .into_iter()
-            .map(|b| b.name)
-            .collect(),
+        Some(bucket) => ctx.meta.head_bucket(bucket).await?.into_iter().collect(),
+        None => ctx.meta.list_buckets().await?,
     })
 }
 
@@ -128,12 +123,15 @@ async fn buckets_in_scope(ctx: &Context, spec: &JobSpec) -> Result<Vec<String>, 
 async fn count_objects(
     ctx: &Context,
     spec: &JobSpec,
-    buckets: &[String],
+    buckets: &[BucketRecord],
 ) -> Result<u64, MetaError> {
     let mut total = 0;
     for bucket in buckets {
+        if spec.kind == JobKind::Lifecycle && bucket.lifecycle.is_none() {
+            continue;
+        }
         let prefix = spec.scope.prefix.clone().unwrap_or_default();
-        let mut pages = VersionPages::new(bucket, &prefix, String::new());
+        let mut pages = VersionPages::new(&bucket.name, &prefix, String::new());
         while let Some(entries) = pages.next(ctx).await? {
             total += entries.iter().filter(|e| is_object(e)).count() as u64;
         }
@@ -211,62 +209,92 @@ async fn run_job(ctx: &Context, mut job: JobRecord) -> Result<(), JobError> {
         job.spec.burst(),
         Instant::now(),
     );
+    let ops = ctx.config.lifecycle_ops_per_sec;
+    let mut lifecycle_rate = TokenBucket::new(ops, ops, Instant::now());
     let prefix = job.spec.scope.prefix.clone().unwrap_or_default();
     let mut last_save = Instant::now();
     let start_bucket = run.cursor.as_ref().map(|c| c.bucket.clone());
     'buckets: for bucket in buckets
         .iter()
-        .filter(|b| start_bucket.as_ref().is_none_or(|start| *b >= start))
+        .filter(|b| start_bucket.as_ref().is_none_or(|start| b.name >= *start))
     {
-        // A checkpoint names the last key whose versions were all checked.
+        if job.spec.kind == JobKind::Lifecycle {
+            if bucket.lifecycle.is_none() {
+                continue;
+            }
+            lifecycle::abort_uploads(ctx, bucket, &mut lifecycle_rate, &mut run.results.lifecycle)
+                .await?;
+        }
+        // A checkpoint names the last key whose versions were all handled.
         let cursor = match &run.cursor {
-            Some(c) if &c.bucket == bucket => c
+            Some(c) if c.bucket == bucket.name => c
                 .after_key
                 .as_ref()
                 .map(|k| format!("{k}\0"))
                 .unwrap_or_default(),
             _ => String::new(),
         };
-        let mut pages = VersionPages::new(bucket, &prefix, cursor);
-        let mut previous_key: Option<String> = None;
+        let mut pages = VersionPages::new(&bucket.name, &prefix, cursor);
+        // One key's versions, newest first, handled together once the
+        // listing moves past the key.
+        let mut group: Vec<VersionSummary> = Vec::new();
         loop {
             let entries = match pages.next(ctx).await {
                 Ok(Some(entries)) => entries,
-                Ok(None) => break,
-                Err(err) if err.code() == Some(ErrorCode::NoSuchBucket) => break,
+                Ok(None) => Vec::new(),
+                Err(err) if err.code() == Some(ErrorCode::NoSuchBucket) => Vec::new(),
                 Err(err) => return Err(err.into()),
             };
-            for entry in &entries {
+            let end = entries.is_empty();
+            for entry in entries {
                 let VersionEntry::Version(version) = entry else {
                     continue;
                 };
-                if previous_key.as_ref().is_some_and(|k| *k != version.key) {
+                if group.first().is_some_and(|g| g.key != version.key) {
+                    if ctx.is_cancelled(job.id) {
+                        break 'buckets;
+                    }
+                    let key = group[0].key.clone();
+                    handle_key(
+                        ctx,
+                        &job.spec,
+                        bucket,
+                        &group,
+                        &mut run,
+                        &mut bucket_rate,
+                        &mut lifecycle_rate,
+                    )
+                    .await?;
+                    group.clear();
                     run.cursor = Some(Cursor {
-                        bucket: bucket.clone(),
-                        after_key: previous_key.clone(),
+                        bucket: bucket.name.clone(),
+                        after_key: Some(key),
                     });
+                    if last_save.elapsed() >= CHECKPOINT_EVERY {
+                        save_progress(ctx, &mut job, &run)?;
+                        last_save = Instant::now();
+                    }
                 }
-                previous_key = Some(version.key.clone());
-                if version.delete_marker {
-                    continue;
-                }
-                if ctx.is_cancelled(job.id) {
-                    break 'buckets;
-                }
-                check_object(
-                    ctx,
-                    &mut run,
-                    &mut bucket_rate,
-                    bucket,
-                    &version.key,
-                    (!version.is_latest).then_some(version.version_id.as_str()),
-                )
-                .await?;
-                if last_save.elapsed() >= CHECKPOINT_EVERY {
-                    save_progress(ctx, &mut job, &run)?;
-                    last_save = Instant::now();
-                }
+                group.push(version);
             }
+            if end {
+                break;
+            }
+        }
+        if !group.is_empty() {
+            if ctx.is_cancelled(job.id) {
+                break 'buckets;
+            }
+            handle_key(
+                ctx,
+                &job.spec,
+                bucket,
+                &group,
+                &mut run,
+                &mut bucket_rate,
+                &mut lifecycle_rate,
+            )
+            .await?;
         }
     }
 
@@ -291,6 +319,40 @@ async fn run_job(ctx: &Context, mut job: JobRecord) -> Result<(), JobError> {
         (false, None) => JobState::Done,
     };
     ctx.store.save_job(&job)?;
+    Ok(())
+}
+
+/// What a job does with one key's versions (newest first): a scrub checks
+/// every version that has a body; a lifecycle job applies the rules.
+async fn handle_key(
+    ctx: &Context,
+    spec: &JobSpec,
+    bucket: &BucketRecord,
+    versions: &[VersionSummary],
+    run: &mut JobRun,
+    bytes_rate: &mut TokenBucket,
+    ops_rate: &mut TokenBucket,
+) -> Result<(), JobError> {
+    match spec.kind {
+        JobKind::Scrub => {
+            for version in versions.iter().filter(|v| !v.delete_marker) {
+                check_object(
+                    ctx,
+                    run,
+                    bytes_rate,
+                    &bucket.name,
+                    &version.key,
+                    (!version.is_latest).then_some(version.version_id.as_str()),
+                )
+                .await?;
+            }
+        }
+        JobKind::Lifecycle => {
+            run.results.objects_checked += versions.len() as u64;
+            lifecycle::apply_rules(ctx, bucket, versions, ops_rate, &mut run.results.lifecycle)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 pub mod context;
 pub mod gc;
 pub mod jobs;
+pub mod lifecycle;
 pub mod lost;
 pub mod metrics;
 pub mod rate;
@@ -101,6 +102,9 @@ impl Scrubber {
         tracing::info!(address = ?self.listener.local_addr(), "scrubber serving");
         let tasks = TaskSet::new();
         let ctx = &self.ctx;
+        if let Err(err) = lifecycle::ensure_job(ctx) {
+            tracing::error!(error = %err, "cannot schedule the lifecycle job");
+        }
         tasks.spawn("scrub-jobs", jobs::run_jobs(ctx.clone(), tasks.token()));
         tasks.spawn("node-loss", lost::watch_nodes(ctx.clone(), tasks.token()));
         tasks.spawn("repair", repair::run_repairs(ctx.clone(), tasks.token()));

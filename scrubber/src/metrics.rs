@@ -16,6 +16,7 @@ pub struct ScrubberMetrics {
     pub repairs_in_progress: IntGauge,
     pub garbage_deleted: IntCounter,
     pub garbage_spared: IntCounterVec,
+    pub lifecycle: IntCounterVec,
 }
 
 impl ScrubberMetrics {
@@ -56,6 +57,14 @@ impl ScrubberMetrics {
                 "cairn_gc_chunks_deleted_total",
                 "Unreferenced chunks deleted",
             ),
+            lifecycle: IntCounterVec::new(
+                Opts::new(
+                    "cairn_lifecycle_actions_total",
+                    "Lifecycle actions, by action (expire_current, expire_noncurrent, remove_delete_marker, abort_upload, locked)",
+                ),
+                &["action"],
+            )
+            .expect("valid metric"),
             garbage_spared: IntCounterVec::new(
                 Opts::new(
                     "cairn_gc_chunks_spared_total",
@@ -78,6 +87,7 @@ impl ScrubberMetrics {
             Box::new(metrics.repairs_in_progress.clone()),
             Box::new(metrics.garbage_deleted.clone()),
             Box::new(metrics.garbage_spared.clone()),
+            Box::new(metrics.lifecycle.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("unique metric");

@@ -10,7 +10,7 @@ use cairn_meta_api::config::DetectorConfig;
 use cairn_metadata_service::{MetaOptions, MetaServer};
 use cairn_scrubber::Scrubber;
 use cairn_scrubber::config::ScrubberConfig;
-use cairn_scrubber::model::{JobSpec, JobState, ScrubScope};
+use cairn_scrubber::model::{JobKind, JobSpec, JobState, ScrubScope};
 use cairn_scrubber_api::ScrubberClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -132,7 +132,20 @@ async fn scheduled_jobs_run_on_their_interval_and_survive_a_restart() {
         after.runs,
         job.runs
     );
-    assert_eq!(client.jobs().await.expect("jobs").len(), 2);
+    // Two scrub jobs, and the one lifecycle job the scrubber keeps
+    // (not created again by the restart).
+    let kinds: Vec<JobKind> = client
+        .jobs()
+        .await
+        .expect("jobs")
+        .iter()
+        .map(|j| j.spec.kind)
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == JobKind::Scrub).count(), 2);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == JobKind::Lifecycle).count(),
+        1
+    );
     wait_for("another run after the restart", async || {
         client.job(scheduled.id).await.expect("job").runs > after.runs
     })

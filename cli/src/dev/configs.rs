@@ -75,6 +75,8 @@ pub(crate) fn scrubber(
     // grace period after it appears.
     config.gc_sweep_interval_ms = (config.gc_grace_ms / 4).clamp(500, 60_000);
     config.poll_interval_ms = 500;
+    config.lifecycle_day_ms = options.lifecycle_day.as_millis() as u64;
+    config.lifecycle_every_secs = options.lifecycle_every.as_secs().max(1);
     config
 }
 

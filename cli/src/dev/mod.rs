@@ -59,6 +59,9 @@ pub struct DevOptions {
     pub repair_after: Duration,
     /// Unreferenced chunks are deleted after this long.
     pub gc_grace: Duration,
+    /// A lifecycle "day", and how often the lifecycle job runs.
+    pub lifecycle_day: Duration,
+    pub lifecycle_every: Duration,
     /// Failure detector timeouts (short, so a killed node shows up fast).
     pub suspect_after: Duration,
     pub down_after: Duration,
@@ -641,6 +644,8 @@ mod tests {
             s3_domain: None,
             repair_after: Duration::from_secs(10),
             gc_grace: Duration::from_secs(10),
+            lifecycle_day: Duration::from_secs(86_400),
+            lifecycle_every: Duration::from_secs(3600),
             suspect_after: Duration::from_secs(1),
             down_after: Duration::from_secs(2),
             inline_max: 32 * 1024,

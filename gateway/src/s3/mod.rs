@@ -7,6 +7,7 @@ mod buckets;
 mod checksums;
 mod errors;
 mod host;
+mod lifecycle;
 mod listing;
 mod lock;
 mod multipart;
@@ -115,6 +116,9 @@ operations! {
     get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput => get_object_retention_op, "GetObjectRetention";
     put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput => put_object_legal_hold_op, "PutObjectLegalHold";
     get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput => get_object_legal_hold_op, "GetObjectLegalHold";
+    put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput => put_bucket_lifecycle_configuration_op, "PutBucketLifecycleConfiguration";
+    get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput => get_bucket_lifecycle_configuration_op, "GetBucketLifecycleConfiguration";
+    delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput => delete_bucket_lifecycle_op, "DeleteBucketLifecycle";
     put_object(PutObjectInput) -> PutObjectOutput => put_object_op, "PutObject";
     get_object(GetObjectInput) -> GetObjectOutput => get_object_op, "GetObject";
     head_object(HeadObjectInput) -> HeadObjectOutput => head_object_op, "HeadObject";

@@ -163,6 +163,20 @@ impl MetaClient {
         .map(drop)
     }
 
+    /// Sets or removes a bucket's lifecycle configuration.
+    pub async fn set_lifecycle(
+        &self,
+        bucket: &str,
+        lifecycle: Option<crate::model::Lifecycle>,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::SetLifecycle {
+            bucket: bucket.into(),
+            lifecycle,
+        })
+        .await
+        .map(drop)
+    }
+
     /// Changes one version's tags, retention or legal hold.
     pub async fn update_version(
         &self,

@@ -49,6 +49,12 @@ impl Tx<'_> {
                 self.batch.put(keys::bucket(bucket), encode(&record));
                 Ok(Outcome::Done)
             }
+            Command::SetLifecycle { bucket, lifecycle } => {
+                let mut record = self.bucket_record(bucket)?;
+                record.lifecycle = lifecycle.clone();
+                self.batch.put(keys::bucket(bucket), encode(&record));
+                Ok(Outcome::Done)
+            }
             Command::UpdateVersion {
                 bucket,
                 key,
@@ -302,6 +308,7 @@ impl Tx<'_> {
             },
             object_lock: object_lock.then(ObjectLock::default),
             tags: Default::default(),
+            lifecycle: None,
         };
         self.batch.put(keys::bucket(name), encode(&record));
         Ok(Outcome::Done)

@@ -502,6 +502,7 @@ fn version_summary(record: &ObjectRecord, is_latest: bool) -> VersionSummary {
     VersionSummary {
         key: record.key.clone(),
         version_id: record.version_id.clone(),
+        sequence: record.sequence,
         is_latest,
         delete_marker: record.delete_marker,
         size: record.manifest.size,
