@@ -256,6 +256,9 @@ pub struct UploadRecord {
     pub template: ObjectManifest,
     #[serde(default)]
     pub parts: BTreeMap<u32, PartRecord>,
+    /// The lock named at creation (`x-amz-object-lock-*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<VersionLock>,
 }
 
 /// One uploaded part.
@@ -445,6 +448,10 @@ pub enum Command {
         bucket: String,
         key: String,
         template: ObjectManifest,
+        /// The lock the request named for the object (else the bucket's
+        /// default applies when the upload completes).
+        #[serde(default)]
+        lock: Option<VersionLock>,
     },
     PutPart {
         bucket: String,

@@ -135,6 +135,26 @@ def test_legal_hold_blocks_even_the_bypass(s3, bucket):
     s3.delete_object(Bucket=locked, Key="k", VersionId=version)
 
 
+def test_a_multipart_upload_keeps_the_lock_it_was_started_with(s3, bucket):
+    locked = locked_bucket(s3, bucket + "-m")
+    until = future(days=2)
+    upload = s3.create_multipart_upload(Bucket=locked, Key="big", ObjectLockMode="COMPLIANCE",
+                                        ObjectLockRetainUntilDate=until, ObjectLockLegalHoldStatus="ON")
+    part = s3.upload_part(Bucket=locked, Key="big", UploadId=upload["UploadId"], PartNumber=1, Body=b"data")
+    done = s3.complete_multipart_upload(Bucket=locked, Key="big", UploadId=upload["UploadId"],
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    head = s3.head_object(Bucket=locked, Key="big", VersionId=done["VersionId"])
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head["ObjectLockLegalHoldStatus"] == "ON"
+    assert abs((head["ObjectLockRetainUntilDate"] - until).total_seconds()) < 1
+    with pytest.raises(ClientError) as denied:
+        s3.delete_object(Bucket=locked, Key="big", VersionId=done["VersionId"])
+    assert error_code(denied) == "AccessDenied"
+    # On a bucket without object lock, the headers are refused, not ignored.
+    with pytest.raises(ClientError) as refused:
+        s3.create_multipart_upload(Bucket=bucket, Key="big", ObjectLockLegalHoldStatus="ON")
+    assert error_code(refused) == "InvalidRequest"
+
+
 def test_a_locked_version_keeps_its_chunks_through_gc(make_cluster):
     cluster = make_cluster("--gc-grace", "1s")
     s3 = cluster.client()

@@ -43,10 +43,24 @@ impl Cairn {
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
         let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata);
         template.tags = super::tagging::from_header(input.tagging.as_deref())?;
+        let named = input.object_lock_mode.is_some()
+            || input.object_lock_retain_until_date.is_some()
+            || input.object_lock_legal_hold_status.is_some();
+        let lock = if named {
+            let bucket = self.require_bucket(&input.bucket).await?;
+            Some(super::lock::new_version_lock(
+                &bucket,
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )?)
+        } else {
+            None
+        };
         let upload_id = self
             .backend
             .meta
-            .create_upload(&input.bucket, &input.key, template)
+            .create_upload_locked(&input.bucket, &input.key, template, lock)
             .await
             .map_err(errors::meta)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {

@@ -534,12 +534,25 @@ impl MetaClient {
         key: &str,
         template: ObjectManifest,
     ) -> Result<String, MetaError> {
+        self.create_upload_locked(bucket, key, template, None).await
+    }
+
+    /// Starts an upload whose object gets `lock` (else the bucket's
+    /// default retention when it completes).
+    pub async fn create_upload_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        template: ObjectManifest,
+        lock: Option<VersionLock>,
+    ) -> Result<String, MetaError> {
         self.ensure_bucket_elsewhere(bucket, key).await?;
         match self
             .apply(&Command::CreateUpload {
                 bucket: bucket.into(),
                 key: key.into(),
                 template,
+                lock,
             })
             .await?
         {

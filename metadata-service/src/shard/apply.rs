@@ -97,6 +97,7 @@ impl Tx<'_> {
                 bucket,
                 key,
                 template,
+                lock,
             } => {
                 self.check_bucket(bucket)?;
                 validate_object_key(key).map_err(CatalogError::InvalidKey)?;
@@ -108,6 +109,7 @@ impl Tx<'_> {
                     created_ms: self.now_ms,
                     template: template.clone(),
                     parts: Default::default(),
+                    lock: *lock,
                 };
                 self.batch.put(
                     keys::upload(&catalogue_key(bucket, key), &upload_id),
@@ -719,6 +721,8 @@ impl Tx<'_> {
         manifest.created_ms = self.now_ms;
         manifest.parts = chosen.into_iter().map(|p| p.blob).collect();
         // The parts' reverse-index entries are rewritten with the new owner.
+        // A lock named at creation wins over the bucket default.
+        let lock = upload.lock.unwrap_or(lock);
         let outcome = self.commit(bucket, key, manifest, precondition, versioning, lock)?;
         self.batch
             .delete(keys::upload(&catalogue_key(bucket, key), upload_id));
