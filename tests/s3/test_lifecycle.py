@@ -5,7 +5,9 @@ lone delete markers, aborts old uploads, honours prefix and tag filters and
 object lock, and reports what it did in `cairn scrub jobs`."""
 
 import datetime
+import re
 import time
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -22,6 +24,14 @@ def aging(make_cluster):
 
 def lifecycle_job(cluster):
     return next(j for j in cluster.cairn("scrub", "jobs", "--json") if j["spec"]["kind"] == "lifecycle")
+
+
+def lifecycle_metric(cluster, action):
+    request = urllib.request.Request(cluster.info["scrubber_endpoint"] + "/metrics",
+                                     headers={"x-cairn-secret": cluster.info["cluster_secret"]})
+    text = urllib.request.urlopen(request, timeout=30).read().decode()
+    found = re.search(r'^cairn_lifecycle_actions_total\{action="%s"\} (\d+)' % action, text, re.M)
+    return int(found.group(1)) if found else 0
 
 
 def keys(s3, bucket, **kw):
@@ -90,6 +100,7 @@ def test_expiration_by_prefix_and_tags_in_an_unversioned_bucket(aging):
     assert max(c["expired_current"] for c in counts) >= 1
     shown = cluster.cairn("scrub", "show", str(job["id"]))
     assert "lifecycle:" in shown, shown
+    assert lifecycle_metric(cluster, "expire_current") == 4
 
 
 def test_versioned_expiration_noncurrent_versions_and_delete_markers(aging):
@@ -119,6 +130,9 @@ def test_versioned_expiration_noncurrent_versions_and_delete_markers(aging):
          "Expiration": {"ExpiredObjectDeleteMarker": True}},
     ]})
     wait_until("everything expired", lambda: versions() == ([], []), timeout=90)
+    assert lifecycle_metric(cluster, "expire_noncurrent") == 4  # 2 trimmed, then v2 and v3
+    assert lifecycle_metric(cluster, "expire_current") == 1
+    assert lifecycle_metric(cluster, "remove_delete_marker") == 1
     with pytest.raises(ClientError) as gone:
         s3.get_object(Bucket="history", Key="doc")
     assert error_code(gone) == "NoSuchKey"
@@ -144,6 +158,8 @@ def test_lifecycle_aborts_old_uploads_and_respects_object_lock(aging):
         run and run["results"]["lifecycle"]["locked"] >= 1
         for run in (lifecycle_job(cluster).get("last"), lifecycle_job(cluster).get("current"))), timeout=60)
     assert s3.get_object(Bucket="locked-aging", Key="k", VersionId=kept)["Body"].read() == b"kept"
+    assert lifecycle_metric(cluster, "abort_upload") == 1
+    assert lifecycle_metric(cluster, "locked") >= 1
     with pytest.raises(ClientError) as none:
         s3.list_parts(Bucket="locked-aging", Key="big", UploadId=upload)
     assert error_code(none) == "NoSuchUpload"
