@@ -21,7 +21,9 @@ VENV=$ROOT/.venv
 "$VENV/bin/pip" install -q munch gevent isodate pytz httplib2 lxml requests PyYAML
 
 DATA=$(mktemp -d)
-"$BIN_DIR/cairn" dev --data-dir "$DATA" --port "$PORT" --bin-dir "$BIN_DIR" >"$DATA.log" 2>&1 &
+# The suite's lifecycle cases count a "day" as 10 s (RGW's lc_debug_interval).
+"$BIN_DIR/cairn" dev --data-dir "$DATA" --port "$PORT" --bin-dir "$BIN_DIR" \
+  --lifecycle-day 10s --lifecycle-every 2s >"$DATA.log" 2>&1 &
 DEV=$!
 trap 'kill -INT $DEV 2>/dev/null; wait $DEV 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
 for _ in $(seq 1 300); do [[ -f $DATA/cluster.json ]] && break; sleep 0.2; done

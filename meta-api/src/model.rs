@@ -47,6 +47,15 @@ pub struct LifecycleRule {
     pub prefix: String,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The rule named its prefix the pre-2016 way (a `Prefix` element, no
+    /// `Filter`): shown back the same way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_prefix: bool,
+    /// Only versions larger / smaller than this many bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_greater_than: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_less_than: Option<u64>,
     /// Current versions expire this many days after they were written…
     #[serde(default)]
     pub expiration_days: Option<u32>,
@@ -69,12 +78,19 @@ pub struct LifecycleRule {
 }
 
 impl LifecycleRule {
-    /// Whether the rule applies to a version of `key` with these tags (an
-    /// upload has none: a rule filtering on tags never aborts uploads).
-    pub fn matches(&self, key: &str, tags: &BTreeMap<String, String>) -> bool {
+    /// Whether the rule applies to a version of `key` with these tags and
+    /// this size (an upload has neither: a rule filtering on them never
+    /// aborts uploads).
+    pub fn matches(&self, key: &str, tags: &BTreeMap<String, String>, size: Option<u64>) -> bool {
         self.enabled
             && key.starts_with(&self.prefix)
             && self.tags.iter().all(|(k, v)| tags.get(k) == Some(v))
+            && self
+                .size_greater_than
+                .is_none_or(|min| size.is_some_and(|s| s > min))
+            && self
+                .size_less_than
+                .is_none_or(|max| size.is_some_and(|s| s < max))
     }
 }
 

@@ -67,7 +67,7 @@ pub async fn abort_uploads(
     let uploads = ctx.meta.list_uploads(&bucket.name, "", usize::MAX).await?;
     for upload in uploads {
         let due = lifecycle.rules.iter().any(|rule| {
-            rule.matches(&upload.key, &no_tags)
+            rule.matches(&upload.key, &no_tags, None)
                 && rule.abort_incomplete_upload_days.is_some_and(|days| {
                     now.saturating_sub(upload.created_ms) >= u64::from(days) * day
                 })
@@ -128,7 +128,10 @@ pub async fn apply_rules(
         } else {
             BTreeMap::new()
         };
-        let matching = rules.iter().filter(|r| r.matches(&version.key, &tags));
+        let size = (!version.delete_marker).then_some(version.size);
+        let matching = rules
+            .iter()
+            .filter(|r| r.matches(&version.key, &tags, size));
         let due = if i == 0 {
             // The current version: expiration.
             !version.delete_marker
@@ -211,9 +214,9 @@ pub async fn apply_rules(
         .all(|(_, gone)| *gone);
     if latest.delete_marker
         && alone
-        && rules
-            .iter()
-            .any(|r| r.expired_object_delete_marker && r.matches(&latest.key, &BTreeMap::new()))
+        && rules.iter().any(|r| {
+            r.expired_object_delete_marker && r.matches(&latest.key, &BTreeMap::new(), None)
+        })
     {
         rate.take(1).await;
         let delete = VersionDelete {

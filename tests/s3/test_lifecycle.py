@@ -68,6 +68,12 @@ def test_lifecycle_configuration_round_trip_and_refusals(s3, bucket):
         with pytest.raises(ClientError) as refused:
             s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [bad]})
         assert error_code(refused) == code, bad
+    # A rule without an ID is given one; size filters round-trip.
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"Status": "Enabled", "Filter": {"ObjectSizeGreaterThan": 100, "ObjectSizeLessThan": 200},
+         "Expiration": {"Days": 1}}]})
+    [named] = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert named["ID"] and named["Filter"] == {"ObjectSizeGreaterThan": 100, "ObjectSizeLessThan": 200}
     with pytest.raises(ClientError) as dup:
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rules[0], rules[0]]})
     assert error_code(dup) == "InvalidArgument"
@@ -83,13 +89,17 @@ def test_expiration_by_prefix_and_tags_in_an_unversioned_bucket(aging):
         s3.put_object(Bucket="aging", Key=key, Body=b"x")
     s3.put_object(Bucket="aging", Key="tagged/hot", Body=b"x", Tagging="class=hot")
     s3.put_object(Bucket="aging", Key="tagged/cold", Body=b"x", Tagging="class=cold")
+    s3.put_object(Bucket="aging", Key="sized/small", Body=b"x" * 10)
+    s3.put_object(Bucket="aging", Key="sized/big", Body=b"x" * 2000)
     s3.put_bucket_lifecycle_configuration(Bucket="aging", LifecycleConfiguration={"Rules": [
         {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 3}},
         {"ID": "cold", "Status": "Enabled", "Filter": {"Tag": {"Key": "class", "Value": "cold"}},
          "Expiration": {"Days": 3}},
+        {"ID": "big", "Status": "Enabled",
+         "Filter": {"And": {"Prefix": "sized/", "ObjectSizeGreaterThan": 1000}}, "Expiration": {"Days": 3}},
     ]})
-    wait_until("logs/ and the cold object expired", lambda: keys(s3, "aging") == ["keep/c", "tagged/hot"],
-               timeout=60)
+    wait_until("logs/, the cold and the big object expired",
+               lambda: keys(s3, "aging") == ["keep/c", "sized/small", "tagged/hot"], timeout=60)
     # Written after the rule: young, so kept until it is 3 "days" old.
     s3.put_object(Bucket="aging", Key="logs/new", Body=b"x")
     time.sleep(1.5)
@@ -100,7 +110,7 @@ def test_expiration_by_prefix_and_tags_in_an_unversioned_bucket(aging):
     assert max(c["expired_current"] for c in counts) >= 1
     shown = cluster.cairn("scrub", "show", str(job["id"]))
     assert "lifecycle:" in shown, shown
-    assert lifecycle_metric(cluster, "expire_current") == 4
+    assert lifecycle_metric(cluster, "expire_current") == 5
 
 
 def test_versioned_expiration_noncurrent_versions_and_delete_markers(aging):

@@ -1,7 +1,7 @@
 //! Put/Get/DeleteBucketLifecycleConfiguration: the rules are stored in
 //! the bucket record; the scrubber's lifecycle job carries them out.
-//! Transitions (there is one storage class) and object-size filters are
-//! refused with `NotImplemented`, never ignored.
+//! Transitions (there is one storage class) are refused with
+//! `NotImplemented`, never ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,43 +51,65 @@ fn rule_of(rule: LifecycleRule) -> S3Result<Rule> {
             "lifecycle transitions are not supported (Cairn has one storage class)"
         ));
     }
-    let (prefix, tags) = match rule.filter {
-        Some(filter) => {
-            if filter.object_size_greater_than.is_some() || filter.object_size_less_than.is_some() {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "object size filters are not supported"
-                ));
-            }
-            match filter.and {
-                Some(and) => {
-                    if and.object_size_greater_than.is_some() || and.object_size_less_than.is_some()
-                    {
-                        return Err(s3_error!(
-                            NotImplemented,
-                            "object size filters are not supported"
-                        ));
-                    }
-                    (and.prefix.unwrap_or_default(), tags_of(and.tags)?)
-                }
-                None => (
-                    filter.prefix.unwrap_or_default(),
-                    tags_of(filter.tag.map(|t| vec![t]))?,
-                ),
-            }
-        }
-        None => (rule.prefix.unwrap_or_default(), BTreeMap::new()),
+    let size = |n: Option<i64>| n.map(|n| u64::try_from(n).unwrap_or(0));
+    let (prefix, tags, greater, less) = match rule.filter {
+        Some(filter) => match filter.and {
+            Some(and) => (
+                and.prefix.unwrap_or_default(),
+                tags_of(and.tags)?,
+                size(and.object_size_greater_than),
+                size(and.object_size_less_than),
+            ),
+            None => (
+                filter.prefix.unwrap_or_default(),
+                tags_of(filter.tag.map(|t| vec![t]))?,
+                size(filter.object_size_greater_than),
+                size(filter.object_size_less_than),
+            ),
+        },
+        None => (
+            rule.prefix.clone().unwrap_or_default(),
+            BTreeMap::new(),
+            None,
+            None,
+        ),
+    };
+    if let (Some(min), Some(max)) = (greater, less)
+        && min >= max
+    {
+        return Err(s3_error!(
+            InvalidArgument,
+            "ObjectSizeGreaterThan must be less than ObjectSizeLessThan"
+        ));
+    }
+    let enabled = match rule.status.as_str() {
+        ExpirationStatus::ENABLED => true,
+        ExpirationStatus::DISABLED => false,
+        other => return Err(s3_error!(MalformedXML, "invalid rule status {other:?}")),
     };
     let mut out = Rule {
-        id: rule.id,
-        enabled: rule.status.as_str() == ExpirationStatus::ENABLED,
+        // S3 names a rule that has no ID.
+        id: Some(
+            rule.id
+                .unwrap_or_else(|| cairn_core::ids::BlobId::random().to_hex()),
+        ),
+        enabled,
+        legacy_prefix: rule.prefix.is_some(),
         prefix,
         tags,
+        size_greater_than: greater,
+        size_less_than: less,
         ..Default::default()
     };
     if let Some(expiration) = rule.expiration {
         out.expiration_days = expiration.days.map(|d| positive(d, "Days")).transpose()?;
         out.expiration_date_ms = expiration.date.as_ref().map(ms_of);
+        if out
+            .expiration_date_ms
+            .is_some_and(|ms| ms % 86_400_000 != 0)
+        {
+            return Err(s3_error!(InvalidArgument, "'Date' must be at midnight GMT"));
+        }
         out.expired_object_delete_marker = expiration.expired_object_delete_marker.unwrap_or(false);
         let set = [
             out.expiration_days.is_some(),
@@ -149,9 +171,19 @@ fn rule_of(rule: LifecycleRule) -> S3Result<Rule> {
 }
 
 fn rule_to_dto(rule: &Rule) -> LifecycleRule {
-    let filter = if rule.tags.is_empty() {
+    let sized = |n: Option<u64>| n.map(|n| n as i64);
+    let filter = if rule.tags.is_empty()
+        && rule.size_greater_than.is_none()
+        && rule.size_less_than.is_none()
+    {
         LifecycleRuleFilter {
             prefix: Some(rule.prefix.clone()),
+            ..Default::default()
+        }
+    } else if rule.tags.is_empty() && rule.prefix.is_empty() {
+        LifecycleRuleFilter {
+            object_size_greater_than: sized(rule.size_greater_than),
+            object_size_less_than: sized(rule.size_less_than),
             ..Default::default()
         }
     } else {
@@ -167,7 +199,8 @@ fn rule_to_dto(rule: &Rule) -> LifecycleRule {
                         })
                         .collect(),
                 ),
-                ..Default::default()
+                object_size_greater_than: sized(rule.size_greater_than),
+                object_size_less_than: sized(rule.size_less_than),
             }),
             ..Default::default()
         }
@@ -175,6 +208,11 @@ fn rule_to_dto(rule: &Rule) -> LifecycleRule {
     let expires = rule.expiration_days.is_some()
         || rule.expiration_date_ms.is_some()
         || rule.expired_object_delete_marker;
+    let (filter, prefix) = if rule.legacy_prefix {
+        (None, Some(rule.prefix.clone()))
+    } else {
+        (Some(filter), None)
+    };
     LifecycleRule {
         id: rule.id.clone(),
         status: ExpirationStatus::from_static(if rule.enabled {
@@ -182,7 +220,7 @@ fn rule_to_dto(rule: &Rule) -> LifecycleRule {
         } else {
             ExpirationStatus::DISABLED
         }),
-        filter: Some(filter),
+        filter,
         expiration: expires.then(|| LifecycleExpiration {
             days: rule.expiration_days.map(|d| d as i32),
             date: rule.expiration_date_ms.map(super::attrs::timestamp),
@@ -198,7 +236,7 @@ fn rule_to_dto(rule: &Rule) -> LifecycleRule {
             }
         }),
         noncurrent_version_transitions: None,
-        prefix: None,
+        prefix,
         transitions: None,
     }
 }

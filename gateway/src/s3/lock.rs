@@ -131,10 +131,12 @@ impl Cairn {
                 )?;
                 let positive = |n: i32| {
                     u32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
-                        s3_error!(
-                            InvalidArgument,
-                            "Default retention period must be a positive integer value"
-                        )
+                        let mut err = s3s::S3Error::with_message(
+                            s3s::S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
+                            "Default retention period must be a positive integer value",
+                        );
+                        err.set_status_code(axum::http::StatusCode::BAD_REQUEST);
+                        err
                     })
                 };
                 let (days, years) = match (d.days, d.years) {

@@ -416,6 +416,13 @@ impl Cairn {
         };
         let mut response = S3Response::new(output);
         response.headers = attrs::object_headers(&object);
+        // S3 sends the tag count on HEAD too (s3s's HeadObjectOutput has no
+        // field for it).
+        if !object.tags.is_empty() {
+            response
+                .headers
+                .insert("x-amz-tagging-count", object.tags.len().into());
+        }
         Ok(response)
     }
 
