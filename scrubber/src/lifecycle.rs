@@ -7,7 +7,9 @@
 //! - removes noncurrent versions `noncurrent_days` after they became
 //!   noncurrent (when the next newer version was written), keeping the
 //!   `newer_noncurrent_versions` newest;
-//! - removes a delete marker left as the key's only version;
+//! - removes a delete marker left as the key's only version (at once with
+//!   `ExpiredObjectDeleteMarker`, `Days` after it was written with an
+//!   expiration in days);
 //! - aborts multipart uploads `abort_incomplete_upload_days` after they
 //!   started.
 //!
@@ -212,10 +214,17 @@ pub async fn apply_rules(
         .skip(1)
         .zip(&removed[1..])
         .all(|(_, gone)| *gone);
+    // With ExpiredObjectDeleteMarker at once; with an Expiration in days,
+    // once the marker is that old (S3 removes expired markers for such
+    // rules too).
+    let marker_age = now.saturating_sub(latest.modified_ms);
     if latest.delete_marker
         && alone
         && rules.iter().any(|r| {
-            r.expired_object_delete_marker && r.matches(&latest.key, &BTreeMap::new(), None)
+            r.matches(&latest.key, &BTreeMap::new(), None)
+                && (r.expired_object_delete_marker
+                    || r.expiration_days
+                        .is_some_and(|d| marker_age >= u64::from(d) * day))
         })
     {
         rate.take(1).await;
