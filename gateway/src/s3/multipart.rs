@@ -41,6 +41,7 @@ impl Cairn {
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
+        super::objects::refuse_encryption!(write input);
         let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata);
         template.tags = super::tagging::from_header(input.tagging.as_deref())?;
         let named = input.object_lock_mode.is_some()
@@ -77,6 +78,7 @@ impl Cairn {
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
         let req = (req.headers, req.trailing_headers);
+        super::objects::refuse_encryption!(part input);
         if !PART_NUMBERS.contains(&input.part_number) {
             return Err(s3_error!(
                 InvalidArgument,
