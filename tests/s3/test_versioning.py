@@ -385,3 +385,33 @@ def test_every_version_survives_a_lost_node_and_is_repaired(make_cluster):
         parts = cluster.cairn("inspect", f"kept/{key}", "--version", version, "--json")["manifest"]["parts"]
         assert all(c["node"] != victim for p in parts for c in p["chunks"]), (key, version)
         assert s3.get_object(Bucket="kept", Key=key, VersionId=version)["Body"].read() == data
+
+
+def test_a_scrub_finds_and_repairs_a_flipped_byte_in_a_noncurrent_version(make_cluster):
+    from test_scrub_repair import BLOCK, chunk_path, repair_status, wait_until
+    cluster = make_cluster()
+    s3 = cluster.client()
+    s3.create_bucket(Bucket="rot-versions")
+    versioned(s3, "rot-versions")
+    old = body(3_000_000, seed=11)
+    old_id = s3.put_object(Bucket="rot-versions", Key="k", Body=old)["VersionId"]
+    s3.put_object(Bucket="rot-versions", Key="k", Body=body(3_000_000, seed=12))
+    part = cluster.cairn("inspect", "rot-versions/k", "--version", old_id, "--json")["manifest"]["parts"][0]
+    chunk = part["chunks"][3]
+    path = chunk_path(cluster, chunk["node"], part["blob"], chunk["index"])
+    raw = bytearray(path.read_bytes())
+    header_len = int.from_bytes(raw[10:12], "little")
+    raw[header_len + BLOCK + 17] ^= 0x5A
+    path.write_bytes(bytes(raw))
+
+    cluster.cairn("scrub", "start", "--bucket", "rot-versions", "--wait")
+    results = [j for j in cluster.cairn("scrub", "jobs", "--json") if j["spec"]["kind"] == "scrub"][-1]["last"]["results"]
+    assert results["objects_checked"] == 2  # both versions
+    assert [(f["key"], f["blob"], f["index"], f["blocks"]) for f in results["corrupt"]] == \
+        [("k", part["blob"], chunk["index"], [1])]
+    wait_until("the repair", lambda: (s := repair_status(cluster))["repaired_chunks"] >= 1
+               and s["queued"] + s["in_progress"] == 0)
+    assert s3.get_object(Bucket="rot-versions", Key="k", VersionId=old_id)["Body"].read() == old
+    cluster.cairn("scrub", "start", "--bucket", "rot-versions", "--wait")
+    again = [j for j in cluster.cairn("scrub", "jobs", "--json") if j["spec"]["kind"] == "scrub"][-1]["last"]["results"]
+    assert again["chunks_corrupt"] == 0 and again["chunks_healthy"] == 24
