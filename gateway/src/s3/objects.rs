@@ -37,34 +37,17 @@ macro_rules! conditions {
 /// and a read that names an SSE-C key is told no object here is encrypted.
 macro_rules! refuse_encryption {
     (write $input:expr) => {
-        if $input.sse_customer_algorithm.is_some()
-            || $input.sse_customer_key.is_some()
-            || $input.sse_customer_key_md5.is_some()
-            || $input.ssekms_key_id.is_some()
-            || $input.server_side_encryption.is_some()
-        {
-            return Err(s3_error!(
-                NotImplemented,
-                "server-side encryption is not supported yet; nothing was stored"
-            ));
-        }
+        super::objects::refuse_encrypted_write(
+            super::objects::names_sse_c!($input)
+                || $input.ssekms_key_id.is_some()
+                || $input.server_side_encryption.is_some(),
+        )?
     };
     (part $input:expr) => {
-        if $input.sse_customer_algorithm.is_some()
-            || $input.sse_customer_key.is_some()
-            || $input.sse_customer_key_md5.is_some()
-        {
-            return Err(s3_error!(
-                NotImplemented,
-                "server-side encryption is not supported yet; nothing was stored"
-            ));
-        }
+        super::objects::refuse_encrypted_write(super::objects::names_sse_c!($input))?
     };
     (read $input:expr) => {
-        if $input.sse_customer_algorithm.is_some()
-            || $input.sse_customer_key.is_some()
-            || $input.sse_customer_key_md5.is_some()
-        {
+        if super::objects::names_sse_c!($input) {
             return Err(s3_error!(
                 InvalidRequest,
                 "The encryption parameters are not applicable to this object."
@@ -73,6 +56,26 @@ macro_rules! refuse_encryption {
     };
 }
 pub(super) use refuse_encryption;
+
+/// Whether a request names an SSE-C key.
+macro_rules! names_sse_c {
+    ($input:expr) => {
+        $input.sse_customer_algorithm.is_some()
+            || $input.sse_customer_key.is_some()
+            || $input.sse_customer_key_md5.is_some()
+    };
+}
+pub(super) use names_sse_c;
+
+pub(super) fn refuse_encrypted_write(asked: bool) -> S3Result<()> {
+    if asked {
+        return Err(s3_error!(
+            NotImplemented,
+            "server-side encryption is not supported yet; nothing was stored"
+        ));
+    }
+    Ok(())
+}
 
 /// Most keys one DeleteObjects request may name (S3's limit).
 const MAX_DELETE_KEYS: usize = 1000;

@@ -181,15 +181,7 @@ impl Shard {
                 });
             };
             let key = found[anchor_len..].to_owned();
-            let grouped = request
-                .delimiter
-                .as_deref()
-                .filter(|d| !d.is_empty())
-                .and_then(|d| {
-                    key[request.prefix.len()..]
-                        .find(d)
-                        .map(|at| key[..request.prefix.len() + at + d.len()].to_owned())
-                });
+            let grouped = common_prefix(&key, &request.prefix, request.delimiter.as_deref());
             if let Some(common) = grouped {
                 let next = prefix_successor(&common);
                 entries.push(VersionEntry::Prefix { prefix: common });
@@ -301,15 +293,7 @@ impl Shard {
                 });
             };
             let key = &found[anchor_len..];
-            let grouped = request
-                .delimiter
-                .as_deref()
-                .filter(|d| !d.is_empty())
-                .and_then(|d| {
-                    key[request.prefix.len()..]
-                        .find(d)
-                        .map(|at| key[..request.prefix.len() + at + d.len()].to_owned())
-                });
+            let grouped = common_prefix(key, &request.prefix, request.delimiter.as_deref());
             match grouped {
                 Some(common) => {
                     let next = prefix_successor(&common);
@@ -509,4 +493,13 @@ fn version_summary(record: &ObjectRecord, is_latest: bool) -> VersionSummary {
         etag: record.manifest.etag.clone(),
         modified_ms: record.manifest.created_ms,
     }
+}
+
+/// The common prefix a listing rolls `key` into: up to and including the
+/// first `delimiter` after `prefix`, if there is one.
+fn common_prefix(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    let delimiter = delimiter.filter(|d| !d.is_empty())?;
+    key[prefix.len()..]
+        .find(delimiter)
+        .map(|at| key[..prefix.len() + at + delimiter.len()].to_owned())
 }
