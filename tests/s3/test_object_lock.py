@@ -168,8 +168,19 @@ def test_a_locked_version_keeps_its_chunks_through_gc(make_cluster):
     for attempt in (dict(), dict(BypassGovernanceRetention=True)):
         with pytest.raises(ClientError):
             s3.delete_object(Bucket="vault", Key="k", VersionId=put["VersionId"], **attempt)
-    time.sleep(4)  # several GC rounds past the grace period
+    # A control: an unlocked version deleted alongside is collected, so the
+    # GC did run over the locked one's chunks and spared them.
+    free = s3.put_object(Bucket="vault", Key="free", Body=body(3_000_000, seed=4))["VersionId"]
+    assert len(cluster.chunk_files()) == before + 24
+    s3.delete_object(Bucket="vault", Key="free", VersionId=free)
+    deadline = time.time() + 60
+    while len(cluster.chunk_files()) > before + 12 and time.time() < deadline:
+        time.sleep(0.5)
     assert len(cluster.chunk_files()) == before + 12
+    time.sleep(2)  # and a few more GC rounds
+    locked_chunks = {c["node"] for c in cluster.cairn(
+        "inspect", "vault/k", "--version", put["VersionId"], "--json")["manifest"]["parts"][0]["chunks"]}
+    assert len(locked_chunks) == 12 and len(cluster.chunk_files()) == before + 12
     assert s3.get_object(Bucket="vault", Key="k", VersionId=put["VersionId"])["Body"].read() == data
 
 
