@@ -236,7 +236,7 @@ async fn run_job(ctx: &Context, mut job: JobRecord) -> Result<(), JobError> {
         };
         let mut pages = VersionPages::new(&bucket.name, &prefix, cursor);
         // One key's versions, newest first, handled together once the
-        // listing moves past the key.
+        // listing moves past the key (or ends: the `None` after the last).
         let mut group: Vec<VersionSummary> = Vec::new();
         loop {
             let entries = match pages.next(ctx).await {
@@ -246,15 +246,19 @@ async fn run_job(ctx: &Context, mut job: JobRecord) -> Result<(), JobError> {
                 Err(err) => return Err(err.into()),
             };
             let end = entries.is_empty();
-            for entry in entries {
-                let VersionEntry::Version(version) = entry else {
-                    continue;
+            let versions = entries.into_iter().filter_map(|entry| match entry {
+                VersionEntry::Version(version) => Some(version),
+                VersionEntry::Prefix { .. } => None,
+            });
+            for next in versions.map(Some).chain(end.then_some(None)) {
+                let key_done = match &next {
+                    Some(version) => group.first().is_some_and(|g| g.key != version.key),
+                    None => !group.is_empty(),
                 };
-                if group.first().is_some_and(|g| g.key != version.key) {
+                if key_done {
                     if ctx.is_cancelled(job.id) {
                         break 'buckets;
                     }
-                    let key = group[0].key.clone();
                     handle_key(
                         ctx,
                         &job.spec,
@@ -265,36 +269,20 @@ async fn run_job(ctx: &Context, mut job: JobRecord) -> Result<(), JobError> {
                         &mut lifecycle_rate,
                     )
                     .await?;
-                    group.clear();
                     run.cursor = Some(Cursor {
                         bucket: bucket.name.clone(),
-                        after_key: Some(key),
+                        after_key: Some(std::mem::take(&mut group).swap_remove(0).key),
                     });
                     if last_save.elapsed() >= CHECKPOINT_EVERY {
                         save_progress(ctx, &mut job, &run)?;
                         last_save = Instant::now();
                     }
                 }
-                group.push(version);
+                group.extend(next);
             }
             if end {
                 break;
             }
-        }
-        if !group.is_empty() {
-            if ctx.is_cancelled(job.id) {
-                break 'buckets;
-            }
-            handle_key(
-                ctx,
-                &job.spec,
-                bucket,
-                &group,
-                &mut run,
-                &mut bucket_rate,
-                &mut lifecycle_rate,
-            )
-            .await?;
         }
     }
 

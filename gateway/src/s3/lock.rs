@@ -86,6 +86,20 @@ pub(super) fn new_version_lock(
     })
 }
 
+/// The lock a write request names for its new version in `bucket` (its
+/// `object_lock_*` fields; PutObject, CopyObject, CreateMultipartUpload).
+macro_rules! requested_lock {
+    ($bucket:expr, $input:expr) => {
+        super::lock::new_version_lock(
+            $bucket,
+            $input.object_lock_mode.as_ref(),
+            $input.object_lock_retain_until_date.as_ref(),
+            $input.object_lock_legal_hold_status.as_ref(),
+        )
+    };
+}
+pub(super) use requested_lock;
+
 /// The lock fields a GET or HEAD reports.
 pub(super) fn reported(
     record: &ObjectRecord,

@@ -49,12 +49,7 @@ impl Cairn {
             || input.object_lock_legal_hold_status.is_some();
         let lock = if named {
             let bucket = self.require_bucket(&input.bucket).await?;
-            Some(super::lock::new_version_lock(
-                &bucket,
-                input.object_lock_mode.as_ref(),
-                input.object_lock_retain_until_date.as_ref(),
-                input.object_lock_legal_hold_status.as_ref(),
-            )?)
+            Some(super::lock::requested_lock!(&bucket, input)?)
         } else {
             None
         };

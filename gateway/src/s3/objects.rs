@@ -159,12 +159,7 @@ impl Cairn {
             write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let bucket = self.require_bucket(&input.bucket).await?;
         let versioning = bucket.versioning;
-        let version_lock = lock::new_version_lock(
-            &bucket,
-            input.object_lock_mode.as_ref(),
-            input.object_lock_retain_until_date.as_ref(),
-            input.object_lock_legal_hold_status.as_ref(),
-        )?;
+        let version_lock = lock::requested_lock!(&bucket, input)?;
         let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata);
         manifest.tags = tagging::from_header(input.tagging.as_deref())?;
         let (etag, computed, version_id) = self
@@ -674,12 +669,7 @@ impl Cairn {
         )?;
         let bucket = self.require_bucket(&input.bucket).await?;
         let versioning = bucket.versioning;
-        let version_lock = lock::new_version_lock(
-            &bucket,
-            input.object_lock_mode.as_ref(),
-            input.object_lock_retain_until_date.as_ref(),
-            input.object_lock_legal_hold_status.as_ref(),
-        )?;
+        let version_lock = lock::requested_lock!(&bucket, input)?;
         let mut manifest = if replace {
             attrs::manifest_template(&headers, input.content_type, input.metadata)
         } else {

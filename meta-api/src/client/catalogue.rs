@@ -434,38 +434,25 @@ impl MetaClient {
 
     /// One page of a version listing (ListObjectVersions), across shards.
     pub async fn list_versions(&self, request: &ListVersions) -> Result<VersionListing, MetaError> {
-        let want = request.max_keys + 1;
-        let mut entries: Vec<VersionEntry> = Vec::new();
         let mut after_version = request.after_version.clone();
-        let mut cursor = request
-            .cursor
-            .as_str()
-            .max(request.prefix.as_str())
-            .to_owned();
-        loop {
-            let shard_request = ListVersionsRequest {
-                bucket: request.bucket.clone(),
-                prefix: request.prefix.clone(),
-                delimiter: request.delimiter.clone(),
-                cursor: cursor.clone(),
-                after_version: after_version.take(),
-                limit: want - entries.len(),
-            };
-            let page: VersionPage = self
-                .on_shard(
-                    &catalogue_key(&request.bucket, &cursor),
-                    Method::POST,
-                    "list-versions",
-                    Some(&shard_request),
-                    &[],
-                )
-                .await?;
-            entries.extend(page.entries);
-            match page.next_cursor {
-                Some(next) if entries.len() < want && next > cursor => cursor = next,
-                _ => break,
-            }
-        }
+        let mut entries = self
+            .page_across_shards(
+                &request.bucket,
+                request.cursor.as_str().max(request.prefix.as_str()),
+                request.max_keys + 1,
+                "list-versions",
+                |cursor, limit| ListVersionsRequest {
+                    bucket: request.bucket.clone(),
+                    prefix: request.prefix.clone(),
+                    delimiter: request.delimiter.clone(),
+                    cursor,
+                    // Only the first page resumes inside a key.
+                    after_version: after_version.take(),
+                    limit,
+                },
+                |page: VersionPage| (page.entries, page.next_cursor),
+            )
+            .await?;
         let truncated = entries.len() > request.max_keys;
         entries.truncate(request.max_keys);
         let next_marker = if truncated {
@@ -486,36 +473,22 @@ impl MetaClient {
     /// One page of a bucket listing with S3 semantics, across shards.
     pub async fn list_objects(&self, request: &ListObjects) -> Result<ObjectListing, MetaError> {
         // One extra entry tells whether the listing is truncated.
-        let want = request.max_keys + 1;
-        let mut entries: Vec<ListEntry> = Vec::new();
-        let mut cursor = request
-            .cursor
-            .as_str()
-            .max(request.prefix.as_str())
-            .to_owned();
-        loop {
-            let shard_request = ListRequest {
-                bucket: request.bucket.clone(),
-                prefix: request.prefix.clone(),
-                delimiter: request.delimiter.clone(),
-                cursor: cursor.clone(),
-                limit: want - entries.len(),
-            };
-            let page: ListPage = self
-                .on_shard(
-                    &catalogue_key(&request.bucket, &cursor),
-                    Method::POST,
-                    "list",
-                    Some(&shard_request),
-                    &[],
-                )
-                .await?;
-            entries.extend(page.entries);
-            match page.next_cursor {
-                Some(next) if entries.len() < want && next > cursor => cursor = next,
-                _ => break,
-            }
-        }
+        let mut entries = self
+            .page_across_shards(
+                &request.bucket,
+                request.cursor.as_str().max(request.prefix.as_str()),
+                request.max_keys + 1,
+                "list",
+                |cursor, limit| ListRequest {
+                    bucket: request.bucket.clone(),
+                    prefix: request.prefix.clone(),
+                    delimiter: request.delimiter.clone(),
+                    cursor,
+                    limit,
+                },
+                |page: ListPage| (page.entries, page.next_cursor),
+            )
+            .await?;
         let truncated = entries.len() > request.max_keys;
         let next_cursor = truncated.then(|| entries[request.max_keys].resume_cursor().to_owned());
         entries.truncate(request.max_keys);
@@ -524,6 +497,46 @@ impl MetaClient {
             truncated,
             next_cursor,
         })
+    }
+
+    /// Up to `want` entries of a bucket listing from `start` on, page after
+    /// page, each from the shard that owns where the listing stands: the
+    /// loop both object and version listings share. `request(cursor,
+    /// limit)` builds a shard's request; `split` takes a page apart into
+    /// its entries and where the listing continues.
+    async fn page_across_shards<Req, Page, Entry>(
+        &self,
+        bucket: &str,
+        start: &str,
+        want: usize,
+        path: &str,
+        mut request: impl FnMut(String, usize) -> Req,
+        split: impl Fn(Page) -> (Vec<Entry>, Option<String>),
+    ) -> Result<Vec<Entry>, MetaError>
+    where
+        Req: serde::Serialize,
+        Page: serde::de::DeserializeOwned,
+    {
+        let mut entries = Vec::new();
+        let mut cursor = start.to_owned();
+        loop {
+            let shard_request = request(cursor.clone(), want - entries.len());
+            let page: Page = self
+                .on_shard(
+                    &catalogue_key(bucket, &cursor),
+                    Method::POST,
+                    path,
+                    Some(&shard_request),
+                    &[],
+                )
+                .await?;
+            let (page_entries, next_cursor) = split(page);
+            entries.extend(page_entries);
+            match next_cursor {
+                Some(next) if entries.len() < want && next > cursor => cursor = next,
+                _ => return Ok(entries),
+            }
+        }
     }
 
     // ---- multipart ----
