@@ -332,6 +332,16 @@ pub(crate) async fn inspect(
         m.parts.len(),
         m.integrity_root().to_hex()
     );
+    if let Some(encryption) = &m.encryption {
+        use cairn_core::manifest::EncryptionMode;
+        println!(
+            "encrypted at rest: {} (AES-256-CTR; chunks and inline bytes are ciphertext)",
+            match &encryption.mode {
+                EncryptionMode::CustomerKey { .. } => "SSE-C, the customer's key".to_owned(),
+                EncryptionMode::ClusterKey { key_id } => format!("SSE-S3, master key {key_id}"),
+            }
+        );
+    }
     if let Some(inline) = &m.inline {
         println!(
             "stored inline in the catalogue: {} bytes, blake3 {}, {}",

@@ -196,6 +196,12 @@ impl StripeBuffer {
         &self.buf[..self.data_len]
     }
 
+    /// The stripe's data, to be transformed in place before it is encoded
+    /// (e.g. encrypted: parity is then computed over what is stored).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.data_len]
+    }
+
     pub fn data_len(&self) -> usize {
         self.data_len
     }

@@ -100,6 +100,35 @@ pub struct ObjectManifest {
     /// The version's tags (S3 object tagging: at most 10).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Server-side encryption: set, the parts and the inline body hold
+    /// ciphertext (`size` is the plaintext's, which AES-CTR keeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// How a version's bytes are encrypted at rest. Everything the storage
+/// layer checks (block hashes, Merkle roots, inline hashes) is over the
+/// ciphertext, so nodes, repair and scrub never need a key; only a gateway
+/// holding the key sees plaintext. Keys are derived per version from
+/// `nonce` and per blob from the blob id (docs/formats.md "Encryption").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    pub mode: EncryptionMode,
+    /// 32 random bytes (hex), fixed when the version (or its multipart
+    /// upload) was created: the salt of the version's key derivation.
+    pub nonce: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EncryptionMode {
+    /// SSE-C: the customer's key, never stored. `key_check` (hex HMAC of
+    /// the nonce under a key derived from it) tells the right key from a
+    /// wrong one without revealing it.
+    CustomerKey { key_check: String },
+    /// SSE-S3: a key derived from the cluster master key `key_id` of the
+    /// gateways' keyring.
+    ClusterKey { key_id: u32 },
 }
 
 impl ObjectManifest {
@@ -217,9 +246,13 @@ mod tests {
             parts: Vec::new(),
             inline: None,
             tags: Default::default(),
+            encryption: None,
         };
         let json = serde_json::to_string(&manifest).expect("serialize");
-        assert!(!json.contains("inline"), "{json}");
+        assert!(
+            !json.contains("inline") && !json.contains("encryption"),
+            "{json}"
+        );
         let parsed: ObjectManifest = serde_json::from_str(&json).expect("parse");
         assert_eq!(parsed, manifest);
     }

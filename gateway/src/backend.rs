@@ -23,6 +23,7 @@ use crate::config::{ConfigError, GatewayConfig};
 use crate::health::{NodeHealth, Outcome};
 use crate::metrics::GatewayMetrics;
 use crate::placement::{sources_for_blob, targets_for_new_blob};
+use crate::sse::{Keystream, VersionKey};
 
 /// How long a fetched node list is used before asking the registry again.
 const NODE_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -168,6 +169,7 @@ impl Backend {
         size_hint: Option<u64>,
         mut tap: Option<BodyTap>,
         seal: Option<SealCheck>,
+        key: Option<&VersionKey>,
     ) -> Result<Stored, BackendError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -175,7 +177,9 @@ impl Backend {
     {
         let inline_max = self.inline_max;
         if inline_max == 0 || size_hint.is_some_and(|size| size > inline_max) {
-            return Ok(Stored::Blob(self.write(body, size_hint, tap, seal).await?));
+            return Ok(Stored::Blob(
+                self.write(body, size_hint, tap, seal, key).await?,
+            ));
         }
         let mut body = Box::pin(body);
         let mut head: Vec<Bytes> = Vec::new();
@@ -198,7 +202,9 @@ impl Backend {
             // Larger than it said (or it said nothing): a blob after all,
             // starting with the bytes already read.
             let whole = futures_util::stream::iter(head.into_iter().map(Ok)).chain(body);
-            return Ok(Stored::Blob(self.write(whole, size_hint, tap, seal).await?));
+            return Ok(Stored::Blob(
+                self.write(whole, size_hint, tap, seal, key).await?,
+            ));
         }
         let data = match head.len() {
             1 => head.pop().expect("one piece"),
@@ -213,6 +219,14 @@ impl Backend {
         }
         self.metrics.bytes_in.inc_by(len);
         self.metrics.inline_writes.inc();
+        let data = match key {
+            Some(key) => {
+                let mut sealed = data.to_vec();
+                key.inline_cipher(0).apply(&mut sealed);
+                Bytes::from(sealed)
+            }
+            None => data,
+        };
         Ok(Stored::Inline {
             body: InlineBody::new(data),
             md5,
@@ -230,6 +244,7 @@ impl Backend {
         size_hint: Option<u64>,
         tap: Option<BodyTap>,
         seal: Option<SealCheck>,
+        key: Option<&VersionKey>,
     ) -> Result<WrittenBlob, BackendError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -290,6 +305,7 @@ impl Backend {
             code.quorum,
             tap,
             seal,
+            key.map(|key| key.blob_cipher(&blob, 0)),
         )
         .await
         {
@@ -373,9 +389,14 @@ impl Backend {
         self: &Arc<Self>,
         object: &ObjectManifest,
         range: Range<u64>,
+        key: Option<Arc<VersionKey>>,
     ) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
         if let Some(inline) = &object.inline {
-            return self.read_inline(inline, range).left_stream();
+            let mut cipher = key.map(|key| key.inline_cipher(range.start));
+            return self
+                .read_inline(inline, range)
+                .map_ok(move |bytes| decrypt(cipher.as_mut(), bytes))
+                .left_stream();
         }
         let mut plan = Vec::new();
         let mut offset = 0u64;
@@ -393,7 +414,9 @@ impl Backend {
         futures_util::stream::iter(plan)
             .then(move |(part, within)| {
                 let backend = backend.clone();
+                let key = key.clone();
                 async move {
+                    let mut cipher = key.map(|key| key.blob_cipher(&part.blob, within.start));
                     let nodes = backend
                         .nodes()
                         .await
@@ -430,6 +453,7 @@ impl Backend {
                         backend.hedge_after,
                         Some(observer),
                     )
+                    .map(|stream| stream.map_ok(move |bytes| decrypt(cipher.as_mut(), bytes)))
                 }
             })
             .try_flatten()
@@ -461,6 +485,18 @@ impl Backend {
         };
         futures_util::stream::once(futures_util::future::ready(result))
     }
+}
+
+/// `bytes` through a keystream (decrypted), or as they are.
+fn decrypt(cipher: Option<&mut Keystream>, bytes: Bytes) -> Bytes {
+    let Some(cipher) = cipher else {
+        return bytes;
+    };
+    let mut plain = bytes
+        .try_into_mut()
+        .unwrap_or_else(|shared| shared[..].into());
+    cipher.apply(&mut plain);
+    plain.freeze()
 }
 
 /// `body`, failing with `TimedOut` (and setting `flag`) when the client

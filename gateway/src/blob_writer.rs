@@ -28,6 +28,8 @@ use futures_util::{Stream, StreamExt};
 use openssl::hash::{Hasher, MessageDigest};
 use tokio::sync::mpsc;
 
+use crate::sse::Keystream;
+
 /// Stripe buffers per write: one being filled, one being encoded, and the
 /// rest holding blocks queued for (or being written to) the nodes.
 pub const STRIPE_POOL: usize = 6;
@@ -154,7 +156,7 @@ where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
 {
     let targets = targets.into_iter().map(Some).collect();
-    write_blob_partial(codec, blob, targets, body, quorum, None, None).await
+    write_blob_partial(codec, blob, targets, body, quorum, None, None, None).await
 }
 
 /// Sees every body byte, in order, on the MD5 thread (e.g. the additional
@@ -171,8 +173,12 @@ pub type SealCheck = Box<dyn FnOnce(&[u8; 16], u64) -> Result<(), String> + Send
 /// a target (`None`) are recorded [`ChunkState::Missing`] on
 /// [`UNPLACED_NODE`] from the start, for repair to place later. The write
 /// quorum still applies to the chunks stored. `tap` sees the body bytes;
-/// `seal` may refuse the body before any chunk is committed.
-#[tracing::instrument(skip_all, fields(%blob, k = codec.params().k, m = codec.params().m, quorum))]
+/// `seal` may refuse the body before any chunk is committed; `cipher`, when
+/// set, encrypts each stripe's data before it is encoded (so the chunks,
+/// their hashes and roots are of ciphertext; the MD5 and `tap` see the
+/// plaintext the client sent).
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip_all, fields(%blob, k = codec.params().k, m = codec.params().m, quorum, encrypted = cipher.is_some()))]
 pub async fn write_blob_partial<S>(
     codec: Arc<ErasureCodec>,
     blob: BlobId,
@@ -181,6 +187,7 @@ pub async fn write_blob_partial<S>(
     quorum: usize,
     mut tap: Option<BodyTap>,
     seal: Option<SealCheck>,
+    cipher: Option<Keystream>,
 ) -> Result<WrittenBlob, WriteError>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
@@ -248,7 +255,7 @@ where
     });
     let encoder_codec = codec.clone();
     let encode_task = tokio::task::spawn_blocking(move || {
-        encode_stripes(&encoder_codec, full_rx, free_tx, queues)
+        encode_stripes(&encoder_codec, full_rx, free_tx, queues, cipher)
     });
 
     // Ingest: fill stripes from the body.
@@ -400,6 +407,7 @@ fn encode_stripes(
     mut full: mpsc::Receiver<Feed>,
     free: mpsc::Sender<StripeBuffer>,
     mut queues: Vec<Option<mpsc::Sender<Result<Bytes, std::io::Error>>>>,
+    mut cipher: Option<Keystream>,
 ) -> Result<Vec<MerkleRoot>, WriteError> {
     let total = queues.len();
     let mut hashes: Vec<Vec<BlockHash>> = vec![Vec::new(); total];
@@ -414,6 +422,9 @@ fn encode_stripes(
                 ));
             }
         };
+        if let Some(cipher) = cipher.as_mut() {
+            cipher.apply(stripe.data_mut());
+        }
         // Replication (k = 1): every chunk's block is the data block, so it
         // is neither encoded nor hashed again, and all chunks share it.
         let replication = codec.is_replication();

@@ -45,6 +45,16 @@ pub struct GatewayConfig {
     /// Region reported by GetBucketLocation and expected in signatures.
     #[serde(default = "default_region")]
     pub region: String,
+    /// SSE-S3's master keys: a file of `ID:BASE64` lines (32-byte keys,
+    /// the highest id encrypts new versions), the same on every gateway.
+    /// Unset: requests for SSE-S3 are refused; SSE-C works without it.
+    #[serde(default)]
+    pub sse_keyring_file: Option<PathBuf>,
+    /// A lifecycle rule's day in milliseconds, for the `x-amz-expiration`
+    /// header: set it to the scrubber's `lifecycle_day_ms` (a real day
+    /// unless a test scales both).
+    #[serde(default = "default_lifecycle_day_ms")]
+    pub lifecycle_day_ms: u64,
     /// Erasure code for new objects (existing objects keep theirs).
     #[serde(default = "default_k")]
     pub k: usize,
@@ -115,6 +125,10 @@ fn default_region() -> String {
     "us-east-1".into()
 }
 
+fn default_lifecycle_day_ms() -> u64 {
+    86_400_000
+}
+
 fn default_k() -> usize {
     CodecParams::DEFAULT.k
 }
@@ -176,6 +190,8 @@ impl GatewayConfig {
             credentials: Vec::new(),
             base_domain: None,
             region: default_region(),
+            lifecycle_day_ms: default_lifecycle_day_ms(),
+            sse_keyring_file: None,
             k: default_k(),
             m: default_m(),
             block_size: default_block_size(),

@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod placement;
 pub mod s3;
 pub mod server;
+pub mod sse;

@@ -34,6 +34,10 @@ pub struct GatewayMetrics {
     pub corrupt_inline: IntCounter,
     /// Chunks that sent a block not matching its hash (read around).
     pub corrupt_chunk_reads: IntCounter,
+    /// Encrypted versions written (`seal`) and opened (`open`), by mode.
+    pub encryption: IntCounterVec,
+    /// Reads refused because an SSE-C key was missing or wrong.
+    pub sse_key_refusals: IntCounter,
 }
 
 impl GatewayMetrics {
@@ -57,6 +61,14 @@ impl GatewayMetrics {
         )
         .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let encryption = IntCounterVec::new(
+            Opts::new(
+                "cairn_gateway_encryption_total",
+                "Encrypted versions sealed (written) and opened (read), by mode (sse_c, sse_s3)",
+            ),
+            &["op", "mode"],
+        )
+        .expect("valid metric");
         let metrics = Self {
             bytes_in: counter("cairn_gateway_bytes_in_total", "Object bytes received"),
             bytes_out: counter("cairn_gateway_bytes_out_total", "Object bytes sent"),
@@ -104,9 +116,14 @@ impl GatewayMetrics {
                 "cairn_gateway_corrupt_chunks_total",
                 "Chunks whose blocks failed the gateway's hash check on read (read around, never served)",
             ),
+            sse_key_refusals: counter(
+                "cairn_gateway_sse_key_refusals_total",
+                "Requests refused because an SSE-C key was missing or did not match",
+            ),
             registry,
             requests,
             request_seconds,
+            encryption,
         };
         for collector in [
             Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -124,6 +141,8 @@ impl GatewayMetrics {
             Box::new(metrics.inline_reads.clone()),
             Box::new(metrics.corrupt_inline.clone()),
             Box::new(metrics.corrupt_chunk_reads.clone()),
+            Box::new(metrics.encryption.clone()),
+            Box::new(metrics.sse_key_refusals.clone()),
         ] {
             metrics.registry.register(collector).expect("unique metric");
         }

@@ -24,6 +24,7 @@ use crate::backend::Backend;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::metrics::GatewayMetrics;
 use crate::s3::{BaseDomain, Cairn, Users};
+use crate::sse::Keyring;
 
 /// How long a starting gateway waits for the metadata service.
 const META_CONNECT_PATIENCE: Duration = Duration::from_secs(30);
@@ -67,7 +68,17 @@ impl Gateway {
         let meta = connect_meta(&config.metadata_url, secret).await?;
         let backend = Arc::new(Backend::new(config, meta, secret, GatewayMetrics::new())?);
 
-        let mut builder = S3ServiceBuilder::new(Cairn::new(backend.clone(), &config.region));
+        let keyring = match &config.sse_keyring_file {
+            Some(path) => Keyring::load(path)
+                .map_err(|e| ConfigError::Invalid(format!("sse_keyring_file: {e}")))?,
+            None => Keyring::default(),
+        };
+        let mut builder = S3ServiceBuilder::new(Cairn::new(
+            backend.clone(),
+            &config.region,
+            config.lifecycle_day_ms,
+            Arc::new(keyring),
+        ));
         builder.set_auth(Users::new(&config.credentials));
         if let Some(domain) = &config.base_domain {
             builder.set_host(BaseDomain::new(domain));

@@ -27,6 +27,19 @@ pub struct BucketRecord {
     /// Lifecycle rules, carried out by the scrubber's lifecycle job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    /// Default encryption of new versions whose request names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<DefaultEncryption>,
+}
+
+/// A bucket's default encryption (`PutBucketEncryption`). The algorithm is
+/// always SSE-S3 (`AES256`): Cairn has no key management service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultEncryption {
+    /// Stored and shown back as set; it changes nothing (S3 Bucket Keys
+    /// reduce KMS calls, and SSE-S3 makes none).
+    #[serde(default)]
+    pub bucket_key_enabled: bool,
 }
 
 /// A bucket's lifecycle configuration (S3's rule subset Cairn runs).
@@ -91,6 +104,46 @@ impl LifecycleRule {
             && self
                 .size_less_than
                 .is_none_or(|max| size.is_some_and(|s| s < max))
+    }
+
+    /// When a current version written at `created_ms` expires under this
+    /// rule: `expiration_days` after it was written, rounded up to the next
+    /// day boundary (S3 rounds to the next midnight UTC; with a real day
+    /// the boundaries are exactly the UTC midnights), or the rule's date.
+    pub fn current_expiry_ms(&self, created_ms: u64, day_ms: u64) -> Option<u64> {
+        let day_ms = day_ms.max(1);
+        let by_age = self.expiration_days.map(|days| {
+            let due = created_ms.saturating_add(u64::from(days).saturating_mul(day_ms));
+            due.div_ceil(day_ms).saturating_mul(day_ms)
+        });
+        match (by_age, self.expiration_date_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Lifecycle {
+    /// The earliest expiry of a current version (of `key`, with these tags
+    /// and size, written at `created_ms`) among the rules that match it,
+    /// with the rule's id: what `x-amz-expiration` reports and when the
+    /// scrubber's lifecycle job expires the version.
+    pub fn current_expiry(
+        &self,
+        key: &str,
+        tags: &BTreeMap<String, String>,
+        size: u64,
+        created_ms: u64,
+        day_ms: u64,
+    ) -> Option<(u64, Option<&str>)> {
+        self.rules
+            .iter()
+            .filter(|rule| rule.matches(key, tags, Some(size)))
+            .filter_map(|rule| {
+                rule.current_expiry_ms(created_ms, day_ms)
+                    .map(|at| (at, rule.id.as_deref()))
+            })
+            .min_by_key(|(at, _)| *at)
     }
 }
 
@@ -415,6 +468,11 @@ pub enum Command {
         bucket: String,
         lifecycle: Option<Lifecycle>,
     },
+    /// Sets or (with `None`) removes a bucket's default encryption.
+    SetBucketEncryption {
+        bucket: String,
+        encryption: Option<DefaultEncryption>,
+    },
     /// Changes one version's tags, retention or legal hold (`version_id`
     /// `None`: the current version).
     UpdateVersion {
@@ -522,7 +580,8 @@ impl Command {
             Self::SetVersioning { bucket, .. }
             | Self::SetObjectLock { bucket, .. }
             | Self::SetBucketTags { bucket, .. }
-            | Self::SetLifecycle { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
+            | Self::SetLifecycle { bucket, .. }
+            | Self::SetBucketEncryption { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
             Self::UpdateVersion { bucket, key, .. } => {
                 Some(crate::keys::catalogue_key(bucket, key))
             }
@@ -546,6 +605,7 @@ impl Command {
             Self::SetObjectLock { .. } => "set_object_lock",
             Self::SetBucketTags { .. } => "set_bucket_tags",
             Self::SetLifecycle { .. } => "set_lifecycle",
+            Self::SetBucketEncryption { .. } => "set_bucket_encryption",
             Self::UpdateVersion { .. } => "update_version",
             Self::CommitObject { .. } => "commit_object",
             Self::DeleteObject { .. } => "delete_object",
@@ -783,4 +843,65 @@ pub struct GroupStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketContent {
     pub has_content: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 86_400_000;
+
+    #[test]
+    fn an_expiry_in_days_rounds_up_to_the_next_midnight() {
+        let rule = LifecycleRule {
+            enabled: true,
+            expiration_days: Some(1),
+            ..Default::default()
+        };
+        // Day 20 000 at 10:14 UTC, plus one day, is midnight ending day 20 001.
+        let written = 20_000 * DAY + 10 * 3_600_000 + 14 * 60_000;
+        assert_eq!(rule.current_expiry_ms(written, DAY), Some(20_002 * DAY));
+        // Exactly on a boundary stays there.
+        assert_eq!(rule.current_expiry_ms(3 * DAY, DAY), Some(4 * DAY));
+    }
+
+    #[test]
+    fn the_earliest_matching_rule_wins_and_names_itself() {
+        let rule = |id: &str, prefix: &str, days: Option<u32>, date: Option<u64>| LifecycleRule {
+            id: Some(id.into()),
+            enabled: true,
+            prefix: prefix.into(),
+            expiration_days: days,
+            expiration_date_ms: date,
+            ..Default::default()
+        };
+        let lifecycle = Lifecycle {
+            rules: vec![
+                rule("slow", "", Some(30), None),
+                rule("fast", "logs/", Some(2), None),
+                rule("dated", "tmp/", None, Some(10 * DAY)),
+                LifecycleRule {
+                    enabled: false,
+                    ..rule("off", "", Some(1), None)
+                },
+            ],
+        };
+        let none = BTreeMap::new();
+        let at = |key: &str| lifecycle.current_expiry(key, &none, 1, DAY / 2, DAY);
+        assert_eq!(at("logs/a"), Some((3 * DAY, Some("fast"))));
+        assert_eq!(at("data/a"), Some((31 * DAY, Some("slow"))));
+        assert_eq!(at("tmp/a"), Some((10 * DAY, Some("dated"))));
+        let tagged = Lifecycle {
+            rules: vec![LifecycleRule {
+                tags: BTreeMap::from([("k".into(), "v".into())]),
+                ..rule("tagged", "", Some(1), None)
+            }],
+        };
+        assert_eq!(tagged.current_expiry("a", &none, 1, 0, DAY), None);
+        let tags = BTreeMap::from([("k".into(), "v".into())]);
+        assert_eq!(
+            tagged.current_expiry("a", &tags, 1, 0, DAY),
+            Some((DAY, Some("tagged")))
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! limited, checkpointed). For each key the job walks, it looks at all of
 //! the key's versions at once (newest first) and, as S3 does:
 //! - expires the current version `expiration_days` after it was written
+//!   (rounded up to the next day boundary, as S3 rounds to midnight UTC)
 //!   or from `expiration_date_ms` (a delete marker in a versioned bucket);
 //! - removes noncurrent versions `noncurrent_days` after they became
 //!   noncurrent (when the next newer version was written), keeping the
@@ -138,9 +139,8 @@ pub async fn apply_rules(
             // The current version: expiration.
             !version.delete_marker
                 && matching.clone().any(|r| {
-                    r.expiration_days.is_some_and(|d| {
-                        now.saturating_sub(version.modified_ms) >= u64::from(d) * day
-                    }) || r.expiration_date_ms.is_some_and(|at| now >= at)
+                    r.current_expiry_ms(version.modified_ms, day)
+                        .is_some_and(|at| now >= at)
                 })
         } else {
             // Noncurrent since the next newer version was written; the

@@ -82,6 +82,68 @@ def test_lifecycle_configuration_round_trip_and_refusals(s3, bucket):
         s3.get_bucket_lifecycle_configuration(Bucket=bucket)
 
 
+def expiry(response):
+    """(expiry time, rule id) of an `x-amz-expiration` header, or None."""
+    header = response.get("Expiration")
+    if header is None:
+        return None
+    found = re.fullmatch(r'expiry-date="([^"]+)", rule-id="([^"]*)"', header)
+    assert found, header
+    when = datetime.datetime.strptime(found.group(1), "%a, %d %b %Y %H:%M:%S GMT")
+    return when.replace(tzinfo=datetime.timezone.utc), found.group(2)
+
+
+def test_writes_and_reads_report_when_a_rule_will_expire_the_object(s3, bucket):
+    rules = [
+        {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 2}},
+        {"ID": "tagged", "Status": "Enabled", "Filter": {"Tag": {"Key": "class", "Value": "scratch"}},
+         "Expiration": {"Days": 1}},
+        {"ID": "dated", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+         "Expiration": {"Date": datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)}},
+        {"ID": "off", "Status": "Disabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}},
+        {"ID": "uploads", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+    ]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+
+    def midnight(key):
+        """The start of the UTC day the object was written."""
+        written = s3.head_object(Bucket=bucket, Key=key)["LastModified"].astimezone(datetime.timezone.utc)
+        return datetime.datetime.combine(written.date(), datetime.time(), datetime.timezone.utc)
+
+    # Days after creation, rounded up to the next midnight UTC (as S3 does).
+    put = s3.put_object(Bucket=bucket, Key="logs/a", Body=b"x" * 100)
+    assert expiry(put) == (midnight("logs/a") + datetime.timedelta(days=3), "logs")
+    assert expiry(s3.head_object(Bucket=bucket, Key="logs/a")) == expiry(put)
+    assert expiry(s3.get_object(Bucket=bucket, Key="logs/a")) == expiry(put)
+    # No enabled rule that expires: no header.
+    assert expiry(s3.put_object(Bucket=bucket, Key="data/x", Body=b"x")) is None
+    assert expiry(s3.head_object(Bucket=bucket, Key="data/x")) is None
+    # A tag filter follows the object's tags as they change.
+    s3.put_object_tagging(Bucket=bucket, Key="data/x",
+                          Tagging={"TagSet": [{"Key": "class", "Value": "scratch"}]})
+    assert expiry(s3.head_object(Bucket=bucket, Key="data/x")) == (
+        midnight("data/x") + datetime.timedelta(days=2), "tagged")
+    # The earliest matching rule is reported.
+    tagged_log = s3.put_object(Bucket=bucket, Key="logs/t", Body=b"x", Tagging="class=scratch")
+    assert expiry(tagged_log)[1] == "tagged"
+    # A rule with a date reports that date.
+    assert expiry(s3.put_object(Bucket=bucket, Key="tmp/a", Body=b"x")) == (
+        datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc), "dated")
+    # Copies and completed multipart uploads report it too.
+    copied = s3.copy_object(Bucket=bucket, Key="logs/copy", CopySource={"Bucket": bucket, "Key": "logs/a"})
+    assert expiry(copied)[1] == "logs"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="logs/big")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="logs/big", UploadId=upload, PartNumber=1, Body=b"p" * 1000)
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="logs/big", UploadId=upload, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert expiry(done) == (midnight("logs/big") + datetime.timedelta(days=3), "logs")
+    # Without the rules, no header, at once on the gateway that removed them.
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+    assert expiry(s3.head_object(Bucket=bucket, Key="logs/a")) is None
+    assert expiry(s3.put_object(Bucket=bucket, Key="logs/b", Body=b"x")) is None
+
+
 def test_expiration_by_prefix_and_tags_in_an_unversioned_bucket(aging):
     cluster, s3 = aging
     s3.create_bucket(Bucket="aging")

@@ -507,29 +507,3 @@ def test_metrics_count_requests_and_bytes(cluster, s3, bucket):
     assert re.search(r"cairn_gateway_bytes_in_total [1-9]", text)
     assert re.search(r"cairn_gateway_request_duration_seconds_bucket", text)
 
-
-def test_server_side_encryption_is_refused_not_ignored(cluster, s3, bucket):
-    """Until SSE is built, a write asking for it stores nothing (a client
-    must never believe plaintext is encrypted), and a read naming an SSE-C
-    key is refused."""
-    key = b"k" * 32
-    before = set(cluster.chunk_files())
-    for extra in ({"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key},
-                  {"ServerSideEncryption": "AES256"},
-                  {"ServerSideEncryption": "aws:kms"}):
-        with pytest.raises(ClientError) as refused:
-            s3.put_object(Bucket=bucket, Key="secret", Body=b"x" * 100_000, **extra)
-        assert error_of(refused) == ("NotImplemented", 501), extra
-        with pytest.raises(ClientError):
-            s3.create_multipart_upload(Bucket=bucket, Key="secret", **extra)
-    with pytest.raises(ClientError) as missing:
-        s3.head_object(Bucket=bucket, Key="secret")
-    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
-    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
-    with pytest.raises(ClientError) as read:
-        s3.get_object(Bucket=bucket, Key="plain", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
-    assert error_of(read) == ("InvalidRequest", 400)
-    # No chunk was written for the refused bodies (the plain one is inline;
-    # GC may remove other tests' chunks meanwhile, never add).
-    assert set(cluster.chunk_files()) - before == set()

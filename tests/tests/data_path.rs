@@ -62,6 +62,7 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
         parts: vec![written.manifest],
         inline: None,
         tags: Default::default(),
+        encryption: None,
     };
     meta.commit_object("photos", "2024/cat.jpg", manifest, Precondition::None)
         .await

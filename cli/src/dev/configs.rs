@@ -57,6 +57,7 @@ pub(crate) fn gateway(
     config.base_domain = options.s3_domain.clone();
     config.inline_max_bytes = options.inline_max;
     config.replicated_max_bytes = options.replicated_max;
+    config.lifecycle_day_ms = options.lifecycle_day.as_millis() as u64;
     config
 }
 

@@ -205,27 +205,46 @@ fn cluster_secret(data_dir: &Path) -> Result<String, DevError> {
     if let Ok(secret) = std::env::var("CAIRN_CLUSTER_SECRET") {
         return Ok(secret);
     }
-    let path = data_dir.join("cluster-secret");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return Ok(text.trim().to_owned());
-    }
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let secret: String = {
+    let text = owner_only_file(&data_dir.join("cluster-secret"), || {
         use rand::Rng;
         let bytes: [u8; 24] = rand::rng().random();
         hex::encode(bytes)
-    };
+    })?;
+    Ok(text.trim().to_owned())
+}
+
+/// The gateways' SSE-S3 keyring of a data directory: one master key made
+/// on first start, kept in `<data-dir>/sse-keyring` (owner-only).
+fn sse_keyring(data_dir: &Path) -> Result<PathBuf, DevError> {
+    let path = data_dir.join("sse-keyring");
+    owner_only_file(&path, || {
+        format!(
+            "# SSE-S3 master keys (ID:BASE64); the highest id encrypts new objects\n{}\n",
+            cairn_gateway::sse::Keyring::new_key_line(1)
+        )
+    })?;
+    Ok(path)
+}
+
+/// The contents of a file only its owner may read, written (and synced)
+/// by `make` the first time.
+fn owner_only_file(path: &Path, make: impl FnOnce() -> String) -> Result<String, DevError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(text);
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = make();
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .map_err(io(format!("create {}", path.display())))?;
-    file.write_all(secret.as_bytes())
+    file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(io(format!("write {}", path.display())))?;
-    Ok(secret)
+    Ok(text)
 }
 
 impl DevCluster {
@@ -374,10 +393,10 @@ impl DevCluster {
             },
         };
         let gateway_config = data.join("gateway.toml");
-        configs::write(
-            &gateway_config,
-            &configs::gateway(options, &meta_url, s3_addr, admin_addr, credential.clone()),
-        )?;
+        let mut gateway_settings =
+            configs::gateway(options, &meta_url, s3_addr, admin_addr, credential.clone());
+        gateway_settings.sse_keyring_file = Some(sse_keyring(&data)?);
+        configs::write(&gateway_config, &gateway_settings)?;
         let gateway = spawn_gateway(&gateway_bin, &data, &secret, &ports).await?;
 
         configs::write(

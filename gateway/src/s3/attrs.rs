@@ -95,6 +95,7 @@ pub(crate) fn manifest_template(
         parts: Vec::new(),
         inline: None,
         tags: Default::default(),
+        encryption: None,
     }
 }
 

@@ -202,8 +202,14 @@ impl Cairn {
             .await
             .map_err(errors::meta)?
         {
-            Some(record) => Ok(record),
-            None => Err(s3_error!(NoSuchBucket, "bucket {bucket} does not exist")),
+            Some(record) => {
+                self.recent_buckets.put(&record);
+                Ok(record)
+            }
+            None => {
+                self.recent_buckets.forget(bucket);
+                Err(s3_error!(NoSuchBucket, "bucket {bucket} does not exist"))
+            }
         }
     }
 }

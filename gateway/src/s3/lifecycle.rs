@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_meta_api::model::{Lifecycle, LifecycleRule as Rule};
+use cairn_core::manifest::ObjectManifest;
+use cairn_meta_api::model::{BucketRecord, Lifecycle, LifecycleRule as Rule};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -282,6 +283,7 @@ impl Cairn {
             .set_lifecycle(&input.bucket, Some(Lifecycle { rules }))
             .await
             .map_err(errors::meta)?;
+        self.recent_buckets.forget(&input.bucket);
         Ok(S3Response::new(
             PutBucketLifecycleConfigurationOutput::default(),
         ))
@@ -314,6 +316,76 @@ impl Cairn {
             .set_lifecycle(&req.input.bucket, None)
             .await
             .map_err(errors::meta)?;
+        self.recent_buckets.forget(&req.input.bucket);
         Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
+    }
+}
+
+/// The `x-amz-expiration` value of a current version under its bucket's
+/// rules (`expiry-date="…", rule-id="…"`), or none when no rule expires it.
+pub(super) fn expiration(
+    bucket: &BucketRecord,
+    key: &str,
+    object: &ObjectManifest,
+    day_ms: u64,
+) -> Option<String> {
+    let (at, rule) = bucket.lifecycle.as_ref()?.current_expiry(
+        key,
+        &object.tags,
+        object.size,
+        object.created_ms,
+        day_ms,
+    )?;
+    Some(format!(
+        "expiry-date=\"{}\", rule-id=\"{}\"",
+        super::attrs::http_date(at),
+        rule.unwrap_or_default()
+    ))
+}
+
+impl Cairn {
+    /// [`expiration`] for a read of the current version, from a recently
+    /// read bucket record (the header is informational: a rule changed on
+    /// another gateway shows within [`super::recent_buckets::TTL`]). A
+    /// catalogue error leaves the header out rather than failing the read.
+    pub(super) async fn read_expiration(
+        &self,
+        bucket: &str,
+        key: &str,
+        object: &ObjectManifest,
+    ) -> Option<String> {
+        let record = match self.recent_buckets.get(bucket) {
+            Some(record) => record,
+            None => {
+                let record = self.backend.meta.head_bucket(bucket).await.ok()??;
+                self.recent_buckets.put(&record)
+            }
+        };
+        expiration(&record, key, object, self.lifecycle_day_ms)
+    }
+
+    /// [`expiration`] of a just completed multipart upload: the manifest
+    /// (size, tags) is the catalogue's, so it is read back, and only when
+    /// the bucket has a rule that expires current versions.
+    pub(super) async fn completed_expiration(
+        &self,
+        bucket: &BucketRecord,
+        key: &str,
+        version_id: &str,
+    ) -> Option<String> {
+        let expires =
+            bucket.lifecycle.as_ref()?.rules.iter().any(|r| {
+                r.enabled && (r.expiration_days.is_some() || r.expiration_date_ms.is_some())
+            });
+        if !expires {
+            return None;
+        }
+        let record = self
+            .backend
+            .meta
+            .get_version(&bucket.name, key, Some(version_id))
+            .await
+            .ok()??;
+        expiration(bucket, key, &record.manifest, self.lifecycle_day_ms)
     }
 }

@@ -5,6 +5,7 @@
 mod attrs;
 mod buckets;
 mod checksums;
+mod encryption;
 mod errors;
 mod host;
 mod lifecycle;
@@ -12,6 +13,7 @@ mod listing;
 mod lock;
 mod multipart;
 mod objects;
+mod recent_buckets;
 mod tagging;
 mod users;
 mod versions;
@@ -23,6 +25,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::backend::Backend;
+use crate::sse::Keyring;
 
 pub use attrs::MERKLE_ROOT_HEADER;
 pub use host::BaseDomain;
@@ -33,13 +36,27 @@ pub use users::Users;
 pub struct Cairn {
     backend: Arc<Backend>,
     region: String,
+    /// A lifecycle rule's day, for the `x-amz-expiration` header (the
+    /// scrubber's `lifecycle_day_ms`: a real day unless a test scales it).
+    lifecycle_day_ms: u64,
+    recent_buckets: Arc<recent_buckets::RecentBuckets>,
+    /// SSE-S3's master keys (empty: SSE-S3 is refused).
+    keyring: Arc<Keyring>,
 }
 
 impl Cairn {
-    pub fn new(backend: Arc<Backend>, region: impl Into<String>) -> Self {
+    pub fn new(
+        backend: Arc<Backend>,
+        region: impl Into<String>,
+        lifecycle_day_ms: u64,
+        keyring: Arc<Keyring>,
+    ) -> Self {
         Self {
             backend,
             region: region.into(),
+            lifecycle_day_ms,
+            recent_buckets: Default::default(),
+            keyring,
         }
     }
 
@@ -119,6 +136,9 @@ operations! {
     put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput => put_bucket_lifecycle_configuration_op, "PutBucketLifecycleConfiguration";
     get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput => get_bucket_lifecycle_configuration_op, "GetBucketLifecycleConfiguration";
     delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput => delete_bucket_lifecycle_op, "DeleteBucketLifecycle";
+    put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput => put_bucket_encryption_op, "PutBucketEncryption";
+    get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput => get_bucket_encryption_op, "GetBucketEncryption";
+    delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput => delete_bucket_encryption_op, "DeleteBucketEncryption";
     put_object(PutObjectInput) -> PutObjectOutput => put_object_op, "PutObject";
     get_object(GetObjectInput) -> GetObjectOutput => get_object_op, "GetObject";
     head_object(HeadObjectInput) -> HeadObjectOutput => head_object_op, "HeadObject";

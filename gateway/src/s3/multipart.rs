@@ -9,6 +9,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
+use super::encryption::{Reported, report};
 use super::objects::{BodyChecks, body_stream, content_md5, declared_length};
 use super::{Cairn, attrs, errors};
 use crate::backend::Stored;
@@ -41,30 +42,36 @@ impl Cairn {
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
-        super::objects::refuse_encryption!(write input);
+        let requested = super::encryption::requested!(input);
         let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata);
         template.tags = super::tagging::from_header(input.tagging.as_deref())?;
         let named = input.object_lock_mode.is_some()
             || input.object_lock_retain_until_date.is_some()
             || input.object_lock_legal_hold_status.is_some();
+        let bucket = self.require_bucket(&input.bucket).await?;
         let lock = if named {
-            let bucket = self.require_bucket(&input.bucket).await?;
             Some(super::lock::requested_lock!(&bucket, input)?)
         } else {
             None
         };
+        // Every part is encrypted under the upload's version key.
+        let requested = super::encryption::or_bucket_default(requested, &bucket);
+        template.encryption = self.seal(&requested)?.map(|(record, _)| record);
+        let reported = Reported::of(template.encryption.as_ref(), requested.customer());
         let upload_id = self
             .backend
             .meta
             .create_upload_locked(&input.bucket, &input.key, template, lock)
             .await
             .map_err(errors::meta)?;
-        Ok(S3Response::new(CreateMultipartUploadOutput {
+        let mut output = CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
             ..Default::default()
-        }))
+        };
+        report!(output, reported);
+        Ok(S3Response::new(output))
     }
 
     pub(super) async fn upload_part_op(
@@ -73,7 +80,7 @@ impl Cairn {
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
         let req = (req.headers, req.trailing_headers);
-        super::objects::refuse_encryption!(part input);
+        let customer = super::encryption::customer_key!(input);
         if !PART_NUMBERS.contains(&input.part_number) {
             return Err(s3_error!(
                 InvalidArgument,
@@ -83,11 +90,13 @@ impl Cairn {
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
         let checksum = ChecksumCheck::from_request(&req.0, &claimed_checksums!(input), req.1)?;
         // Fail before storing data for an upload that does not exist.
-        self.backend
+        let upload = self
+            .backend
             .meta
             .get_upload(&input.bucket, &input.key, &input.upload_id)
             .await
             .map_err(errors::meta)?;
+        let key = self.part_key(&upload.template, customer.as_ref())?;
         // Parts are never inline: a part is one blob of its object.
         let (stored, computed) = self
             .write_checked(
@@ -98,12 +107,16 @@ impl Cairn {
                     checksum,
                 },
                 false,
+                key.as_ref(),
             )
             .await?;
         let Stored::Blob(written) = stored else {
             return Err(s3_error!(InternalError, "a part was stored inline"));
         };
-        let etag = hex::encode(written.md5);
+        let etag = hex::encode(
+            key.as_ref()
+                .map_or(written.md5, |key| key.etag(written.md5)),
+        );
         let part = PartRecord {
             part_number: input.part_number as u32,
             etag: etag.clone(),
@@ -120,11 +133,46 @@ impl Cairn {
             self.backend.discard(&written.manifest).await;
             return Err(errors::meta(err));
         }
-        Ok(S3Response::new(output_with_checksum!(
-            UploadPartOutput,
-            attrs::etag(&etag),
-            computed
-        )))
+        let mut output = output_with_checksum!(UploadPartOutput, attrs::etag(&etag), computed);
+        report!(
+            output,
+            Reported::of(upload.template.encryption.as_ref(), customer.as_ref())
+        );
+        Ok(S3Response::new(output))
+    }
+
+    /// The key a part of an upload is encrypted with: an SSE-C upload's
+    /// parts must name its key again (S3's 400 when they name another or
+    /// none), a plaintext upload's parts none.
+    fn part_key(
+        &self,
+        template: &cairn_core::manifest::ObjectManifest,
+        customer: Option<&crate::sse::CustomerKey>,
+    ) -> S3Result<Option<crate::sse::VersionKey>> {
+        let sse_c = matches!(
+            template.encryption.as_ref().map(|e| &e.mode),
+            Some(cairn_core::manifest::EncryptionMode::CustomerKey { .. })
+        );
+        match (sse_c, customer) {
+            (false, Some(_)) => Err(s3_error!(
+                InvalidRequest,
+                "The multipart upload was not created with SSE-C; its parts take no SSE-C key"
+            )),
+            (true, None) => Err(s3_error!(
+                InvalidRequest,
+                "The multipart upload was created with SSE-C; each part must name its key"
+            )),
+            _ => self.open_version(template, customer).map_err(|err| {
+                if err.code().as_str() == "AccessDenied" {
+                    s3_error!(
+                        InvalidArgument,
+                        "The SSE-C key of a part must be the key its multipart upload was created with"
+                    )
+                } else {
+                    err
+                }
+            }),
+        }
     }
 
     pub(super) async fn complete_multipart_upload_op(
@@ -179,12 +227,16 @@ impl Cairn {
         // The catalogue checked every part's ETag, so this is its ETag too.
         let etag = multipart_etag(&etags)
             .ok_or_else(|| s3_error!(InvalidPart, "a part ETag is not an MD5"))?;
+        let expiration = self
+            .completed_expiration(&bucket, &input.key, &version_id)
+            .await;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(attrs::etag(&etag)),
             version_id: super::objects::reported_version(bucket.versioning, version_id),
+            expiration,
             ..Default::default()
         }))
     }

@@ -16,9 +16,11 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::attrs::{self, Conditions};
 use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
-use super::{Cairn, errors, lock, tagging};
+use super::encryption::{self, Reported, customer_key, report, requested};
+use super::{Cairn, errors, lifecycle, lock, tagging};
 use crate::backend::{BackendError, Stored};
 use crate::blob_writer::{SealCheck, WriteError};
+use crate::sse::VersionKey;
 
 /// The conditional headers of a GET or HEAD input.
 macro_rules! conditions {
@@ -30,51 +32,6 @@ macro_rules! conditions {
             if_unmodified_since: $input.if_unmodified_since,
         }
     };
-}
-
-/// Server-side encryption is not built yet: a write that asks for it is
-/// refused (never stored in plaintext while the client believes otherwise),
-/// and a read that names an SSE-C key is told no object here is encrypted.
-macro_rules! refuse_encryption {
-    (write $input:expr) => {
-        super::objects::refuse_encrypted_write(
-            super::objects::names_sse_c!($input)
-                || $input.ssekms_key_id.is_some()
-                || $input.server_side_encryption.is_some(),
-        )?
-    };
-    (part $input:expr) => {
-        super::objects::refuse_encrypted_write(super::objects::names_sse_c!($input))?
-    };
-    (read $input:expr) => {
-        if super::objects::names_sse_c!($input) {
-            return Err(s3_error!(
-                InvalidRequest,
-                "The encryption parameters are not applicable to this object."
-            ));
-        }
-    };
-}
-pub(super) use refuse_encryption;
-
-/// Whether a request names an SSE-C key.
-macro_rules! names_sse_c {
-    ($input:expr) => {
-        $input.sse_customer_algorithm.is_some()
-            || $input.sse_customer_key.is_some()
-            || $input.sse_customer_key_md5.is_some()
-    };
-}
-pub(super) use names_sse_c;
-
-pub(super) fn refuse_encrypted_write(asked: bool) -> S3Result<()> {
-    if asked {
-        return Err(s3_error!(
-            NotImplemented,
-            "server-side encryption is not supported yet; nothing was stored"
-        ));
-    }
-    Ok(())
 }
 
 /// Most keys one DeleteObjects request may name (S3's limit).
@@ -148,7 +105,7 @@ impl Cairn {
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
-        refuse_encryption!(write input);
+        let requested = requested!(input);
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
         let checksum = ChecksumCheck::from_request(
             &headers,
@@ -160,8 +117,13 @@ impl Cairn {
         let bucket = self.require_bucket(&input.bucket).await?;
         let versioning = bucket.versioning;
         let version_lock = lock::requested_lock!(&bucket, input)?;
+        let requested = encryption::or_bucket_default(requested, &bucket);
         let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata);
         manifest.tags = tagging::from_header(input.tagging.as_deref())?;
+        let key = self.seal(&requested)?.map(|(record, key)| {
+            manifest.encryption = Some(record);
+            key
+        });
         let (etag, computed, version_id) = self
             .store_single_blob(
                 &input.bucket,
@@ -178,10 +140,17 @@ impl Cairn {
                     versioning,
                     lock: version_lock,
                 },
+                key.as_ref(),
             )
             .await?;
         let mut output = output_with_checksum!(PutObjectOutput, attrs::etag(&etag), computed);
         output.version_id = reported_version(versioning, version_id);
+        report!(
+            output,
+            Reported::of(manifest.encryption.as_ref(), requested.customer())
+        );
+        output.expiration =
+            lifecycle::expiration(&bucket, &input.key, &manifest, self.lifecycle_day_ms);
         Ok(S3Response::new(output))
     }
 
@@ -189,7 +158,9 @@ impl Cairn {
     /// its single blob), checks it, and commits it as `bucket/key` under
     /// the bucket's `versioning`. Returns the ETag, the additional checksum
     /// computed and the new version's id. On any failure the written chunks
-    /// are deleted again.
+    /// are deleted again. With `sealing`, the bytes are stored encrypted
+    /// (the manifest names how).
+    #[allow(clippy::too_many_arguments)]
     async fn store_single_blob(
         &self,
         bucket: &str,
@@ -198,9 +169,10 @@ impl Cairn {
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
         checks: BodyChecks,
         write: VersionWrite,
+        sealing: Option<&VersionKey>,
     ) -> S3Result<(String, Checksum, String)> {
-        let (stored, computed) = self.write_checked(body, checks, true).await?;
-        let etag = hex::encode(stored.md5());
+        let (stored, computed) = self.write_checked(body, checks, true, sealing).await?;
+        let etag = hex::encode(sealing.map_or(stored.md5(), |key| key.etag(stored.md5())));
         manifest.size = stored.size();
         manifest.etag = etag.clone();
         manifest.created_ms = attrs::now_ms();
@@ -242,6 +214,7 @@ impl Cairn {
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
         checks: BodyChecks,
         may_inline: bool,
+        sealing: Option<&VersionKey>,
     ) -> S3Result<(Stored, Checksum)> {
         let tap = checks.checksum.as_ref().map(ChecksumCheck::tap);
         let verdict: Arc<Mutex<Option<S3Result<Checksum>>>> = Arc::new(Mutex::new(None));
@@ -258,11 +231,11 @@ impl Cairn {
         });
         let stored = if may_inline {
             self.backend
-                .write_object(body, declared, tap, Some(seal))
+                .write_object(body, declared, tap, Some(seal), sealing)
                 .await
         } else {
             self.backend
-                .write(body, declared, tap, Some(seal))
+                .write(body, declared, tap, Some(seal), sealing)
                 .await
                 .map(Stored::Blob)
         };
@@ -343,21 +316,32 @@ impl Cairn {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        encryption::refuse_sse_header_on_read(&req.headers)?;
         let input = req.input;
-        refuse_encryption!(read input);
+        let customer = customer_key!(input);
         let record = self
             .version_of(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
         let version_id = shown_version(&record, input.version_id.is_some());
         let (lock_mode, lock_until, legal_hold) = lock::reported(&record);
         let object = record.manifest;
+        let key = self.open_version(&object, customer.as_ref())?;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let range = match &input.range {
             Some(range) => Some(range.check(object.size)?),
             None => None,
         };
         let span = range.clone().unwrap_or(0..object.size);
-        let stream = self.open_read(&object, span.clone()).await?;
+        let stream = self
+            .open_read(&object, span.clone(), key.map(std::sync::Arc::new))
+            .await?;
+        let expiration = match input.version_id {
+            None => {
+                self.read_expiration(&input.bucket, &input.key, &object)
+                    .await
+            }
+            Some(_) => None,
+        };
         let mut headers = attrs::object_headers(&object);
         override_header(&mut headers, "cache-control", input.response_cache_control);
         override_header(
@@ -381,7 +365,7 @@ impl Cairn {
                 override_header(&mut headers, "expires", String::from_utf8(text).ok());
             }
         }
-        let output = GetObjectOutput {
+        let mut output = GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(span.end as i64 - span.start as i64),
             content_range: range.as_ref().map(|r| content_range(r, object.size)),
@@ -392,12 +376,17 @@ impl Cairn {
             metadata: attrs::metadata(&object),
             parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
             version_id,
+            expiration,
             tag_count: (!object.tags.is_empty()).then_some(object.tags.len() as i32),
             object_lock_mode: lock_mode,
             object_lock_retain_until_date: lock_until,
             object_lock_legal_hold_status: legal_hold,
             ..Default::default()
         };
+        report!(
+            output,
+            Reported::of(object.encryption.as_ref(), customer.as_ref())
+        );
         let mut response = S3Response::new(output);
         response.headers = headers;
         Ok(response)
@@ -409,10 +398,11 @@ impl Cairn {
         &self,
         object: &ObjectManifest,
         range: Range<u64>,
+        key: Option<std::sync::Arc<VersionKey>>,
     ) -> S3Result<
         impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
     > {
-        let mut stream = Box::pin(self.backend.read(object, range));
+        let mut stream = Box::pin(self.backend.read(object, range, key));
         let first = match stream.next().await {
             Some(Err(err)) => return Err(errors::read(err)),
             first => first,
@@ -426,14 +416,16 @@ impl Cairn {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        encryption::refuse_sse_header_on_read(&req.headers)?;
         let input = req.input;
-        refuse_encryption!(read input);
+        let customer = customer_key!(input);
         let record = self
             .version_of(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
         let version_id = shown_version(&record, input.version_id.is_some());
         let (lock_mode, lock_until, legal_hold) = lock::reported(&record);
         let object = record.manifest;
+        self.open_version(&object, customer.as_ref())?;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let (length, content_range) = match &input.range {
             Some(range) => {
@@ -442,7 +434,14 @@ impl Cairn {
             }
             None => (object.size, None),
         };
-        let output = HeadObjectOutput {
+        let expiration = match input.version_id {
+            None => {
+                self.read_expiration(&input.bucket, &input.key, &object)
+                    .await
+            }
+            Some(_) => None,
+        };
+        let mut output = HeadObjectOutput {
             content_length: Some(length as i64),
             content_range,
             accept_ranges: Some("bytes".into()),
@@ -452,11 +451,16 @@ impl Cairn {
             metadata: attrs::metadata(&object),
             parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
             version_id,
+            expiration,
             object_lock_mode: lock_mode,
             object_lock_retain_until_date: lock_until,
             object_lock_legal_hold_status: legal_hold,
             ..Default::default()
         };
+        report!(
+            output,
+            Reported::of(object.encryption.as_ref(), customer.as_ref())
+        );
         let mut response = S3Response::new(output);
         response.headers = attrs::object_headers(&object);
         // S3 sends the tag count on HEAD too (s3s's HeadObjectOutput has no
@@ -614,15 +618,12 @@ impl Cairn {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let headers = req.headers;
         let input = req.input;
-        refuse_encryption!(write input);
-        if input.copy_source_sse_customer_algorithm.is_some()
-            || input.copy_source_sse_customer_key.is_some()
-        {
-            return Err(s3_error!(
-                InvalidRequest,
-                "The encryption parameters are not applicable to this object."
-            ));
-        }
+        let requested = requested!(input);
+        let source_customer = crate::sse::CustomerKey::from_headers(
+            input.copy_source_sse_customer_algorithm.as_deref(),
+            input.copy_source_sse_customer_key.as_deref(),
+            input.copy_source_sse_customer_key_md5.as_deref(),
+        )?;
         let (source_bucket, source_key, source_version) = match &input.copy_source {
             CopySource::Bucket {
                 bucket,
@@ -645,6 +646,7 @@ impl Cairn {
             && source_key == input.key
             && source_version.is_none()
             && !replace
+            && requested.is_none()
         {
             return Err(s3_error!(
                 InvalidRequest,
@@ -656,6 +658,7 @@ impl Cairn {
             .await?;
         let copy_source_version_id = shown_version(&source, source_version.is_some());
         let object = source.manifest;
+        let source_key = self.open_version(&object, source_customer.as_ref())?;
         Conditions {
             if_match: input.copy_source_if_match,
             if_none_match: input.copy_source_if_none_match,
@@ -670,6 +673,7 @@ impl Cairn {
         let bucket = self.require_bucket(&input.bucket).await?;
         let versioning = bucket.versioning;
         let version_lock = lock::requested_lock!(&bucket, input)?;
+        let requested = encryption::or_bucket_default(requested, &bucket);
         let mut manifest = if replace {
             attrs::manifest_template(&headers, input.content_type, input.metadata)
         } else {
@@ -678,6 +682,13 @@ impl Cairn {
                 ..object.clone()
             }
         };
+        // The copy is encrypted as its request (or bucket) says, whatever
+        // the source was.
+        manifest.encryption = None;
+        let sealing = self.seal(&requested)?.map(|(record, key)| {
+            manifest.encryption = Some(record);
+            key
+        });
         // Tags follow their own directive (COPY by default).
         manifest.tags = if input
             .tagging_directive
@@ -688,7 +699,9 @@ impl Cairn {
         } else {
             object.tags.clone()
         };
-        let body = self.open_read(&object, 0..object.size).await?;
+        let body = self
+            .open_read(&object, 0..object.size, source_key.map(std::sync::Arc::new))
+            .await?;
         let (etag, _, version_id) = self
             .store_single_blob(
                 &input.bucket,
@@ -705,9 +718,10 @@ impl Cairn {
                     versioning,
                     lock: version_lock,
                 },
+                sealing.as_ref(),
             )
             .await?;
-        Ok(S3Response::new(CopyObjectOutput {
+        let mut output = CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(attrs::etag(&etag)),
                 last_modified: Some(attrs::timestamp(manifest.created_ms)),
@@ -715,8 +729,19 @@ impl Cairn {
             }),
             version_id: reported_version(versioning, version_id),
             copy_source_version_id,
+            expiration: lifecycle::expiration(
+                &bucket,
+                &input.key,
+                &manifest,
+                self.lifecycle_day_ms,
+            ),
             ..Default::default()
-        }))
+        };
+        report!(
+            output,
+            Reported::of(manifest.encryption.as_ref(), requested.customer())
+        );
+        Ok(S3Response::new(output))
     }
 }
 

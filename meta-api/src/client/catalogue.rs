@@ -177,6 +177,20 @@ impl MetaClient {
         .map(drop)
     }
 
+    /// Sets or removes a bucket's default encryption.
+    pub async fn set_bucket_encryption(
+        &self,
+        bucket: &str,
+        encryption: Option<crate::model::DefaultEncryption>,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::SetBucketEncryption {
+            bucket: bucket.into(),
+            encryption,
+        })
+        .await
+        .map(drop)
+    }
+
     /// Changes one version's tags, retention or legal hold.
     pub async fn update_version(
         &self,

@@ -55,6 +55,12 @@ impl Tx<'_> {
                 self.batch.put(keys::bucket(bucket), encode(&record));
                 Ok(Outcome::Done)
             }
+            Command::SetBucketEncryption { bucket, encryption } => {
+                let mut record = self.bucket_record(bucket)?;
+                record.encryption = encryption.clone();
+                self.batch.put(keys::bucket(bucket), encode(&record));
+                Ok(Outcome::Done)
+            }
             Command::UpdateVersion {
                 bucket,
                 key,
@@ -311,6 +317,7 @@ impl Tx<'_> {
             object_lock: object_lock.then(ObjectLock::default),
             tags: Default::default(),
             lifecycle: None,
+            encryption: None,
         };
         self.batch.put(keys::bucket(name), encode(&record));
         Ok(Outcome::Done)
@@ -551,6 +558,7 @@ impl Tx<'_> {
                 parts: Vec::new(),
                 inline: None,
                 tags: Default::default(),
+                encryption: None,
             },
             delete_marker: true,
             retention: None,

@@ -93,6 +93,7 @@ pub fn manifest(size: u64, etag: &str) -> ObjectManifest {
         parts: Vec::new(),
         inline: None,
         tags: Default::default(),
+        encryption: None,
     }
 }
 
