@@ -9,7 +9,7 @@ use cairn_cli::bench::{BenchSpec, Workload};
 use cairn_cli::cluster_file::ClusterFile;
 use cairn_cli::dev::{DevCluster, DevOptions};
 use cairn_cli::table;
-use cairn_cli::units::{format_ms, parse_bytes, parse_duration, parse_rate};
+use cairn_cli::units::{format_ms, parse_bytes, parse_duration, parse_rate, parse_user};
 use cairn_meta_api::MetaClient;
 use cairn_scrubber_api::ScrubberClient;
 use cairn_scrubber_api::model::{JobSpec, ScrubScope};
@@ -198,6 +198,10 @@ struct DevArgs {
     /// full copies in distinct racks instead of 8+4 chunks (0: never).
     #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
     replicated_max: u64,
+    /// Another S3 user, `ACCESS_KEY:SECRET_KEY` (repeatable): for trying
+    /// ownership and bucket policies with a second user.
+    #[arg(long = "user", value_name = "ACCESS_KEY:SECRET_KEY", value_parser = parse_user)]
+    users: Vec<cairn_gateway::config::Credential>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -494,6 +498,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         down_after: args.down_after,
         inline_max: args.inline_max,
         replicated_max: args.replicated_max,
+        users: args.users,
     };
     eprintln!(
         "cairn dev: starting a metadata service, {} storage nodes in {} racks and the gateway…",

@@ -43,6 +43,19 @@ const DURATION_UNITS: [(&str, u64); 5] = [
 /// `500ms`, `5s`, `2m`, `6h`, `1d 2h`, `1h30m` (a bare number is seconds):
 /// the forms [`format_duration`] prints, so anything the CLI shows can be
 /// typed back.
+/// An S3 user given as `ACCESS_KEY:SECRET_KEY`.
+pub fn parse_user(text: &str) -> Result<cairn_gateway::config::Credential, String> {
+    match text.split_once(':') {
+        Some((access_key, secret_key)) if !access_key.is_empty() && !secret_key.is_empty() => {
+            Ok(cairn_gateway::config::Credential {
+                access_key: access_key.to_owned(),
+                secret_key: secret_key.to_owned(),
+            })
+        }
+        _ => Err("expected ACCESS_KEY:SECRET_KEY".into()),
+    }
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid duration {text:?}: use e.g. 500ms, 5s, 2m, 6h, 1d 2h");
     let compact: String = text.split_whitespace().collect();

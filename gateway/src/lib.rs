@@ -10,6 +10,7 @@ pub mod config;
 pub mod health;
 pub mod metrics;
 pub mod placement;
+pub mod policy;
 pub mod s3;
 pub mod server;
 pub mod sse;

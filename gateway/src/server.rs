@@ -73,13 +73,16 @@ impl Gateway {
                 .map_err(|e| ConfigError::Invalid(format!("sse_keyring_file: {e}")))?,
             None => Keyring::default(),
         };
-        let mut builder = S3ServiceBuilder::new(Cairn::new(
+        let cairn = Cairn::new(
             backend.clone(),
             &config.region,
             config.lifecycle_day_ms,
             Arc::new(keyring),
-        ));
+        );
+        let access = cairn.access();
+        let mut builder = S3ServiceBuilder::new(cairn);
         builder.set_auth(Users::new(&config.credentials));
+        builder.set_access(access);
         if let Some(domain) = &config.base_domain {
             builder.set_host(BaseDomain::new(domain));
         }
@@ -133,9 +136,14 @@ impl Gateway {
                 }
             });
         }
-        let served = axum::serve(self.listener, self.s3)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // The peer address is a policy condition key (`aws:SourceIp`).
+        let served = axum::serve(
+            self.listener,
+            self.s3
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         tasks.shutdown(DRAIN_DEADLINE).await;
         tracing::info!("gateway stopped");
         served

@@ -30,6 +30,31 @@ pub struct BucketRecord {
     /// Default encryption of new versions whose request names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<DefaultEncryption>,
+    /// The bucket policy, as the owner sent it (validated JSON; the
+    /// gateway parses and evaluates it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// S3's Block Public Access settings for this bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+}
+
+/// A bucket's Block Public Access settings (`PutPublicAccessBlock`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    /// ACLs are disabled on every bucket, so the two ACL settings are
+    /// stored and shown back; they cannot loosen anything.
+    #[serde(default)]
+    pub block_public_acls: bool,
+    #[serde(default)]
+    pub ignore_public_acls: bool,
+    /// A public bucket policy is refused when put.
+    #[serde(default)]
+    pub block_public_policy: bool,
+    /// A public policy grants only the owner (its `Allow`s for anyone
+    /// else are ignored).
+    #[serde(default)]
+    pub restrict_public_buckets: bool,
 }
 
 /// A bucket's default encryption (`PutBucketEncryption`). The algorithm is
@@ -473,6 +498,16 @@ pub enum Command {
         bucket: String,
         encryption: Option<DefaultEncryption>,
     },
+    /// Sets or (with `None`) removes a bucket's policy.
+    SetBucketPolicy {
+        bucket: String,
+        policy: Option<String>,
+    },
+    /// Sets or (with `None`) removes a bucket's Block Public Access.
+    SetPublicAccessBlock {
+        bucket: String,
+        block: Option<PublicAccessBlock>,
+    },
     /// Changes one version's tags, retention or legal hold (`version_id`
     /// `None`: the current version).
     UpdateVersion {
@@ -581,7 +616,9 @@ impl Command {
             | Self::SetObjectLock { bucket, .. }
             | Self::SetBucketTags { bucket, .. }
             | Self::SetLifecycle { bucket, .. }
-            | Self::SetBucketEncryption { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
+            | Self::SetBucketEncryption { bucket, .. }
+            | Self::SetBucketPolicy { bucket, .. }
+            | Self::SetPublicAccessBlock { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
             Self::UpdateVersion { bucket, key, .. } => {
                 Some(crate::keys::catalogue_key(bucket, key))
             }
@@ -606,6 +643,8 @@ impl Command {
             Self::SetBucketTags { .. } => "set_bucket_tags",
             Self::SetLifecycle { .. } => "set_lifecycle",
             Self::SetBucketEncryption { .. } => "set_bucket_encryption",
+            Self::SetBucketPolicy { .. } => "set_bucket_policy",
+            Self::SetPublicAccessBlock { .. } => "set_public_access_block",
             Self::UpdateVersion { .. } => "update_version",
             Self::CommitObject { .. } => "commit_object",
             Self::DeleteObject { .. } => "delete_object",

@@ -126,9 +126,14 @@ class Cluster:
         return self.process.returncode
 
 
+# The shared cluster's second user.
+BOB = ("bob", "bob-secret-key")
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("api") / "data", ["--s3-domain", "s3.localhost"])
+    c = Cluster(tmp_path_factory.mktemp("api") / "data",
+                ["--s3-domain", "s3.localhost", "--user", f"{BOB[0]}:{BOB[1]}"])
     yield c
     code = c.stop()
     assert code == 0, f"cairn dev did not stop cleanly ({code}): {c.output()}"
@@ -161,6 +166,12 @@ def make_cluster(tmp_path):
 @pytest.fixture(scope="session")
 def s3(cluster):
     return cluster.client()
+
+
+@pytest.fixture(scope="session")
+def bob(cluster):
+    """A second user of the shared cluster (owns nothing to begin with)."""
+    return cluster.client(access_key=BOB[0], secret_key=BOB[1])
 
 
 @pytest.fixture

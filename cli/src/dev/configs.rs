@@ -51,7 +51,9 @@ pub(crate) fn gateway(
     let mut config = GatewayConfig::new(meta_url);
     config.listen = s3;
     config.admin_listen = Some(admin);
-    config.credentials = vec![credential];
+    config.credentials = std::iter::once(credential)
+        .chain(options.users.iter().cloned())
+        .collect();
     config.k = options.k;
     config.m = options.m;
     config.base_domain = options.s3_domain.clone();

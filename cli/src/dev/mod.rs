@@ -69,6 +69,8 @@ pub struct DevOptions {
     pub inline_max: u64,
     /// Blobs up to this size are stored as 3 copies (0: never).
     pub replicated_max: u64,
+    /// S3 users besides the cluster's own (`--user`).
+    pub users: Vec<cairn_gateway::config::Credential>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -669,6 +671,7 @@ mod tests {
             down_after: Duration::from_secs(2),
             inline_max: 32 * 1024,
             replicated_max: 1024 * 1024,
+            users: Vec::new(),
         }
     }
 

@@ -44,6 +44,7 @@ impl Cairn {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let owner = owner(&req);
+        super::acl::refuse_bucket_acl_at_creation(&req.input)?;
         let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
         let bucket = req.input.bucket;
         if let Some(constraint) = req

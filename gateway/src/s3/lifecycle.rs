@@ -354,14 +354,14 @@ impl Cairn {
         key: &str,
         object: &ObjectManifest,
     ) -> Option<String> {
-        let record = match self.recent_buckets.get(bucket) {
-            Some(record) => record,
+        let known = match self.recent_buckets.get(bucket) {
+            Some(known) => known,
             None => {
                 let record = self.backend.meta.head_bucket(bucket).await.ok()??;
                 self.recent_buckets.put(&record)
             }
         };
-        expiration(&record, key, object, self.lifecycle_day_ms)
+        expiration(&known.record, key, object, self.lifecycle_day_ms)
     }
 
     /// [`expiration`] of a just completed multipart upload: the manifest

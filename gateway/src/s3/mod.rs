@@ -2,7 +2,10 @@
 //! operation lives in the module of its resource; this one wires them into
 //! the `S3` trait and counts every request by operation and status.
 
+mod access;
+mod acl;
 mod attrs;
+mod bucket_policy;
 mod buckets;
 mod checksums;
 mod encryption;
@@ -27,6 +30,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use crate::backend::Backend;
 use crate::sse::Keyring;
 
+pub use access::Access;
 pub use attrs::MERKLE_ROOT_HEADER;
 pub use host::BaseDomain;
 pub use users::Users;
@@ -60,6 +64,13 @@ impl Cairn {
         }
     }
 
+    /// The access check for this service's requests (it shares the
+    /// recently read bucket records, so a policy changed here applies at
+    /// once).
+    pub fn access(&self) -> Access {
+        Access::new(self.backend.clone(), self.recent_buckets.clone())
+    }
+
     /// Runs one operation, recording its status and latency.
     async fn observe<T>(
         &self,
@@ -88,8 +99,8 @@ impl Cairn {
     }
 }
 
-/// The authenticated user (s3s rejects unauthenticated requests before an
-/// operation runs, since an auth provider is always set).
+/// The authenticated user (`Access` refuses anonymous requests to the
+/// operations that use this: ListBuckets and CreateBucket).
 fn owner<T>(req: &S3Request<T>) -> String {
     req.credentials
         .as_ref()
@@ -136,6 +147,19 @@ operations! {
     put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput => put_bucket_lifecycle_configuration_op, "PutBucketLifecycleConfiguration";
     get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput => get_bucket_lifecycle_configuration_op, "GetBucketLifecycleConfiguration";
     delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput => delete_bucket_lifecycle_op, "DeleteBucketLifecycle";
+    put_bucket_policy(PutBucketPolicyInput) -> PutBucketPolicyOutput => put_bucket_policy_op, "PutBucketPolicy";
+    get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput => get_bucket_policy_op, "GetBucketPolicy";
+    get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput => get_bucket_policy_status_op, "GetBucketPolicyStatus";
+    delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput => delete_bucket_policy_op, "DeleteBucketPolicy";
+    put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput => put_public_access_block_op, "PutPublicAccessBlock";
+    get_public_access_block(GetPublicAccessBlockInput) -> GetPublicAccessBlockOutput => get_public_access_block_op, "GetPublicAccessBlock";
+    delete_public_access_block(DeletePublicAccessBlockInput) -> DeletePublicAccessBlockOutput => delete_public_access_block_op, "DeletePublicAccessBlock";
+    get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput => get_bucket_acl_op, "GetBucketAcl";
+    put_bucket_acl(PutBucketAclInput) -> PutBucketAclOutput => put_bucket_acl_op, "PutBucketAcl";
+    get_object_acl(GetObjectAclInput) -> GetObjectAclOutput => get_object_acl_op, "GetObjectAcl";
+    put_object_acl(PutObjectAclInput) -> PutObjectAclOutput => put_object_acl_op, "PutObjectAcl";
+    get_bucket_ownership_controls(GetBucketOwnershipControlsInput) -> GetBucketOwnershipControlsOutput => get_bucket_ownership_controls_op, "GetBucketOwnershipControls";
+    put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput => put_bucket_ownership_controls_op, "PutBucketOwnershipControls";
     put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput => put_bucket_encryption_op, "PutBucketEncryption";
     get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput => get_bucket_encryption_op, "GetBucketEncryption";
     delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput => delete_bucket_encryption_op, "DeleteBucketEncryption";

@@ -43,6 +43,7 @@ impl Cairn {
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
         let requested = super::encryption::requested!(input);
+        super::acl::refuse_object_acl!(input);
         let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata);
         template.tags = super::tagging::from_header(input.tagging.as_deref())?;
         let named = input.object_lock_mode.is_some()

@@ -14,6 +14,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use super::access::MayList;
 use super::attrs::{self, Conditions};
 use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
 use super::encryption::{self, Reported, customer_key, report, requested};
@@ -106,6 +107,7 @@ impl Cairn {
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
         let requested = requested!(input);
+        super::acl::refuse_object_acl!(input);
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
         let checksum = ChecksumCheck::from_request(
             &headers,
@@ -321,7 +323,8 @@ impl Cairn {
         let customer = customer_key!(input);
         let record = self
             .version_of(&input.bucket, &input.key, input.version_id.as_deref())
-            .await?;
+            .await
+            .map_err(|err| MayList::hide_absence(&req.extensions, err))?;
         let version_id = shown_version(&record, input.version_id.is_some());
         let (lock_mode, lock_until, legal_hold) = lock::reported(&record);
         let object = record.manifest;
@@ -421,7 +424,8 @@ impl Cairn {
         let customer = customer_key!(input);
         let record = self
             .version_of(&input.bucket, &input.key, input.version_id.as_deref())
-            .await?;
+            .await
+            .map_err(|err| MayList::hide_absence(&req.extensions, err))?;
         let version_id = shown_version(&record, input.version_id.is_some());
         let (lock_mode, lock_until, legal_hold) = lock::reported(&record);
         let object = record.manifest;
@@ -541,6 +545,7 @@ impl Cairn {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
+        let extensions = req.extensions;
         let objects = input.delete.objects;
         if objects.len() > MAX_DELETE_KEYS {
             return Err(s3_error!(
@@ -553,10 +558,20 @@ impl Cairn {
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket;
         type Outcome = (ObjectIdentifier, S3Result<cairn_meta_api::client::Deleted>);
+        let access = self.access();
+        let (access, extensions) = (&access, &extensions);
         let results: Vec<Outcome> = futures_util::stream::iter(objects)
             .map(|object| {
                 let bucket = bucket.clone();
                 async move {
+                    // Each key is a DeleteObject to the access check.
+                    let version = object.version_id.is_some();
+                    if let Err(err) = access
+                        .may_delete(extensions, &bucket, &object.key, version)
+                        .await
+                    {
+                        return (object, Err(err));
+                    }
                     let condition = delete_precondition(
                         object.e_tag.as_ref().map(|e| e.value().to_owned()),
                         object.size,
@@ -619,6 +634,7 @@ impl Cairn {
         let headers = req.headers;
         let input = req.input;
         let requested = requested!(input);
+        super::acl::refuse_object_acl!(input);
         let source_customer = crate::sse::CustomerKey::from_headers(
             input.copy_source_sse_customer_algorithm.as_deref(),
             input.copy_source_sse_customer_key.as_deref(),

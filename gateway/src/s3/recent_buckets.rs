@@ -1,17 +1,19 @@
-//! Bucket records read recently, for what a read only *reports* about its
-//! bucket (the `x-amz-expiration` header of a GET or HEAD), so that a GET
-//! does not cost a second catalogue read per request.
+//! Bucket records read recently, so that a request does not cost a
+//! catalogue read for its bucket: the access check (owner, parsed policy)
+//! and what a read only reports (the `x-amz-expiration` header).
 //!
-//! Never used for what decides a write or what a request may do
-//! (versioning, object lock, conditions): those read the bucket record
-//! fresh from the catalogue. A record here is at most [`TTL`] old, or
-//! newer when this gateway changed the bucket itself.
+//! Never used for what decides a write (versioning, object lock,
+//! conditions): those read the bucket record fresh from the catalogue. A
+//! record here is at most [`TTL`] old, or newer when this gateway changed
+//! the bucket itself (it forgets the record).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_meta_api::model::BucketRecord;
+
+use crate::policy::Policy;
 
 /// How long a bucket record is reused.
 pub(super) const TTL: Duration = Duration::from_secs(5);
@@ -21,12 +23,22 @@ const CAPACITY: usize = 10_000;
 
 #[derive(Debug, Default)]
 pub(super) struct RecentBuckets {
-    records: Mutex<HashMap<String, (Instant, Arc<BucketRecord>)>>,
+    records: Mutex<HashMap<String, (Instant, Arc<KnownBucket>)>>,
+}
+
+/// A bucket record and its policy, parsed once.
+#[derive(Debug)]
+pub(super) struct KnownBucket {
+    pub(super) record: BucketRecord,
+    /// `None` without a policy. A stored policy that no longer parses
+    /// (it was validated when put) denies everything but its owner's
+    /// policy calls, rather than be ignored.
+    pub(super) policy: Option<Policy>,
 }
 
 impl RecentBuckets {
     /// The bucket's record if it was read less than [`TTL`] ago.
-    pub(super) fn get(&self, bucket: &str) -> Option<Arc<BucketRecord>> {
+    pub(super) fn get(&self, bucket: &str) -> Option<Arc<KnownBucket>> {
         let records = self.records.lock().expect("recent buckets lock");
         records
             .get(bucket)
@@ -35,14 +47,23 @@ impl RecentBuckets {
     }
 
     /// Remembers a record just read from the catalogue.
-    pub(super) fn put(&self, record: &BucketRecord) -> Arc<BucketRecord> {
-        let record = Arc::new(record.clone());
+    pub(super) fn put(&self, record: &BucketRecord) -> Arc<KnownBucket> {
+        let policy = record.policy.as_ref().map(|text| {
+            Policy::parse(text, &record.name).unwrap_or_else(|err| {
+                tracing::error!(bucket = %record.name, error = %err, "stored bucket policy does not parse; denying all");
+                Policy::deny_all(&record.name)
+            })
+        });
+        let known = Arc::new(KnownBucket {
+            record: record.clone(),
+            policy,
+        });
         let mut records = self.records.lock().expect("recent buckets lock");
         if records.len() >= CAPACITY && !records.contains_key(&record.name) {
             records.clear();
         }
-        records.insert(record.name.clone(), (Instant::now(), record.clone()));
-        record
+        records.insert(record.name.clone(), (Instant::now(), known.clone()));
+        known
     }
 
     /// Forgets a bucket this gateway just changed or deleted.
@@ -68,6 +89,8 @@ mod tests {
             tags: Default::default(),
             lifecycle: None,
             encryption: None,
+            policy: None,
+            public_access_block: None,
         }
     }
 
@@ -76,7 +99,7 @@ mod tests {
         let recent = RecentBuckets::default();
         assert!(recent.get("a").is_none());
         recent.put(&record("a"));
-        assert_eq!(recent.get("a").expect("present").name, "a");
+        assert_eq!(recent.get("a").expect("present").record.name, "a");
         recent.forget("a");
         assert!(recent.get("a").is_none());
     }

@@ -191,6 +191,34 @@ impl MetaClient {
         .map(drop)
     }
 
+    /// Sets or removes a bucket's policy.
+    pub async fn set_bucket_policy(
+        &self,
+        bucket: &str,
+        policy: Option<String>,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::SetBucketPolicy {
+            bucket: bucket.into(),
+            policy,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Sets or removes a bucket's Block Public Access settings.
+    pub async fn set_public_access_block(
+        &self,
+        bucket: &str,
+        block: Option<crate::model::PublicAccessBlock>,
+    ) -> Result<(), MetaError> {
+        self.apply(&Command::SetPublicAccessBlock {
+            bucket: bucket.into(),
+            block,
+        })
+        .await
+        .map(drop)
+    }
+
     /// Changes one version's tags, retention or legal hold.
     pub async fn update_version(
         &self,

@@ -44,22 +44,19 @@ impl Tx<'_> {
             Command::SetVersioning { bucket, state } => self.set_versioning(bucket, *state),
             Command::SetObjectLock { bucket, config } => self.set_object_lock(bucket, config),
             Command::SetBucketTags { bucket, tags } => {
-                let mut record = self.bucket_record(bucket)?;
-                record.tags = tags.clone();
-                self.batch.put(keys::bucket(bucket), encode(&record));
-                Ok(Outcome::Done)
+                self.update_bucket(bucket, |record| record.tags = tags.clone())
             }
             Command::SetLifecycle { bucket, lifecycle } => {
-                let mut record = self.bucket_record(bucket)?;
-                record.lifecycle = lifecycle.clone();
-                self.batch.put(keys::bucket(bucket), encode(&record));
-                Ok(Outcome::Done)
+                self.update_bucket(bucket, |record| record.lifecycle = lifecycle.clone())
             }
             Command::SetBucketEncryption { bucket, encryption } => {
-                let mut record = self.bucket_record(bucket)?;
-                record.encryption = encryption.clone();
-                self.batch.put(keys::bucket(bucket), encode(&record));
-                Ok(Outcome::Done)
+                self.update_bucket(bucket, |record| record.encryption = encryption.clone())
+            }
+            Command::SetBucketPolicy { bucket, policy } => {
+                self.update_bucket(bucket, |record| record.policy = policy.clone())
+            }
+            Command::SetPublicAccessBlock { bucket, block } => {
+                self.update_bucket(bucket, |record| record.public_access_block = *block)
             }
             Command::UpdateVersion {
                 bucket,
@@ -318,8 +315,22 @@ impl Tx<'_> {
             tags: Default::default(),
             lifecycle: None,
             encryption: None,
+            policy: None,
+            public_access_block: None,
         };
         self.batch.put(keys::bucket(name), encode(&record));
+        Ok(Outcome::Done)
+    }
+
+    /// Changes one setting of an existing bucket's record.
+    fn update_bucket(
+        &mut self,
+        bucket: &str,
+        change: impl FnOnce(&mut BucketRecord),
+    ) -> Result<Outcome, CatalogError> {
+        let mut record = self.bucket_record(bucket)?;
+        change(&mut record);
+        self.batch.put(keys::bucket(bucket), encode(&record));
         Ok(Outcome::Done)
     }
 
