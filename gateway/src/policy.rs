@@ -338,10 +338,16 @@ impl Statement {
             }
         };
         let own = format!("arn:aws:s3:::{bucket}");
+        let own_objects = format!("{own}/");
         for resource in &resources.patterns {
-            let names_bucket = resource == &own
-                || resource.starts_with(&format!("{own}/"))
-                || (resource.ends_with('*') && own.starts_with(resource.trim_end_matches('*')));
+            // The pattern must be able to match the bucket or one of its
+            // objects: its literal start agrees with `arn:aws:s3:::bucket/`.
+            let literal = resource
+                .find(['*', '?'])
+                .map_or(resource.as_str(), |wild| &resource[..wild]);
+            let names_bucket = wildcard(resource, &own)
+                || own_objects.starts_with(literal)
+                || literal.starts_with(&own_objects);
             if !names_bucket {
                 return Err(malformed(format!(
                     "Policy has invalid resource {resource} (a bucket policy names its own bucket)"
@@ -707,5 +713,18 @@ mod tests {
             assert!(Policy::parse(text, "b").is_err(), "{text}");
         }
         assert!(Policy::parse(&"x".repeat(MAX_POLICY_BYTES + 1), "b").is_err());
+        // Wildcards that can reach the bucket are fine.
+        for resource in ["arn:aws:s3:::*", "arn:aws:s3:::*/*", "arn:aws:s3:::b*", "arn:aws:s3:::b/logs/*"] {
+            let text = format!(
+                r#"{{"Statement": {{"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": "{resource}"}}}}"#
+            );
+            assert!(Policy::parse(&text, "b").is_ok(), "{resource}");
+        }
+        for resource in ["arn:aws:s3:::c*", "arn:aws:s3:::bb/*", "arn:aws:s3:::a/*"] {
+            let text = format!(
+                r#"{{"Statement": {{"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": "{resource}"}}}}"#
+            );
+            assert!(Policy::parse(&text, "b").is_err(), "{resource}");
+        }
     }
 }
