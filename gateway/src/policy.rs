@@ -714,7 +714,12 @@ mod tests {
         }
         assert!(Policy::parse(&"x".repeat(MAX_POLICY_BYTES + 1), "b").is_err());
         // Wildcards that can reach the bucket are fine.
-        for resource in ["arn:aws:s3:::*", "arn:aws:s3:::*/*", "arn:aws:s3:::b*", "arn:aws:s3:::b/logs/*"] {
+        for resource in [
+            "arn:aws:s3:::*",
+            "arn:aws:s3:::*/*",
+            "arn:aws:s3:::b*",
+            "arn:aws:s3:::b/logs/*",
+        ] {
             let text = format!(
                 r#"{{"Statement": {{"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": "{resource}"}}}}"#
             );

@@ -35,6 +35,20 @@ macro_rules! refuse_object_acl {
 }
 pub(super) use {grant_headers, refuse_object_acl};
 
+/// Refuses a Put{Bucket,Object}Acl that grants anything beyond `owner`'s
+/// full control: canned ACL, grant headers or an `AccessControlPolicy`.
+macro_rules! refuse_put_acl {
+    ($input:expr, $owner:expr) => {{
+        let grants = grant_headers!($input) || $input.grant_write.is_some();
+        refuse_acl($input.acl.as_ref().map(|a| a.as_str()), grants)?;
+        if let Some(policy) = &$input.access_control_policy
+            && !owner_only_policy(policy, $owner)
+        {
+            return Err(not_supported());
+        }
+    }};
+}
+
 /// Canned ACLs that grant nothing beyond the bucket owner's full control.
 fn owner_only(acl: &str) -> bool {
     matches!(acl, "private" | "bucket-owner-full-control")
@@ -130,13 +144,7 @@ impl Cairn {
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
         let input = req.input;
         let bucket = self.require_bucket(&input.bucket).await?;
-        let grants = grant_headers!(input) || input.grant_write.is_some();
-        refuse_acl(input.acl.as_ref().map(|a| a.as_str()), grants)?;
-        if let Some(policy) = &input.access_control_policy
-            && !owner_only_policy(policy, &bucket.owner)
-        {
-            return Err(not_supported());
-        }
+        refuse_put_acl!(input, &bucket.owner);
         Ok(S3Response::new(PutBucketAclOutput::default()))
     }
 
@@ -164,13 +172,7 @@ impl Cairn {
         let bucket = self.require_bucket(&input.bucket).await?;
         self.version_of(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
-        let grants = grant_headers!(input) || input.grant_write.is_some();
-        refuse_acl(input.acl.as_ref().map(|a| a.as_str()), grants)?;
-        if let Some(policy) = &input.access_control_policy
-            && !owner_only_policy(policy, &bucket.owner)
-        {
-            return Err(not_supported());
-        }
+        refuse_put_acl!(input, &bucket.owner);
         Ok(S3Response::new(PutObjectAclOutput::default()))
     }
 
