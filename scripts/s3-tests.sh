@@ -9,7 +9,8 @@
 # Environment: BIN_DIR (default target/release), PORT (default 19950),
 # LIFECYCLE_DAY (default 10s, as the suite's lifecycle cases expect; the
 # x-amz-expiration header cases expect real days: LIFECYCLE_DAY=86400s).
-# Writes the per-case outcome to s3-tests-report.txt (gitignored) and prints
+# Writes the per-case outcome to s3-tests-report.txt and the whole pytest
+# output to s3-tests-output.txt (TB=short for tracebacks; both gitignored), and prints
 # the pass/fail counts. The suite needs a second user ("alt") and a few
 # more; they are added to the gateway's credentials, which `cairn dev`
 # reloads by restarting the gateway it supervises.
@@ -60,7 +61,7 @@ REPORT=$ROOT/s3-tests-report.txt
 cd "$SUITE"
 set +e
 S3TEST_CONF=$CONF "$VENV/bin/python" -m pytest s3tests/functional/test_s3.py s3tests/functional/test_headers.py \
-  ${FILTER:+-k "$FILTER"} -p no:cacheprovider -q -rA --tb=line 2>&1 \
-  | grep -E '^(PASSED|FAILED|ERROR|SKIPPED) ' | sort >"$REPORT"
+  ${FILTER:+-k "$FILTER"} -p no:cacheprovider -q -rA --tb="${TB:-line}" 2>&1 \
+  | tee "$ROOT/s3-tests-output.txt" | grep -E '^(PASSED|FAILED|ERROR|SKIPPED) ' | sort >"$REPORT"
 set -e
 echo "passed $(grep -c '^PASSED' "$REPORT"), failed $(grep -c '^FAILED' "$REPORT"), errors $(grep -c '^ERROR' "$REPORT"), skipped $(grep -c '^SKIPPED' "$REPORT") (details: $REPORT)"

@@ -197,6 +197,9 @@ def test_list_object_versions_pages_prefixes_and_markers(s3, bucket):
     assert pages == 1
     assert [(v["Key"], v["VersionId"]) for v in whole] == expected
     assert [(m["Key"], m["VersionId"]) for m in markers] == [("c", marker)]
+    # Every entry names its owner: the bucket's (ACLs are disabled).
+    owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+    assert {v["Owner"]["ID"] for v in whole} | {m["Owner"]["ID"] for m in markers} == {owner}
     # Any page size gives the same versions, in order, with no repeats.
     for size in (1, 2, 3, 4, 7):
         versions, markers, _, pages = all_versions(s3, bucket, MaxKeys=size)

@@ -59,11 +59,20 @@ impl Cairn {
                 self.region
             ));
         }
-        self.backend
+        match self
+            .backend
             .meta
             .create_bucket_with(&bucket, &owner, object_lock)
             .await
-            .map_err(errors::meta)?;
+        {
+            Ok(()) => {}
+            // S3's legacy rule: in us-east-1, re-creating a bucket one
+            // owns succeeds (and changes nothing); elsewhere it is 409.
+            Err(err)
+                if self.region == "us-east-1"
+                    && err.code() == Some(cairn_service::ErrorCode::BucketAlreadyOwnedByYou) => {}
+            Err(err) => return Err(errors::meta(err)),
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))

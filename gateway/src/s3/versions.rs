@@ -18,7 +18,13 @@ impl Cairn {
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
         let input = req.input;
         let limit = max_keys(input.max_keys)?;
-        self.require_bucket(&input.bucket).await?;
+        // Versions are the bucket owner's (ACLs are disabled, S3's
+        // BucketOwnerEnforced): each entry names it, as S3's listing does.
+        let bucket_owner = self.require_bucket(&input.bucket).await?.owner;
+        let owner = || Owner {
+            display_name: Some(bucket_owner.clone()),
+            id: Some(bucket_owner.clone()),
+        };
         let prefix = input.prefix.clone().unwrap_or_default();
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let key_marker = input.key_marker.clone().filter(|k| !k.is_empty());
@@ -65,7 +71,7 @@ impl Cairn {
                     version_id: Some(v.version_id.clone()),
                     is_latest: Some(v.is_latest),
                     last_modified: Some(attrs::timestamp(v.modified_ms)),
-                    owner: None,
+                    owner: Some(owner()),
                 }),
                 VersionEntry::Version(v) => versions.push(ObjectVersion {
                     key: Some(name(&v.key)),
@@ -77,6 +83,7 @@ impl Cairn {
                     storage_class: Some(ObjectVersionStorageClass::from_static(
                         ObjectVersionStorageClass::STANDARD,
                     )),
+                    owner: Some(owner()),
                     ..Default::default()
                 }),
                 VersionEntry::Prefix { prefix } => prefixes.push(CommonPrefix {
