@@ -452,6 +452,15 @@ pub struct DeleteCondition {
 }
 
 impl DeleteCondition {
+    /// Whether it names a value a version must have (an ETag other than
+    /// `*`, a size, a modification time): a delete marker has none, so a
+    /// marker that is current fails such a condition.
+    pub fn names_a_value(&self) -> bool {
+        self.etag.as_deref().is_some_and(|e| e != "*")
+            || self.size.is_some()
+            || self.last_modified_secs.is_some()
+    }
+
     /// Whether `record` (the version a delete would remove) satisfies it.
     pub fn holds_for(&self, record: &ObjectRecord) -> bool {
         let m = &record.manifest;

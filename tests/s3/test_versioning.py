@@ -318,6 +318,26 @@ def test_if_none_match_with_an_etag_and_conditional_deletes(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="new")["Body"].read() == b"x"
 
 
+def test_conditional_deletes_when_a_delete_marker_is_current(s3, bucket):
+    versioned(s3, bucket)
+    put = s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    marker = s3.delete_object(Bucket=bucket, Key="k", IfMatch=put["ETag"])
+    assert marker["DeleteMarker"]
+    # A marker has no ETag, size or time: a condition naming one fails…
+    for bad in ({"IfMatch": put["ETag"]}, {"IfMatchSize": 1},
+                {"IfMatchLastModifiedTime": datetime.datetime(2015, 1, 1)}):
+        with pytest.raises(ClientError) as refused:
+            s3.delete_object(Bucket=bucket, Key="k", **bad)
+        assert error_code(refused) == "PreconditionFailed", bad
+    # …`*` finds no object and does nothing.
+    s3.delete_object(Bucket=bucket, Key="k", IfMatch="*")
+    versions = s3.list_object_versions(Bucket=bucket)
+    assert len(versions["DeleteMarkers"]) == 1 and len(versions["Versions"]) == 1
+    # A key that never existed: nothing to fail, nothing done.
+    assert s3.delete_object(Bucket=bucket, Key="never", IfMatch=put["ETag"])[
+        "ResponseMetadata"]["HTTPStatusCode"] == 204
+
+
 def test_a_bucket_with_versions_is_not_empty(s3, bucket):
     versioned(s3, bucket)
     put = s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]

@@ -527,6 +527,20 @@ impl Tx<'_> {
         let cat = catalogue_key(bucket, key);
         let current: Option<ObjectRecord> = self.shard.get(&keys::object(&cat))?;
         Self::check_precondition(current.as_ref(), precondition, (bucket, key))?;
+        // With no object, a conditional delete does nothing, unless the key's
+        // current version is a delete marker and the condition names an
+        // ETag, size or time: the marker has none, so it fails.
+        if let Precondition::DeleteIf(condition) = precondition
+            && current.is_none()
+            && condition.names_a_value()
+            && let Some(marker) = self.shard.versions(&cat)?.first()
+            && marker.delete_marker
+        {
+            return Err(CatalogError::PreconditionFailed(format!(
+                "the current version {} is a delete marker",
+                marker.version_id
+            )));
+        }
         let conditional = matches!(precondition, Precondition::DeleteIf(_));
         if !versioning.keeps_versions() || (conditional && current.is_none()) {
             let Some(current) = current else {
