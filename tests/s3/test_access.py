@@ -71,7 +71,7 @@ def test_a_bucket_belongs_to_its_creator(cluster, s3, bob, bucket):
         else:
             denied(call, Bucket=bucket, **kw)
     # Nothing bob tried changed anything.
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["mine"]  # before "guarded"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["mine"]
     assert s3.get_object(Bucket=bucket, Key="mine")["Body"].read() == b"alice's"
     # The name is taken for everyone else; bob's listing shows only his own.
     with pytest.raises(ClientError) as taken:
@@ -85,6 +85,10 @@ def test_a_bucket_belongs_to_its_creator(cluster, s3, bob, bucket):
     # else owns: the owner's own request naming another owner is refused.
     denied(s3.put_object, Bucket=bucket, Key="guarded", Body=b"x", ExpectedBucketOwner="bob")
     s3.put_object(Bucket=bucket, Key="guarded", Body=b"x", ExpectedBucketOwner=cluster.info["access_key"])
+    denied(s3.copy_object, Bucket=bucket, Key="copied", CopySource={"Bucket": bucket, "Key": "guarded"},
+           ExpectedSourceBucketOwner="bob")
+    s3.copy_object(Bucket=bucket, Key="copied", CopySource={"Bucket": bucket, "Key": "guarded"},
+                   ExpectedSourceBucketOwner=cluster.info["access_key"])
     # Anonymous requests get nothing without a grant.
     anon = anonymous(cluster)
     denied(anon.list_buckets)

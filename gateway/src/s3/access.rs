@@ -258,16 +258,24 @@ impl S3Access for Access {
                 } else {
                     "s3:GetObject"
                 };
-                if !self
-                    .allowed(
-                        principal.as_deref(),
-                        source_bucket,
-                        Some(source_key),
-                        action,
-                        &context,
-                    )
-                    .await?
-                {
+                let expected_owner = cx
+                    .headers()
+                    .get("x-amz-source-expected-bucket-owner")
+                    .map(|v| v.as_bytes().to_vec());
+                let allowed = match self.bucket(source_bucket).await? {
+                    Some(known) => {
+                        expected_owner.is_none_or(|o| o == known.record.owner.as_bytes())
+                            && decide(
+                                &known,
+                                principal.as_deref(),
+                                Some(source_key),
+                                action,
+                                &context,
+                            )
+                    }
+                    None => true,
+                };
+                if !allowed {
                     return Err(denied());
                 }
             }
