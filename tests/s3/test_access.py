@@ -85,6 +85,7 @@ def test_a_bucket_belongs_to_its_creator(cluster, s3, bob, bucket):
     # else owns: the owner's own request naming another owner is refused.
     denied(s3.put_object, Bucket=bucket, Key="guarded", Body=b"x", ExpectedBucketOwner="bob")
     s3.put_object(Bucket=bucket, Key="guarded", Body=b"x", ExpectedBucketOwner=cluster.info["access_key"])
+    denied(s3.delete_objects, Bucket=bucket, Delete={"Objects": [{"Key": "guarded"}]}, ExpectedBucketOwner="bob")
     denied(s3.copy_object, Bucket=bucket, Key="copied", CopySource={"Bucket": bucket, "Key": "guarded"},
            ExpectedSourceBucketOwner="bob")
     s3.copy_object(Bucket=bucket, Key="copied", CopySource={"Bucket": bucket, "Key": "guarded"},

@@ -213,6 +213,16 @@ impl S3Access for Access {
         } else {
             BTreeMap::new()
         };
+        // `x-amz-expected-bucket-owner`: the caller's guard against writing
+        // to a bucket someone else owns (DeleteObjects included).
+        if let Some(known) = &known
+            && cx
+                .headers()
+                .get("x-amz-expected-bucket-owner")
+                .is_some_and(|expected| expected.as_bytes() != known.record.owner.as_bytes())
+        {
+            return Err(denied());
+        }
         if op == "DeleteObjects" {
             // Each key is checked as a DeleteObject once the body is read.
             cx.extensions_mut().insert(KeyChecks { principal, context });
@@ -222,15 +232,6 @@ impl S3Access for Access {
         // A bucket that does not exist is let through: the operation
         // answers NoSuchBucket.
         if let Some(known) = &known {
-            // `x-amz-expected-bucket-owner`: the caller's guard against
-            // writing to a bucket someone else owns.
-            if cx
-                .headers()
-                .get("x-amz-expected-bucket-owner")
-                .is_some_and(|expected| expected.as_bytes() != known.record.owner.as_bytes())
-            {
-                return Err(denied());
-            }
             let principal = principal.as_deref();
             if !decide(known, principal, key.as_deref(), action, &context) {
                 return Err(denied());
