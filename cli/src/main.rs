@@ -17,6 +17,7 @@ use cairn_service::{ClusterSecret, now_ms};
 
 mod admin;
 mod durability;
+mod users;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -122,6 +123,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// S3 users and their access keys (secrets are shown once, at
+    /// creation).
+    #[command(subcommand)]
+    User(UserCommand),
     /// One object's manifest: parts, chunks, nodes, states and roots.
     Inspect {
         /// `bucket/key`
@@ -130,6 +135,34 @@ enum Command {
         /// version written while versioning was off or suspended).
         #[arg(long)]
         version: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// A new user with one access key; prints the key and its secret.
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every user and its access keys.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes a user and all its keys (refused while it owns buckets).
+    Delete { name: String },
+    /// A user's access keys; `--create` adds one (printing its secret),
+    /// `--delete KEY` removes one.
+    Keys {
+        name: String,
+        #[arg(long, conflicts_with = "delete")]
+        create: bool,
+        #[arg(long, value_name = "ACCESS_KEY")]
+        delete: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -713,6 +746,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev(_) | Command::Scrub(_) | Command::Repair(_) | Command::Bench(_) => {
             unreachable!("handled above")
         }
+        Command::User(command) => users::user(&client, &secret, command).await?,
         Command::Inspect {
             object,
             version,

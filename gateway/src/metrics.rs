@@ -38,6 +38,9 @@ pub struct GatewayMetrics {
     pub encryption: IntCounterVec,
     /// Reads refused because an SSE-C key was missing or wrong.
     pub sse_key_refusals: IntCounter,
+    /// Access keys looked up in the catalogue (cache misses), by result:
+    /// `found`, `unknown`, `error`.
+    pub user_lookups: IntCounterVec,
 }
 
 impl GatewayMetrics {
@@ -120,6 +123,14 @@ impl GatewayMetrics {
                 "cairn_gateway_sse_key_refusals_total",
                 "Requests refused because an SSE-C key was missing or did not match",
             ),
+            user_lookups: IntCounterVec::new(
+                Opts::new(
+                    "cairn_gateway_user_lookups_total",
+                    "Access keys looked up in the catalogue's user table (cache misses), by result",
+                ),
+                &["result"],
+            )
+            .expect("metric"),
             registry,
             requests,
             request_seconds,
@@ -143,6 +154,7 @@ impl GatewayMetrics {
             Box::new(metrics.corrupt_chunk_reads.clone()),
             Box::new(metrics.encryption.clone()),
             Box::new(metrics.sse_key_refusals.clone()),
+            Box::new(metrics.user_lookups.clone()),
         ] {
             metrics.registry.register(collector).expect("unique metric");
         }

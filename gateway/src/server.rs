@@ -50,21 +50,15 @@ pub struct Gateway {
 
 impl Gateway {
     /// Connects to the metadata service (waiting for it to come up) and
-    /// builds the S3 service. Refuses to start without S3 credentials: s3s
-    /// would otherwise accept anonymous requests.
+    /// builds the S3 service. Users are the config's `[[credentials]]` and
+    /// the catalogue's (`cairn user`); unsigned requests are anonymous and
+    /// get only what a bucket policy grants everyone.
     pub async fn open(
         config: &GatewayConfig,
         secret: &ClusterSecret,
         listener: TcpListener,
         admin_listener: Option<TcpListener>,
     ) -> Result<Self, GatewayError> {
-        if config.credentials.is_empty() {
-            return Err(ConfigError::Invalid(
-                "no S3 credentials: add [[credentials]] or set CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY"
-                    .into(),
-            )
-            .into());
-        }
         let meta = connect_meta(&config.metadata_url, secret).await?;
         let backend = Arc::new(Backend::new(config, meta, secret, GatewayMetrics::new())?);
 
@@ -73,15 +67,18 @@ impl Gateway {
                 .map_err(|e| ConfigError::Invalid(format!("sse_keyring_file: {e}")))?,
             None => Keyring::default(),
         };
+        let users =
+            Users::with_catalogue(&config.credentials, Some((backend.clone(), secret.clone())));
         let cairn = Cairn::new(
             backend.clone(),
             &config.region,
             config.lifecycle_day_ms,
             Arc::new(keyring),
+            users.clone(),
         );
         let access = cairn.access();
         let mut builder = S3ServiceBuilder::new(cairn);
-        builder.set_auth(Users::new(&config.credentials));
+        builder.set_auth(users);
         builder.set_access(access);
         if let Some(domain) = &config.base_domain {
             builder.set_host(BaseDomain::new(domain));

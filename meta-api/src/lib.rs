@@ -5,6 +5,7 @@
 //! - [`shard_map`] and [`keys`]: how catalogue keys map to prefix shards;
 //! - [`client`]: [`MetaClient`], which routes every call by the shard map
 //!   and retries on a stale map, and [`NodeCache`];
+//! - [`users`]: S3 users and their access keys (sealed secrets);
 //! - [`config`]: [`MetaConfig`], the metadata process's config file.
 //!
 //! Nothing here links RocksDB: the gateway, the scrubber and the CLI depend
@@ -15,6 +16,7 @@ pub mod config;
 pub mod keys;
 pub mod model;
 pub mod shard_map;
+pub mod users;
 
 pub use client::{MetaClient, MetaError, NodeCache};
 pub use config::MetaConfig;

@@ -3,6 +3,10 @@
 //! transitions. Persisted in the group's database
 //! (`<data_dir>/groups/cluster`), changed only by applying proposals.
 //!
+//! It also holds the S3 user table (`user\0NAME` → [`UserRecord`],
+//! `akey\0ACCESS_KEY` → [`KeyRecord`] with the sealed secret): small,
+//! cluster-wide and read by every gateway, like the registry.
+//!
 //! Failure detection itself is not here: it needs a clock, so it runs on
 //! the group's leader (`server::detector`) and proposes its verdicts as
 //! [`Proposal::Transition`]s, which apply only if the node is still in the
@@ -14,6 +18,9 @@ use cairn_core::ids::NodeId;
 use cairn_core::placement::NodeState;
 use cairn_meta_api::model::{NodeEvent, NodeRecord};
 use cairn_meta_api::shard_map::ShardMap;
+use cairn_meta_api::users::{
+    KeyInfo, KeyRecord, MAX_KEYS_PER_USER, NewKey, UserChange, UserRecord,
+};
 use cairn_node_api::wire::NodeStatus;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 
@@ -24,6 +31,14 @@ use crate::shard::CatalogError;
 const MAP_KEY: &[u8] = b"map";
 const NODE_PREFIX: &[u8] = b"node\0";
 const EVENT_PREFIX: &[u8] = b"event\0";
+const USER_PREFIX: &[u8] = b"user\0";
+const KEY_PREFIX: &[u8] = b"akey\0";
+
+fn prefixed(prefix: &[u8], name: &str) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
 
 pub struct ClusterState {
     db: Arc<DB>,
@@ -199,6 +214,141 @@ impl ClusterState {
     }
 }
 
+/// The S3 user table.
+impl ClusterState {
+    pub fn users(&self) -> Result<Vec<UserRecord>, CatalogError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(USER_PREFIX, Direction::Forward))
+        {
+            let (key, value) = item?;
+            if !key.starts_with(USER_PREFIX) {
+                break;
+            }
+            out.push(parse(&value)?);
+        }
+        Ok(out)
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, CatalogError> {
+        self.db
+            .get(prefixed(USER_PREFIX, name))?
+            .map(|b| parse(&b))
+            .transpose()
+    }
+
+    /// An access key with its owner and sealed secret.
+    pub fn access_key(&self, access_key: &str) -> Result<Option<KeyRecord>, CatalogError> {
+        self.db
+            .get(prefixed(KEY_PREFIX, access_key))?
+            .map(|b| parse(&b))
+            .transpose()
+    }
+
+    fn change_user(
+        &self,
+        change: &UserChange,
+        now_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<Option<UserRecord>, CatalogError> {
+        change
+            .validate()
+            .map_err(|e| CatalogError::InvalidArgument(e.to_string()))?;
+        match change {
+            UserChange::Create { name, key } => {
+                if let Some(existing) = self.user(name)? {
+                    // A retry of this same creation answers as the first did.
+                    if existing.keys.iter().any(|k| k.access_key == key.access_key) {
+                        return Ok(Some(existing));
+                    }
+                    return Err(CatalogError::Conflict(format!(
+                        "user {name} already exists"
+                    )));
+                }
+                let mut record = UserRecord {
+                    name: name.clone(),
+                    created_ms: now_ms,
+                    keys: Vec::new(),
+                };
+                self.add_key(&mut record, key, now_ms, batch)?;
+                Ok(Some(record))
+            }
+            UserChange::AddKey { user, key } => {
+                let mut record = self.existing_user(user)?;
+                if record.keys.iter().any(|k| k.access_key == key.access_key) {
+                    return Ok(Some(record));
+                }
+                if record.keys.len() >= MAX_KEYS_PER_USER {
+                    return Err(CatalogError::Conflict(format!(
+                        "user {user} already has {MAX_KEYS_PER_USER} access keys; delete one first"
+                    )));
+                }
+                self.add_key(&mut record, key, now_ms, batch)?;
+                Ok(Some(record))
+            }
+            UserChange::DeleteKey { user, access_key } => {
+                let mut record = self.existing_user(user)?;
+                let before = record.keys.len();
+                record.keys.retain(|k| &k.access_key != access_key);
+                if record.keys.len() == before {
+                    return Err(CatalogError::NotFound(format!(
+                        "user {user} has no access key {access_key}"
+                    )));
+                }
+                batch.delete(prefixed(KEY_PREFIX, access_key));
+                batch.put(prefixed(USER_PREFIX, user), json(&record));
+                Ok(Some(record))
+            }
+            UserChange::Delete { name } => {
+                let record = self.existing_user(name)?;
+                for key in &record.keys {
+                    batch.delete(prefixed(KEY_PREFIX, &key.access_key));
+                }
+                batch.delete(prefixed(USER_PREFIX, name));
+                tracing::info!(user = %name, "S3 user deleted");
+                Ok(None)
+            }
+        }
+    }
+
+    fn existing_user(&self, name: &str) -> Result<UserRecord, CatalogError> {
+        self.user(name)?
+            .ok_or_else(|| CatalogError::NotFound(format!("no user {name}")))
+    }
+
+    fn add_key(
+        &self,
+        record: &mut UserRecord,
+        key: &NewKey,
+        now_ms: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<(), CatalogError> {
+        if self.access_key(&key.access_key)?.is_some() {
+            return Err(CatalogError::Conflict(format!(
+                "access key {} is taken",
+                key.access_key
+            )));
+        }
+        record.keys.push(KeyInfo {
+            access_key: key.access_key.clone(),
+            created_ms: now_ms,
+        });
+        batch.put(
+            prefixed(KEY_PREFIX, &key.access_key),
+            json(&KeyRecord {
+                access_key: key.access_key.clone(),
+                user: record.name.clone(),
+                sealed_secret: key.sealed_secret.clone(),
+                created_ms: now_ms,
+            }),
+        );
+        batch.put(prefixed(USER_PREFIX, &record.name), json(record));
+        tracing::info!(user = %record.name, access_key = %key.access_key, "S3 access key added");
+        Ok(())
+    }
+}
+
 impl Machine for ClusterState {
     fn db(&self) -> &Arc<DB> {
         &self.db
@@ -240,6 +390,12 @@ impl Machine for ClusterState {
             } => Reply::Events {
                 events: self.transition(node, *from, *to, *now_ms, &mut batch)?,
             },
+            Proposal::User { change, now_ms } => {
+                match self.change_user(change, *now_ms, &mut batch) {
+                    Ok(record) => Reply::User { record },
+                    Err(err) => crate::shard::refusal(err)?,
+                }
+            }
             other => {
                 tracing::error!(?other, "a shard proposal in the cluster log");
                 crate::shard::refusal(CatalogError::Malformed("not a cluster proposal".to_owned()))?

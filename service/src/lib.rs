@@ -4,6 +4,7 @@
 //! - [`error`]: the JSON error body and the typed [`ErrorCode`] that both
 //!   servers and clients use (no code is ever compared as a string);
 //! - [`secret`]: the cluster secret, one resolution order for every binary;
+//! - [`sealed`]: small secrets stored sealed under the cluster secret;
 //! - [`server`]: middleware (secret check), metrics rendering, blocking work;
 //! - [`process`]: tracing, panic = abort, SIGINT/SIGTERM;
 //! - [`client`]: the one HTTP client helper, with connect, request and
@@ -21,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod listen;
 pub mod process;
+pub mod sealed;
 pub mod secret;
 pub mod server;
 pub mod tasks;

@@ -28,6 +28,7 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
+use super::Users;
 use super::recent_buckets::{KnownBucket, RecentBuckets};
 use crate::backend::Backend;
 use crate::policy::{Decision, Request};
@@ -37,11 +38,22 @@ use crate::policy::{Decision, Request};
 pub struct Access {
     backend: Arc<Backend>,
     recent: Arc<RecentBuckets>,
+    users: Users,
 }
 
+/// The user a signed request acts for (absent: anonymous), as the access
+/// check resolved it; operations that need it (ListBuckets, CreateBucket)
+/// read it from the request's extensions.
+#[derive(Debug, Clone)]
+pub(super) struct Caller(pub(super) String);
+
 impl Access {
-    pub(super) fn new(backend: Arc<Backend>, recent: Arc<RecentBuckets>) -> Self {
-        Self { backend, recent }
+    pub(super) fn new(backend: Arc<Backend>, recent: Arc<RecentBuckets>, users: Users) -> Self {
+        Self {
+            backend,
+            recent,
+            users,
+        }
     }
 
     async fn bucket(&self, name: &str) -> S3Result<Option<Arc<KnownBucket>>> {
@@ -182,7 +194,10 @@ fn denied() -> s3s::S3Error {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let principal = cx.credentials().map(|c| c.access_key.clone());
+        let principal = cx.credentials().map(|c| self.users.user_of(&c.access_key));
+        if let Some(user) = &principal {
+            cx.extensions_mut().insert(Caller(user.clone()));
+        }
         let op = cx.s3_op().name().to_owned();
         let op = op.as_str();
         let (bucket, key) = match cx.s3_path() {

@@ -46,6 +46,8 @@ pub struct Cairn {
     recent_buckets: Arc<recent_buckets::RecentBuckets>,
     /// SSE-S3's master keys (empty: SSE-S3 is refused).
     keyring: Arc<Keyring>,
+    /// Who signs for which access key (shared with the auth).
+    users: Users,
 }
 
 impl Cairn {
@@ -54,6 +56,7 @@ impl Cairn {
         region: impl Into<String>,
         lifecycle_day_ms: u64,
         keyring: Arc<Keyring>,
+        users: Users,
     ) -> Self {
         Self {
             backend,
@@ -61,6 +64,7 @@ impl Cairn {
             lifecycle_day_ms,
             recent_buckets: Default::default(),
             keyring,
+            users,
         }
     }
 
@@ -68,7 +72,11 @@ impl Cairn {
     /// recently read bucket records, so a policy changed here applies at
     /// once).
     pub fn access(&self) -> Access {
-        Access::new(self.backend.clone(), self.recent_buckets.clone())
+        Access::new(
+            self.backend.clone(),
+            self.recent_buckets.clone(),
+            self.users.clone(),
+        )
     }
 
     /// Runs one operation, recording its status and latency.
@@ -102,9 +110,9 @@ impl Cairn {
 /// The authenticated user (`Access` refuses anonymous requests to the
 /// operations that use this: ListBuckets and CreateBucket).
 fn owner<T>(req: &S3Request<T>) -> String {
-    req.credentials
-        .as_ref()
-        .map(|c| c.access_key.clone())
+    req.extensions
+        .get::<access::Caller>()
+        .map(|caller| caller.0.clone())
         .unwrap_or_default()
 }
 

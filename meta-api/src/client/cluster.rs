@@ -8,6 +8,7 @@ use crate::model::{
     GroupDigest, MetaStatus, NodeEvent, NodeRecord, ReplicaChange, ShardSplit, SplitRequest,
 };
 use crate::shard_map::{GroupId, ShardId, ShardMap};
+use crate::users::{KeyRecord, UserChange, UserRecord};
 
 impl MetaClient {
     /// A heartbeat is idempotent: a retry after a lost answer is harmless.
@@ -43,6 +44,45 @@ impl MetaClient {
             &[("after", after.to_string())],
         )
         .await
+    }
+
+    /// Every S3 user with its access keys (no secrets).
+    pub async fn users(&self) -> Result<Vec<UserRecord>, MetaError> {
+        self.on_group(
+            GroupId::Cluster,
+            Method::GET,
+            "cluster/users",
+            None::<&()>,
+            &[],
+        )
+        .await
+    }
+
+    /// Applies a change to the user table; the user afterwards (`None`
+    /// once deleted). Creations are safe to retry (see [`UserChange`]).
+    pub async fn change_user(&self, change: &UserChange) -> Result<Option<UserRecord>, MetaError> {
+        self.on_group(
+            GroupId::Cluster,
+            Method::POST,
+            "cluster/users",
+            Some(change),
+            &[],
+        )
+        .await
+    }
+
+    /// One access key with its user and sealed secret; `None` if there is
+    /// no such key.
+    pub async fn access_key(&self, access_key: &str) -> Result<Option<KeyRecord>, MetaError> {
+        let path = format!("cluster/keys/{access_key}");
+        match self
+            .on_group(GroupId::Cluster, Method::GET, &path, None::<&()>, &[])
+            .await
+        {
+            Ok(record) => Ok(Some(record)),
+            Err(err) if err.code() == Some(cairn_service::ErrorCode::NotFound) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Gives the directory `bucket/prefix` its own shard (online).

@@ -41,6 +41,7 @@ use cairn_core::ids::{BlobId, NodeId};
 use cairn_core::placement::NodeState;
 use cairn_meta_api::model::{Command, NodeEvent, NodeRecord, Outcome};
 use cairn_meta_api::shard_map::{ShardId, ShardMap};
+use cairn_meta_api::users::{UserChange, UserRecord};
 use cairn_node_api::wire::NodeStatus;
 use cairn_service::ErrorCode;
 use rocksdb::{DB, Options};
@@ -105,6 +106,8 @@ pub enum Proposal {
     },
     /// A newer shard map (after a split).
     PublishMap { map: ShardMap },
+    /// Creates or deletes an S3 user or one of its access keys.
+    User { change: UserChange, now_ms: u64 },
 }
 
 /// What applying a [`Proposal`] answered.
@@ -122,6 +125,10 @@ pub enum Reply {
     },
     Map {
         map: ShardMap,
+    },
+    /// A user after the change (`None`: deleted).
+    User {
+        record: Option<UserRecord>,
     },
     Done,
     /// The command was refused (a precondition, a missing bucket, a key

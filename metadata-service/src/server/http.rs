@@ -40,6 +40,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/cluster/heartbeat", post(heartbeat))
         .route("/cluster/nodes", get(nodes))
         .route("/cluster/events", get(events))
+        .route("/cluster/users", get(users).post(change_user))
+        .route("/cluster/keys/{access_key}", get(access_key))
         .route("/shards/{id}/apply", post(apply))
         .route("/shards/{id}/split", post(split_shard))
         .route("/cluster/replicas", post(change_replicas))
@@ -106,6 +108,7 @@ impl From<CatalogError> for ApiError {
             E::NoSuchVersion { .. } => (StatusCode::NOT_FOUND, ErrorCode::NoSuchVersion),
             E::WrongShard { .. } => (StatusCode::CONFLICT, ErrorCode::WrongShard),
             E::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             E::Storage(_) | E::Corrupt(_) => {
                 tracing::error!(error = %err, "catalogue failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError)
@@ -229,6 +232,49 @@ async fn nodes(
     let (group, state) = shared.cluster_leader()?;
     read_barrier(&shared, &group).await?;
     Ok(Json(state.nodes()?))
+}
+
+async fn users(
+    State(shared): State<Arc<Shared>>,
+) -> Result<Json<Vec<cairn_meta_api::users::UserRecord>>, ApiError> {
+    let (group, state) = shared.cluster_leader()?;
+    read_barrier(&shared, &group).await?;
+    Ok(Json(state.users()?))
+}
+
+async fn change_user(
+    State(shared): State<Arc<Shared>>,
+    Json(change): Json<cairn_meta_api::users::UserChange>,
+) -> Result<Json<Option<cairn_meta_api::users::UserRecord>>, ApiError> {
+    let (group, _) = shared.cluster_leader()?;
+    match group
+        .write(crate::raft::Proposal::User {
+            change,
+            now_ms: now_ms(),
+        })
+        .await?
+    {
+        Reply::User { record } => Ok(Json(record)),
+        other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// One access key, for the gateway's signature check. After a read
+/// barrier: a deleted key must stop working once the deletion is
+/// acknowledged (the gateway's own cache bounds how long it is trusted).
+async fn access_key(
+    State(shared): State<Arc<Shared>>,
+    Path(access_key): Path<String>,
+) -> Result<Json<cairn_meta_api::users::KeyRecord>, ApiError> {
+    let (group, state) = shared.cluster_leader()?;
+    read_barrier(&shared, &group).await?;
+    state.access_key(&access_key)?.map(Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such access key".to_owned(),
+        )
+    })
 }
 
 async fn change_replicas(

@@ -78,6 +78,9 @@ pub enum CatalogError {
     WrongShard { shard: ShardId, key: String },
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A cluster record (user, access key) that does not exist.
+    #[error("{0}")]
+    NotFound(String),
     #[error("storage: {0}")]
     Storage(#[from] rocksdb::Error),
     #[error("corrupt record: {0}")]
