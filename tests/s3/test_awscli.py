@@ -1,5 +1,6 @@
 """aws-cli against a `cairn dev` cluster: `s3 cp` of a 50 MiB file is a
-multipart upload (8 MiB parts) up, and a ranged, parallel download."""
+multipart upload (8 MiB parts) up, a ranged, parallel download, and a
+server-side copy made of UploadPartCopy ranges."""
 
 import hashlib
 import os
@@ -37,6 +38,15 @@ def test_cp_50_mib_up_and_down(cluster, tmp_path):
     back = tmp_path / "down.bin"
     aws(cluster, "s3", "cp", "--only-show-errors", "s3://awscli/dir/file.bin", str(back))
     assert hashlib.md5(back.read_bytes()).digest() == hashlib.md5(source.read_bytes()).digest()
+    # Bucket to bucket: a multipart copy, each part an UploadPartCopy range.
+    aws(cluster, "s3", "cp", "--only-show-errors", "s3://awscli/dir/file.bin", "s3://awscli/dir/copy.bin")
+    part = aws(cluster, "s3api", "head-object", "--bucket", "awscli", "--key", "dir/copy.bin",
+               "--part-number", "1")
+    assert '"PartsCount": 7' in part and f'"ContentLength": {8 * MiB}' in part, part
+    copied = tmp_path / "copy.bin"
+    aws(cluster, "s3", "cp", "--only-show-errors", "s3://awscli/dir/copy.bin", str(copied))
+    assert hashlib.md5(copied.read_bytes()).digest() == hashlib.md5(source.read_bytes()).digest()
+    aws(cluster, "s3", "rm", "s3://awscli/dir/copy.bin")
     aws(cluster, "s3", "rm", "s3://awscli/dir/file.bin")
     assert "file.bin" not in aws(cluster, "s3", "ls", "s3://awscli/", "--recursive")
     aws(cluster, "s3", "rb", "s3://awscli")

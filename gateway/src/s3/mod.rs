@@ -8,6 +8,7 @@ mod attrs;
 mod bucket_policy;
 mod buckets;
 mod checksums;
+mod copy;
 mod encryption;
 mod errors;
 mod host;
@@ -181,6 +182,7 @@ operations! {
     list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => list_objects_v2_op, "ListObjectsV2";
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput => create_multipart_upload_op, "CreateMultipartUpload";
     upload_part(UploadPartInput) -> UploadPartOutput => upload_part_op, "UploadPart";
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput => upload_part_copy_op, "UploadPartCopy";
     complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput => complete_multipart_upload_op, "CompleteMultipartUpload";
     abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput => abort_multipart_upload_op, "AbortMultipartUpload";
     list_parts(ListPartsInput) -> ListPartsOutput => list_parts_op, "ListParts";

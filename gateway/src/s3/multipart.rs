@@ -33,6 +33,18 @@ pub(crate) fn multipart_etag(part_etags: &[String]) -> Option<String> {
     ))
 }
 
+/// S3's part numbers are 1 to 10,000.
+pub(super) fn check_part_number(number: i32) -> S3Result<()> {
+    if PART_NUMBERS.contains(&number) {
+        Ok(())
+    } else {
+        Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ))
+    }
+}
+
 impl Cairn {
     pub(super) async fn create_multipart_upload_op(
         &self,
@@ -82,12 +94,7 @@ impl Cairn {
         let input = req.input;
         let req = (req.headers, req.trailing_headers);
         let customer = super::encryption::customer_key!(input);
-        if !PART_NUMBERS.contains(&input.part_number) {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive"
-            ));
-        }
+        check_part_number(input.part_number)?;
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
         let checksum = ChecksumCheck::from_request(&req.0, &claimed_checksums!(input), req.1)?;
         // Fail before storing data for an upload that does not exist.
@@ -145,7 +152,7 @@ impl Cairn {
     /// The key a part of an upload is encrypted with: an SSE-C upload's
     /// parts must name its key again (S3's 400 when they name another or
     /// none), a plaintext upload's parts none.
-    fn part_key(
+    pub(super) fn part_key(
         &self,
         template: &cairn_core::manifest::ObjectManifest,
         customer: Option<&crate::sse::CustomerKey>,

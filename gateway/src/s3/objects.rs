@@ -330,10 +330,7 @@ impl Cairn {
         let object = record.manifest;
         let key = self.open_version(&object, customer.as_ref())?;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
-        let range = match &input.range {
-            Some(range) => Some(range.check(object.size)?),
-            None => None,
-        };
+        let (range, parts_count) = read_span(&object, input.range.as_ref(), input.part_number)?;
         let span = range.clone().unwrap_or(0..object.size);
         let stream = self
             .open_read(&object, span.clone(), key.map(std::sync::Arc::new))
@@ -377,7 +374,7 @@ impl Cairn {
             e_tag: Some(attrs::etag(&object.etag)),
             last_modified: Some(attrs::timestamp(object.created_ms)),
             metadata: attrs::metadata(&object),
-            parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
+            parts_count,
             version_id,
             expiration,
             tag_count: (!object.tags.is_empty()).then_some(object.tags.len() as i32),
@@ -397,7 +394,7 @@ impl Cairn {
 
     /// Opens a read and waits for its first bytes, so that an object that
     /// cannot be read fails with a status instead of a truncated body.
-    async fn open_read(
+    pub(super) async fn open_read(
         &self,
         object: &ObjectManifest,
         range: Range<u64>,
@@ -431,11 +428,9 @@ impl Cairn {
         let object = record.manifest;
         self.open_version(&object, customer.as_ref())?;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
-        let (length, content_range) = match &input.range {
-            Some(range) => {
-                let r = range.check(object.size)?;
-                (r.end - r.start, Some(content_range(&r, object.size)))
-            }
+        let (range, parts_count) = read_span(&object, input.range.as_ref(), input.part_number)?;
+        let (length, content_range) = match range {
+            Some(r) => (r.end - r.start, Some(content_range(&r, object.size))),
             None => (object.size, None),
         };
         let expiration = match input.version_id {
@@ -453,7 +448,7 @@ impl Cairn {
             e_tag: Some(attrs::etag(&object.etag)),
             last_modified: Some(attrs::timestamp(object.created_ms)),
             metadata: attrs::metadata(&object),
-            parts_count: (object.parts.len() > 1).then_some(object.parts.len() as i32),
+            parts_count,
             version_id,
             expiration,
             object_lock_mode: lock_mode,
@@ -640,27 +635,17 @@ impl Cairn {
             input.copy_source_sse_customer_key.as_deref(),
             input.copy_source_sse_customer_key_md5.as_deref(),
         )?;
-        let (source_bucket, source_key, source_version) = match &input.copy_source {
-            CopySource::Bucket {
-                bucket,
-                key,
-                version_id,
-            } => (
-                bucket.to_string(),
-                key.to_string(),
-                version_id.as_deref().map(str::to_owned),
-            ),
-            _ => {
-                return Err(s3_error!(NotImplemented, "copy sources must be bucket/key"));
-            }
-        };
         let replace = input
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if source_bucket == input.bucket
-            && source_key == input.key
-            && source_version.is_none()
+        if let CopySource::Bucket {
+            bucket,
+            key,
+            version_id: None,
+        } = &input.copy_source
+            && **bucket == *input.bucket
+            && **key == *input.key
             && !replace
             && requested.is_none()
         {
@@ -670,22 +655,20 @@ impl Cairn {
             ));
         }
         let source = self
-            .version_of(&source_bucket, &source_key, source_version.as_deref())
+            .copy_source(
+                &input.copy_source,
+                source_customer.as_ref(),
+                Conditions {
+                    if_match: input.copy_source_if_match,
+                    if_none_match: input.copy_source_if_none_match,
+                    if_modified_since: input.copy_source_if_modified_since,
+                    if_unmodified_since: input.copy_source_if_unmodified_since,
+                },
+            )
             .await?;
-        let copy_source_version_id = shown_version(&source, source_version.is_some());
-        let object = source.manifest;
-        let source_key = self.open_version(&object, source_customer.as_ref())?;
-        Conditions {
-            if_match: input.copy_source_if_match,
-            if_none_match: input.copy_source_if_none_match,
-            if_modified_since: input.copy_source_if_modified_since,
-            if_unmodified_since: input.copy_source_if_unmodified_since,
-        }
-        .check(
-            &object.etag,
-            object.created_ms,
-            S3ErrorCode::PreconditionFailed,
-        )?;
+        let copy_source_version_id = source.version_id;
+        let object = source.object;
+        let source_key = source.key;
         let bucket = self.require_bucket(&input.bucket).await?;
         let versioning = bucket.versioning;
         let version_lock = lock::requested_lock!(&bucket, input)?;
@@ -824,8 +807,51 @@ fn delete_precondition(
 
 /// The `x-amz-version-id` a read reports: a real version's id, or `null`
 /// when the client asked for it by name.
-fn shown_version(record: &ObjectRecord, named: bool) -> Option<String> {
+pub(super) fn shown_version(record: &ObjectRecord, named: bool) -> Option<String> {
     (named || record.version_id != NULL_VERSION).then(|| record.version_id.clone())
+}
+
+/// What a GET or HEAD reads: a `Range`, or the part `partNumber` names (a
+/// multipart object's part N, with the part count to report; an object
+/// of one PUT is its own part 1), or everything (`None`).
+fn read_span(
+    object: &ObjectManifest,
+    range: Option<&s3s::dto::Range>,
+    part_number: Option<i32>,
+) -> S3Result<(Option<Range<u64>>, Option<i32>)> {
+    let Some(number) = part_number else {
+        return Ok((range.map(|r| r.check(object.size)).transpose()?, None));
+    };
+    if range.is_some() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter"
+        ));
+    }
+    super::multipart::check_part_number(number)?;
+    let index = number as usize - 1;
+    // Only a completed multipart upload has parts (ETag `…-N`); a copy of
+    // one is a single blob, as on S3.
+    if !object.etag.contains('-') {
+        return match index {
+            0 => Ok((None, None)),
+            _ => Err(part_not_satisfiable()),
+        };
+    }
+    let part = object.parts.get(index).ok_or_else(part_not_satisfiable)?;
+    let start: u64 = object.parts[..index].iter().map(|p| p.size).sum();
+    let count = i32::try_from(object.parts.len()).unwrap_or(i32::MAX);
+    Ok((Some(start..start + part.size), Some(count)))
+}
+
+/// AWS's answer to a part number past the last part (416).
+fn part_not_satisfiable() -> s3s::S3Error {
+    let mut err = s3s::S3Error::with_message(
+        S3ErrorCode::Custom("InvalidPartNumber".into()),
+        "The requested partnumber is not satisfiable",
+    );
+    err.set_status_code(axum::http::StatusCode::RANGE_NOT_SATISFIABLE);
+    err
 }
 
 fn content_range(range: &Range<u64>, size: u64) -> String {
