@@ -82,10 +82,11 @@ pub(crate) fn manifest_template(
     headers: &HeaderMap,
     content_type: Option<String>,
     metadata: Option<Metadata>,
-) -> ObjectManifest {
+) -> S3Result<ObjectManifest> {
+    check_metadata_size(metadata.as_ref())?;
     let (content_type, headers, user_metadata) =
         attributes_from_request(headers, content_type, metadata);
-    ObjectManifest {
+    Ok(ObjectManifest {
         size: 0,
         etag: String::new(),
         content_type,
@@ -96,7 +97,28 @@ pub(crate) fn manifest_template(
         inline: None,
         tags: Default::default(),
         encryption: None,
+    })
+}
+
+/// S3's limit on user metadata: the UTF-8 bytes of every key and value
+/// (after RFC 2047 decoding, which s3s does) add up to at most 2 KiB.
+pub(crate) const MAX_USER_METADATA_BYTES: usize = 2048;
+
+fn check_metadata_size(metadata: Option<&Metadata>) -> S3Result<()> {
+    let size: usize = metadata
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| key.len() + value.len())
+        .sum();
+    if size > MAX_USER_METADATA_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MetadataTooLarge,
+            format!(
+                "Your metadata headers exceed the maximum allowed metadata size ({size} > {MAX_USER_METADATA_BYTES} bytes)"
+            ),
+        ));
     }
+    Ok(())
 }
 
 /// The user metadata of an object, as s3s sends it (`x-amz-meta-*`).

@@ -9,20 +9,70 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::{Cairn, errors, owner};
 use crate::s3::attrs::timestamp;
 
+/// ListBuckets's `max-buckets` range (AWS's).
+const MAX_BUCKETS_PER_PAGE: i32 = 10_000;
+
+pub(super) fn owner_of(name: &str) -> Owner {
+    Owner {
+        display_name: Some(name.to_owned()),
+        id: Some(name.to_owned()),
+    }
+}
+
 impl Cairn {
     pub(super) async fn list_buckets_op(
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let owner = owner(&req);
-        let buckets = self
+        let input = req.input;
+        let max = match input.max_buckets {
+            None => None,
+            Some(n) if (1..=MAX_BUCKETS_PER_PAGE).contains(&n) => Some(n as usize),
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-buckets must be an integer between 1 and {MAX_BUCKETS_PER_PAGE}"
+                ));
+            }
+        };
+        let after = input
+            .continuation_token
+            .as_deref()
+            .map(super::listing::decode_token)
+            .transpose()?;
+        let prefix = input.prefix.unwrap_or_default();
+        if let Some(region) = &input.bucket_region
+            && *region != self.region
+        {
+            // Every bucket is in this cluster's one region.
+            return Ok(S3Response::new(ListBucketsOutput {
+                buckets: Some(Vec::new()),
+                owner: Some(owner_of(&owner)),
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                ..Default::default()
+            }));
+        }
+        let mut mine: Vec<BucketRecord> = self
             .backend
             .meta
             .list_buckets()
             .await
             .map_err(errors::meta)?
             .into_iter()
-            .filter(|b| b.owner == owner)
+            .filter(|b| b.owner == owner && b.name.starts_with(&prefix))
+            .filter(|b| after.as_ref().is_none_or(|after| b.name > *after))
+            .collect();
+        mine.sort_by(|a, b| a.name.cmp(&b.name));
+        let continuation_token = match max {
+            Some(max) if mine.len() > max => {
+                mine.truncate(max);
+                mine.last().map(|b| super::listing::encode_token(&b.name))
+            }
+            _ => None,
+        };
+        let buckets = mine
+            .into_iter()
             .map(|b| Bucket {
                 name: Some(b.name),
                 creation_date: Some(timestamp(b.created_ms)),
@@ -31,11 +81,9 @@ impl Cairn {
             .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
-            owner: Some(Owner {
-                display_name: Some(owner.clone()),
-                id: Some(owner),
-            }),
-            ..Default::default()
+            owner: Some(owner_of(&owner)),
+            continuation_token,
+            prefix: (!prefix.is_empty()).then_some(prefix),
         }))
     }
 

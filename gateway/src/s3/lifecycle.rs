@@ -354,13 +354,7 @@ impl Cairn {
         key: &str,
         object: &ObjectManifest,
     ) -> Option<String> {
-        let known = match self.recent_buckets.get(bucket) {
-            Some(known) => known,
-            None => {
-                let record = self.backend.meta.head_bucket(bucket).await.ok()??;
-                self.recent_buckets.put(&record)
-            }
-        };
+        let known = self.known_bucket(bucket).await?;
         expiration(&known.record, key, object, self.lifecycle_day_ms)
     }
 

@@ -8,6 +8,8 @@ use cairn_meta_api::shard_map::prefix_successor;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+// Every object's owner is its bucket's (ownership is BucketOwnerEnforced).
+use super::buckets::owner_of;
 use super::{Cairn, attrs, errors};
 
 /// S3's page size limit.
@@ -54,8 +56,12 @@ pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
 }
 
 /// Splits a listing page into S3's contents and common prefixes, encoding
-/// names when asked.
-fn page_contents(listing: &ObjectListing, encode: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
+/// names when asked; each object names `owner` when given.
+fn page_contents(
+    listing: &ObjectListing,
+    encode: bool,
+    owner: Option<&str>,
+) -> (Vec<Object>, Vec<CommonPrefix>) {
     let name = |s: &str| if encode { url_encode(s) } else { s.to_owned() };
     let mut objects = Vec::new();
     let mut prefixes = Vec::new();
@@ -69,6 +75,7 @@ fn page_contents(listing: &ObjectListing, encode: bool) -> (Vec<Object>, Vec<Com
                 storage_class: Some(ObjectStorageClass::from_static(
                     ObjectStorageClass::STANDARD,
                 )),
+                owner: owner.map(owner_of),
                 ..Default::default()
             }),
             ListEntry::Prefix { prefix } => prefixes.push(CommonPrefix {
@@ -143,7 +150,10 @@ impl Cairn {
             .truncated
             .then(|| listing.entries.last().map(|e| e.resume_cursor().to_owned()))
             .flatten();
-        let (contents, common_prefixes) = page_contents(&listing, encode);
+        // ListObjects (v1) always names owners, as S3 does.
+        let owner = self.known_bucket(&input.bucket).await;
+        let owner = owner.as_ref().map(|k| k.record.owner.as_str());
+        let (contents, common_prefixes) = page_contents(&listing, encode, owner);
         let name = |s: String| if encode { url_encode(&s) } else { s };
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
@@ -185,7 +195,13 @@ impl Cairn {
                 max_keys,
             )
             .await?;
-        let (contents, common_prefixes) = page_contents(&listing, encode);
+        // V2 names owners only when asked (`fetch-owner=true`).
+        let owner = match input.fetch_owner {
+            Some(true) => self.known_bucket(&input.bucket).await,
+            _ => None,
+        };
+        let owner = owner.as_ref().map(|k| k.record.owner.as_str());
+        let (contents, common_prefixes) = page_contents(&listing, encode, owner);
         let name = |s: String| if encode { url_encode(&s) } else { s };
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
@@ -206,11 +222,11 @@ impl Cairn {
 }
 
 /// Continuation tokens are opaque to clients: the hex of the resume key.
-fn encode_token(cursor: &str) -> String {
+pub(super) fn encode_token(cursor: &str) -> String {
     hex::encode(cursor)
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(super) fn decode_token(token: &str) -> S3Result<String> {
     hex::decode(token)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())

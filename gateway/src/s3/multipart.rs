@@ -56,7 +56,7 @@ impl Cairn {
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
         let requested = super::encryption::requested!(input);
         super::acl::refuse_object_acl!(input);
-        let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata);
+        let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata)?;
         template.tags = super::tagging::from_header(input.tagging.as_deref())?;
         let named = input.object_lock_mode.is_some()
             || input.object_lock_retain_until_date.is_some()
@@ -216,7 +216,7 @@ impl Cairn {
         let bucket = self.require_bucket(&input.bucket).await?;
         // The bucket's default retention, from when the upload completes.
         let lock = super::lock::new_version_lock(&bucket, None, None, None)?;
-        let (version_id, _) = self
+        let completed = self
             .backend
             .meta
             .complete_upload_versioned(
@@ -231,10 +231,23 @@ impl Cairn {
                 },
             )
             .await
-            .map_err(errors::meta)?;
+            .map_err(errors::meta);
         // The catalogue checked every part's ETag, so this is its ETag too.
         let etag = multipart_etag(&etags)
             .ok_or_else(|| s3_error!(InvalidPart, "a part ETag is not an MD5"))?;
+        let version_id = match completed {
+            Ok((version_id, _)) => version_id,
+            // A retry of a Complete that succeeded (its answer was lost):
+            // the upload is gone, and the current version is what this
+            // very list of parts made. S3 answers 200 again.
+            Err(err) if *err.code() == s3s::S3ErrorCode::NoSuchUpload => {
+                match self.version_of(&input.bucket, &input.key, None).await {
+                    Ok(current) if current.manifest.etag == etag => current.version_id,
+                    _ => return Err(err),
+                }
+            }
+            Err(err) => return Err(err),
+        };
         let expiration = self
             .completed_expiration(&bucket, &input.key, &version_id)
             .await;

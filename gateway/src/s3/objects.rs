@@ -120,7 +120,7 @@ impl Cairn {
         let versioning = bucket.versioning;
         let version_lock = lock::requested_lock!(&bucket, input)?;
         let requested = encryption::or_bucket_default(requested, &bucket);
-        let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata);
+        let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata)?;
         manifest.tags = tagging::from_header(input.tagging.as_deref())?;
         let key = self.seal(&requested)?.map(|(record, key)| {
             manifest.encryption = Some(record);
@@ -674,7 +674,7 @@ impl Cairn {
         let version_lock = lock::requested_lock!(&bucket, input)?;
         let requested = encryption::or_bucket_default(requested, &bucket);
         let mut manifest = if replace {
-            attrs::manifest_template(&headers, input.content_type, input.metadata)
+            attrs::manifest_template(&headers, input.content_type, input.metadata)?
         } else {
             ObjectManifest {
                 parts: Vec::new(),

@@ -75,6 +75,18 @@ impl RecentBuckets {
     }
 }
 
+impl super::Cairn {
+    /// A bucket's record for what a response only reports (an owner, an
+    /// expiry): at most 5 s old; `None` if it is gone or cannot be read.
+    pub(super) async fn known_bucket(&self, bucket: &str) -> Option<Arc<KnownBucket>> {
+        if let Some(known) = self.recent_buckets.get(bucket) {
+            return Some(known);
+        }
+        let record = self.backend.meta.head_bucket(bucket).await.ok()??;
+        Some(self.recent_buckets.put(&record))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
