@@ -104,6 +104,79 @@ pub struct ObjectManifest {
     /// ciphertext (`size` is the plaintext's, which AES-CTR keeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
+    /// The S3 additional checksum the client gave (or asked for), over the
+    /// plaintext; in a multipart upload's template, the algorithm and type
+    /// chosen at creation with an empty value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ObjectChecksum>,
+}
+
+/// An S3 additional checksum (`x-amz-checksum-*`) kept with a version so
+/// that GET, HEAD and GetObjectAttributes can report it. Cairn's own
+/// integrity (blake3 blocks, Merkle roots) does not depend on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub kind: ChecksumKind,
+    /// Base64 of the digest, as S3 sends it; a composite one ends `-N`.
+    pub value: String,
+    /// A multipart object's part checksums (base64), in part order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Crc64nvme,
+    Sha1,
+    Sha256,
+}
+
+/// S3's `x-amz-checksum-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumKind {
+    /// Over the whole object's bytes (a single PUT, or CRCs of parts
+    /// combined).
+    FullObject,
+    /// The checksum of the parts' checksums, `-N`.
+    Composite,
+}
+
+impl ChecksumAlgorithm {
+    pub const ALL: [ChecksumAlgorithm; 5] = [
+        Self::Crc32,
+        Self::Crc32c,
+        Self::Crc64nvme,
+        Self::Sha1,
+        Self::Sha256,
+    ];
+
+    /// Lower-case name, as in `x-amz-checksum-<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Crc32 => "crc32",
+            Self::Crc32c => "crc32c",
+            Self::Crc64nvme => "crc64nvme",
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+        }
+    }
+
+    /// From a name in any case (`CRC32`, `crc32`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    /// CRCs can be combined into a full-object checksum; hashes cannot.
+    pub fn is_crc(self) -> bool {
+        matches!(self, Self::Crc32 | Self::Crc32c | Self::Crc64nvme)
+    }
 }
 
 /// How a version's bytes are encrypted at rest. Everything the storage
@@ -247,6 +320,7 @@ mod tests {
             inline: None,
             tags: Default::default(),
             encryption: None,
+            checksum: None,
         };
         let json = serde_json::to_string(&manifest).expect("serialize");
         assert!(

@@ -364,6 +364,9 @@ pub struct PartRecord {
     pub size: u64,
     pub uploaded_ms: u64,
     pub blob: BlobManifest,
+    /// The part's additional checksum (base64) in its upload's algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// A part named in CompleteMultipartUpload.
@@ -588,6 +591,11 @@ pub enum Command {
         precondition: Precondition,
         #[serde(default)]
         lock: VersionLock,
+        /// The completed object's additional checksum, computed by the
+        /// gateway from the listed parts' (the template names only the
+        /// algorithm).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checksum: Option<cairn_core::manifest::ObjectChecksum>,
     },
     AbortUpload {
         bucket: String,

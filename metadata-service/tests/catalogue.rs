@@ -293,6 +293,7 @@ async fn multipart_upload_completes_atomically_with_the_s3_etag() {
             size: if i < 2 { MIN_PART_SIZE } else { 10 },
             uploaded_ms: 0,
             blob: blob(&["n1", "n2", "n3"]),
+            checksum: None,
         };
         client
             .put_part("multi", "big", &upload, part)
@@ -399,6 +400,7 @@ async fn small_middle_parts_are_entity_too_small_and_abort_frees_everything() {
             size: 1024,
             uploaded_ms: 0,
             blob: blob(&["n1", "n2", "n3"]),
+            checksum: None,
         };
         client
             .put_part("multi", "k", &upload, part)

@@ -63,6 +63,7 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
         inline: None,
         tags: Default::default(),
         encryption: None,
+        checksum: None,
     };
     meta.commit_object("photos", "2024/cat.jpg", manifest, Precondition::None)
         .await

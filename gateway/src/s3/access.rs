@@ -251,7 +251,7 @@ impl S3Access for Access {
             if !decide(known, principal, key.as_deref(), action, &context) {
                 return Err(denied());
             }
-            if matches!(op, "GetObject" | "HeadObject") {
+            if matches!(op, "GetObject" | "HeadObject" | "GetObjectAttributes") {
                 let may_list = decide(known, principal, None, "s3:ListBucket", &context);
                 cx.extensions_mut().insert(MayList(may_list));
             }

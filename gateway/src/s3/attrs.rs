@@ -97,6 +97,7 @@ pub(crate) fn manifest_template(
         inline: None,
         tags: Default::default(),
         encryption: None,
+        checksum: None,
     })
 }
 

@@ -119,13 +119,15 @@ impl Cairn {
         let body = self
             .open_read(&source.object, range, source.key.map(Arc::new))
             .await?;
-        let (stored, _) = self
+        let checksum = super::multipart::part_checksum(&upload.template, None)?;
+        let algorithm = checksum.as_ref().map(|c| c.algorithm());
+        let (stored, computed) = self
             .write_checked(
                 body,
                 BodyChecks {
                     declared_length: Some(length),
                     md5: None,
-                    checksum: None,
+                    checksum,
                 },
                 false,
                 sealing.as_ref(),
@@ -146,6 +148,7 @@ impl Cairn {
             size: written.manifest.size,
             uploaded_ms,
             blob: written.manifest.clone(),
+            checksum: algorithm.and_then(|a| super::checksums::checksum_field!(computed, a)),
         };
         if let Err(err) = self
             .backend
@@ -156,12 +159,18 @@ impl Cairn {
             self.backend.discard(&written.manifest).await;
             return Err(errors::meta(err));
         }
+        let mut result = CopyPartResult {
+            e_tag: Some(attrs::etag(&etag)),
+            last_modified: Some(attrs::timestamp(uploaded_ms)),
+            ..Default::default()
+        };
+        if let Some(algorithm) = algorithm
+            && let Some(value) = super::checksums::checksum_field!(computed, algorithm)
+        {
+            super::checksums::set_checksum_field!(result, algorithm, value);
+        }
         let mut output = UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(attrs::etag(&etag)),
-                last_modified: Some(attrs::timestamp(uploaded_ms)),
-                ..Default::default()
-            }),
+            copy_part_result: Some(result),
             copy_source_version_id: source.version_id,
             ..Default::default()
         };

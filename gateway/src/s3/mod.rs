@@ -16,6 +16,7 @@ mod lifecycle;
 mod listing;
 mod lock;
 mod multipart;
+mod object_attributes;
 mod objects;
 mod recent_buckets;
 mod tagging;
@@ -175,6 +176,7 @@ operations! {
     put_object(PutObjectInput) -> PutObjectOutput => put_object_op, "PutObject";
     get_object(GetObjectInput) -> GetObjectOutput => get_object_op, "GetObject";
     head_object(HeadObjectInput) -> HeadObjectOutput => head_object_op, "HeadObject";
+    get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput => get_object_attributes_op, "GetObjectAttributes";
     delete_object(DeleteObjectInput) -> DeleteObjectOutput => delete_object_op, "DeleteObject";
     delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput => delete_objects_op, "DeleteObjects";
     copy_object(CopyObjectInput) -> CopyObjectOutput => copy_object_op, "CopyObject";

@@ -8,7 +8,9 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
+use cairn_core::manifest::ObjectChecksum;
+
+use super::checksums::{self, ChecksumCheck, claimed_checksums, output_with_checksum};
 use super::encryption::{Reported, report};
 use super::objects::{BodyChecks, body_stream, content_md5, declared_length};
 use super::{Cairn, attrs, errors};
@@ -31,6 +33,25 @@ pub(crate) fn multipart_etag(part_etags: &[String]) -> Option<String> {
         hex::encode(md5.finalize()),
         part_etags.len()
     ))
+}
+
+/// The checksum a part is checked or computed with: its upload's
+/// algorithm (computed when the part names none; another one is refused),
+/// or whatever the part sends when the upload has none.
+pub(super) fn part_checksum(
+    template: &cairn_core::manifest::ObjectManifest,
+    sent: Option<ChecksumCheck>,
+) -> S3Result<Option<ChecksumCheck>> {
+    match (&template.checksum, sent) {
+        (Some(wanted), Some(sent)) if sent.algorithm() != wanted.algorithm => Err(s3_error!(
+            InvalidRequest,
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+            wanted.algorithm.name(),
+            sent.algorithm().name()
+        )),
+        (Some(wanted), None) => Ok(Some(ChecksumCheck::computing(wanted.algorithm))),
+        (_, sent) => Ok(sent),
+    }
 }
 
 /// S3's part numbers are 1 to 10,000.
@@ -71,6 +92,16 @@ impl Cairn {
         let requested = super::encryption::or_bucket_default(requested, &bucket);
         template.encryption = self.seal(&requested)?.map(|(record, _)| record);
         let reported = Reported::of(template.encryption.as_ref(), requested.customer());
+        let checksum = checksums::requested(
+            input.checksum_algorithm.as_ref(),
+            input.checksum_type.as_ref(),
+        )?;
+        template.checksum = checksum.map(|(algorithm, kind)| ObjectChecksum {
+            algorithm,
+            kind,
+            value: String::new(),
+            parts: Vec::new(),
+        });
         let upload_id = self
             .backend
             .meta
@@ -81,6 +112,8 @@ impl Cairn {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
+            checksum_algorithm: checksum.map(|(a, _)| checksums::algorithm_name(a)),
+            checksum_type: checksum.map(|(_, kind)| checksums::type_of(kind)),
             ..Default::default()
         };
         report!(output, reported);
@@ -104,6 +137,8 @@ impl Cairn {
             .get_upload(&input.bucket, &input.key, &input.upload_id)
             .await
             .map_err(errors::meta)?;
+        let checksum = part_checksum(&upload.template, checksum)?;
+        let algorithm = upload.template.checksum.as_ref().map(|c| c.algorithm);
         let key = self.part_key(&upload.template, customer.as_ref())?;
         // Parts are never inline: a part is one blob of its object.
         let (stored, computed) = self
@@ -131,6 +166,7 @@ impl Cairn {
             size: written.manifest.size,
             uploaded_ms: attrs::now_ms(),
             blob: written.manifest.clone(),
+            checksum: algorithm.and_then(|a| checksums::checksum_field!(computed, a)),
         };
         if let Err(err) = self
             .backend
@@ -188,14 +224,20 @@ impl Cairn {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let parts: Vec<MetaPart> = input
+        let requested_parts = input
             .multipart_upload
-            .and_then(|u| u.parts)
-            .unwrap_or_default()
-            .into_iter()
+            .as_ref()
+            .and_then(|u| u.parts.clone())
+            .unwrap_or_default();
+        let parts: Vec<MetaPart> = requested_parts
+            .iter()
             .map(|p| {
                 let number = p.part_number.unwrap_or(0);
-                let etag = p.e_tag.map(|t| t.value().to_owned()).unwrap_or_default();
+                let etag = p
+                    .e_tag
+                    .as_ref()
+                    .map(|t| t.value().to_owned())
+                    .unwrap_or_default();
                 MetaPart {
                     part_number: u32::try_from(number).unwrap_or(0),
                     etag,
@@ -216,6 +258,7 @@ impl Cairn {
         let bucket = self.require_bucket(&input.bucket).await?;
         // The bucket's default retention, from when the upload completes.
         let lock = super::lock::new_version_lock(&bucket, None, None, None)?;
+        let checksum = self.completed_checksum(&input, &requested_parts).await?;
         let completed = self
             .backend
             .meta
@@ -229,6 +272,7 @@ impl Cairn {
                     versioning: bucket.versioning,
                     lock,
                 },
+                checksum.clone(),
             )
             .await
             .map_err(errors::meta);
@@ -251,7 +295,7 @@ impl Cairn {
         let expiration = self
             .completed_expiration(&bucket, &input.key, &version_id)
             .await;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let mut output = CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -259,7 +303,83 @@ impl Cairn {
             version_id: super::objects::reported_version(bucket.versioning, version_id),
             expiration,
             ..Default::default()
-        }))
+        };
+        if let Some(checksum) = checksum {
+            checksums::set_checksum_field!(output, checksum.algorithm, checksum.value);
+            output.checksum_type = Some(checksums::type_of(checksum.kind));
+        }
+        Ok(S3Response::new(output))
+    }
+
+    /// The checksum of the object a Complete makes, when its upload was
+    /// created with an algorithm: each listed part's stored checksum (a
+    /// part whose listed checksum differs is `InvalidPart`), combined; a
+    /// checksum the request claims for the whole object must match it.
+    async fn completed_checksum(
+        &self,
+        input: &CompleteMultipartUploadInput,
+        listed: &[CompletedPart],
+    ) -> S3Result<Option<ObjectChecksum>> {
+        let upload = match self
+            .backend
+            .meta
+            .get_upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+        {
+            Ok(upload) => upload,
+            // A retried Complete, or no such upload: the catalogue answers.
+            Err(_) => return Ok(None),
+        };
+        let Some(wanted) = &upload.template.checksum else {
+            return Ok(None);
+        };
+        if let Some(kind) = &input.checksum_type
+            && *kind != checksums::type_of(wanted.kind)
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The upload was created using the {} checksum mode; the complete request names {}",
+                checksums::type_of(wanted.kind).as_str(),
+                kind.as_str()
+            ));
+        }
+        let mut parts = Vec::with_capacity(listed.len());
+        for listed in listed {
+            let number = listed.part_number.and_then(|n| u32::try_from(n).ok());
+            let Some(part) = number.and_then(|n| upload.parts.get(&n)) else {
+                // The catalogue refuses the missing part (InvalidPart).
+                return Ok(None);
+            };
+            let Some(value) = &part.checksum else {
+                return Ok(None);
+            };
+            if let Some(claimed) = checksums::checksum_field!(listed, wanted.algorithm)
+                && claimed != *value
+            {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "part {} was uploaded with another {} checksum",
+                    part.part_number,
+                    wanted.algorithm.name()
+                ));
+            }
+            parts.push((value.clone(), part.size));
+        }
+        let combined = checksums::combine_parts(wanted.algorithm, wanted.kind, &parts)?;
+        if let Some(claimed) = checksums::checksum_field!(input, wanted.algorithm) {
+            let (value, _) = combined
+                .value
+                .split_once('-')
+                .unwrap_or((combined.value.as_str(), ""));
+            if claimed.split('-').next() != Some(value) {
+                return Err(s3_error!(
+                    BadDigest,
+                    "The {} you specified did not match the calculated checksum.",
+                    wanted.algorithm.name().to_ascii_uppercase()
+                ));
+            }
+        }
+        Ok(Some(combined))
     }
 
     pub(super) async fn abort_multipart_upload_op(
@@ -294,12 +414,18 @@ impl Cairn {
         let page: Vec<Part> = remaining
             .by_ref()
             .take(max_parts)
-            .map(|(_, p)| Part {
-                part_number: Some(p.part_number as i32),
-                e_tag: Some(attrs::etag(&p.etag)),
-                size: Some(p.size as i64),
-                last_modified: Some(attrs::timestamp(p.uploaded_ms)),
-                ..Default::default()
+            .map(|(_, p)| {
+                let mut part = Part {
+                    part_number: Some(p.part_number as i32),
+                    e_tag: Some(attrs::etag(&p.etag)),
+                    size: Some(p.size as i64),
+                    last_modified: Some(attrs::timestamp(p.uploaded_ms)),
+                    ..Default::default()
+                };
+                if let (Some(wanted), Some(value)) = (&upload.template.checksum, &p.checksum) {
+                    checksums::set_checksum_field!(part, wanted.algorithm, value.clone());
+                }
+                part
             })
             .collect();
         let truncated = remaining.next().is_some();
@@ -314,6 +440,16 @@ impl Cairn {
             is_truncated: Some(truncated),
             parts: Some(page),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            checksum_algorithm: upload
+                .template
+                .checksum
+                .as_ref()
+                .map(|c| checksums::algorithm_name(c.algorithm)),
+            checksum_type: upload
+                .template
+                .checksum
+                .as_ref()
+                .map(|c| checksums::type_of(c.kind)),
             ..Default::default()
         }))
     }

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use cairn_core::manifest::ObjectManifest;
+use cairn_core::manifest::{ChecksumAlgorithm, ChecksumKind, ObjectManifest};
 use cairn_meta_api::client::{VersionDelete, VersionWrite};
 use cairn_meta_api::model::{
     DeleteCondition, NULL_VERSION, ObjectRecord, Precondition, Versioning,
@@ -16,7 +16,7 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::access::MayList;
 use super::attrs::{self, Conditions};
-use super::checksums::{ChecksumCheck, claimed_checksums, output_with_checksum};
+use super::checksums::{self, ChecksumCheck, claimed_checksums, output_with_checksum};
 use super::encryption::{self, Reported, customer_key, report, requested};
 use super::{Cairn, errors, lifecycle, lock, tagging};
 use crate::backend::{BackendError, Stored};
@@ -174,6 +174,9 @@ impl Cairn {
         sealing: Option<&VersionKey>,
     ) -> S3Result<(String, Checksum, String)> {
         let (stored, computed) = self.write_checked(body, checks, true, sealing).await?;
+        if let Some(checksum) = checksums::full_object(&computed) {
+            manifest.checksum = Some(checksum);
+        }
         let etag = hex::encode(sealing.map_or(stored.md5(), |key| key.etag(stored.md5())));
         manifest.size = stored.size();
         manifest.etag = etag.clone();
@@ -387,6 +390,13 @@ impl Cairn {
             output,
             Reported::of(object.encryption.as_ref(), customer.as_ref())
         );
+        if checksum_mode(input.checksum_mode.as_ref())
+            && let Some((algorithm, value, kind)) =
+                reported_checksum(&object, range.is_some(), input.part_number)
+        {
+            checksums::set_checksum_field!(output, algorithm, value);
+            output.checksum_type = Some(checksums::type_of(kind));
+        }
         let mut response = S3Response::new(output);
         response.headers = headers;
         Ok(response)
@@ -429,6 +439,9 @@ impl Cairn {
         self.open_version(&object, customer.as_ref())?;
         conditions!(input).check(&object.etag, object.created_ms, S3ErrorCode::NotModified)?;
         let (range, parts_count) = read_span(&object, input.range.as_ref(), input.part_number)?;
+        let checksum = checksum_mode(input.checksum_mode.as_ref())
+            .then(|| reported_checksum(&object, range.is_some(), input.part_number))
+            .flatten();
         let (length, content_range) = match range {
             Some(r) => (r.end - r.start, Some(content_range(&r, object.size))),
             None => (object.size, None),
@@ -460,6 +473,10 @@ impl Cairn {
             output,
             Reported::of(object.encryption.as_ref(), customer.as_ref())
         );
+        if let Some((algorithm, value, kind)) = checksum {
+            checksums::set_checksum_field!(output, algorithm, value);
+            output.checksum_type = Some(checksums::type_of(kind));
+        }
         let mut response = S3Response::new(output);
         response.headers = attrs::object_headers(&object);
         // S3 sends the tag count on HEAD too (s3s's HeadObjectOutput has no
@@ -681,6 +698,14 @@ impl Cairn {
                 ..object.clone()
             }
         };
+        // A full-object checksum still describes the copied bytes; a
+        // composite one described parts the copy does not have.
+        manifest.checksum = object
+            .checksum
+            .clone()
+            .filter(|c| c.kind == ChecksumKind::FullObject);
+        let checksum = checksums::requested(input.checksum_algorithm.as_ref(), None)?
+            .map(|(algorithm, _)| ChecksumCheck::computing(algorithm));
         // The copy is encrypted as its request (or bucket) says, whatever
         // the source was.
         manifest.encryption = None;
@@ -710,7 +735,7 @@ impl Cairn {
                 BodyChecks {
                     declared_length: Some(object.size),
                     md5: None,
-                    checksum: None,
+                    checksum,
                 },
                 VersionWrite {
                     precondition: Precondition::None,
@@ -842,6 +867,31 @@ fn read_span(
     let start: u64 = object.parts[..index].iter().map(|p| p.size).sum();
     let count = i32::try_from(object.parts.len()).unwrap_or(i32::MAX);
     Ok((Some(start..start + part.size), Some(count)))
+}
+
+fn checksum_mode(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+}
+
+/// The checksum a GET or HEAD with `x-amz-checksum-mode: ENABLED` reports:
+/// the object's for a whole read, a part's for a `partNumber` read of a
+/// composite one, none for a byte range (it would not describe it).
+fn reported_checksum(
+    object: &ObjectManifest,
+    ranged: bool,
+    part_number: Option<i32>,
+) -> Option<(ChecksumAlgorithm, String, ChecksumKind)> {
+    let checksum = object.checksum.as_ref()?;
+    match part_number {
+        Some(n) if ranged => {
+            let part = checksum
+                .parts
+                .get(usize::try_from(n).ok()?.checked_sub(1)?)?;
+            Some((checksum.algorithm, part.clone(), ChecksumKind::FullObject))
+        }
+        _ if ranged => None,
+        _ => Some((checksum.algorithm, checksum.value.clone(), checksum.kind)),
+    }
 }
 
 /// AWS's answer to a part number past the last part (416).

@@ -640,7 +640,7 @@ impl MetaClient {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<(String, u64), MetaError> {
-        self.complete_upload_versioned(bucket, key, upload_id, parts, VersionWrite::default())
+        self.complete_upload_versioned(bucket, key, upload_id, parts, VersionWrite::default(), None)
             .await
     }
 
@@ -652,6 +652,7 @@ impl MetaClient {
         upload_id: &str,
         parts: Vec<CompletedPart>,
         write: VersionWrite,
+        checksum: Option<cairn_core::manifest::ObjectChecksum>,
     ) -> Result<(String, u64), MetaError> {
         match self
             .apply(&Command::CompleteUpload {
@@ -662,6 +663,7 @@ impl MetaClient {
                 versioning: write.versioning,
                 precondition: write.precondition,
                 lock: write.lock,
+                checksum,
             })
             .await?
         {

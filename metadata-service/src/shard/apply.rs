@@ -134,12 +134,13 @@ impl Tx<'_> {
                 versioning,
                 precondition,
                 lock,
+                checksum,
             } => self.complete_upload(
                 bucket,
                 key,
                 upload_id,
                 parts,
-                (*versioning, *lock),
+                (*versioning, *lock, checksum.clone()),
                 precondition,
             ),
             Command::AbortUpload {
@@ -584,6 +585,7 @@ impl Tx<'_> {
                 inline: None,
                 tags: Default::default(),
                 encryption: None,
+                checksum: None,
             },
             delete_marker: true,
             retention: None,
@@ -706,7 +708,11 @@ impl Tx<'_> {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
-        (versioning, lock): (Versioning, VersionLock),
+        (versioning, lock, checksum): (
+            Versioning,
+            VersionLock,
+            Option<cairn_core::manifest::ObjectChecksum>,
+        ),
         precondition: &Precondition,
     ) -> Result<Outcome, CatalogError> {
         let mut upload = self.upload(bucket, key, upload_id)?;
@@ -753,6 +759,9 @@ impl Tx<'_> {
         manifest.etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
         manifest.created_ms = self.now_ms;
         manifest.parts = chosen.into_iter().map(|p| p.blob).collect();
+        // Only a computed checksum is kept (the template's names only the
+        // algorithm).
+        manifest.checksum = checksum;
         // The parts' reverse-index entries are rewritten with the new owner.
         // A lock named at creation wins over the bucket default.
         let lock = upload.lock.unwrap_or(lock);

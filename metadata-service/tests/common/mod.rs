@@ -94,6 +94,7 @@ pub fn manifest(size: u64, etag: &str) -> ObjectManifest {
         inline: None,
         tags: Default::default(),
         encryption: None,
+        checksum: None,
     }
 }
 
