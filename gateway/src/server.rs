@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use crate::backend::Backend;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::metrics::GatewayMetrics;
-use crate::s3::{BaseDomain, Cairn, Users};
+use crate::s3::{BaseDomain, Cairn, CorsState, Users};
 use crate::sse::Keyring;
 
 /// How long a starting gateway waits for the metadata service.
@@ -77,6 +77,10 @@ impl Gateway {
             users.clone(),
         );
         let access = cairn.access();
+        let cors = CorsState::new(
+            cairn.clone(),
+            config.base_domain.as_deref().map(BaseDomain::new),
+        );
         let mut builder = S3ServiceBuilder::new(cairn);
         builder.set_auth(users);
         builder.set_access(access);
@@ -90,6 +94,10 @@ impl Gateway {
         let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
         let s3 = Router::new()
             .fallback_service(service)
+            .layer(axum::middleware::from_fn_with_state(
+                cors,
+                crate::s3::cors_middleware,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 limit,
                 limit_concurrency,

@@ -37,6 +37,9 @@ pub struct BucketRecord {
     /// S3's Block Public Access settings for this bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_access_block: Option<PublicAccessBlock>,
+    /// Browser access from other origins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
 }
 
 /// A bucket's Block Public Access settings (`PutPublicAccessBlock`).
@@ -55,6 +58,81 @@ pub struct PublicAccessBlock {
     /// else are ignored).
     #[serde(default)]
     pub restrict_public_buckets: bool,
+}
+
+/// One replaceable setting of a bucket (`None` / empty removes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "setting", rename_all = "snake_case")]
+pub enum BucketSetting {
+    Tags {
+        tags: BTreeMap<String, String>,
+    },
+    Lifecycle {
+        lifecycle: Option<Lifecycle>,
+    },
+    Encryption {
+        encryption: Option<DefaultEncryption>,
+    },
+    Policy {
+        policy: Option<String>,
+    },
+    PublicAccessBlock {
+        block: Option<PublicAccessBlock>,
+    },
+    Cors {
+        cors: Option<Cors>,
+    },
+}
+
+impl BucketSetting {
+    /// Writes the setting into a bucket record.
+    pub fn apply_to(&self, record: &mut BucketRecord) {
+        match self {
+            Self::Tags { tags } => record.tags = tags.clone(),
+            Self::Lifecycle { lifecycle } => record.lifecycle = lifecycle.clone(),
+            Self::Encryption { encryption } => record.encryption = encryption.clone(),
+            Self::Policy { policy } => record.policy = policy.clone(),
+            Self::PublicAccessBlock { block } => record.public_access_block = *block,
+            Self::Cors { cors } => record.cors = cors.clone(),
+        }
+    }
+
+    /// Short name for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Tags { .. } => "set_bucket_tags",
+            Self::Lifecycle { .. } => "set_lifecycle",
+            Self::Encryption { .. } => "set_bucket_encryption",
+            Self::Policy { .. } => "set_bucket_policy",
+            Self::PublicAccessBlock { .. } => "set_public_access_block",
+            Self::Cors { .. } => "set_bucket_cors",
+        }
+    }
+}
+
+/// A bucket's CORS configuration (`PutBucketCors`): which web origins may
+/// use it from a browser, with which methods and headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cors {
+    pub rules: Vec<CorsRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Origins, each with at most one `*`.
+    pub allowed_origins: Vec<String>,
+    /// Of GET, PUT, HEAD, POST, DELETE.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may name, each with at most one `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_headers: Vec<String>,
+    /// Response headers a browser script may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<i32>,
 }
 
 /// A bucket's default encryption (`PutBucketEncryption`). The algorithm is
@@ -496,29 +574,11 @@ pub enum Command {
         bucket: String,
         config: ObjectLock,
     },
-    SetBucketTags {
+    /// Replaces one of a bucket's settings (tags, lifecycle, default
+    /// encryption, policy, Block Public Access, CORS).
+    SetBucketSetting {
         bucket: String,
-        tags: BTreeMap<String, String>,
-    },
-    /// Sets or (with `None`) removes a bucket's lifecycle configuration.
-    SetLifecycle {
-        bucket: String,
-        lifecycle: Option<Lifecycle>,
-    },
-    /// Sets or (with `None`) removes a bucket's default encryption.
-    SetBucketEncryption {
-        bucket: String,
-        encryption: Option<DefaultEncryption>,
-    },
-    /// Sets or (with `None`) removes a bucket's policy.
-    SetBucketPolicy {
-        bucket: String,
-        policy: Option<String>,
-    },
-    /// Sets or (with `None`) removes a bucket's Block Public Access.
-    SetPublicAccessBlock {
-        bucket: String,
-        block: Option<PublicAccessBlock>,
+        setting: BucketSetting,
     },
     /// Changes one version's tags, retention or legal hold (`version_id`
     /// `None`: the current version).
@@ -631,11 +691,7 @@ impl Command {
             }
             Self::SetVersioning { bucket, .. }
             | Self::SetObjectLock { bucket, .. }
-            | Self::SetBucketTags { bucket, .. }
-            | Self::SetLifecycle { bucket, .. }
-            | Self::SetBucketEncryption { bucket, .. }
-            | Self::SetBucketPolicy { bucket, .. }
-            | Self::SetPublicAccessBlock { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
+            | Self::SetBucketSetting { bucket, .. } => Some(crate::keys::bucket_anchor(bucket)),
             Self::UpdateVersion { bucket, key, .. } => {
                 Some(crate::keys::catalogue_key(bucket, key))
             }
@@ -657,11 +713,7 @@ impl Command {
             Self::DeleteBucket { .. } => "delete_bucket",
             Self::SetVersioning { .. } => "set_versioning",
             Self::SetObjectLock { .. } => "set_object_lock",
-            Self::SetBucketTags { .. } => "set_bucket_tags",
-            Self::SetLifecycle { .. } => "set_lifecycle",
-            Self::SetBucketEncryption { .. } => "set_bucket_encryption",
-            Self::SetBucketPolicy { .. } => "set_bucket_policy",
-            Self::SetPublicAccessBlock { .. } => "set_public_access_block",
+            Self::SetBucketSetting { setting, .. } => setting.name(),
             Self::UpdateVersion { .. } => "update_version",
             Self::CommitObject { .. } => "commit_object",
             Self::DeleteObject { .. } => "delete_object",

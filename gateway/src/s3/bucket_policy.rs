@@ -8,9 +8,9 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use cairn_meta_api::model::PublicAccessBlock;
+use cairn_meta_api::model::{BucketSetting, PublicAccessBlock};
 
-use super::{Cairn, errors};
+use super::Cairn;
 use crate::policy::Policy as BucketPolicy;
 
 impl Cairn {
@@ -32,12 +32,13 @@ impl Cairn {
                 "The bucket's Block Public Access settings (BlockPublicPolicy) refuse a public policy"
             ));
         }
-        self.backend
-            .meta
-            .set_bucket_policy(&input.bucket, Some(input.policy))
-            .await
-            .map_err(errors::meta)?;
-        self.recent_buckets.forget(&input.bucket);
+        self.set_bucket(
+            &input.bucket,
+            BucketSetting::Policy {
+                policy: Some(input.policy),
+            },
+        )
+        .await?;
         let mut response = S3Response::new(PutBucketPolicyOutput::default());
         response.status = Some(axum::http::StatusCode::NO_CONTENT);
         Ok(response)
@@ -83,12 +84,8 @@ impl Cairn {
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
         self.require_bucket(&req.input.bucket).await?;
-        self.backend
-            .meta
-            .set_bucket_policy(&req.input.bucket, None)
-            .await
-            .map_err(errors::meta)?;
-        self.recent_buckets.forget(&req.input.bucket);
+        self.set_bucket(&req.input.bucket, BucketSetting::Policy { policy: None })
+            .await?;
         Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
     }
 
@@ -105,12 +102,11 @@ impl Cairn {
             block_public_policy: config.block_public_policy.unwrap_or(false),
             restrict_public_buckets: config.restrict_public_buckets.unwrap_or(false),
         };
-        self.backend
-            .meta
-            .set_public_access_block(&input.bucket, Some(block))
-            .await
-            .map_err(errors::meta)?;
-        self.recent_buckets.forget(&input.bucket);
+        self.set_bucket(
+            &input.bucket,
+            BucketSetting::PublicAccessBlock { block: Some(block) },
+        )
+        .await?;
         Ok(S3Response::new(PutPublicAccessBlockOutput::default()))
     }
 
@@ -142,12 +138,11 @@ impl Cairn {
         req: S3Request<DeletePublicAccessBlockInput>,
     ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
         self.require_bucket(&req.input.bucket).await?;
-        self.backend
-            .meta
-            .set_public_access_block(&req.input.bucket, None)
-            .await
-            .map_err(errors::meta)?;
-        self.recent_buckets.forget(&req.input.bucket);
+        self.set_bucket(
+            &req.input.bucket,
+            BucketSetting::PublicAccessBlock { block: None },
+        )
+        .await?;
         Ok(S3Response::new(DeletePublicAccessBlockOutput::default()))
     }
 }

@@ -5,11 +5,11 @@
 //! [`crate::sse`].
 
 use cairn_core::manifest::{Encryption, EncryptionMode, ObjectManifest};
-use cairn_meta_api::model::{BucketRecord, DefaultEncryption};
+use cairn_meta_api::model::{BucketRecord, BucketSetting, DefaultEncryption};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{Cairn, errors};
+use super::Cairn;
 use crate::sse::{CustomerKey, Requested, VersionKey, kms_refused};
 
 /// The SSE-C key a request names in its `sse_customer_*` fields.
@@ -188,17 +188,15 @@ impl Cairn {
             ));
         }
         self.require_bucket(&input.bucket).await?;
-        self.backend
-            .meta
-            .set_bucket_encryption(
-                &input.bucket,
-                Some(DefaultEncryption {
+        self.set_bucket(
+            &input.bucket,
+            BucketSetting::Encryption {
+                encryption: Some(DefaultEncryption {
                     bucket_key_enabled: rule.bucket_key_enabled.unwrap_or(false),
                 }),
-            )
-            .await
-            .map_err(errors::meta)?;
-        self.recent_buckets.forget(&input.bucket);
+            },
+        )
+        .await?;
         Ok(S3Response::new(PutBucketEncryptionOutput::default()))
     }
 
@@ -236,12 +234,11 @@ impl Cairn {
         req: S3Request<DeleteBucketEncryptionInput>,
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
         self.require_bucket(&req.input.bucket).await?;
-        self.backend
-            .meta
-            .set_bucket_encryption(&req.input.bucket, None)
-            .await
-            .map_err(errors::meta)?;
-        self.recent_buckets.forget(&req.input.bucket);
+        self.set_bucket(
+            &req.input.bucket,
+            BucketSetting::Encryption { encryption: None },
+        )
+        .await?;
         Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
     }
 }

@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_core::manifest::ObjectManifest;
-use cairn_meta_api::model::{BucketRecord, Lifecycle, LifecycleRule as Rule};
+use cairn_meta_api::model::{BucketRecord, BucketSetting, Lifecycle, LifecycleRule as Rule};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{Cairn, errors};
+use super::Cairn;
 
 /// S3's limit on rules per configuration.
 const MAX_RULES: usize = 1000;
@@ -278,12 +278,13 @@ impl Cairn {
             }
         }
         self.require_bucket(&input.bucket).await?;
-        self.backend
-            .meta
-            .set_lifecycle(&input.bucket, Some(Lifecycle { rules }))
-            .await
-            .map_err(errors::meta)?;
-        self.recent_buckets.forget(&input.bucket);
+        self.set_bucket(
+            &input.bucket,
+            BucketSetting::Lifecycle {
+                lifecycle: Some(Lifecycle { rules }),
+            },
+        )
+        .await?;
         Ok(S3Response::new(
             PutBucketLifecycleConfigurationOutput::default(),
         ))
@@ -311,12 +312,11 @@ impl Cairn {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
         self.require_bucket(&req.input.bucket).await?;
-        self.backend
-            .meta
-            .set_lifecycle(&req.input.bucket, None)
-            .await
-            .map_err(errors::meta)?;
-        self.recent_buckets.forget(&req.input.bucket);
+        self.set_bucket(
+            &req.input.bucket,
+            BucketSetting::Lifecycle { lifecycle: None },
+        )
+        .await?;
         Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
     }
 }

@@ -9,6 +9,7 @@ mod bucket_policy;
 mod buckets;
 mod checksums;
 mod copy;
+mod cors;
 mod encryption;
 mod errors;
 mod host;
@@ -34,6 +35,7 @@ use crate::sse::Keyring;
 
 pub use access::Access;
 pub use attrs::MERKLE_ROOT_HEADER;
+pub use cors::{CorsState, middleware as cors_middleware};
 pub use host::BaseDomain;
 pub use users::Users;
 
@@ -170,6 +172,9 @@ operations! {
     put_object_acl(PutObjectAclInput) -> PutObjectAclOutput => put_object_acl_op, "PutObjectAcl";
     get_bucket_ownership_controls(GetBucketOwnershipControlsInput) -> GetBucketOwnershipControlsOutput => get_bucket_ownership_controls_op, "GetBucketOwnershipControls";
     put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput => put_bucket_ownership_controls_op, "PutBucketOwnershipControls";
+    put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput => put_bucket_cors_op, "PutBucketCors";
+    get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => get_bucket_cors_op, "GetBucketCors";
+    delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput => delete_bucket_cors_op, "DeleteBucketCors";
     put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput => put_bucket_encryption_op, "PutBucketEncryption";
     get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput => get_bucket_encryption_op, "GetBucketEncryption";
     delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput => delete_bucket_encryption_op, "DeleteBucketEncryption";

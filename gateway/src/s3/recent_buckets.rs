@@ -76,6 +76,22 @@ impl RecentBuckets {
 }
 
 impl super::Cairn {
+    /// Replaces one of a bucket's settings, and forgets this gateway's
+    /// copy of its record so that the change applies here at once.
+    pub(super) async fn set_bucket(
+        &self,
+        bucket: &str,
+        setting: cairn_meta_api::model::BucketSetting,
+    ) -> s3s::S3Result<()> {
+        self.backend
+            .meta
+            .set_bucket_setting(bucket, setting)
+            .await
+            .map_err(super::errors::meta)?;
+        self.recent_buckets.forget(bucket);
+        Ok(())
+    }
+
     /// A bucket's record for what a response only reports (an owner, an
     /// expiry): at most 5 s old; `None` if it is gone or cannot be read.
     pub(super) async fn known_bucket(&self, bucket: &str) -> Option<Arc<KnownBucket>> {
@@ -103,6 +119,7 @@ mod tests {
             encryption: None,
             policy: None,
             public_access_block: None,
+            cors: None,
         }
     }
 

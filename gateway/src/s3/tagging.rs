@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use cairn_meta_api::model::VersionChange;
+use cairn_meta_api::model::{BucketSetting, VersionChange};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -142,11 +142,8 @@ impl Cairn {
         let input = req.input;
         let tags = from_document(input.tagging, MAX_BUCKET_TAGS)?;
         self.require_bucket(&input.bucket).await?;
-        self.backend
-            .meta
-            .set_bucket_tags(&input.bucket, tags)
-            .await
-            .map_err(errors::meta)?;
+        self.set_bucket(&input.bucket, BucketSetting::Tags { tags })
+            .await?;
         Ok(S3Response::new(PutBucketTaggingOutput {}))
     }
 
@@ -168,11 +165,13 @@ impl Cairn {
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
         self.require_bucket(&req.input.bucket).await?;
-        self.backend
-            .meta
-            .set_bucket_tags(&req.input.bucket, BTreeMap::new())
-            .await
-            .map_err(errors::meta)?;
+        self.set_bucket(
+            &req.input.bucket,
+            BucketSetting::Tags {
+                tags: BTreeMap::new(),
+            },
+        )
+        .await?;
         Ok(S3Response::new(DeleteBucketTaggingOutput {}))
     }
 

@@ -150,70 +150,15 @@ impl MetaClient {
         .map(drop)
     }
 
-    pub async fn set_bucket_tags(
+    /// Replaces one of a bucket's settings.
+    pub async fn set_bucket_setting(
         &self,
         bucket: &str,
-        tags: std::collections::BTreeMap<String, String>,
+        setting: crate::model::BucketSetting,
     ) -> Result<(), MetaError> {
-        self.apply(&Command::SetBucketTags {
+        self.apply(&Command::SetBucketSetting {
             bucket: bucket.into(),
-            tags,
-        })
-        .await
-        .map(drop)
-    }
-
-    /// Sets or removes a bucket's lifecycle configuration.
-    pub async fn set_lifecycle(
-        &self,
-        bucket: &str,
-        lifecycle: Option<crate::model::Lifecycle>,
-    ) -> Result<(), MetaError> {
-        self.apply(&Command::SetLifecycle {
-            bucket: bucket.into(),
-            lifecycle,
-        })
-        .await
-        .map(drop)
-    }
-
-    /// Sets or removes a bucket's default encryption.
-    pub async fn set_bucket_encryption(
-        &self,
-        bucket: &str,
-        encryption: Option<crate::model::DefaultEncryption>,
-    ) -> Result<(), MetaError> {
-        self.apply(&Command::SetBucketEncryption {
-            bucket: bucket.into(),
-            encryption,
-        })
-        .await
-        .map(drop)
-    }
-
-    /// Sets or removes a bucket's policy.
-    pub async fn set_bucket_policy(
-        &self,
-        bucket: &str,
-        policy: Option<String>,
-    ) -> Result<(), MetaError> {
-        self.apply(&Command::SetBucketPolicy {
-            bucket: bucket.into(),
-            policy,
-        })
-        .await
-        .map(drop)
-    }
-
-    /// Sets or removes a bucket's Block Public Access settings.
-    pub async fn set_public_access_block(
-        &self,
-        bucket: &str,
-        block: Option<crate::model::PublicAccessBlock>,
-    ) -> Result<(), MetaError> {
-        self.apply(&Command::SetPublicAccessBlock {
-            bucket: bucket.into(),
-            block,
+            setting,
         })
         .await
         .map(drop)

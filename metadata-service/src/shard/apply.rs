@@ -43,20 +43,8 @@ impl Tx<'_> {
             Command::DeleteBucket { name } => self.delete_bucket(name),
             Command::SetVersioning { bucket, state } => self.set_versioning(bucket, *state),
             Command::SetObjectLock { bucket, config } => self.set_object_lock(bucket, config),
-            Command::SetBucketTags { bucket, tags } => {
-                self.update_bucket(bucket, |record| record.tags = tags.clone())
-            }
-            Command::SetLifecycle { bucket, lifecycle } => {
-                self.update_bucket(bucket, |record| record.lifecycle = lifecycle.clone())
-            }
-            Command::SetBucketEncryption { bucket, encryption } => {
-                self.update_bucket(bucket, |record| record.encryption = encryption.clone())
-            }
-            Command::SetBucketPolicy { bucket, policy } => {
-                self.update_bucket(bucket, |record| record.policy = policy.clone())
-            }
-            Command::SetPublicAccessBlock { bucket, block } => {
-                self.update_bucket(bucket, |record| record.public_access_block = *block)
+            Command::SetBucketSetting { bucket, setting } => {
+                self.update_bucket(bucket, |record| setting.apply_to(record))
             }
             Command::UpdateVersion {
                 bucket,
@@ -318,6 +306,7 @@ impl Tx<'_> {
             encryption: None,
             policy: None,
             public_access_block: None,
+            cors: None,
         };
         self.batch.put(keys::bucket(name), encode(&record));
         Ok(Outcome::Done)
