@@ -210,6 +210,10 @@ struct DevArgs {
     /// rules act: `--lifecycle-day 1s`).
     #[arg(long, default_value = "1d", value_parser = parse_duration)]
     lifecycle_day: Duration,
+    /// The S3 region the cluster serves (clients sign for it;
+    /// GetBucketLocation reports it).
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
     /// How often the scrubber's lifecycle job runs.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     lifecycle_every: Duration,
@@ -526,6 +530,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         repair_after: args.repair_after,
         gc_grace: args.gc_grace,
         lifecycle_day: args.lifecycle_day,
+        region: args.region,
         lifecycle_every: args.lifecycle_every,
         suspect_after: args.suspect_after,
         down_after: args.down_after,

@@ -109,3 +109,14 @@ def test_a_retried_complete_answers_like_the_first(s3, bucket):
     with pytest.raises(ClientError) as refused:
         s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload=parts)
     assert error_of(refused) == ("NoSuchUpload", 404)
+
+
+def test_the_cluster_serves_the_region_it_is_configured_for(make_cluster):
+    cluster = make_cluster("--region", "eu-central-1", "--nodes", "6", "--racks", "3", "-k", "2", "-m", "2")
+    s3 = cluster.client()
+    s3.create_bucket(Bucket="frankfurt", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    assert s3.get_bucket_location(Bucket="frankfurt")["LocationConstraint"] == "eu-central-1"
+    assert s3.list_buckets()["Buckets"][0]["BucketRegion"] == "eu-central-1"
+    with pytest.raises(ClientError) as refused:
+        s3.create_bucket(Bucket="virginia", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    assert error_of(refused) == ("InvalidLocationConstraint", 400)

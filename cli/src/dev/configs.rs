@@ -60,6 +60,7 @@ pub(crate) fn gateway(
     config.inline_max_bytes = options.inline_max;
     config.replicated_max_bytes = options.replicated_max;
     config.lifecycle_day_ms = options.lifecycle_day.as_millis() as u64;
+    config.region = options.region.clone();
     config
 }
 

@@ -61,6 +61,8 @@ pub struct DevOptions {
     pub gc_grace: Duration,
     /// A lifecycle "day", and how often the lifecycle job runs.
     pub lifecycle_day: Duration,
+    /// The S3 region the gateway serves (GetBucketLocation, signatures).
+    pub region: String,
     pub lifecycle_every: Duration,
     /// Failure detector timeouts (short, so a killed node shows up fast).
     pub suspect_after: Duration,
@@ -412,7 +414,7 @@ impl DevCluster {
             admin_endpoint: meta_url.clone(),
             gateway_admin_endpoint: format!("http://{admin_addr}"),
             scrubber_endpoint: format!("http://{scrubber_addr}"),
-            region: "us-east-1".into(),
+            region: options.region.clone(),
             access_key: credential.access_key,
             secret_key: credential.secret_key,
             cluster_secret: secret.clone(),
@@ -666,6 +668,7 @@ mod tests {
             repair_after: Duration::from_secs(10),
             gc_grace: Duration::from_secs(10),
             lifecycle_day: Duration::from_secs(86_400),
+            region: "us-east-1".into(),
             lifecycle_every: Duration::from_secs(3600),
             suspect_after: Duration::from_secs(1),
             down_after: Duration::from_secs(2),

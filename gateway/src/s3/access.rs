@@ -145,8 +145,9 @@ impl MayList {
     }
 }
 
-/// What a DeleteObjects needs to check each of its keys (they are in the
-/// body, read after this check): the caller and its condition keys.
+/// What a DeleteObjects or a browser POST upload needs to check its keys
+/// (they are in the body, read after this check): the caller and its
+/// condition keys.
 #[derive(Debug, Clone)]
 pub(super) struct KeyChecks {
     principal: Option<String>,
@@ -163,13 +164,36 @@ impl Access {
         key: &str,
         version: bool,
     ) -> S3Result<()> {
-        let Some(checks) = extensions.get::<KeyChecks>() else {
-            return Err(denied());
-        };
         let action = if version {
             "s3:DeleteObjectVersion"
         } else {
             "s3:DeleteObject"
+        };
+        self.may(extensions, bucket, key, action).await
+    }
+
+    /// Whether the key a browser POST upload names may be written. `None`
+    /// when the request's access was decided whole (every other PUT).
+    pub(super) async fn deferred_put(
+        &self,
+        extensions: &axum::http::Extensions,
+        bucket: &str,
+        key: &str,
+    ) -> Option<S3Result<()>> {
+        extensions.get::<KeyChecks>()?;
+        Some(self.may(extensions, bucket, key, "s3:PutObject").await)
+    }
+
+    /// `action` on one key, for a check deferred until its key was read.
+    async fn may(
+        &self,
+        extensions: &axum::http::Extensions,
+        bucket: &str,
+        key: &str,
+        action: &str,
+    ) -> S3Result<()> {
+        let Some(checks) = extensions.get::<KeyChecks>() else {
+            return Err(denied());
         };
         match self
             .allowed(
@@ -223,7 +247,7 @@ impl S3Access for Access {
         // its owner, never needs them).
         let known = self.bucket(&bucket).await?;
         let has_policy = known.as_ref().is_some_and(|known| known.policy.is_some());
-        let context = if has_policy || copies || op == "DeleteObjects" {
+        let context = if has_policy || copies || op == "DeleteObjects" || op == "PostObject" {
             condition_keys(cx, &query)
         } else {
             BTreeMap::new()
@@ -238,8 +262,9 @@ impl S3Access for Access {
         {
             return Err(denied());
         }
-        if op == "DeleteObjects" {
-            // Each key is checked as a DeleteObject once the body is read.
+        if op == "DeleteObjects" || op == "PostObject" {
+            // Each key is checked (as a DeleteObject, or a PutObject) once
+            // the body that names it is read.
             cx.extensions_mut().insert(KeyChecks { principal, context });
             return Ok(());
         }

@@ -102,6 +102,23 @@ impl Cairn {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        // A browser POST upload (s3s hands it here) names its key in the
+        // form: its access check waited for it.
+        if let Some(verdict) = self
+            .access()
+            .deferred_put(&req.extensions, &req.input.bucket, &req.input.key)
+            .await
+        {
+            verdict?;
+            // s3s does not hand over the uploaded file's name: refused,
+            // never stored under the literal variable.
+            if req.input.key.contains("${filename}") {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "The ${{filename}} key variable of browser uploads is not supported; name the key in the form"
+                ));
+            }
+        }
         let headers = req.headers;
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
