@@ -6,6 +6,7 @@
 //! the services (chunk files on disk, block frames on the wire). This crate
 //! performs no I/O, so every service and test can rely on it without a runtime.
 
+pub mod acl;
 pub mod chunk_file;
 pub mod codec;
 pub mod durability;

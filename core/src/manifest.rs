@@ -109,6 +109,13 @@ pub struct ObjectManifest {
     /// chosen at creation with an empty value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ObjectChecksum>,
+    /// Who owns the version when its bucket has ACLs on and it is not the
+    /// bucket's owner (ObjectWriter); `None`: the bucket's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The version's ACL (buckets with ACLs on); `None`: private.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<crate::acl::Acl>,
 }
 
 /// An S3 additional checksum (`x-amz-checksum-*`) kept with a version so
@@ -321,6 +328,8 @@ mod tests {
             tags: Default::default(),
             encryption: None,
             checksum: None,
+            owner: None,
+            acl: None,
         };
         let json = serde_json::to_string(&manifest).expect("serialize");
         assert!(

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use cairn_core::acl::{Acl, ObjectOwnership};
 use cairn_core::ids::{BlobId, ChunkId, NodeId, RackId};
 use cairn_core::manifest::{BlobManifest, ObjectManifest};
 use cairn_core::placement::NodeState;
@@ -40,6 +41,13 @@ pub struct BucketRecord {
     /// Browser access from other origins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+    /// Object Ownership: whether ACLs count (records from before ACLs
+    /// were built read as `BucketOwnerEnforced`, which they were).
+    #[serde(default)]
+    pub ownership: ObjectOwnership,
+    /// The bucket's ACL when ACLs are on; `None`: private.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Acl>,
 }
 
 /// A bucket's Block Public Access settings (`PutPublicAccessBlock`).
@@ -82,6 +90,12 @@ pub enum BucketSetting {
     Cors {
         cors: Option<Cors>,
     },
+    Ownership {
+        ownership: ObjectOwnership,
+    },
+    Acl {
+        acl: Option<Acl>,
+    },
 }
 
 impl BucketSetting {
@@ -94,6 +108,8 @@ impl BucketSetting {
             Self::Policy { policy } => record.policy = policy.clone(),
             Self::PublicAccessBlock { block } => record.public_access_block = *block,
             Self::Cors { cors } => record.cors = cors.clone(),
+            Self::Ownership { ownership } => record.ownership = *ownership,
+            Self::Acl { acl } => record.acl = acl.clone(),
         }
     }
 
@@ -106,6 +122,8 @@ impl BucketSetting {
             Self::Policy { .. } => "set_bucket_policy",
             Self::PublicAccessBlock { .. } => "set_public_access_block",
             Self::Cors { .. } => "set_bucket_cors",
+            Self::Ownership { .. } => "set_bucket_ownership",
+            Self::Acl { .. } => "set_bucket_acl",
         }
     }
 }
@@ -319,6 +337,8 @@ pub enum VersionChange {
         bypass_governance: bool,
     },
     LegalHold(bool),
+    /// Replaces the version's ACL (`None`: private).
+    Acl(Option<Acl>),
 }
 
 /// A bucket's versioning state (S3's three: once enabled, a bucket can be
@@ -567,6 +587,10 @@ pub enum Command {
         /// Object lock enabled (and so versioning, for good).
         #[serde(default)]
         object_lock: bool,
+        /// Settings the bucket starts with (Object Ownership, an ACL),
+        /// applied in the same commit.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        settings: Vec<BucketSetting>,
     },
     /// Sets a bucket's object lock configuration (enabling it on a
     /// versioning-enabled bucket).

@@ -584,6 +584,7 @@ fn shard_with_objects(
                 name: "logs".into(),
                 owner: "ann".into(),
                 object_lock: false,
+                settings: Vec::new(),
             },
             0,
         )

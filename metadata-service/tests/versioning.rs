@@ -88,7 +88,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let everything = KeyRange { start: String::new(), end: None };
         let shard = Shard::open(ShardId(0), dir.path(), everything).expect("open");
-        shard.apply(&Command::CreateBucket { name: "bkt".into(), owner: "o".into(), object_lock: false }, 0).expect("bucket");
+        shard.apply(&Command::CreateBucket { name: "bkt".into(), owner: "o".into(), object_lock: false, settings: Vec::new() }, 0).expect("bucket");
         let mut state = Versioning::Unversioned;
         let mut model: Vec<Vec<Version>> = vec![Vec::new(); KEYS.len()];
         let mut blobs_live = 0usize;

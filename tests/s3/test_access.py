@@ -251,10 +251,6 @@ def test_acls_are_disabled_as_on_s3_by_default(cluster, s3, bucket):
     with pytest.raises(ClientError) as created:
         s3.create_bucket(Bucket=f"{bucket}-pub", ACL="public-read")
     assert error_of(created) == ("InvalidBucketAclWithObjectOwnership", 400)
-    with pytest.raises(ClientError) as writer:
-        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
-            "Rules": [{"ObjectOwnership": "ObjectWriter"}]})
-    assert error_of(writer) == ("NotImplemented", 501)
 
 
 def test_block_public_access_refuses_or_voids_public_policies(cluster, s3, bob, bucket):

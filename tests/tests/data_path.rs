@@ -64,6 +64,8 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
         tags: Default::default(),
         encryption: None,
         checksum: None,
+        owner: None,
+        acl: None,
     };
     meta.commit_object("photos", "2024/cat.jpg", manifest, Precondition::None)
         .await

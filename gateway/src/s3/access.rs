@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
+use cairn_core::acl::Permission;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
@@ -79,49 +80,185 @@ impl Access {
         action: &str,
         context: &BTreeMap<String, String>,
     ) -> S3Result<bool> {
-        Ok(match self.bucket(bucket).await? {
-            Some(known) => decide(&known, principal, key, action, context),
-            None => true,
-        })
+        match self.bucket(bucket).await? {
+            Some(known) => {
+                self.resolve(
+                    &known,
+                    principal,
+                    key,
+                    None,
+                    decide(&known, principal, key, action, context),
+                )
+                .await
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// A verdict made final: an object's own owner and ACL decide the
+    /// object-level actions of a bucket with ACLs on (one catalogue read
+    /// of the version; only such buckets pay it).
+    async fn resolve(
+        &self,
+        known: &KnownBucket,
+        principal: Option<&str>,
+        key: Option<&str>,
+        version_id: Option<&str>,
+        verdict: Verdict,
+    ) -> S3Result<bool> {
+        let permission = match verdict {
+            Verdict::Allowed => return Ok(true),
+            Verdict::Denied => return Ok(false),
+            Verdict::ObjectAcl(permission) => permission,
+        };
+        let Some(key) = key else {
+            return Ok(false);
+        };
+        let bucket = known.record.name.as_str();
+        let meta = &self.backend.meta;
+        let record = match version_id {
+            None => meta.get_object(bucket, key).await,
+            Some(id) => meta.get_version(bucket, key, Some(id)).await,
+        }
+        .map_err(super::errors::meta)?;
+        let Some(record) = record.filter(|r| !r.delete_marker) else {
+            // Nothing to judge by: the operation answers (a missing key is
+            // hidden from whoever may not list, see `MayList`).
+            return Ok(true);
+        };
+        let owner = record
+            .manifest
+            .owner
+            .as_deref()
+            .unwrap_or(&known.record.owner);
+        if principal == Some(owner) {
+            return Ok(true);
+        }
+        let ignore_public = known
+            .record
+            .public_access_block
+            .is_some_and(|b| b.ignore_public_acls);
+        Ok(record
+            .manifest
+            .acl
+            .as_ref()
+            .is_some_and(|acl| acl.allows(principal, permission, ignore_public)))
     }
 }
 
-/// Whether `principal` may do `action` on a bucket (or its object `key`).
+/// What the policy, ownership and the bucket's ACL say about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Denied,
+    /// ACLs are on and the action is on an object: its owner and its ACL
+    /// decide, needing this permission.
+    ObjectAcl(Permission),
+}
+
+/// The permission an object-level action needs from the object's ACL.
+fn object_permission(action: &str) -> Option<Permission> {
+    match action {
+        "s3:GetObject"
+        | "s3:GetObjectVersion"
+        | "s3:GetObjectAttributes"
+        | "s3:GetObjectVersionAttributes"
+        | "s3:GetObjectTagging"
+        | "s3:GetObjectVersionTagging" => Some(Permission::Read),
+        "s3:GetObjectAcl" | "s3:GetObjectVersionAcl" => Some(Permission::ReadAcp),
+        "s3:PutObjectAcl" | "s3:PutObjectVersionAcl" => Some(Permission::WriteAcp),
+        _ => None,
+    }
+}
+
+/// The permission an action needs from the bucket's ACL.
+fn bucket_permission(action: &str) -> Option<Permission> {
+    match action {
+        "s3:ListBucket" | "s3:ListBucketVersions" | "s3:ListBucketMultipartUploads" => {
+            Some(Permission::Read)
+        }
+        "s3:PutObject"
+        | "s3:DeleteObject"
+        | "s3:DeleteObjectVersion"
+        | "s3:AbortMultipartUpload"
+        | "s3:ListMultipartUploadParts" => Some(Permission::Write),
+        "s3:GetBucketAcl" => Some(Permission::ReadAcp),
+        "s3:PutBucketAcl" => Some(Permission::WriteAcp),
+        _ => None,
+    }
+}
+
+/// What the bucket policy, ownership and the bucket's ACL say about
+/// `principal` doing `action` on a bucket (or its object `key`).
 fn decide(
     known: &KnownBucket,
     principal: Option<&str>,
     key: Option<&str>,
     action: &str,
     context: &BTreeMap<String, String>,
-) -> bool {
+) -> Verdict {
     let owner = principal == Some(known.record.owner.as_str());
-    let Some(policy) = &known.policy else {
-        return owner;
+    let verdict = |allowed: bool| {
+        if allowed {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        }
     };
-    let bucket = &known.record.name;
-    let resource = match key {
-        Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
-        None => format!("arn:aws:s3:::{bucket}"),
+    let decision = match &known.policy {
+        None => Decision::Silent,
+        Some(policy) => {
+            let bucket = &known.record.name;
+            let resource = match key {
+                Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
+                None => format!("arn:aws:s3:::{bucket}"),
+            };
+            let decision = policy.evaluate(&Request {
+                principal,
+                action,
+                resource: &resource,
+                context,
+            });
+            // RestrictPublicBuckets: a public policy's grants reach no one
+            // but the owner (its denies still apply).
+            let restricted = known
+                .record
+                .public_access_block
+                .is_some_and(|block| block.restrict_public_buckets)
+                && policy.is_public();
+            match decision {
+                // The owner can always manage the policy that locks it out.
+                Decision::Deny => return verdict(owner && action.ends_with("BucketPolicy")),
+                Decision::Allow => return verdict(!restricted || owner),
+                Decision::Silent => Decision::Silent,
+            }
+        }
     };
-    let decision = policy.evaluate(&Request {
-        principal,
-        action,
-        resource: &resource,
-        context,
-    });
-    // RestrictPublicBuckets: a public policy's grants reach no one but the
-    // owner (its denies still apply).
-    let restricted = known
+    debug_assert_eq!(decision, Decision::Silent);
+    if !known.record.ownership.acls_enabled() {
+        return verdict(owner);
+    }
+    // ACLs on: an object's reads and ACL belong to its owner and grantees
+    // (its owner may not be the bucket's).
+    if key.is_some()
+        && let Some(permission) = object_permission(action)
+    {
+        return Verdict::ObjectAcl(permission);
+    }
+    if owner {
+        return Verdict::Allowed;
+    }
+    let ignore_public = known
         .record
         .public_access_block
-        .is_some_and(|block| block.restrict_public_buckets)
-        && policy.is_public();
-    match decision {
-        // The owner can always manage the policy that locks it out.
-        Decision::Deny => owner && action.ends_with("BucketPolicy"),
-        Decision::Allow => !restricted || owner,
-        Decision::Silent => owner,
-    }
+        .is_some_and(|b| b.ignore_public_acls);
+    verdict(bucket_permission(action).is_some_and(|permission| {
+        known
+            .record
+            .acl
+            .as_ref()
+            .is_some_and(|acl| acl.allows(principal, permission, ignore_public))
+    }))
 }
 
 /// Whether the caller of a GetObject or HeadObject may list the bucket:
@@ -268,16 +405,22 @@ impl S3Access for Access {
             cx.extensions_mut().insert(KeyChecks { principal, context });
             return Ok(());
         }
-        let action = action_of(op, query.contains_key("versionId"));
+        let version_id = query.get("versionId").map(String::as_str);
+        let action = action_of(op, version_id.is_some());
         // A bucket that does not exist is let through: the operation
         // answers NoSuchBucket.
         if let Some(known) = &known {
             let principal = principal.as_deref();
-            if !decide(known, principal, key.as_deref(), action, &context) {
+            let verdict = decide(known, principal, key.as_deref(), action, &context);
+            if !self
+                .resolve(known, principal, key.as_deref(), version_id, verdict)
+                .await?
+            {
                 return Err(denied());
             }
             if matches!(op, "GetObject" | "HeadObject" | "GetObjectAttributes") {
-                let may_list = decide(known, principal, None, "s3:ListBucket", &context);
+                let may_list =
+                    decide(known, principal, None, "s3:ListBucket", &context) == Verdict::Allowed;
                 cx.extensions_mut().insert(MayList(may_list));
             }
         }
@@ -289,12 +432,12 @@ impl S3Access for Access {
                 .and_then(|v| v.to_str().ok())
         {
             let (source, version) = match source.split_once("?versionId=") {
-                Some((path, _)) => (path, true),
-                None => (source, false),
+                Some((path, id)) => (path, Some(id.to_owned())),
+                None => (source, None),
             };
             let source: String = percent_decode(source.trim_start_matches('/'));
             if let Some((source_bucket, source_key)) = source.split_once('/') {
-                let action = if version {
+                let action = if version.is_some() {
                     "s3:GetObjectVersion"
                 } else {
                     "s3:GetObject"
@@ -305,14 +448,18 @@ impl S3Access for Access {
                     .map(|v| v.as_bytes().to_vec());
                 let allowed = match self.bucket(source_bucket).await? {
                     Some(known) => {
+                        let principal = principal.as_deref();
+                        let verdict = decide(&known, principal, Some(source_key), action, &context);
                         expected_owner.is_none_or(|o| o == known.record.owner.as_bytes())
-                            && decide(
-                                &known,
-                                principal.as_deref(),
-                                Some(source_key),
-                                action,
-                                &context,
-                            )
+                            && self
+                                .resolve(
+                                    &known,
+                                    principal,
+                                    Some(source_key),
+                                    version.as_deref(),
+                                    verdict,
+                                )
+                                .await?
                     }
                     None => true,
                 };

@@ -98,6 +98,8 @@ pub(crate) fn manifest_template(
         tags: Default::default(),
         encryption: None,
         checksum: None,
+        owner: None,
+        acl: None,
     })
 }
 

@@ -92,7 +92,7 @@ impl Cairn {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let owner = owner(&req);
-        super::acl::refuse_bucket_acl_at_creation(&req.input)?;
+        let settings = self.creation_settings(&req.input, &owner).await?;
         let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
         let bucket = req.input.bucket;
         if let Some(constraint) = req
@@ -110,7 +110,7 @@ impl Cairn {
         match self
             .backend
             .meta
-            .create_bucket_with(&bucket, &owner, object_lock)
+            .create_bucket_configured(&bucket, &owner, object_lock, settings)
             .await
         {
             Ok(()) => {}

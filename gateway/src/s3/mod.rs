@@ -120,6 +120,13 @@ fn owner<T>(req: &S3Request<T>) -> String {
         .unwrap_or_default()
 }
 
+/// Who signed a request (`None`: anonymous), as the access check found.
+fn caller<T>(req: &S3Request<T>) -> Option<String> {
+    req.extensions
+        .get::<access::Caller>()
+        .map(|caller| caller.0.clone())
+}
+
 /// Each method names its operation for metrics and hands off to its module.
 macro_rules! operations {
     ($($method:ident($input:ident) -> $output:ident => $op:ident, $name:literal;)*) => {
@@ -172,6 +179,7 @@ operations! {
     put_object_acl(PutObjectAclInput) -> PutObjectAclOutput => put_object_acl_op, "PutObjectAcl";
     get_bucket_ownership_controls(GetBucketOwnershipControlsInput) -> GetBucketOwnershipControlsOutput => get_bucket_ownership_controls_op, "GetBucketOwnershipControls";
     put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput => put_bucket_ownership_controls_op, "PutBucketOwnershipControls";
+    delete_bucket_ownership_controls(DeleteBucketOwnershipControlsInput) -> DeleteBucketOwnershipControlsOutput => delete_bucket_ownership_controls_op, "DeleteBucketOwnershipControls";
     put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput => put_bucket_cors_op, "PutBucketCors";
     get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => get_bucket_cors_op, "GetBucketCors";
     delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput => delete_bucket_cors_op, "DeleteBucketCors";

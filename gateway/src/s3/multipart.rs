@@ -71,18 +71,26 @@ impl Cairn {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let writer = super::caller(&req);
         let headers = req.headers;
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
         let requested = super::encryption::requested!(input);
-        super::acl::refuse_object_acl!(input);
         let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata)?;
         template.tags = super::tagging::from_header(input.tagging.as_deref())?;
         let named = input.object_lock_mode.is_some()
             || input.object_lock_retain_until_date.is_some()
             || input.object_lock_legal_hold_status.is_some();
         let bucket = self.require_bucket(&input.bucket).await?;
+        (template.owner, template.acl) = self
+            .version_acl(
+                &bucket,
+                writer.as_deref(),
+                input.acl.as_ref().map(|a| a.as_str()),
+                super::acl::object_grants!(input),
+            )
+            .await?;
         let lock = if named {
             Some(super::lock::requested_lock!(&bucket, input)?)
         } else {

@@ -119,12 +119,12 @@ impl Cairn {
                 ));
             }
         }
+        let writer = super::caller(&req);
         let headers = req.headers;
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
         let requested = requested!(input);
-        super::acl::refuse_object_acl!(input);
         let expected_md5 = content_md5(input.content_md5.as_deref())?;
         let checksum = ChecksumCheck::from_request(
             &headers,
@@ -137,8 +137,18 @@ impl Cairn {
         let versioning = bucket.versioning;
         let version_lock = lock::requested_lock!(&bucket, input)?;
         let requested = encryption::or_bucket_default(requested, &bucket);
+        let (owner, acl) = self
+            .version_acl(
+                &bucket,
+                writer.as_deref(),
+                input.acl.as_ref().map(|a| a.as_str()),
+                super::acl::object_grants!(input),
+            )
+            .await?;
         let mut manifest = attrs::manifest_template(&headers, input.content_type, input.metadata)?;
         manifest.tags = tagging::from_header(input.tagging.as_deref())?;
+        manifest.owner = owner;
+        manifest.acl = acl;
         let key = self.seal(&requested)?.map(|(record, key)| {
             manifest.encryption = Some(record);
             key
@@ -660,10 +670,10 @@ impl Cairn {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let writer = super::caller(&req);
         let headers = req.headers;
         let input = req.input;
         let requested = requested!(input);
-        super::acl::refuse_object_acl!(input);
         let source_customer = crate::sse::CustomerKey::from_headers(
             input.copy_source_sse_customer_algorithm.as_deref(),
             input.copy_source_sse_customer_key.as_deref(),
@@ -715,6 +725,16 @@ impl Cairn {
                 ..object.clone()
             }
         };
+        // A copy is its writer's, with the ACL its request names (S3 does
+        // not copy ACLs).
+        (manifest.owner, manifest.acl) = self
+            .version_acl(
+                &bucket,
+                writer.as_deref(),
+                input.acl.as_ref().map(|a| a.as_str()),
+                super::acl::object_grants!(input),
+            )
+            .await?;
         // A full-object checksum still describes the copied bytes; a
         // composite one described parts the copy does not have.
         manifest.checksum = object

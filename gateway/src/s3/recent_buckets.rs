@@ -120,6 +120,8 @@ mod tests {
             policy: None,
             public_access_block: None,
             cors: None,
+            ownership: Default::default(),
+            acl: None,
         }
     }
 

@@ -91,6 +91,22 @@ impl Users {
         }
     }
 
+    /// Whether a user of this name exists (a configured key, or a user of
+    /// the catalogue's table).
+    pub async fn exists(&self, name: &str) -> S3Result<bool> {
+        if self.inner.configured.contains_key(name) {
+            return Ok(true);
+        }
+        let Some(catalogue) = &self.inner.catalogue else {
+            return Ok(false);
+        };
+        let users = catalogue.backend.meta.users().await.map_err(|err| {
+            tracing::warn!(%err, "user table unreadable");
+            s3s::s3_error!(ServiceUnavailable, "cannot read the user table right now")
+        })?;
+        Ok(users.iter().any(|u| u.name == name))
+    }
+
     /// The user an access key (one that just signed a request) signs for.
     /// Configured keys are their own user.
     pub fn user_of(&self, access_key: &str) -> String {

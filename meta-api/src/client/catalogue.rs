@@ -127,10 +127,23 @@ impl MetaClient {
         owner: &str,
         object_lock: bool,
     ) -> Result<(), MetaError> {
+        self.create_bucket_configured(name, owner, object_lock, Vec::new())
+            .await
+    }
+
+    /// Creates a bucket with `settings` applied in the same commit.
+    pub async fn create_bucket_configured(
+        &self,
+        name: &str,
+        owner: &str,
+        object_lock: bool,
+        settings: Vec<crate::model::BucketSetting>,
+    ) -> Result<(), MetaError> {
         self.apply(&Command::CreateBucket {
             name: name.into(),
             owner: owner.into(),
             object_lock,
+            settings,
         })
         .await
         .map(drop)

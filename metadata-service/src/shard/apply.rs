@@ -6,9 +6,9 @@ use cairn_core::ids::{BlobId, NodeId, validate_bucket_name, validate_object_key}
 use cairn_core::integrity::root_of_roots;
 use cairn_core::manifest::{BlobManifest, ChunkState, ObjectManifest};
 use cairn_meta_api::model::{
-    BucketRecord, ChunkOwner, Command, CompletedPart, GarbageEntry, NULL_VERSION, ObjectLock,
-    ObjectRecord, Outcome, PartRecord, Precondition, RetentionMode, UploadRecord, VersionChange,
-    VersionLock, Versioning,
+    BucketRecord, BucketSetting, ChunkOwner, Command, CompletedPart, GarbageEntry, NULL_VERSION,
+    ObjectLock, ObjectRecord, Outcome, PartRecord, Precondition, RetentionMode, UploadRecord,
+    VersionChange, VersionLock, Versioning,
 };
 use md5::{Digest, Md5};
 use rocksdb::WriteBatch;
@@ -39,7 +39,8 @@ impl Tx<'_> {
                 name,
                 owner,
                 object_lock,
-            } => self.create_bucket(name, owner, *object_lock),
+                settings,
+            } => self.create_bucket(name, owner, *object_lock, settings),
             Command::DeleteBucket { name } => self.delete_bucket(name),
             Command::SetVersioning { bucket, state } => self.set_versioning(bucket, *state),
             Command::SetObjectLock { bucket, config } => self.set_object_lock(bucket, config),
@@ -236,6 +237,7 @@ impl Tx<'_> {
         match change {
             VersionChange::Tags(tags) => record.manifest.tags = tags.clone(),
             VersionChange::LegalHold(on) => record.legal_hold = *on,
+            VersionChange::Acl(acl) => record.manifest.acl = acl.clone(),
             VersionChange::Retention {
                 retention,
                 bypass_governance,
@@ -281,6 +283,7 @@ impl Tx<'_> {
         name: &str,
         owner: &str,
         object_lock: bool,
+        settings: &[BucketSetting],
     ) -> Result<Outcome, CatalogError> {
         validate_bucket_name(name).map_err(CatalogError::InvalidBucketName)?;
         if let Some(existing) = self.shard.get::<BucketRecord>(&keys::bucket(name))? {
@@ -290,7 +293,7 @@ impl Tx<'_> {
                 CatalogError::BucketAlreadyExists(name.to_owned())
             });
         }
-        let record = BucketRecord {
+        let mut record = BucketRecord {
             name: name.to_owned(),
             owner: owner.to_owned(),
             created_ms: self.now_ms,
@@ -307,7 +310,12 @@ impl Tx<'_> {
             policy: None,
             public_access_block: None,
             cors: None,
+            ownership: Default::default(),
+            acl: None,
         };
+        for setting in settings {
+            setting.apply_to(&mut record);
+        }
         self.batch.put(keys::bucket(name), encode(&record));
         Ok(Outcome::Done)
     }
@@ -575,6 +583,8 @@ impl Tx<'_> {
                 tags: Default::default(),
                 encryption: None,
                 checksum: None,
+                owner: None,
+                acl: None,
             },
             delete_marker: true,
             retention: None,

@@ -95,6 +95,8 @@ pub fn manifest(size: u64, etag: &str) -> ObjectManifest {
         tags: Default::default(),
         encryption: None,
         checksum: None,
+        owner: None,
+        acl: None,
     }
 }
 
