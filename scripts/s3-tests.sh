@@ -8,7 +8,9 @@
 #
 # Environment: BIN_DIR (default target/release), PORT (default 19950),
 # LIFECYCLE_DAY (default 10s, as the suite's lifecycle cases expect; the
-# x-amz-expiration header cases expect real days: LIFECYCLE_DAY=86400s).
+# x-amz-expiration header cases expect real days: LIFECYCLE_DAY=86400s),
+# OWNERSHIP (default object-writer: the suite expects ACLs on new buckets,
+# as RGW has them; bucket-owner-enforced is S3's and Cairn's default).
 # Writes the per-case outcome to s3-tests-report.txt and the whole pytest
 # output to s3-tests-output.txt (TB=short for tracebacks; both gitignored), and prints
 # the pass/fail counts. The suite needs a second user ("alt") and a few
@@ -26,7 +28,8 @@ VENV=$ROOT/.venv
 DATA=$(mktemp -d)
 # The suite's lifecycle cases count a "day" as 10 s (RGW's lc_debug_interval).
 "$BIN_DIR/cairn" dev --data-dir "$DATA" --port "$PORT" --bin-dir "$BIN_DIR" \
-  --lifecycle-day "${LIFECYCLE_DAY:-10s}" --lifecycle-every 2s >"$DATA.log" 2>&1 &
+  --lifecycle-day "${LIFECYCLE_DAY:-10s}" --lifecycle-every 2s \
+  --default-object-ownership "${OWNERSHIP:-object-writer}" >"$DATA.log" 2>&1 &
 DEV=$!
 trap 'kill -INT $DEV 2>/dev/null; wait $DEV 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
 for _ in $(seq 1 300); do [[ -f $DATA/cluster.json ]] && break; sleep 0.2; done
@@ -42,9 +45,10 @@ for _ in $(seq 1 100); do
 done
 
 CONF=$DATA/s3tests.conf
-user() { # section user email [extra]
+# A configured key is its own user: its id (in ACLs and owners) is the key.
+user() { # section name access-key secret [extra]
   printf '[%s]\ndisplay_name = %s\nuser_id = %s\nemail = %s@example.com\naccess_key = %s\nsecret_key = %s\n%s\n' \
-    "$1" "$2" "$2" "$2" "$3" "$4" "${5:-}"
+    "$1" "$3" "$3" "$2" "$3" "$4" "${5:-}"
 }
 {
   printf '[DEFAULT]\nhost = 127.0.0.1\nport = %s\nis_secure = False\nssl_verify = False\n\n' "$PORT"

@@ -140,6 +140,18 @@ enum Command {
     },
 }
 
+fn parse_ownership(text: &str) -> Result<cairn_core::acl::ObjectOwnership, String> {
+    use cairn_core::acl::ObjectOwnership as O;
+    match text {
+        "bucket-owner-enforced" => Ok(O::BucketOwnerEnforced),
+        "bucket-owner-preferred" => Ok(O::BucketOwnerPreferred),
+        "object-writer" => Ok(O::ObjectWriter),
+        other => Err(format!(
+            "unknown Object Ownership {other:?}: bucket-owner-enforced, bucket-owner-preferred or object-writer"
+        )),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum UserCommand {
     /// A new user with one access key; prints the key and its secret.
@@ -214,6 +226,11 @@ struct DevArgs {
     /// GetBucketLocation reports it).
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Object Ownership of buckets created without naming one:
+    /// bucket-owner-enforced (S3's default, ACLs off), object-writer or
+    /// bucket-owner-preferred (ACLs on).
+    #[arg(long, default_value = "bucket-owner-enforced", value_parser = parse_ownership)]
+    default_object_ownership: cairn_core::acl::ObjectOwnership,
     /// How often the scrubber's lifecycle job runs.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     lifecycle_every: Duration,
@@ -531,6 +548,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         gc_grace: args.gc_grace,
         lifecycle_day: args.lifecycle_day,
         region: args.region,
+        default_object_ownership: args.default_object_ownership,
         lifecycle_every: args.lifecycle_every,
         suspect_after: args.suspect_after,
         down_after: args.down_after,

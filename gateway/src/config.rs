@@ -55,6 +55,11 @@ pub struct GatewayConfig {
     /// unless a test scales both).
     #[serde(default = "default_lifecycle_day_ms")]
     pub lifecycle_day_ms: u64,
+    /// Object Ownership of buckets created without naming one:
+    /// `bucket_owner_enforced` (S3's default: ACLs off), `object_writer`
+    /// or `bucket_owner_preferred` (ACLs on, for clients that rely on them).
+    #[serde(default)]
+    pub default_object_ownership: cairn_core::acl::ObjectOwnership,
     /// Erasure code for new objects (existing objects keep theirs).
     #[serde(default = "default_k")]
     pub k: usize,
@@ -191,6 +196,7 @@ impl GatewayConfig {
             base_domain: None,
             region: default_region(),
             lifecycle_day_ms: default_lifecycle_day_ms(),
+            default_object_ownership: Default::default(),
             sse_keyring_file: None,
             k: default_k(),
             m: default_m(),

@@ -75,6 +75,18 @@ enum Operator {
     IpAddress,
     NotIpAddress,
     Bool,
+    NumericEquals,
+    NumericNotEquals,
+    NumericLessThan,
+    NumericLessThanEquals,
+    NumericGreaterThan,
+    NumericGreaterThanEquals,
+    DateEquals,
+    DateNotEquals,
+    DateLessThan,
+    DateLessThanEquals,
+    DateGreaterThan,
+    DateGreaterThanEquals,
 }
 
 impl Operator {
@@ -93,6 +105,18 @@ impl Operator {
             "IpAddress" => Self::IpAddress,
             "NotIpAddress" => Self::NotIpAddress,
             "Bool" => Self::Bool,
+            "NumericEquals" => Self::NumericEquals,
+            "NumericNotEquals" => Self::NumericNotEquals,
+            "NumericLessThan" => Self::NumericLessThan,
+            "NumericLessThanEquals" => Self::NumericLessThanEquals,
+            "NumericGreaterThan" => Self::NumericGreaterThan,
+            "NumericGreaterThanEquals" => Self::NumericGreaterThanEquals,
+            "DateEquals" => Self::DateEquals,
+            "DateNotEquals" => Self::DateNotEquals,
+            "DateLessThan" => Self::DateLessThan,
+            "DateLessThanEquals" => Self::DateLessThanEquals,
+            "DateGreaterThan" => Self::DateGreaterThan,
+            "DateGreaterThanEquals" => Self::DateGreaterThanEquals,
             _ => return None,
         };
         Some((op, if_exists))
@@ -106,8 +130,59 @@ impl Operator {
                 | Self::StringNotEqualsIgnoreCase
                 | Self::StringNotLike
                 | Self::NotIpAddress
+                | Self::NumericNotEquals
+                | Self::DateNotEquals
         )
     }
+
+    /// How a numeric or date operator compares the request's value with a
+    /// policy value; `None` for the other operators.
+    fn ordering(self) -> Option<fn(std::cmp::Ordering) -> bool> {
+        use std::cmp::Ordering as O;
+        Some(match self {
+            Self::NumericEquals | Self::DateEquals => |o| o == O::Equal,
+            Self::NumericNotEquals | Self::DateNotEquals => |o| o != O::Equal,
+            Self::NumericLessThan | Self::DateLessThan => |o| o == O::Less,
+            Self::NumericLessThanEquals | Self::DateLessThanEquals => |o| o != O::Greater,
+            Self::NumericGreaterThan | Self::DateGreaterThan => |o| o == O::Greater,
+            Self::NumericGreaterThanEquals | Self::DateGreaterThanEquals => |o| o != O::Less,
+            _ => return None,
+        })
+    }
+
+    fn is_date(self) -> bool {
+        matches!(
+            self,
+            Self::DateEquals
+                | Self::DateNotEquals
+                | Self::DateLessThan
+                | Self::DateLessThanEquals
+                | Self::DateGreaterThan
+                | Self::DateGreaterThanEquals
+        )
+    }
+}
+
+/// A numeric condition value (IAM's are decimal numbers).
+fn number(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// A date condition value as Unix seconds: ISO 8601 / RFC 3339 (a bare
+/// date is midnight UTC) or epoch seconds, as IAM accepts.
+fn date(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Some(seconds as f64);
+    }
+    let format = time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &format) {
+        return Some(at.unix_timestamp() as f64);
+    }
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &day)
+        .ok()
+        .map(|d| d.midnight().assume_utc().unix_timestamp() as f64)
 }
 
 #[derive(Debug, Clone)]
@@ -130,10 +205,18 @@ struct Statement {
     conditions: Vec<Condition>,
 }
 
+/// The condition key prefix of an object's current tags (lowercase).
+pub const EXISTING_OBJECT_TAG: &str = "s3:existingobjecttag/";
+/// The condition key prefix of the tags a write asks for (lowercase).
+pub const REQUEST_OBJECT_TAG: &str = "s3:requestobjecttag/";
+
 /// A parsed, validated bucket policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
     statements: Vec<Statement>,
+    /// Whether a condition tests `s3:ExistingObjectTag/…` (the access check
+    /// then reads the object's tags; no other policy costs that read).
+    existing_object_tags: bool,
 }
 
 /// One request as a policy sees it.
@@ -175,11 +258,19 @@ impl Policy {
             Some(one @ Value::Object(_)) => vec![one],
             _ => return Err(malformed("Missing required field Statement")),
         };
-        let statements = statements
+        let statements: Vec<Statement> = statements
             .into_iter()
             .map(|s| Statement::parse(s, bucket))
             .collect::<Result<_, _>>()?;
-        Ok(Self { statements })
+        let existing_object_tags = statements.iter().any(|s| {
+            s.conditions
+                .iter()
+                .any(|c: &Condition| c.key.starts_with(EXISTING_OBJECT_TAG))
+        });
+        Ok(Self {
+            statements,
+            existing_object_tags,
+        })
     }
 
     /// A policy that denies everything (what a stored policy that cannot
@@ -206,6 +297,11 @@ impl Policy {
             }
         }
         decision
+    }
+
+    /// Whether a condition tests an object's existing tags.
+    pub fn tests_existing_object_tags(&self) -> bool {
+        self.existing_object_tags
     }
 
     /// Whether the policy grants anything to everyone (`Principal: "*"`
@@ -368,6 +464,19 @@ impl Statement {
                     .ok_or_else(|| malformed("a condition maps keys to values"))?;
                 for (key, values) in keys {
                     let values = strings(values, "condition values")?;
+                    let parse = if operator.is_date() { date } else { number };
+                    if operator.ordering().is_some()
+                        && let Some(bad) = values.iter().find(|v| parse(v).is_none())
+                    {
+                        return Err(malformed(format!(
+                            "{op_name} needs {} values, not {bad:?}",
+                            if operator.is_date() {
+                                "date"
+                            } else {
+                                "numeric"
+                            }
+                        )));
+                    }
                     let networks =
                         if matches!(operator, Operator::IpAddress | Operator::NotIpAddress) {
                             values
@@ -442,6 +551,28 @@ impl Condition {
                         .any(|(net, bits)| in_network(ip, *net, *bits))
                 });
                 inside == (self.operator == Operator::IpAddress)
+            }
+            op => {
+                let (Some(compare), parse) =
+                    (op.ordering(), if op.is_date() { date } else { number })
+                else {
+                    return false;
+                };
+                let Some(actual) = parse(value) else {
+                    // A request value that is not a number (or date) fails
+                    // every comparison but "not equals".
+                    return op.negated();
+                };
+                let holds = |v: &str| {
+                    parse(v)
+                        .and_then(|wanted| actual.partial_cmp(&wanted))
+                        .is_some_and(compare)
+                };
+                if op.negated() {
+                    self.values.iter().all(|v| holds(v))
+                } else {
+                    any(&|v| holds(v))
+                }
             }
         }
     }
@@ -705,7 +836,9 @@ mod tests {
             r#"{"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b"}}"#,
             r#"{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "ec2:*", "Resource": "arn:aws:s3:::b"}}"#,
             r#"{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::other/*"}}"#,
-            r#"{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b", "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2020-01-01"}}}}"#,
+            r#"{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b", "Condition": {"DateGreaterThan": {"aws:CurrentTime": "yesterday"}}}}"#,
+            r#"{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b", "Condition": {"NumericLessThan": {"s3:max-keys": "ten"}}}}"#,
+            r#"{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b", "Condition": {"BinaryEquals": {"s3:x": "AA=="}}}}"#,
             r#"{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/33"}}}}"#,
             r#"{"Statement": {"Effect": "Allow", "Principal": {"Service": "x"}, "Action": "s3:*", "Resource": "arn:aws:s3:::b"}}"#,
         ];
@@ -731,5 +864,67 @@ mod tests {
             );
             assert!(Policy::parse(&text, "b").is_err(), "{resource}");
         }
+    }
+
+    #[test]
+    fn numeric_date_and_tag_conditions_compare_values() {
+        let policy = Policy::parse(
+            r#"{"Statement": [
+                {"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
+                 "Condition": {"NumericLessThanEquals": {"s3:max-keys": "10"}}},
+                {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*",
+                 "Condition": {"StringEquals": {"s3:ExistingObjectTag/Security": "public"},
+                               "DateLessThan": {"aws:CurrentTime": "2099-01-01T00:00:00Z"}}},
+                {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*",
+                 "Condition": {"StringNotEquals": {"s3:RequestObjectTag/project": "x"}}}]}"#,
+            "b",
+        )
+        .expect("valid");
+        assert!(policy.tests_existing_object_tags());
+        let with = |pairs: &[(&str, &str)], action: &'static str, resource: &'static str| {
+            let keys: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let mut r = request(Some("u"), action, resource);
+            r.context = &keys;
+            policy.evaluate(&r)
+        };
+        let (bucket, object) = ("arn:aws:s3:::b", "arn:aws:s3:::b/k");
+        assert_eq!(
+            with(&[("s3:max-keys", "10")], "s3:ListBucket", bucket),
+            Decision::Allow
+        );
+        assert_eq!(
+            with(&[("s3:max-keys", "11")], "s3:ListBucket", bucket),
+            Decision::Silent
+        );
+        assert_eq!(
+            with(&[("s3:max-keys", "many")], "s3:ListBucket", bucket),
+            Decision::Silent
+        );
+        let now = ("aws:currenttime", "2026-12-01T12:00:00Z");
+        let public = ("s3:existingobjecttag/security", "public");
+        assert_eq!(
+            with(&[now, public], "s3:GetObject", object),
+            Decision::Allow
+        );
+        assert_eq!(with(&[now], "s3:GetObject", object), Decision::Silent);
+        let later = ("aws:currenttime", "2100-01-01T00:00:00Z");
+        assert_eq!(
+            with(&[later, public], "s3:GetObject", object),
+            Decision::Silent
+        );
+        assert_eq!(with(&[], "s3:PutObject", object), Decision::Deny);
+        assert_eq!(
+            with(
+                &[("s3:requestobjecttag/project", "x")],
+                "s3:PutObject",
+                object
+            ),
+            Decision::Silent
+        );
+        assert_eq!(date("2020-01-01"), date("2020-01-01T00:00:00Z"));
+        assert_eq!(date("1577836800"), date("2020-01-01"));
     }
 }

@@ -75,7 +75,8 @@ impl Gateway {
             config.lifecycle_day_ms,
             Arc::new(keyring),
             users.clone(),
-        );
+        )
+        .with_default_ownership(config.default_object_ownership);
         let access = cairn.access();
         let cors = CorsState::new(
             cairn.clone(),

@@ -209,7 +209,10 @@ def test_policies_are_validated_when_put(s3, bucket):
         json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{arn}/*"}]}),
         json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
                                    "Resource": f"{arn}/*",
-                                   "Condition": {"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}}}]}),
+                                   "Condition": {"DateLessThan": {"aws:CurrentTime": "next tuesday"}}}]}),
+        json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                   "Resource": f"{arn}/*",
+                                   "Condition": {"BinaryEquals": {"s3:x": "AA=="}}}]}),
     ]:
         with pytest.raises(ClientError) as refused:
             s3.put_bucket_policy(Bucket=bucket, Policy=bad)
@@ -278,3 +281,27 @@ def test_block_public_access_refuses_or_voids_public_policies(cluster, s3, bob, 
     s3.delete_public_access_block(Bucket=bucket)
     assert http_get(f"{cluster.endpoint}/{bucket}/k") == (200, b"v")
     s3.delete_bucket_policy(Bucket=bucket)
+
+
+def test_policy_conditions_on_object_tags_and_numbers(s3, bob, bucket):
+    arn = f"arn:aws:s3:::{bucket}"
+    put_policy(
+        s3, bucket,
+        {"Effect": "Allow", "Principal": {"AWS": "bob"}, "Action": "s3:GetObject", "Resource": f"{arn}/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/visibility": "shared"}}},
+        {"Effect": "Allow", "Principal": {"AWS": "bob"}, "Action": "s3:PutObject", "Resource": f"{arn}/*",
+         "Condition": {"StringEquals": {"s3:RequestObjectTag/team": "bob"}}},
+        {"Effect": "Allow", "Principal": {"AWS": "bob"}, "Action": "s3:ListBucket", "Resource": arn,
+         "Condition": {"NumericLessThanEquals": {"s3:max-keys": "10"}}})
+    s3.put_object(Bucket=bucket, Key="shared", Body=b"s", Tagging="visibility=shared")
+    s3.put_object(Bucket=bucket, Key="private", Body=b"p")
+    assert bob.get_object(Bucket=bucket, Key="shared")["Body"].read() == b"s"
+    denied(bob.get_object, Bucket=bucket, Key="private")
+    # The object's tags as they are now, not as they were.
+    s3.put_object_tagging(Bucket=bucket, Key="private", Tagging={"TagSet": [{"Key": "visibility", "Value": "shared"}]})
+    assert bob.get_object(Bucket=bucket, Key="private")["Body"].read() == b"p"
+    bob.put_object(Bucket=bucket, Key="bobs", Body=b"b", Tagging="team=bob")
+    denied(bob.put_object, Bucket=bucket, Key="untagged", Body=b"b")
+    assert bob.list_objects_v2(Bucket=bucket, MaxKeys=5)["KeyCount"] == 3
+    denied(bob.list_objects_v2, Bucket=bucket, MaxKeys=100)
+    denied(bob.list_objects_v2, Bucket=bucket)

@@ -61,6 +61,7 @@ pub(crate) fn gateway(
     config.replicated_max_bytes = options.replicated_max;
     config.lifecycle_day_ms = options.lifecycle_day.as_millis() as u64;
     config.region = options.region.clone();
+    config.default_object_ownership = options.default_object_ownership;
     config
 }
 

@@ -63,6 +63,8 @@ pub struct DevOptions {
     pub lifecycle_day: Duration,
     /// The S3 region the gateway serves (GetBucketLocation, signatures).
     pub region: String,
+    /// Object Ownership of buckets created without naming one.
+    pub default_object_ownership: cairn_core::acl::ObjectOwnership,
     pub lifecycle_every: Duration,
     /// Failure detector timeouts (short, so a killed node shows up fast).
     pub suspect_after: Duration,

@@ -32,7 +32,7 @@ use s3s::{S3Result, s3_error};
 use super::Users;
 use super::recent_buckets::{KnownBucket, RecentBuckets};
 use crate::backend::Backend;
-use crate::policy::{Decision, Request};
+use crate::policy::{Decision, EXISTING_OBJECT_TAG, REQUEST_OBJECT_TAG, Request};
 
 /// The access check, sharing the S3 service's bucket records.
 #[derive(Debug, Clone)]
@@ -93,6 +93,31 @@ impl Access {
             }
             None => Ok(true),
         }
+    }
+
+    /// The object's current tags as `s3:ExistingObjectTag/<key>` condition
+    /// keys (one catalogue read, only for policies that test them).
+    async fn add_existing_tags(
+        &self,
+        known: &KnownBucket,
+        key: &str,
+        version_id: Option<&str>,
+        context: &mut BTreeMap<String, String>,
+    ) -> S3Result<()> {
+        let bucket = known.record.name.as_str();
+        let meta = &self.backend.meta;
+        let record = match version_id {
+            None => meta.get_object(bucket, key).await,
+            Some(id) => meta.get_version(bucket, key, Some(id)).await,
+        }
+        .map_err(super::errors::meta)?;
+        for (tag, value) in record.iter().flat_map(|r| &r.manifest.tags) {
+            context.insert(
+                format!("{EXISTING_OBJECT_TAG}{}", tag.to_ascii_lowercase()),
+                value.clone(),
+            );
+        }
+        Ok(())
     }
 
     /// A verdict made final: an object's own owner and ACL decide the
@@ -407,6 +432,16 @@ impl S3Access for Access {
         }
         let version_id = query.get("versionId").map(String::as_str);
         let action = action_of(op, version_id.is_some());
+        let mut context = context;
+        if let (Some(known), Some(key)) = (&known, &key)
+            && known
+                .policy
+                .as_ref()
+                .is_some_and(|p| p.tests_existing_object_tags())
+        {
+            self.add_existing_tags(known, key, version_id, &mut context)
+                .await?;
+        }
         // A bucket that does not exist is let through: the operation
         // answers NoSuchBucket.
         if let Some(known) = &known {
@@ -517,6 +552,20 @@ fn condition_keys(
             keys.insert(format!("s3:{name}"), value.to_owned());
         }
     }
+    // The tags a write asks for (`x-amz-tagging`, a URL query string).
+    if let Some(tagging) = headers.get("x-amz-tagging").and_then(|v| v.to_str().ok()) {
+        for (tag, value) in form_urlencoded::parse(tagging.as_bytes()) {
+            keys.insert(
+                format!("{REQUEST_OBJECT_TAG}{}", tag.to_ascii_lowercase()),
+                value.into_owned(),
+            );
+        }
+    }
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok(text) = now.format(&time::format_description::well_known::Rfc3339) {
+        keys.insert("aws:currenttime".into(), text);
+    }
+    keys.insert("aws:epochtime".into(), now.unix_timestamp().to_string());
     for (param, key) in [
         ("prefix", "s3:prefix"),
         ("delimiter", "s3:delimiter"),

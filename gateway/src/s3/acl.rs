@@ -153,11 +153,11 @@ fn acl_from_headers(
         (None, true) => {
             let mut acl = Acl::default();
             for (header, permission) in [
-                (grants.full_control, AclPermission::FullControl),
                 (grants.read, AclPermission::Read),
-                (grants.read_acp, AclPermission::ReadAcp),
                 (grants.write, AclPermission::Write),
+                (grants.read_acp, AclPermission::ReadAcp),
                 (grants.write_acp, AclPermission::WriteAcp),
+                (grants.full_control, AclPermission::FullControl),
             ] {
                 if let Some(text) = header {
                     acl.grants.extend(parse_grant_header(text, permission)?);
@@ -204,13 +204,15 @@ fn acl_from_policy(policy: &AccessControlPolicy) -> S3Result<Acl> {
     Ok(acl)
 }
 
-/// S3's shape of an ACL: its owner and grants.
+/// S3's shape of an ACL: its owner and grants (group grants first, then
+/// users', each in the order given: the order RGW lists them, which
+/// clients and Ceph's s3-tests compare against).
 fn acl_output(owner: &str, acl: Option<&Acl>) -> (Option<Owner>, Option<Grants>) {
     let private = Acl::private(owner);
-    let grants = acl
-        .unwrap_or(&private)
-        .grants
-        .iter()
+    let mut ordered: Vec<&AclGrant> = acl.unwrap_or(&private).grants.iter().collect();
+    ordered.sort_by_key(|g| matches!(g.grantee, AclGrantee::User { .. }));
+    let grants = ordered
+        .into_iter()
         .map(|grant| Grant {
             grantee: Some(match &grant.grantee {
                 AclGrantee::User { id } => Grantee {
@@ -329,7 +331,7 @@ impl Cairn {
             .as_ref()
             .map(ownership_of)
             .transpose()?
-            .unwrap_or_default();
+            .unwrap_or(self.default_ownership);
         let acl = acl_from_headers(
             input.acl.as_ref().map(|a| a.as_str()),
             all_grants!(input),

@@ -124,6 +124,15 @@ fn check_metadata_size(metadata: Option<&Metadata>) -> S3Result<()> {
     Ok(())
 }
 
+/// The Content-Type a read reports: the one stored, else S3's default
+/// for a body that was sent without one.
+pub(crate) fn content_type(object: &ObjectManifest) -> String {
+    object
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "binary/octet-stream".to_owned())
+}
+
 /// The user metadata of an object, as s3s sends it (`x-amz-meta-*`).
 pub(crate) fn metadata(object: &ObjectManifest) -> Option<Metadata> {
     (!object.user_metadata.is_empty()).then(|| {

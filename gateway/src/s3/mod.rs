@@ -52,6 +52,8 @@ pub struct Cairn {
     keyring: Arc<Keyring>,
     /// Who signs for which access key (shared with the auth).
     users: Users,
+    /// Object Ownership of buckets created without naming one.
+    default_ownership: cairn_core::acl::ObjectOwnership,
 }
 
 impl Cairn {
@@ -69,7 +71,14 @@ impl Cairn {
             recent_buckets: Default::default(),
             keyring,
             users,
+            default_ownership: Default::default(),
         }
+    }
+
+    /// Buckets created without naming an Object Ownership get `ownership`.
+    pub fn with_default_ownership(mut self, ownership: cairn_core::acl::ObjectOwnership) -> Self {
+        self.default_ownership = ownership;
+        self
     }
 
     /// The access check for this service's requests (it shares the

@@ -400,7 +400,9 @@ impl Cairn {
             content_length: Some(span.end as i64 - span.start as i64),
             content_range: range.as_ref().map(|r| content_range(r, object.size)),
             accept_ranges: Some("bytes".into()),
-            content_type: input.response_content_type.or(object.content_type.clone()),
+            content_type: input
+                .response_content_type
+                .or_else(|| Some(attrs::content_type(&object))),
             e_tag: Some(attrs::etag(&object.etag)),
             last_modified: Some(attrs::timestamp(object.created_ms)),
             metadata: attrs::metadata(&object),
@@ -484,7 +486,7 @@ impl Cairn {
             content_length: Some(length as i64),
             content_range,
             accept_ranges: Some("bytes".into()),
-            content_type: object.content_type.clone(),
+            content_type: Some(attrs::content_type(&object)),
             e_tag: Some(attrs::etag(&object.etag)),
             last_modified: Some(attrs::timestamp(object.created_ms)),
             metadata: attrs::metadata(&object),
