@@ -671,6 +671,7 @@ mod tests {
             gc_grace: Duration::from_secs(10),
             lifecycle_day: Duration::from_secs(86_400),
             region: "us-east-1".into(),
+            default_object_ownership: Default::default(),
             lifecycle_every: Duration::from_secs(3600),
             suspect_after: Duration::from_secs(1),
             down_after: Duration::from_secs(2),
