@@ -4,6 +4,7 @@ buckets and objects, who owns an object, what the owner of a bucket may do
 with objects others wrote, Block Public Access on ACLs, and switching ACLs
 off again."""
 
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -47,6 +48,9 @@ def test_canned_acls_make_buckets_and_objects_public_to_plain_http(cluster, s3, 
     status, listing = http_get(f"{cluster.endpoint}/{name}")
     assert status == 200 and b"public.html" in listing and b"private.txt" in listing
     assert http_get(f"{cluster.endpoint}/{name}/public.html") == (200, b"<h1>hi</h1>")
+    curl = subprocess.run(["curl", "-sS", "-f", f"{cluster.endpoint}/{name}/public.html"],
+                          capture_output=True, timeout=30)
+    assert curl.returncode == 0 and curl.stdout == b"<h1>hi</h1>", curl.stderr
     assert http_get(f"{cluster.endpoint}/{name}/private.txt")[0] == 403
     acl = s3.get_object_acl(Bucket=name, Key="public.html")
     assert acl["Owner"]["ID"] == owner

@@ -44,6 +44,17 @@ def test_a_signed_form_uploads_within_its_policy(cluster, s3, bucket):
     answer = post(cluster, v4, b"signed with v4")
     assert answer.status_code == 204, answer.text
     assert s3.get_object(Bucket=bucket, Key="v4.txt")["Body"].read() == b"signed with v4"
+    # success_action_redirect: 303 to the page named, with what was stored.
+    redirect = s3.generate_presigned_post(
+        Bucket=bucket, Key="redirected.txt", Fields={"success_action_redirect": "http://example.com/done"},
+        Conditions=[{"success_action_redirect": "http://example.com/done"}], ExpiresIn=600)
+    fields = dict(redirect["fields"])
+    answer = requests.post(redirect["url"], data=fields, files={"file": ("r.txt", b"r")},
+                           timeout=30, allow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["Location"]
+    assert location.startswith("http://example.com/done?") and "key=redirected.txt" in location
+    assert f"bucket={bucket}" in location and "etag=" in location
     # S3's ${filename} variable is refused, never stored literally.
     variable = s3.generate_presigned_post(Bucket=bucket, Key="in/${filename}", ExpiresIn=600)
     answer = post(cluster, variable, b"x")
