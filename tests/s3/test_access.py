@@ -232,12 +232,19 @@ def test_acls_are_disabled_as_on_s3_by_default(cluster, s3, bucket):
     assert [(g["Grantee"]["ID"], g["Permission"]) for g in acl["Grants"]] == [(owner, "FULL_CONTROL")]
     assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [
         {"ObjectOwnership": "BucketOwnerEnforced"}]
-    # An ACL granting nothing beyond the owner is accepted; any other is
-    # refused, never stored to be ignored.
-    s3.put_bucket_acl(Bucket=bucket, ACL="private")
-    with pytest.raises(ClientError) as public:
-        s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
-    assert error_of(public) == ("AccessControlListNotSupported", 400)
+    # As on S3: writes take no ACL or the owner's full control, a bucket
+    # ACL only as a body granting the owner full control; anything else
+    # is refused, never stored to be ignored.
+    s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={
+        "Owner": {"ID": owner},
+        "Grants": [{"Grantee": {"Type": "CanonicalUser", "ID": owner}, "Permission": "FULL_CONTROL"}]})
+    for canned in ("private", "public-read"):
+        with pytest.raises(ClientError) as refused:
+            s3.put_bucket_acl(Bucket=bucket, ACL=canned)
+        assert error_of(refused) == ("AccessControlListNotSupported", 400)
+    with pytest.raises(ClientError) as private_object:
+        s3.put_object(Bucket=bucket, Key="o", Body=b"x", ACL="private")
+    assert error_of(private_object) == ("AccessControlListNotSupported", 400)
     with pytest.raises(ClientError) as public_object:
         s3.put_object(Bucket=bucket, Key="o", Body=b"x", ACL="public-read")
     assert error_of(public_object) == ("AccessControlListNotSupported", 400)

@@ -80,6 +80,10 @@ def test_a_multipart_upload_gets_a_composite_checksum(s3, bucket):
                                             MultipartUpload={"Parts": done})
     composite = b64(sha256(b"".join(sha256(p) for p in parts))) + "-3"
     assert complete["ChecksumSHA256"] == composite and complete["ChecksumType"] == "COMPOSITE"
+    # A retried Complete answers alike, checksum included.
+    again = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id,
+                                         MultipartUpload={"Parts": done})
+    assert again["ETag"] == complete["ETag"] and again["ChecksumSHA256"] == composite
     got = s3.get_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
     assert got["ChecksumSHA256"] == composite and got["ChecksumType"] == "COMPOSITE"
     assert got["Body"].read() == b"".join(parts)

@@ -297,8 +297,11 @@ impl Cairn {
         grants: GrantHeaders<'_>,
     ) -> S3Result<(Option<String>, Option<Acl>)> {
         if !bucket.ownership.acls_enabled() {
+            // S3 accepts no ACL, or the bucket owner's full control
+            // (`bucket-owner-full-control` or its grant); even `private`
+            // is refused.
             let acl = acl_from_headers(canned, grants, &bucket.owner, &bucket.owner)?;
-            if acl.is_some_and(|acl| !acl.owner_only(&bucket.owner)) {
+            if canned == Some("private") || acl.is_some_and(|acl| !acl.owner_only(&bucket.owner)) {
                 return Err(not_supported());
             }
             return Ok((None, None));
@@ -375,15 +378,19 @@ impl Cairn {
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
         let input = req.input;
         let bucket = self.require_bucket(&input.bucket).await?;
+        let canned = input.acl.as_ref().map(|a| a.as_str());
         let acl = requested_acl(
-            input.acl.as_ref().map(|a| a.as_str()),
+            canned,
             all_grants!(input),
             input.access_control_policy.as_ref(),
             &bucket.owner,
             &bucket.owner,
         )?;
         if !bucket.ownership.acls_enabled() {
-            if !acl.owner_only(&bucket.owner) {
+            // Only an AccessControlPolicy giving the owner full control
+            // (what the bucket has) passes, as on S3.
+            let body_only = canned.is_none() && !all_grants!(input).any();
+            if !body_only || !acl.owner_only(&bucket.owner) {
                 return Err(not_supported());
             }
             return Ok(S3Response::new(PutBucketAclOutput::default()));
@@ -428,6 +435,10 @@ impl Cairn {
             .version_of(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
         let owner = record.manifest.owner.as_deref().unwrap_or(&bucket.owner);
+        if !bucket.ownership.acls_enabled() {
+            // S3 refuses every object ACL change on such a bucket.
+            return Err(not_supported());
+        }
         let acl = requested_acl(
             input.acl.as_ref().map(|a| a.as_str()),
             all_grants!(input),
@@ -435,12 +446,6 @@ impl Cairn {
             owner,
             &bucket.owner,
         )?;
-        if !bucket.ownership.acls_enabled() {
-            if !acl.owner_only(&bucket.owner) {
-                return Err(not_supported());
-            }
-            return Ok(S3Response::new(PutObjectAclOutput::default()));
-        }
         self.admit(&bucket, &acl).await?;
         self.backend
             .meta
@@ -480,7 +485,7 @@ impl Cairn {
         req: S3Request<PutBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
         let input = req.input;
-        self.require_bucket(&input.bucket).await?;
+        let bucket = self.require_bucket(&input.bucket).await?;
         let [rule] = input.ownership_controls.rules.as_slice() else {
             return Err(s3_error!(
                 MalformedXML,
@@ -488,6 +493,21 @@ impl Cairn {
             ));
         };
         let ownership = ownership_of(&rule.object_ownership)?;
+        // S3 will not switch ACLs off while the bucket's ACL grants anyone
+        // but its owner (they would lose access silently).
+        if !ownership.acls_enabled()
+            && bucket.ownership.acls_enabled()
+            && bucket
+                .acl
+                .as_ref()
+                .is_some_and(|acl| !acl.owner_only(&bucket.owner))
+        {
+            return Err(custom(
+                "InvalidBucketAclWithObjectOwnership",
+                axum::http::StatusCode::BAD_REQUEST,
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+            ));
+        }
         self.set_bucket(&input.bucket, BucketSetting::Ownership { ownership })
             .await?;
         Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))

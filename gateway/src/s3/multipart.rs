@@ -287,14 +287,16 @@ impl Cairn {
         // The catalogue checked every part's ETag, so this is its ETag too.
         let etag = multipart_etag(&etags)
             .ok_or_else(|| s3_error!(InvalidPart, "a part ETag is not an MD5"))?;
-        let version_id = match completed {
-            Ok((version_id, _)) => version_id,
+        let (version_id, checksum) = match completed {
+            Ok((version_id, _)) => (version_id, checksum),
             // A retry of a Complete that succeeded (its answer was lost):
             // the upload is gone, and the current version is what this
-            // very list of parts made. S3 answers 200 again.
+            // very list of parts made. S3 answers 200 again, alike.
             Err(err) if *err.code() == s3s::S3ErrorCode::NoSuchUpload => {
                 match self.version_of(&input.bucket, &input.key, None).await {
-                    Ok(current) if current.manifest.etag == etag => current.version_id,
+                    Ok(current) if current.manifest.etag == etag => {
+                        (current.version_id, current.manifest.checksum)
+                    }
                     _ => return Err(err),
                 }
             }
@@ -438,7 +440,20 @@ impl Cairn {
             .collect();
         let truncated = remaining.next().is_some();
         let next_marker = page.last().and_then(|p| p.part_number);
+        // The upload's owner (its writer on a bucket with ACLs on).
+        let owner = match &upload.template.owner {
+            Some(owner) => Some(owner.clone()),
+            None => self
+                .known_bucket(&input.bucket)
+                .await
+                .map(|known| known.record.owner.clone()),
+        };
         Ok(S3Response::new(ListPartsOutput {
+            owner: owner.as_deref().map(super::buckets::owner_of),
+            initiator: owner.map(|id| Initiator {
+                display_name: Some(id.clone()),
+                id: Some(id),
+            }),
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(input.upload_id),
@@ -467,7 +482,7 @@ impl Cairn {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let input = req.input;
-        self.require_bucket(&input.bucket).await?;
+        let bucket_owner = self.require_bucket(&input.bucket).await?.owner;
         let prefix = input.prefix.clone().unwrap_or_default();
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let max_uploads = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
@@ -508,13 +523,23 @@ impl Cairn {
             last = Some((upload.key.clone(), upload.upload_id.clone()));
             match rolled {
                 Some(common) => prefixes.push(common),
-                None => listed.push(MultipartUpload {
-                    key: Some(upload.key),
-                    upload_id: Some(upload.upload_id),
-                    initiated: Some(attrs::timestamp(upload.created_ms)),
-                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
-                    ..Default::default()
-                }),
+                None => {
+                    // Its writer on a bucket with ACLs on, else the
+                    // bucket's owner.
+                    let owner = upload.template.owner.as_deref().unwrap_or(&bucket_owner);
+                    listed.push(MultipartUpload {
+                        key: Some(upload.key),
+                        upload_id: Some(upload.upload_id),
+                        initiated: Some(attrs::timestamp(upload.created_ms)),
+                        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                        owner: Some(super::buckets::owner_of(owner)),
+                        initiator: Some(Initiator {
+                            display_name: Some(owner.to_owned()),
+                            id: Some(owner.to_owned()),
+                        }),
+                        ..Default::default()
+                    })
+                }
             }
         }
         let (next_key, next_id) = match (truncated, last) {

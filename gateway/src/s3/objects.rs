@@ -926,7 +926,7 @@ fn reported_checksum(
             let part = checksum
                 .parts
                 .get(usize::try_from(n).ok()?.checked_sub(1)?)?;
-            Some((checksum.algorithm, part.clone(), ChecksumKind::FullObject))
+            Some((checksum.algorithm, part.clone(), checksum.kind))
         }
         _ if ranged => None,
         _ => Some((checksum.algorithm, checksum.value.clone(), checksum.kind)),
