@@ -92,17 +92,13 @@ impl Gateway {
             tracing::error!(?err, "S3 service error");
             StatusCode::INTERNAL_SERVER_ERROR
         });
-        let limit = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
+        let front = Front {
+            limit: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+            cors,
+        };
         let s3 = Router::new()
             .fallback_service(service)
-            .layer(axum::middleware::from_fn_with_state(
-                cors,
-                crate::s3::cors_middleware,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                limit,
-                limit_concurrency,
-            ))
+            .layer(axum::middleware::from_fn_with_state(front, front_door))
             .layer(tower_http::trace::TraceLayer::new_for_http());
         Ok(Self {
             backend,
@@ -160,15 +156,20 @@ async fn metrics(State(backend): State<Arc<Backend>>) -> impl IntoResponse {
     render_metrics(backend.metrics.registry())
 }
 
+/// What every S3 request passes before s3s (one middleware: each costs a
+/// boxed future and a state clone per request).
+#[derive(Debug, Clone)]
+struct Front {
+    limit: Arc<Semaphore>,
+    cors: CorsState,
+}
+
 /// Holds a permit for the whole request, so at most the configured number
-/// of requests (and their stripe buffers) are in memory at once.
-async fn limit_concurrency(
-    State(limit): State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match limit.acquire_owned().await {
-        Ok(_permit) => next.run(request).await,
+/// of requests (and their stripe buffers) are in memory at once; then
+/// CORS (preflights answered here, cross-origin responses decorated).
+async fn front_door(State(front): State<Front>, request: Request, next: Next) -> Response {
+    match front.limit.acquire_owned().await {
+        Ok(_permit) => crate::s3::cors(&front.cors, request, next).await,
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

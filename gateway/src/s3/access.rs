@@ -46,7 +46,7 @@ pub struct Access {
 /// check resolved it; operations that need it (ListBuckets, CreateBucket)
 /// read it from the request's extensions.
 #[derive(Debug, Clone)]
-pub(super) struct Caller(pub(super) String);
+pub(super) struct Caller(pub(super) Arc<str>);
 
 impl Access {
     pub(super) fn new(backend: Arc<Backend>, recent: Arc<RecentBuckets>, users: Users) -> Self {
@@ -312,7 +312,7 @@ impl MayList {
 /// condition keys.
 #[derive(Debug, Clone)]
 pub(super) struct KeyChecks {
-    principal: Option<String>,
+    principal: Option<Arc<str>>,
     context: BTreeMap<String, String>,
 }
 

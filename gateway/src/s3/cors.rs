@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -171,20 +171,23 @@ fn matching_rule<'a>(
 
 /// What the CORS middleware needs: the service (bucket records) and how
 /// to tell a bucket from the Host header.
+/// Cheap to clone: axum clones a middleware's state for every request.
 #[derive(Debug, Clone)]
-pub struct CorsState {
+pub struct CorsState(Arc<CorsInner>);
+
+#[derive(Debug)]
+struct CorsInner {
     cairn: Cairn,
-    domain: Option<Arc<BaseDomain>>,
+    domain: Option<BaseDomain>,
 }
 
 impl CorsState {
     pub fn new(cairn: Cairn, domain: Option<BaseDomain>) -> Self {
-        Self {
-            cairn,
-            domain: domain.map(Arc::new),
-        }
+        Self(Arc::new(CorsInner { cairn, domain }))
     }
+}
 
+impl CorsInner {
     /// The bucket a request addresses: `bucket.<domain>`, else the first
     /// path segment.
     fn bucket_of(&self, request: &Request) -> Option<String> {
@@ -264,21 +267,22 @@ fn allow(headers: &mut HeaderMap, rule: &CorsRule, origin: &str) {
     );
 }
 
-/// Answers preflights and decorates responses to cross-origin requests.
-pub async fn middleware(State(state): State<CorsState>, request: Request, next: Next) -> Response {
+/// Answers preflights and decorates responses to cross-origin requests
+/// (run by the gateway's one front middleware, `server::front_door`).
+pub async fn handle(state: &CorsState, request: Request, next: Next) -> Response {
     let origin = text(request.headers(), header::ORIGIN);
     if request.method() == Method::OPTIONS {
-        let bucket = state.bucket_of(&request);
+        let bucket = state.0.bucket_of(&request);
         let (parts, _) = request.into_parts();
-        return preflight(&state, &parts.headers, bucket, origin).await;
+        return preflight(state, &parts.headers, bucket, origin).await;
     }
     let Some(origin) = origin else {
         return next.run(request).await;
     };
-    let bucket = state.bucket_of(&request);
+    let bucket = state.0.bucket_of(&request);
     let method = request.method().as_str().to_owned();
     let mut response = next.run(request).await;
-    if let Some(cors) = state.cors_of(bucket.as_deref()).await
+    if let Some(cors) = state.0.cors_of(bucket.as_deref()).await
         && let Some(rule) = matching_rule(&cors, &origin, &method, &[])
     {
         allow(response.headers_mut(), rule, &origin);
@@ -307,7 +311,7 @@ async fn preflight(
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .collect();
-    let Some(cors) = state.cors_of(bucket.as_deref()).await else {
+    let Some(cors) = state.0.cors_of(bucket.as_deref()).await else {
         return cors_error(
             StatusCode::FORBIDDEN,
             "AccessForbidden",

@@ -35,7 +35,7 @@ use crate::sse::Keyring;
 
 pub use access::Access;
 pub use attrs::MERKLE_ROOT_HEADER;
-pub use cors::{CorsState, middleware as cors_middleware};
+pub use cors::{CorsState, handle as cors};
 pub use host::BaseDomain;
 pub use users::Users;
 
@@ -125,7 +125,7 @@ impl Cairn {
 fn owner<T>(req: &S3Request<T>) -> String {
     req.extensions
         .get::<access::Caller>()
-        .map(|caller| caller.0.clone())
+        .map(|caller| caller.0.to_string())
         .unwrap_or_default()
 }
 
@@ -133,7 +133,7 @@ fn owner<T>(req: &S3Request<T>) -> String {
 fn caller<T>(req: &S3Request<T>) -> Option<String> {
     req.extensions
         .get::<access::Caller>()
-        .map(|caller| caller.0.clone())
+        .map(|caller| caller.0.to_string())
 }
 
 /// Each method names its operation for metrics and hands off to its module.

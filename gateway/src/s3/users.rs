@@ -40,7 +40,8 @@ pub struct Users {
 
 #[derive(Debug, Default)]
 struct Inner {
-    configured: HashMap<String, SecretKey>,
+    /// Access key → (its secret, itself as the user it signs for).
+    configured: HashMap<String, (SecretKey, Arc<str>)>,
     catalogue: Option<Catalogue>,
 }
 
@@ -80,7 +81,13 @@ impl Users {
             inner: Arc::new(Inner {
                 configured: credentials
                     .iter()
-                    .map(|c| (c.access_key.clone(), SecretKey::from(c.secret_key.clone())))
+                    .map(|c| {
+                        let secret = SecretKey::from(c.secret_key.clone());
+                        (
+                            c.access_key.clone(),
+                            (secret, Arc::from(c.access_key.as_str())),
+                        )
+                    })
                     .collect(),
                 catalogue: catalogue.map(|(backend, secret)| Catalogue {
                     backend,
@@ -109,9 +116,9 @@ impl Users {
 
     /// The user an access key (one that just signed a request) signs for.
     /// Configured keys are their own user.
-    pub fn user_of(&self, access_key: &str) -> String {
-        if self.inner.configured.contains_key(access_key) {
-            return access_key.to_owned();
+    pub fn user_of(&self, access_key: &str) -> Arc<str> {
+        if let Some((_, user)) = self.inner.configured.get(access_key) {
+            return user.clone();
         }
         self.inner
             .catalogue
@@ -121,11 +128,11 @@ impl Users {
                 cache
                     .get(access_key)
                     .and_then(|cached| cached.found.as_ref())
-                    .map(|found| found.user.to_string())
+                    .map(|found| found.user.clone())
             })
             // Not reachable after a successful signature check (which
             // cached the key); the key is at least a stable identity.
-            .unwrap_or_else(|| access_key.to_owned())
+            .unwrap_or_else(|| access_key.into())
     }
 }
 
@@ -205,7 +212,7 @@ impl Catalogue {
 #[async_trait::async_trait]
 impl S3Auth for Users {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        if let Some(secret) = self.inner.configured.get(access_key) {
+        if let Some((secret, _)) = self.inner.configured.get(access_key) {
             return Ok(secret.clone());
         }
         let Some(catalogue) = &self.inner.catalogue else {
@@ -246,7 +253,7 @@ mod tests {
             users.get_secret_key("bob").await.expect("bob").expose(),
             "bob-secret"
         );
-        assert_eq!(users.user_of("bob"), "bob");
+        assert_eq!(&*users.user_of("bob"), "bob");
         let err = users.get_secret_key("mallory").await.expect_err("unknown");
         assert_eq!(*err.code(), s3s::S3ErrorCode::InvalidAccessKeyId);
     }
