@@ -95,6 +95,22 @@ impl Access {
         }
     }
 
+    /// The version a request names (the current one without an id).
+    async fn version_record(
+        &self,
+        known: &KnownBucket,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<Option<cairn_meta_api::model::ObjectRecord>> {
+        let bucket = known.record.name.as_str();
+        let meta = &self.backend.meta;
+        match version_id {
+            None => meta.get_object(bucket, key).await,
+            Some(id) => meta.get_version(bucket, key, Some(id)).await,
+        }
+        .map_err(super::errors::meta)
+    }
+
     /// The object's current tags as `s3:ExistingObjectTag/<key>` condition
     /// keys (one catalogue read, only for policies that test them).
     async fn add_existing_tags(
@@ -104,13 +120,7 @@ impl Access {
         version_id: Option<&str>,
         context: &mut BTreeMap<String, String>,
     ) -> S3Result<()> {
-        let bucket = known.record.name.as_str();
-        let meta = &self.backend.meta;
-        let record = match version_id {
-            None => meta.get_object(bucket, key).await,
-            Some(id) => meta.get_version(bucket, key, Some(id)).await,
-        }
-        .map_err(super::errors::meta)?;
+        let record = self.version_record(known, key, version_id).await?;
         for (tag, value) in record.iter().flat_map(|r| &r.manifest.tags) {
             context.insert(
                 format!("{EXISTING_OBJECT_TAG}{}", tag.to_ascii_lowercase()),
@@ -139,13 +149,7 @@ impl Access {
         let Some(key) = key else {
             return Ok(false);
         };
-        let bucket = known.record.name.as_str();
-        let meta = &self.backend.meta;
-        let record = match version_id {
-            None => meta.get_object(bucket, key).await,
-            Some(id) => meta.get_version(bucket, key, Some(id)).await,
-        }
-        .map_err(super::errors::meta)?;
+        let record = self.version_record(known, key, version_id).await?;
         let Some(record) = record.filter(|r| !r.delete_marker) else {
             // Nothing to judge by: the operation answers (a missing key is
             // hidden from whoever may not list, see `MayList`).

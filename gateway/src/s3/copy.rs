@@ -10,7 +10,6 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use cairn_core::manifest::ObjectManifest;
-use cairn_meta_api::model::PartRecord;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -18,11 +17,24 @@ use super::attrs::{self, Conditions};
 use super::encryption::{Reported, report};
 use super::objects::BodyChecks;
 use super::{Cairn, errors};
-use crate::backend::Stored;
 use crate::sse::{CustomerKey, VersionKey};
 
 /// S3's largest part, also the largest range UploadPartCopy copies.
 const MAX_PART_BYTES: u64 = 5 << 30;
+
+/// The `x-amz-copy-source-if-*` conditions of a copy (CopyObject,
+/// UploadPartCopy: same field names).
+macro_rules! copy_conditions {
+    ($input:expr) => {
+        super::attrs::Conditions {
+            if_match: $input.copy_source_if_match,
+            if_none_match: $input.copy_source_if_none_match,
+            if_modified_since: $input.copy_source_if_modified_since,
+            if_unmodified_since: $input.copy_source_if_unmodified_since,
+        }
+    };
+}
+pub(super) use copy_conditions;
 
 /// A copy's source version, ready to read.
 pub(super) struct CopySourced {
@@ -96,12 +108,7 @@ impl Cairn {
             .copy_source(
                 &input.copy_source,
                 source_customer.as_ref(),
-                Conditions {
-                    if_match: input.copy_source_if_match,
-                    if_none_match: input.copy_source_if_none_match,
-                    if_modified_since: input.copy_source_if_modified_since,
-                    if_unmodified_since: input.copy_source_if_unmodified_since,
-                },
+                copy_conditions!(input),
             )
             .await?;
         let size = source.object.size;
@@ -121,44 +128,24 @@ impl Cairn {
             .await?;
         let checksum = super::multipart::part_checksum(&upload.template, None)?;
         let algorithm = checksum.as_ref().map(|c| c.algorithm());
-        let (stored, computed) = self
-            .write_checked(
+        let (etag, uploaded_ms, computed) = self
+            .store_part(
+                (
+                    &input.bucket,
+                    &input.key,
+                    &input.upload_id,
+                    input.part_number,
+                ),
                 body,
                 BodyChecks {
                     declared_length: Some(length),
                     md5: None,
                     checksum,
                 },
-                false,
                 sealing.as_ref(),
+                algorithm,
             )
             .await?;
-        let Stored::Blob(written) = stored else {
-            return Err(s3_error!(InternalError, "a part was stored inline"));
-        };
-        let etag = hex::encode(
-            sealing
-                .as_ref()
-                .map_or(written.md5, |key| key.etag(written.md5)),
-        );
-        let uploaded_ms = attrs::now_ms();
-        let part = PartRecord {
-            part_number: input.part_number as u32,
-            etag: etag.clone(),
-            size: written.manifest.size,
-            uploaded_ms,
-            blob: written.manifest.clone(),
-            checksum: algorithm.and_then(|a| super::checksums::checksum_field!(computed, a)),
-        };
-        if let Err(err) = self
-            .backend
-            .meta
-            .put_part(&input.bucket, &input.key, &input.upload_id, part)
-            .await
-        {
-            self.backend.discard(&written.manifest).await;
-            return Err(errors::meta(err));
-        }
         let mut result = CopyPartResult {
             e_tag: Some(attrs::etag(&etag)),
             last_modified: Some(attrs::timestamp(uploaded_ms)),

@@ -148,49 +148,68 @@ impl Cairn {
         let checksum = part_checksum(&upload.template, checksum)?;
         let algorithm = upload.template.checksum.as_ref().map(|c| c.algorithm);
         let key = self.part_key(&upload.template, customer.as_ref())?;
-        // Parts are never inline: a part is one blob of its object.
-        let (stored, computed) = self
-            .write_checked(
+        let (etag, _, computed) = self
+            .store_part(
+                (
+                    &input.bucket,
+                    &input.key,
+                    &input.upload_id,
+                    input.part_number,
+                ),
                 body_stream(input.body),
                 BodyChecks {
                     declared_length: declared_length(input.content_length),
                     md5: expected_md5,
                     checksum,
                 },
-                false,
                 key.as_ref(),
+                algorithm,
             )
             .await?;
-        let Stored::Blob(written) = stored else {
-            return Err(s3_error!(InternalError, "a part was stored inline"));
-        };
-        let etag = hex::encode(
-            key.as_ref()
-                .map_or(written.md5, |key| key.etag(written.md5)),
-        );
-        let part = PartRecord {
-            part_number: input.part_number as u32,
-            etag: etag.clone(),
-            size: written.manifest.size,
-            uploaded_ms: attrs::now_ms(),
-            blob: written.manifest.clone(),
-            checksum: algorithm.and_then(|a| checksums::checksum_field!(computed, a)),
-        };
-        if let Err(err) = self
-            .backend
-            .meta
-            .put_part(&input.bucket, &input.key, &input.upload_id, part)
-            .await
-        {
-            self.backend.discard(&written.manifest).await;
-            return Err(errors::meta(err));
-        }
         let mut output = output_with_checksum!(UploadPartOutput, attrs::etag(&etag), computed);
         report!(
             output,
             Reported::of(upload.template.encryption.as_ref(), customer.as_ref())
         );
         Ok(S3Response::new(output))
+    }
+
+    /// Writes one part (never inline: a part is one blob of its object),
+    /// checks it, and records it in its upload, with its checksum in the
+    /// upload's `algorithm`. Returns its ETag, upload time and the
+    /// checksum computed; on failure its chunks are deleted again.
+    pub(super) async fn store_part(
+        &self,
+        (bucket, key, upload_id, part_number): (&str, &str, &str, i32),
+        body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+        checks: BodyChecks,
+        sealing: Option<&crate::sse::VersionKey>,
+        algorithm: Option<cairn_core::manifest::ChecksumAlgorithm>,
+    ) -> S3Result<(String, u64, Checksum)> {
+        let (stored, computed) = self.write_checked(body, checks, false, sealing).await?;
+        let Stored::Blob(written) = stored else {
+            return Err(s3_error!(InternalError, "a part was stored inline"));
+        };
+        let etag = hex::encode(sealing.map_or(written.md5, |key| key.etag(written.md5)));
+        let uploaded_ms = attrs::now_ms();
+        let part = PartRecord {
+            part_number: part_number as u32,
+            etag: etag.clone(),
+            size: written.manifest.size,
+            uploaded_ms,
+            blob: written.manifest.clone(),
+            checksum: algorithm.and_then(|a| checksums::checksum_field!(computed, a)),
+        };
+        if let Err(err) = self
+            .backend
+            .meta
+            .put_part(bucket, key, upload_id, part)
+            .await
+        {
+            self.backend.discard(&written.manifest).await;
+            return Err(errors::meta(err));
+        }
+        Ok((etag, uploaded_ms, computed))
     }
 
     /// The key a part of an upload is encrypted with: an SSE-C upload's

@@ -704,12 +704,7 @@ impl Cairn {
             .copy_source(
                 &input.copy_source,
                 source_customer.as_ref(),
-                Conditions {
-                    if_match: input.copy_source_if_match,
-                    if_none_match: input.copy_source_if_none_match,
-                    if_modified_since: input.copy_source_if_modified_since,
-                    if_unmodified_since: input.copy_source_if_unmodified_since,
-                },
+                super::copy::copy_conditions!(input),
             )
             .await?;
         let copy_source_version_id = source.version_id;
