@@ -210,6 +210,11 @@ def test_sse_c_multipart_parts_must_name_the_uploads_key(cluster, s3, bucket):
         part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=number,
                               Body=data[start:start + part_size], **SSE_C)
         parts.append({"PartNumber": number, "ETag": part["ETag"]})
+    # Completing needs no key (as on S3), but a key named must be the upload's.
+    with pytest.raises(ClientError) as wrong:
+        s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": parts},
+                                     **WRONG_C)
+    assert error_of(wrong)[1] == 400
     s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": parts})
     assert s3.get_object(Bucket=bucket, Key="mp", **SSE_C)["Body"].read() == data
     # A range across the part boundary decrypts each side with its own keystream.
@@ -267,3 +272,15 @@ def test_encrypted_objects_are_repaired_after_a_node_is_killed(make_cluster):
     cluster.cairn("scrub", "start", "--bucket", "vault", "--wait")
     results = cluster.cairn("scrub", "jobs", "--json")[-1]["last"]["results"]
     assert results["chunks_corrupt"] == 0 and results["chunks_missing"] == 0, results
+
+
+def test_sse_s3_multipart_complete_reports_its_encryption(s3, bucket):
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp", ServerSideEncryption="AES256")
+    assert upload["ServerSideEncryption"] == "AES256"
+    part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload["UploadId"], PartNumber=1, Body=b"p" * 1000)
+    parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload["UploadId"], MultipartUpload=parts)
+    assert done["ServerSideEncryption"] == "AES256"
+    again = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload["UploadId"], MultipartUpload=parts)
+    assert again["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"p" * 1000

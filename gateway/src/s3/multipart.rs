@@ -285,7 +285,25 @@ impl Cairn {
         let bucket = self.require_bucket(&input.bucket).await?;
         // The bucket's default retention, from when the upload completes.
         let lock = super::lock::new_version_lock(&bucket, None, None, None)?;
-        let checksum = self.completed_checksum(&input, &requested_parts).await?;
+        // The upload as it stands: its checksum algorithm and encryption
+        // (absent when this is a retry of a Complete that succeeded).
+        let upload = self
+            .backend
+            .meta
+            .get_upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .ok();
+        // S3 does not need an SSE-C upload's key to complete it, but one
+        // that is named must be the upload's.
+        let customer = super::encryption::customer_key!(input);
+        if let (Some(upload), Some(customer)) = (&upload, &customer) {
+            self.part_key(&upload.template, Some(customer))?;
+        }
+        let checksum = match &upload {
+            Some(upload) => self.completed_checksum(&input, &requested_parts, upload)?,
+            None => None,
+        };
+        let mut encryption = upload.and_then(|u| u.template.encryption);
         let completed = self
             .backend
             .meta
@@ -314,6 +332,7 @@ impl Cairn {
             Err(err) if *err.code() == s3s::S3ErrorCode::NoSuchUpload => {
                 match self.version_of(&input.bucket, &input.key, None).await {
                     Ok(current) if current.manifest.etag == etag => {
+                        encryption = current.manifest.encryption;
                         (current.version_id, current.manifest.checksum)
                     }
                     _ => return Err(err),
@@ -337,6 +356,9 @@ impl Cairn {
             checksums::set_checksum_field!(output, checksum.algorithm, checksum.value);
             output.checksum_type = Some(checksums::type_of(checksum.kind));
         }
+        // S3 names SSE-S3 on Complete (its output has no SSE-C fields).
+        output.server_side_encryption =
+            Reported::of(encryption.as_ref(), None).server_side_encryption;
         Ok(S3Response::new(output))
     }
 
@@ -344,21 +366,12 @@ impl Cairn {
     /// created with an algorithm: each listed part's stored checksum (a
     /// part whose listed checksum differs is `InvalidPart`), combined; a
     /// checksum the request claims for the whole object must match it.
-    async fn completed_checksum(
+    fn completed_checksum(
         &self,
         input: &CompleteMultipartUploadInput,
         listed: &[CompletedPart],
+        upload: &cairn_meta_api::model::UploadRecord,
     ) -> S3Result<Option<ObjectChecksum>> {
-        let upload = match self
-            .backend
-            .meta
-            .get_upload(&input.bucket, &input.key, &input.upload_id)
-            .await
-        {
-            Ok(upload) => upload,
-            // A retried Complete, or no such upload: the catalogue answers.
-            Err(_) => return Ok(None),
-        };
         let Some(wanted) = &upload.template.checksum else {
             return Ok(None);
         };
