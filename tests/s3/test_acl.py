@@ -148,3 +148,20 @@ def test_grants_are_checked_and_block_public_access_applies(cluster, s3, bob, bu
     with pytest.raises(ClientError) as refused:
         s3.put_bucket_acl(Bucket=name, ACL="public-read-write")
     assert error_of(refused) == ("AccessDenied", 403)
+
+
+def test_an_object_write_granting_write_is_refused_not_ignored(s3, bucket):
+    name = acl_bucket(s3, bucket + "-gw")
+
+    def grant_write(params, **_):
+        params["headers"]["x-amz-grant-write"] = 'id="bob"'
+
+    s3.meta.events.register("before-call.s3.PutObject", grant_write)
+    try:
+        with pytest.raises(ClientError) as refused:
+            s3.put_object(Bucket=name, Key="k", Body=b"v")
+    finally:
+        s3.meta.events.unregister("before-call.s3.PutObject", grant_write)
+    assert error_of(refused) == ("InvalidArgument", 400)
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=name, Key="k")

@@ -47,6 +47,19 @@ impl GrantHeaders<'_> {
     }
 }
 
+/// An object write naming `x-amz-grant-write`: S3 has no such object
+/// permission and s3s drops the header, so it is refused here rather than
+/// ignored.
+pub(super) fn refuse_object_grant_write(headers: &axum::http::HeaderMap) -> S3Result<()> {
+    if headers.contains_key("x-amz-grant-write") {
+        return Err(s3_error!(
+            InvalidArgument,
+            "x-amz-grant-write is a bucket permission; objects take read, read-acp, write-acp and full-control grants"
+        ));
+    }
+    Ok(())
+}
+
 /// The grant headers of an object write (PutObject, CopyObject,
 /// CreateMultipartUpload).
 macro_rules! object_grants {

@@ -73,6 +73,7 @@ impl Cairn {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let writer = super::caller(&req);
         let headers = req.headers;
+        super::acl::refuse_object_grant_write(&headers)?;
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;

@@ -121,6 +121,7 @@ impl Cairn {
         }
         let writer = super::caller(&req);
         let headers = req.headers;
+        super::acl::refuse_object_grant_write(&headers)?;
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
@@ -674,6 +675,7 @@ impl Cairn {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let writer = super::caller(&req);
         let headers = req.headers;
+        super::acl::refuse_object_grant_write(&headers)?;
         let input = req.input;
         let requested = requested!(input);
         let source_customer = crate::sse::CustomerKey::from_headers(
