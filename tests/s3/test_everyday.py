@@ -100,7 +100,13 @@ def test_a_retried_complete_answers_like_the_first(s3, bucket):
     upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
     part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"only part")
     parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
-    first = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload=parts)
+    # The client's count of the object's size must be right.
+    with pytest.raises(ClientError) as refused:
+        s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload=parts,
+                                     MpuObjectSize=8)
+    assert error_of(refused) == ("InvalidRequest", 400)
+    first = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload=parts,
+                                         MpuObjectSize=len(b"only part"))
     again = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload=parts)
     assert again["ETag"] == first["ETag"]
     assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"only part"

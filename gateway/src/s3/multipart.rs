@@ -304,6 +304,22 @@ impl Cairn {
             Some(upload) => self.completed_checksum(&input, &requested_parts, upload)?,
             None => None,
         };
+        // `x-amz-mp-object-size`: the client's own count of the object it
+        // is completing; a mismatch is refused, never ignored.
+        if let (Some(claimed), Some(upload)) = (input.mpu_object_size, &upload) {
+            let size: u64 = requested_parts
+                .iter()
+                .filter_map(|p| p.part_number.and_then(|n| u32::try_from(n).ok()))
+                .filter_map(|n| upload.parts.get(&n))
+                .map(|p| p.size)
+                .sum();
+            if u64::try_from(claimed).ok() != Some(size) {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The provided x-amz-mp-object-size {claimed} does not match the object's size {size}"
+                ));
+            }
+        }
         let mut encryption = upload.and_then(|u| u.template.encryption);
         let completed = self
             .backend
