@@ -22,8 +22,11 @@ FILTER=${2:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN_DIR=${BIN_DIR:-$ROOT/target/release}
 PORT=${PORT:-19950}
-VENV=$ROOT/.venv
-"$VENV/bin/pip" install -q munch gevent isodate pytz httplib2 lxml requests PyYAML
+# A venv of its own: the suite's dependencies must not leak into .venv, where
+# they would hide a missing entry in tests/s3/requirements.txt.
+VENV=$ROOT/.venv-s3-tests
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q -r "$ROOT/tests/s3/requirements.txt" munch gevent isodate pytz httplib2 lxml PyYAML
 
 DATA=$(mktemp -d)
 # The suite's lifecycle cases count a "day" as 10 s (RGW's lc_debug_interval).
