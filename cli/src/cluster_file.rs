@@ -24,6 +24,10 @@ pub struct ClusterFile {
     /// Secret of the internal APIs (`x-cairn-secret`). The file is written
     /// readable by its owner only.
     pub cluster_secret: String,
+    /// With `cairn dev --tls`: the cluster CA (which S3 clients trust too:
+    /// `--ca-bundle`) and the certificate `cairn` presents to the services.
+    #[serde(default)]
+    pub tls: Option<cairn_service::tls::TlsFiles>,
     pub k: usize,
     pub m: usize,
     /// The gateway's size classes: bodies up to `inline_max` inline, blobs

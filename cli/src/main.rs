@@ -256,6 +256,11 @@ struct DevArgs {
     /// ownership and bucket policies with a second user.
     #[arg(long = "user", value_name = "ACCESS_KEY:SECRET_KEY", value_parser = parse_user)]
     users: Vec<cairn_gateway::config::Credential>,
+    /// HTTPS on the S3 endpoint and mutual TLS between every process, with
+    /// a cluster CA made in <data-dir>/tls/ (S3 clients: --ca-bundle
+    /// <data-dir>/tls/ca.pem).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -392,6 +397,10 @@ struct BenchArgs {
     secret_key: Option<String>,
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// CA certificate (PEM) to trust for an HTTPS endpoint (default: the dev
+    /// cluster's CA when it runs with --tls, else the system's roots).
+    #[arg(long)]
+    ca_bundle: Option<PathBuf>,
     /// Keep the objects written.
     #[arg(long)]
     keep: bool,
@@ -485,6 +494,12 @@ async fn run_bench(args: BenchArgs, cluster: Option<ClusterFile>) -> anyhow::Res
             .or_else(|| cluster.as_ref().map(|c| c.secret_key.clone()))
             .context("no secret key: pass --secret-key or set AWS_SECRET_ACCESS_KEY")?,
         region: args.region,
+        tls: bench_tls(args.ca_bundle.or_else(|| {
+            cluster
+                .as_ref()
+                .and_then(|c| c.tls.as_ref())
+                .map(|t| t.ca.clone())
+        }))?,
     };
     let report = cairn_cli::bench::run(
         target,
@@ -555,6 +570,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         inline_max: args.inline_max,
         replicated_max: args.replicated_max,
         users: args.users,
+        tls: args.tls,
     };
     eprintln!(
         "cairn dev: starting a metadata service, {} storage nodes in {} racks and the gateway…",
@@ -575,6 +591,13 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         }
         Err(message) => anyhow::bail!(message),
     }
+}
+
+/// A TLS client config trusting `ca` (an HTTPS S3 endpoint), if given.
+fn bench_tls(ca: Option<PathBuf>) -> anyhow::Result<Option<rustls::ClientConfig>> {
+    ca.map(|ca| cairn_service::tls::client_trusting(&ca))
+        .transpose()
+        .context("load the CA bundle")
 }
 
 fn print_banner(info: &ClusterFile, cluster_file: &Path) {
@@ -604,16 +627,23 @@ fn print_banner(info: &ClusterFile, cluster_file: &Path) {
         "  cluster file    {} (nodes, pids, data dirs)",
         cluster_file.display()
     );
+    if let Some(tls) = &info.tls {
+        println!(
+            "  CA certificate  {} (HTTPS and mutual TLS everywhere)",
+            tls.ca.display()
+        );
+    }
     println!("\nPoint aws-cli at it:\n");
     println!(
         "  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
         info.access_key, info.secret_key, info.region
     );
-    println!("  aws --endpoint-url {} s3 mb s3://demo", info.s3_endpoint);
-    println!(
-        "  aws --endpoint-url {} s3 cp ./some-file s3://demo/",
-        info.s3_endpoint
-    );
+    let endpoint = match &info.tls {
+        Some(tls) => format!("{} --ca-bundle {}", info.s3_endpoint, tls.ca.display()),
+        None => info.s3_endpoint.clone(),
+    };
+    println!("  aws --endpoint-url {endpoint} s3 mb s3://demo");
+    println!("  aws --endpoint-url {endpoint} s3 cp ./some-file s3://demo/");
     println!(
         "\nKill a node to watch the cluster cope: kill -9 {}  ({})",
         info.nodes.first().map_or(0, |n| n.pid),
@@ -660,7 +690,10 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .or_else(|| cluster.as_ref().map(|c| c.cluster_secret.clone()))
         .context("no cluster secret: pass --secret, set CAIRN_CLUSTER_SECRET, or run next to a `cairn dev` data dir")?;
-    let secret = ClusterSecret::new(&secret)?;
+    // The dev cluster's client certificate, when it runs with --tls.
+    let secret = ClusterSecret::new(&secret)?.with_tls(cairn_service::tls::load(
+        cluster.as_ref().and_then(|c| c.tls.as_ref()),
+    )?);
     let scrubber_url = cli
         .scrubber_url
         .clone()

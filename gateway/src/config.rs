@@ -112,6 +112,19 @@ pub struct GatewayConfig {
     pub max_concurrent_requests: usize,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// HTTPS on the S3 listener with this certificate and key (PEM).
+    #[serde(default)]
+    pub s3_tls: Option<cairn_service::tls::CertFiles>,
+    /// Serve S3 over plain HTTP. `cairn-gateway` refuses to start with
+    /// neither `s3_tls` nor this: S3 clients send data and signed requests,
+    /// and clear text must be a decision, not a default.
+    #[serde(default)]
+    pub s3_plain_http: bool,
+    /// Mutual TLS with the rest of the cluster: the cluster CA and this
+    /// process's certificate and key (docs/security.md). Without it every
+    /// internal connection is plain HTTP and the secret crosses in clear.
+    #[serde(default)]
+    pub tls: Option<cairn_service::tls::TlsFiles>,
 }
 
 fn default_write_stall_ms() -> u64 {
@@ -211,6 +224,9 @@ impl GatewayConfig {
             max_object_bytes: default_max_object(),
             max_concurrent_requests: default_concurrency(),
             secret_file: None,
+            s3_tls: None,
+            s3_plain_http: false,
+            tls: None,
         }
     }
 

@@ -57,7 +57,13 @@ async fn main() -> anyhow::Result<()> {
         config.admin_listen = Some(listen);
     }
     config.add_env_credential()?;
-    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
+    anyhow::ensure!(
+        config.s3_tls.is_some() || config.s3_plain_http,
+        "the S3 listener needs a certificate ([s3_tls] cert and key) or, to serve S3 in clear \
+         text, s3_plain_http = true"
+    );
+    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?
+        .with_tls(cairn_service::tls::load(config.tls.as_ref())?);
     // Inherited sockets (LISTEN_FDS) come in this order: S3, then admin.
     let mut listeners = Listeners::from_env();
     let listener = listeners.next("S3 API", config.listen).await?;

@@ -12,10 +12,12 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use cairn_meta_api::client::{MetaClient, MetaError};
 use cairn_service::ClusterSecret;
 use cairn_service::server::render_metrics;
 use cairn_service::tasks::{DRAIN_DEADLINE, TaskSet};
+use cairn_service::tls::ServiceListener;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -46,6 +48,10 @@ pub struct Gateway {
     s3: Router,
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
+    /// HTTPS on the S3 listener (`s3_tls`).
+    s3_tls: Option<Arc<rustls::ServerConfig>>,
+    /// Mutual TLS on the admin listener (the cluster's).
+    admin_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Gateway {
@@ -77,7 +83,13 @@ impl Gateway {
             users.clone(),
         )
         .with_default_ownership(config.default_object_ownership);
-        let access = cairn.access();
+        let s3_tls = config
+            .s3_tls
+            .as_ref()
+            .map(cairn_service::tls::server_only)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("s3_tls: {e}")))?;
+        let access = cairn.access().over_tls(s3_tls.is_some());
         let cors = CorsState::new(
             cairn.clone(),
             config.base_domain.as_deref().map(BaseDomain::new),
@@ -105,6 +117,8 @@ impl Gateway {
             s3,
             listener,
             admin_listener,
+            s3_tls,
+            admin_tls: secret.server_tls(),
         })
     }
 
@@ -129,6 +143,7 @@ impl Gateway {
                 .route("/health", get(|| async { "ok" }))
                 .with_state(self.backend.clone());
             let stop = tasks.token();
+            let listener = ServiceListener::new(listener, self.admin_tls)?;
             tasks.spawn("admin-listener", async move {
                 let served = axum::serve(listener, app)
                     .with_graceful_shutdown(stop.cancelled_owned())
@@ -138,9 +153,11 @@ impl Gateway {
                 }
             });
         }
-        // The peer address is a policy condition key (`aws:SourceIp`).
+        // The peer address is a policy condition key (`aws:SourceIp`);
+        // `tap_io` keeps axum's `ConnectInfo<SocketAddr>` for our listener.
+        let listener = ServiceListener::new(self.listener, self.s3_tls)?.tap_io(|_| {});
         let served = axum::serve(
-            self.listener,
+            listener,
             self.s3
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )

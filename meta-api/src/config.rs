@@ -61,6 +61,11 @@ pub struct MetaConfig {
     pub down_after_ms: u64,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// Mutual TLS with the rest of the cluster: the cluster CA and this
+    /// process's certificate and key (docs/security.md). Without it every
+    /// internal connection is plain HTTP and the secret crosses in clear.
+    #[serde(default)]
+    pub tls: Option<cairn_service::tls::TlsFiles>,
 }
 
 /// One metadata process in `replicas`.

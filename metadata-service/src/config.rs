@@ -22,10 +22,14 @@ pub enum ConfigError {
 
 /// Resolves the options a server starts with, given the bound address.
 pub fn options(config: &MetaConfig, bound: SocketAddr) -> Result<MetaOptions, ConfigError> {
-    let advertise_url = config
-        .advertise_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
+    let advertise_url = config.advertise_url.clone().unwrap_or_else(|| {
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{bound}")
+    });
     let replicas = if config.replicas.is_empty() {
         [(config.replica_id, advertise_url.clone())].into()
     } else {

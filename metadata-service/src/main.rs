@@ -44,7 +44,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
-    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
+    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?
+        .with_tls(cairn_service::tls::load(config.tls.as_ref())?);
     let listener = Listeners::from_env()
         .next("metadata API", config.listen)
         .await?;

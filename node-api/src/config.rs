@@ -35,6 +35,11 @@ pub struct NodeConfig {
     /// or `--secret`).
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// Mutual TLS with the rest of the cluster: the cluster CA and this
+    /// process's certificate and key (docs/security.md). Without it every
+    /// internal connection is plain HTTP and the secret crosses in clear.
+    #[serde(default)]
+    pub tls: Option<cairn_service::tls::TlsFiles>,
     /// Largest block a writer may send, bounding per-request memory.
     #[serde(default = "default_max_block")]
     pub max_block_size: usize,
@@ -79,6 +84,7 @@ impl NodeConfig {
             data_dir,
             capacity_bytes: None,
             secret_file: None,
+            tls: None,
             max_block_size: default_max_block(),
             direct_io: default_direct_io(),
             metadata_url: None,

@@ -57,6 +57,11 @@ pub struct ScrubberConfig {
     pub lifecycle_ops_per_sec: u64,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// Mutual TLS with the rest of the cluster: the cluster CA and this
+    /// process's certificate and key (docs/security.md). Without it every
+    /// internal connection is plain HTTP and the secret crosses in clear.
+    #[serde(default)]
+    pub tls: Option<cairn_service::tls::TlsFiles>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -120,6 +125,7 @@ impl ScrubberConfig {
             lifecycle_day_ms: default_lifecycle_day_ms(),
             lifecycle_ops_per_sec: default_lifecycle_ops(),
             secret_file: None,
+            tls: None,
         }
     }
 

@@ -30,6 +30,7 @@ pub use cairn_scrubber_api::{config, model};
 use cairn_meta_api::client::{MetaClient, MetaError};
 use cairn_service::ClusterSecret;
 use cairn_service::tasks::{DRAIN_DEADLINE, TaskSet};
+use cairn_service::tls::ServiceListener;
 use tokio::net::TcpListener;
 
 use crate::config::ScrubberConfig;
@@ -110,7 +111,8 @@ impl Scrubber {
         tasks.spawn("repair", repair::run_repairs(ctx.clone(), tasks.token()));
         tasks.spawn("gc", gc::collect_garbage(ctx.clone(), tasks.token()));
         let app = server::router(self.ctx.clone(), self.secret.clone());
-        let served = axum::serve(self.listener, app)
+        let listener = ServiceListener::new(self.listener, self.secret.server_tls())?;
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         let drained = tasks.shutdown(DRAIN_DEADLINE).await;

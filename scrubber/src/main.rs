@@ -37,7 +37,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
+    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?
+        .with_tls(cairn_service::tls::load(config.tls.as_ref())?);
     let listener = Listeners::from_env()
         .next("scrubber admin API", config.listen)
         .await?;

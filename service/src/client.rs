@@ -141,11 +141,19 @@ impl HttpClient {
         timeouts: Timeouts,
         builder: reqwest::ClientBuilder,
     ) -> Self {
-        let http = builder
-            .connect_timeout(timeouts.connect)
-            .tcp_nodelay(true)
-            .build()
-            .expect("an HTTP client without TLS always builds");
+        crate::tls::install_default_provider();
+        let mut builder = builder.connect_timeout(timeouts.connect).tcp_nodelay(true);
+        if let Some(tls) = secret.tls() {
+            // Mutual TLS with the cluster CA, and nothing in clear text: a
+            // peer configured with an `http://` address is an error, not a
+            // place to send the cluster secret.
+            builder = builder
+                .use_preconfigured_tls(tls.client_config().clone())
+                .https_only(true);
+        }
+        let http = builder.build().expect(
+            "the HTTP client builds: a TLS provider is installed, any TLS config is prebuilt",
+        );
         Self {
             http,
             secret,

@@ -13,7 +13,8 @@
 //!   a drain deadline on shutdown;
 //! - [`listen`]: listeners bound here or inherited from a supervisor, and
 //!   the address file;
-//! - [`config`]: TOML config loading that names unknown keys.
+//! - [`config`]: TOML config loading that names unknown keys;
+//! - [`tls`]: the cluster CA, mutual TLS between services, HTTPS for S3.
 //!
 //! This crate knows nothing of chunks, shards or S3.
 
@@ -26,6 +27,7 @@ pub mod sealed;
 pub mod secret;
 pub mod server;
 pub mod tasks;
+pub mod tls;
 
 pub use client::{ClientError, HttpClient, Timeouts};
 pub use error::{ApiError, ErrorBody, ErrorCode};

@@ -4,14 +4,22 @@ use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
+use crate::tls::ClusterTls;
+
 /// The shared secret. Incoming candidates are checked against its blake3
 /// digest in constant time, so neither the secret's bytes nor its length
 /// leak through response timing; the text itself is kept only to
 /// authenticate this service's own outgoing requests.
+///
+/// It also carries this process's TLS identity when the cluster uses TLS
+/// ([`ClusterSecret::with_tls`]): the two are what a process proves
+/// membership with, and every server and client that is handed the secret
+/// thereby speaks mutual TLS, with the secret as a second factor inside it.
 #[derive(Clone)]
 pub struct ClusterSecret {
     digest: [u8; 32],
     text: std::sync::Arc<str>,
+    tls: Option<ClusterTls>,
 }
 
 impl std::fmt::Debug for ClusterSecret {
@@ -45,7 +53,25 @@ impl ClusterSecret {
         Ok(Self {
             digest: *blake3::hash(secret.as_bytes()).as_bytes(),
             text: secret.into(),
+            tls: None,
         })
+    }
+
+    /// This secret with the process's TLS identity: its servers then demand
+    /// client certificates from the cluster CA and its clients present one
+    /// and refuse `http://` peers.
+    pub fn with_tls(mut self, tls: Option<ClusterTls>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    pub fn tls(&self) -> Option<&ClusterTls> {
+        self.tls.as_ref()
+    }
+
+    /// The server side of [`Self::tls`], for this process's listeners.
+    pub fn server_tls(&self) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+        self.tls.as_ref().map(ClusterTls::server_config)
     }
 
     pub fn from_file(path: &Path) -> Result<Self, SecretError> {

@@ -93,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
     process::init_tracing();
     let args = Args::parse();
     let config = config_from(&args)?;
-    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?;
+    let secret = ClusterSecret::resolve(args.secret.as_deref(), config.secret_file.as_deref())?
+        .with_tls(cairn_service::tls::load(config.tls.as_ref())?);
     let listener = Listeners::from_env()
         .next("node API", config.listen)
         .await?;

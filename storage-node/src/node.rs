@@ -10,6 +10,7 @@ use cairn_meta_api::MetaClient;
 use cairn_node_api::NodeConfig;
 use cairn_node_api::wire::NodeStatus;
 use cairn_service::tasks::{CancellationToken, DRAIN_DEADLINE, TaskSet, pause};
+use cairn_service::tls::ServiceListener;
 use cairn_service::{ClusterSecret, Timeouts};
 use tokio::net::TcpListener;
 
@@ -113,7 +114,12 @@ impl StorageNode {
         let advertise_url = match &config.advertise_url {
             Some(url) => url.clone(),
             None => format!(
-                "http://{}",
+                "{}://{}",
+                if secret.tls().is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
                 listener.local_addr().map_or(config.listen, |a| a)
             ),
         };
@@ -170,7 +176,8 @@ impl StorageNode {
             );
         }
         let app = crate::api::router(self.shared.clone());
-        let served = axum::serve(self.listener, app)
+        let listener = ServiceListener::new(self.listener, self.shared.secret.server_tls())?;
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         tasks.shutdown(DRAIN_DEADLINE).await;

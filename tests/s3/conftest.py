@@ -61,10 +61,16 @@ class Cluster:
         self.log.flush()
         return Path(self.log.name).read_text()[-4000:]
 
+    def ca(self):
+        """The cluster CA's certificate (`cairn dev --tls`), else None."""
+        tls = self.info.get("tls")
+        return tls["ca"] if tls else None
+
     def client(self, access_key=None, secret_key=None, **config):
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
+            verify=self.ca(),
             aws_access_key_id=access_key or self.info["access_key"],
             aws_secret_access_key=secret_key or self.info["secret_key"],
             region_name=self.info["region"],

@@ -267,6 +267,7 @@ impl TestCluster {
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
             region: "us-east-1".into(),
+            tls: None,
         })
     }
 

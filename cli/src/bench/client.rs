@@ -15,6 +15,8 @@ pub struct S3Target {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
+    /// For an HTTPS endpoint whose certificate is not from a public CA.
+    pub tls: Option<rustls::ClientConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +43,13 @@ impl S3Client {
             .nth(1)
             .unwrap_or(&target.endpoint)
             .to_owned();
+        cairn_service::tls::install_default_provider();
+        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(256);
+        if let Some(tls) = &target.tls {
+            builder = builder.use_preconfigured_tls(tls.clone());
+        }
         Self {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(256)
-                .build()
-                .expect("an HTTP client"),
+            http: builder.build().expect("an HTTP client"),
             target,
             host,
         }

@@ -93,11 +93,17 @@ pub async fn run(
         access_key: cluster.access_key.clone(),
         secret_key: cluster.secret_key.clone(),
         region: cluster.region.clone(),
+        tls: cluster
+            .tls
+            .as_ref()
+            .map(|t| cairn_service::tls::client_trusting(&t.ca))
+            .transpose()?,
     };
     let client = S3Client::new(target);
     let scrubber = ScrubberClient::new(
         &cluster.scrubber_endpoint,
-        &ClusterSecret::new(&cluster.cluster_secret)?,
+        &ClusterSecret::new(&cluster.cluster_secret)?
+            .with_tls(cairn_service::tls::load(cluster.tls.as_ref())?),
     );
     let victim = cluster
         .nodes

@@ -15,11 +15,17 @@ use super::{DevError, DevOptions, io};
 
 /// Metadata replica `id` (from 1) of those listening on `all`: two prefix
 /// shards, every group on every replica, short failure detection.
-pub(crate) fn meta(options: &DevOptions, data: &Path, id: u64, all: &[SocketAddr]) -> MetaConfig {
+pub(crate) fn meta(
+    options: &DevOptions,
+    data: &Path,
+    id: u64,
+    all: &[SocketAddr],
+    scheme: &str,
+) -> MetaConfig {
     let listen = all[(id - 1) as usize];
     MetaConfig {
         listen,
-        advertise_url: Some(format!("http://{listen}")),
+        advertise_url: Some(format!("{scheme}://{listen}")),
         data_dir: data.join(format!("meta-{id}")),
         replica_id: id,
         replicas: all
@@ -27,7 +33,7 @@ pub(crate) fn meta(options: &DevOptions, data: &Path, id: u64, all: &[SocketAddr
             .enumerate()
             .map(|(i, addr)| ReplicaEntry {
                 id: i as u64 + 1,
-                url: format!("http://{addr}"),
+                url: format!("{scheme}://{addr}"),
                 // Each replica a failure domain of its own, as on hosts.
                 rack: Some(format!("meta-rack-{}", i + 1)),
             })
@@ -38,6 +44,7 @@ pub(crate) fn meta(options: &DevOptions, data: &Path, id: u64, all: &[SocketAddr
         suspect_after_ms: options.suspect_after.as_millis() as u64,
         down_after_ms: options.down_after.as_millis() as u64,
         secret_file: None,
+        tls: None,
     }
 }
 

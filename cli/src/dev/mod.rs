@@ -13,6 +13,7 @@
 mod configs;
 mod ports;
 mod process;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 use cairn_core::placement::NodeState;
 use cairn_gateway::config::Credential;
 use cairn_meta_api::MetaClient;
+use cairn_node_api::NodeConfig;
 use cairn_service::ClusterSecret;
+use cairn_service::tls::{CertFiles, TlsFiles};
 
 use crate::cluster_file::{ClusterFile, NodeInfo, ProcessInfo};
 use ports::Ports;
@@ -75,6 +78,9 @@ pub struct DevOptions {
     pub replicated_max: u64,
     /// S3 users besides the cluster's own (`--user`).
     pub users: Vec<cairn_gateway::config::Credential>,
+    /// HTTPS on the S3 endpoint and mutual TLS between every process, with
+    /// certificates from a cluster CA made in `<data-dir>/tls/`.
+    pub tls: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +119,8 @@ pub enum DevError {
     Secret(#[from] cairn_service::secret::SecretError),
     #[error(transparent)]
     ClusterFile(#[from] crate::cluster_file::ClusterFileError),
+    #[error("TLS: {0}")]
+    Tls(#[from] cairn_service::tls::TlsError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
@@ -270,6 +278,21 @@ impl DevCluster {
         }
         let data = std::fs::canonicalize(data).map_err(io("resolve the data dir"))?;
         let secret = cluster_secret(&data)?;
+        let tls = if options.tls {
+            Some(tls::DevTls::ensure(&data)?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        // Every process is reached at the cluster's host address.
+        let host_names = vec![options.host.to_string(), "localhost".to_owned()];
+        let issue = |name: &str| -> Result<Option<TlsFiles>, DevError> {
+            tls.as_ref().map(|t| t.issue(name, &host_names)).transpose()
+        };
+        // The identity of `cairn` itself (admin commands, the bench).
+        let admin_tls = issue("admin")?;
+        let cluster_secret =
+            ClusterSecret::new(&secret)?.with_tls(cairn_service::tls::load(admin_tls.as_ref())?);
         let run = data.join("run");
         let logs = data.join("logs");
 
@@ -294,7 +317,7 @@ impl DevCluster {
         // Clients are given every replica: any of them leads them on.
         let meta_url = meta_addrs
             .iter()
-            .map(|a| format!("http://{a}"))
+            .map(|a| format!("{scheme}://{a}"))
             .collect::<Vec<_>>()
             .join(",");
 
@@ -302,7 +325,9 @@ impl DevCluster {
         let mut metas = Vec::with_capacity(options.meta_replicas);
         for (index, path) in meta_configs.iter().enumerate() {
             let id = index as u64 + 1;
-            configs::write(path, &configs::meta(options, &data, id, &meta_addrs))?;
+            let mut config = configs::meta(options, &data, id, &meta_addrs, scheme);
+            config.tls = issue(&format!("meta-{id}"))?;
+            configs::write(path, &config)?;
             let addr_file = fresh(run.join(format!("meta-{id}.addr")));
             let process = spawn(Spawn {
                 name: &format!("metadata replica {id}"),
@@ -325,7 +350,7 @@ impl DevCluster {
             wait_for_addr(&mut process, &addr_file).await?;
             meta_infos.push(ProcessInfo {
                 pid: process.pid(),
-                address: format!("http://{}", meta_addrs[index]),
+                address: format!("{scheme}://{}", meta_addrs[index]),
                 data_dir: Some(data.join(format!("meta-{}", index + 1))),
                 log: process.log.clone(),
             });
@@ -345,20 +370,24 @@ impl DevCluster {
             let node_dir = data.join("nodes").join(&id);
             let addr_file = fresh(run.join(format!("{id}.addr")));
             let log = logs.join(format!("{id}.log"));
+            let config_path = data.join(format!("{id}.toml"));
+            let mut config = NodeConfig::new(
+                id.parse()
+                    .map_err(|e| DevError::Options(format!("node id {id}: {e}")))?,
+                rack.parse()
+                    .map_err(|e| DevError::Options(format!("rack {rack}: {e}")))?,
+                node_dir.clone(),
+            );
+            config.listen = SocketAddr::new(options.host, 0);
+            config.metadata_url = Some(meta_url.clone());
+            config.tls = issue(&id)?;
+            configs::write(&config_path, &config)?;
             let process = spawn(Spawn {
                 name: &id,
                 binary: &node_bin,
                 args: vec![
-                    "--id".into(),
-                    id.clone(),
-                    "--rack".into(),
-                    rack.clone(),
-                    "--data-dir".into(),
-                    node_dir.display().to_string(),
-                    "--listen".into(),
-                    SocketAddr::new(options.host, 0).to_string(),
-                    "--metadata-url".into(),
-                    meta_url.clone(),
+                    "--config".into(),
+                    config_path.display().to_string(),
                     "--addr-file".into(),
                     addr_file.display().to_string(),
                 ],
@@ -378,11 +407,14 @@ impl DevCluster {
         }
         let mut supervised_nodes = Vec::with_capacity(nodes.len());
         for ((mut process, addr_file), info) in nodes.into_iter().zip(node_infos.iter_mut()) {
-            info.address = format!("http://{}", wait_for_addr(&mut process, &addr_file).await?);
+            info.address = format!(
+                "{scheme}://{}",
+                wait_for_addr(&mut process, &addr_file).await?
+            );
             info.pid = process.pid();
             supervised_nodes.push(process);
         }
-        wait_for_nodes_up(&meta_url, &ClusterSecret::new(&secret)?, options.nodes).await?;
+        wait_for_nodes_up(&meta_url, &cluster_secret, options.nodes).await?;
 
         // Gateway.
         let credential = match (
@@ -402,20 +434,36 @@ impl DevCluster {
         let mut gateway_settings =
             configs::gateway(options, &meta_url, s3_addr, admin_addr, credential.clone());
         gateway_settings.sse_keyring_file = Some(sse_keyring(&data)?);
+        gateway_settings.tls = issue("gateway")?;
+        match &tls {
+            Some(tls) => {
+                // The S3 certificate also names the virtual-host domain.
+                let mut names = host_names.clone();
+                if let Some(domain) = &options.s3_domain {
+                    names.extend([domain.clone(), format!("*.{domain}")]);
+                }
+                let files = tls.issue("s3", &names)?;
+                gateway_settings.s3_tls = Some(CertFiles {
+                    cert: files.cert,
+                    key: files.key,
+                });
+            }
+            None => gateway_settings.s3_plain_http = true,
+        }
         configs::write(&gateway_config, &gateway_settings)?;
         let gateway = spawn_gateway(&gateway_bin, &data, &secret, &ports).await?;
 
-        configs::write(
-            &data.join("scrubber.toml"),
-            &configs::scrubber(options, &data, &meta_url, scrubber_addr),
-        )?;
+        let mut scrubber_settings = configs::scrubber(options, &data, &meta_url, scrubber_addr);
+        scrubber_settings.tls = issue("scrubber")?;
+        configs::write(&data.join("scrubber.toml"), &scrubber_settings)?;
         let scrubber = spawn_scrubber(&scrubber_bin, &data, &secret, &ports).await?;
 
         let info = ClusterFile {
-            s3_endpoint: format!("http://{s3_addr}"),
+            s3_endpoint: format!("{scheme}://{s3_addr}"),
             admin_endpoint: meta_url.clone(),
-            gateway_admin_endpoint: format!("http://{admin_addr}"),
-            scrubber_endpoint: format!("http://{scrubber_addr}"),
+            gateway_admin_endpoint: format!("{scheme}://{admin_addr}"),
+            scrubber_endpoint: format!("{scheme}://{scrubber_addr}"),
+            tls: admin_tls,
             region: options.region.clone(),
             access_key: credential.access_key,
             secret_key: credential.secret_key,
@@ -427,13 +475,13 @@ impl DevCluster {
             metadata: meta_infos,
             gateway: ProcessInfo {
                 pid: gateway.pid(),
-                address: format!("http://{s3_addr}"),
+                address: format!("{scheme}://{s3_addr}"),
                 data_dir: None,
                 log: gateway.log.clone(),
             },
             scrubber: ProcessInfo {
                 pid: scrubber.pid(),
-                address: format!("http://{scrubber_addr}"),
+                address: format!("{scheme}://{scrubber_addr}"),
                 data_dir: Some(data.join("scrubber")),
                 log: scrubber.log.clone(),
             },
@@ -678,6 +726,7 @@ mod tests {
             inline_max: 32 * 1024,
             replicated_max: 1024 * 1024,
             users: Vec::new(),
+            tls: false,
         }
     }
 

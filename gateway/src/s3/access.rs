@@ -40,6 +40,8 @@ pub struct Access {
     backend: Arc<Backend>,
     recent: Arc<RecentBuckets>,
     users: Users,
+    /// The S3 listener speaks TLS (`aws:SecureTransport`).
+    secure_transport: bool,
 }
 
 /// The user a signed request acts for (absent: anonymous), as the access
@@ -54,7 +56,15 @@ impl Access {
             backend,
             recent,
             users,
+            secure_transport: false,
         }
+    }
+
+    /// Requests arrive over TLS: policies testing `aws:SecureTransport` see
+    /// `true`.
+    pub fn over_tls(mut self, secure: bool) -> Self {
+        self.secure_transport = secure;
+        self
     }
 
     async fn bucket(&self, name: &str) -> S3Result<Option<Arc<KnownBucket>>> {
@@ -414,7 +424,7 @@ impl S3Access for Access {
         let known = self.bucket(&bucket).await?;
         let has_policy = known.as_ref().is_some_and(|known| known.policy.is_some());
         let context = if has_policy || copies || op == "DeleteObjects" || op == "PostObject" {
-            condition_keys(cx, &query)
+            condition_keys(cx, &query, self.secure_transport)
         } else {
             BTreeMap::new()
         };
@@ -530,13 +540,13 @@ fn percent_decode(text: &str) -> String {
 fn condition_keys(
     cx: &mut S3AccessContext<'_>,
     query: &BTreeMap<String, String>,
+    secure_transport: bool,
 ) -> BTreeMap<String, String> {
     let mut keys = BTreeMap::new();
     if let Some(ConnectInfo(peer)) = cx.extensions_mut().get::<ConnectInfo<SocketAddr>>() {
         keys.insert("aws:sourceip".into(), peer.ip().to_canonical().to_string());
     }
-    // Cairn's S3 endpoint is plain HTTP until TLS lands.
-    keys.insert("aws:securetransport".into(), "false".into());
+    keys.insert("aws:securetransport".into(), secure_transport.to_string());
     let headers = cx.headers();
     for (name, key) in [("user-agent", "aws:useragent"), ("referer", "aws:referer")] {
         if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use cairn_meta_api::shard_map::{GroupId, ReplicaId, Replicas, ShardMap, ShardMapError};
 use cairn_service::tasks::{CancellationToken, DRAIN_DEADLINE, TaskSet};
+use cairn_service::tls::ServiceListener;
 use cairn_service::{ClusterSecret, HttpClient, Timeouts};
 use tokio::net::TcpListener;
 
@@ -200,7 +201,8 @@ impl MetaServer {
             "metadata service serving"
         );
         let app = http::router(self.shared.clone());
-        let result = axum::serve(self.listener, app)
+        let listener = ServiceListener::new(self.listener, self.shared.secret.server_tls())?;
+        let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         tasks.shutdown(DRAIN_DEADLINE).await;
