@@ -5,5 +5,6 @@
 pub mod bench;
 pub mod cluster_file;
 pub mod dev;
+pub mod join;
 pub mod table;
 pub mod units;

@@ -18,11 +18,21 @@ use cairn_service::{ClusterSecret, now_ms};
 mod admin;
 mod durability;
 mod users;
+use cairn_service::tls::join::JoinRole;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Run and administer a Cairn cluster")]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the cluster is and what `cairn` presents to it (every command).
+#[derive(Debug, clap::Args)]
+struct Globals {
     /// The metadata replicas, comma-separated (default: from the dev cluster's
     /// cluster.json, else http://127.0.0.1:7300).
     #[arg(long, env = "CAIRN_META_URL", global = true)]
@@ -39,6 +49,14 @@ struct Cli {
     /// http://127.0.0.1:7500).
     #[arg(long, env = "CAIRN_SCRUBBER_URL", global = true)]
     scrubber_url: Option<String>,
+    /// File holding the cluster secret (`cairn cluster init` writes one).
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", global = true)]
+    secret_file: Option<PathBuf>,
+    /// Directory with the cluster CA and the admin certificate (`ca.pem`,
+    /// `admin.pem`, `admin.key`; `cairn cluster init` writes them into
+    /// <dir>/tls): `cairn` then speaks mutual TLS to the services.
+    #[arg(long, env = "CAIRN_TLS_DIR", global = true)]
+    tls_dir: Option<PathBuf>,
     /// The cluster.json `cairn dev` wrote, used for defaults.
     #[arg(
         long,
@@ -47,8 +65,6 @@ struct Cli {
         global = true
     )]
     cluster_file: PathBuf,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +72,18 @@ enum Command {
     /// Start a whole local cluster in the foreground: the metadata service,
     /// storage nodes in racks (each its own process) and the S3 gateway.
     Dev(DevArgs),
+    /// Bootstrap a cluster on real hosts (`init`) and mint join tokens.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Set up a storage node on this host (`join`).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Set up an S3 gateway on this host (`join`).
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Set up the scrubber on this host (`join`).
+    #[command(subcommand)]
+    Scrubber(ScrubberCommand),
     /// Storage nodes: rack, state, usage, last heartbeat.
     Nodes {
         #[arg(long)]
@@ -263,6 +291,114 @@ struct DevArgs {
     tls: bool,
 }
 
+/// What every `… join` takes.
+#[derive(Debug, clap::Args)]
+struct JoinArgs {
+    /// The join token (`cairn cluster join-token --role …`).
+    #[arg(long, env = "CAIRN_JOIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The address other hosts reach this service at (its certificate
+    /// names it).
+    #[arg(long)]
+    address: std::net::IpAddr,
+    /// Where its TLS files (`tls/`), secret and config go.
+    #[arg(long, default_value = "/etc/cairn")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// On the first metadata host: create the cluster CA, the cluster
+    /// secret, the first metadata replica's certificate and config, and the
+    /// admin certificate `cairn` uses (`--tls-dir <dir>/tls`).
+    Init {
+        /// The first replica's address (what every other host dials).
+        #[arg(long)]
+        address: std::net::IpAddr,
+        #[arg(long, default_value_t = 7300)]
+        port: u16,
+        #[arg(long)]
+        rack: Option<String>,
+        #[arg(long, default_value = "/etc/cairn")]
+        dir: PathBuf,
+        #[arg(long, default_value = "/var/lib/cairn/meta")]
+        data_dir: PathBuf,
+        /// Replicas per metadata group once more replicas join (1, 3 or 5).
+        #[arg(long, default_value_t = 3)]
+        replicas_per_group: usize,
+        /// DNS names of the first replica, besides its address.
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+    /// Print a token that lets one host of the given role join, until it
+    /// expires (needs the cluster secret and the CA certificate: `--tls-dir`
+    /// or a dev cluster's cluster.json).
+    JoinToken {
+        #[arg(long, value_parser = clap::value_parser!(JoinRole))]
+        role: JoinRole,
+        /// How long the token is valid (e.g. 15m, 1h).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Obtain this node's certificate and the secret with a join token and
+    /// write its config (`<dir>/node-<id>.toml`); then start `cairn-node`.
+    Join {
+        #[command(flatten)]
+        join: JoinArgs,
+        #[arg(long)]
+        id: cairn_core::ids::NodeId,
+        #[arg(long)]
+        rack: cairn_core::ids::RackId,
+        #[arg(long, default_value_t = 7401)]
+        port: u16,
+        /// Default: /var/lib/cairn/nodes/<id>.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GatewayCommand {
+    /// Obtain the gateway's certificates with a join token and write its
+    /// config (`<dir>/gateway.toml`); then start `cairn-gateway`.
+    Join {
+        #[command(flatten)]
+        join: JoinArgs,
+        /// Its name (certificate common name).
+        #[arg(long, default_value = "gateway")]
+        name: String,
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        #[arg(long, default_value_t = 9001)]
+        admin_port: u16,
+        /// Names S3 clients use (DNS names or addresses; the S3 certificate
+        /// names them and the address). Without any, `--s3-plain-http` must
+        /// say that S3 is served in clear text.
+        #[arg(long = "s3-name")]
+        s3_names: Vec<String>,
+        #[arg(long)]
+        s3_plain_http: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScrubberCommand {
+    /// Obtain the scrubber's certificate with a join token and write its
+    /// config (`<dir>/scrubber.toml`); then start `cairn-scrubber`.
+    Join {
+        #[command(flatten)]
+        join: JoinArgs,
+        #[arg(long, default_value_t = 7500)]
+        port: u16,
+        #[arg(long, default_value = "/var/lib/cairn/scrubber")]
+        data_dir: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum MetaCommand {
     /// Every replica's view of every group it hosts.
@@ -281,6 +417,22 @@ enum MetaCommand {
         /// Its rack (failure domain).
         #[arg(long)]
         rack: Option<String>,
+    },
+    /// Set up a new metadata replica on this host with a join token: its
+    /// certificate, the secret, the CA key and a config with `join = true`.
+    /// Start it, then run `cairn meta add-replica` (printed).
+    Join {
+        #[command(flatten)]
+        join: JoinArgs,
+        /// Its replica id (unused in the cluster).
+        #[arg(long)]
+        id: u64,
+        #[arg(long, default_value_t = 7300)]
+        port: u16,
+        #[arg(long)]
+        rack: Option<String>,
+        #[arg(long, default_value = "/var/lib/cairn/meta")]
+        data_dir: PathBuf,
     },
     /// Remove a metadata replica from every group (e.g. a dead host).
     RemoveReplica {
@@ -593,6 +745,241 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The secret and TLS identity `cairn` presents to the services: flags and
+/// environment first, then a dev cluster's cluster.json.
+fn admin_secret(cli: &Globals, cluster: Option<&ClusterFile>) -> anyhow::Result<ClusterSecret> {
+    let explicit = cli
+        .secret
+        .clone()
+        .or_else(|| cluster.map(|c| c.cluster_secret.clone()));
+    let secret = ClusterSecret::resolve(explicit.as_deref(), cli.secret_file.as_deref()).context(
+        "no cluster secret: pass --secret or --secret-file, set CAIRN_CLUSTER_SECRET, or run next to a `cairn dev` data dir",
+    )?;
+    let tls = match &cli.tls_dir {
+        Some(dir) => Some(cairn_cli::join::admin_files(dir)),
+        None => cluster.and_then(|c| c.tls.clone()),
+    };
+    Ok(secret.with_tls(cairn_service::tls::load(tls.as_ref())?))
+}
+
+fn cluster_command(
+    cli: &Globals,
+    cluster: Option<&ClusterFile>,
+    command: ClusterCommand,
+) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Init {
+            address,
+            port,
+            rack,
+            dir,
+            data_dir,
+            replicas_per_group,
+            names,
+        } => {
+            let done = cairn_cli::join::init(&cairn_cli::join::InitSpec {
+                dir,
+                address,
+                port,
+                rack,
+                data_dir,
+                replicas_per_group,
+                names,
+            })?;
+            println!("Cluster initialised.\n");
+            println!("  metadata replica 1   {}", done.meta_url);
+            println!("  its config           {}", done.meta_config.display());
+            println!("  cluster secret       {}", done.secret_file.display());
+            println!("  CA and admin cert    {}", done.tls_dir.display());
+            println!("\nNext:\n");
+            println!("  cairn-meta --config {}", done.meta_config.display());
+            println!(
+                "  export CAIRN_META_URL={} CAIRN_CLUSTER_SECRET_FILE={} CAIRN_TLS_DIR={}",
+                done.meta_url,
+                done.secret_file.display(),
+                done.tls_dir.display()
+            );
+            println!("  cairn cluster join-token --role node   # then on each node host:");
+            println!(
+                "  cairn node join --token … --id node-01 --rack rack-1 --address <its address>"
+            );
+            Ok(())
+        }
+        ClusterCommand::JoinToken { role, ttl } => {
+            let secret = admin_secret(cli, cluster)?;
+            let ca = match (&cli.tls_dir, cluster.and_then(|c| c.tls.as_ref())) {
+                (Some(dir), _) => dir.join("ca.pem"),
+                (None, Some(tls)) => tls.ca.clone(),
+                (None, None) => anyhow::bail!(
+                    "no cluster CA: pass --tls-dir (the directory `cairn cluster init` wrote tls/ into)"
+                ),
+            };
+            let ca_pem = std::fs::read_to_string(&ca)
+                .with_context(|| format!("read the CA certificate {}", ca.display()))?;
+            let meta_url = cli
+                .meta_url
+                .clone()
+                .or_else(|| cluster.map(|c| c.admin_endpoint.clone()))
+                .context("no metadata replicas: pass --meta-url")?;
+            println!(
+                "{}",
+                cairn_cli::join::join_token(&secret, role, ttl, &ca_pem, &meta_url)?
+            );
+            Ok(())
+        }
+    }
+}
+
+fn addresses(join: &JoinArgs) -> Vec<String> {
+    vec![join.address.to_string()]
+}
+
+async fn node_join(
+    join: JoinArgs,
+    id: cairn_core::ids::NodeId,
+    rack: cairn_core::ids::RackId,
+    port: u16,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let joined = cairn_cli::join::obtain(
+        &join.token,
+        JoinRole::Node,
+        id.as_str(),
+        addresses(&join),
+        Vec::new(),
+        &join.dir,
+    )
+    .await?;
+    let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!("/var/lib/cairn/nodes/{id}")));
+    let listen = std::net::SocketAddr::new(join.address, port);
+    let config = cairn_cli::join::node_config(&joined, id.clone(), rack, listen, data_dir);
+    let path = join.dir.join(format!("node-{id}.toml"));
+    cairn_cli::join::write_config(&path, &config)?;
+    println!(
+        "{id} joined: start it with `cairn-node --config {}`",
+        path.display()
+    );
+    Ok(())
+}
+
+async fn meta_join(
+    join: JoinArgs,
+    id: u64,
+    port: u16,
+    rack: Option<String>,
+    data_dir: PathBuf,
+) -> anyhow::Result<()> {
+    let name = format!("meta-{id}");
+    let joined = cairn_cli::join::obtain(
+        &join.token,
+        JoinRole::Meta,
+        &name,
+        addresses(&join),
+        Vec::new(),
+        &join.dir,
+    )
+    .await?;
+    // The replicas as they are now (with the identity just obtained).
+    let secret = ClusterSecret::new(&joined.grant.cluster_secret)?
+        .with_tls(Some(cairn_service::tls::ClusterTls::load(&joined.tls)?));
+    let client = MetaClient::connect(&joined.token.meta_urls, &secret)
+        .await
+        .context("read the cluster's replicas")?;
+    let map = client.shard_map();
+    let replicas = map
+        .replicas
+        .iter()
+        .map(|(rid, url)| cairn_meta_api::config::ReplicaEntry {
+            id: *rid,
+            url: url.clone(),
+            rack: map.racks.get(rid).cloned(),
+        })
+        .collect();
+    anyhow::ensure!(
+        !map.replicas.contains_key(&id),
+        "replica id {id} is taken; pick another --id"
+    );
+    let listen = std::net::SocketAddr::new(join.address, port);
+    let config =
+        cairn_cli::join::meta_config(&joined, id, listen, rack.clone(), data_dir, replicas);
+    let path = join.dir.join("meta.toml");
+    cairn_cli::join::write_config(&path, &config)?;
+    println!(
+        "{name} joined: start it with `cairn-meta --config {}`, then:",
+        path.display()
+    );
+    println!(
+        "  cairn meta add-replica --id {id} --url https://{listen}{}",
+        rack.map(|r| format!(" --rack {r}")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn gateway_join(
+    join: JoinArgs,
+    name: String,
+    port: u16,
+    admin_port: u16,
+    s3_names: Vec<String>,
+    s3_plain_http: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !s3_names.is_empty() || s3_plain_http,
+        "name the S3 endpoint (--s3-name, for its certificate) or serve S3 in clear text with --s3-plain-http"
+    );
+    let mut s3 = s3_names;
+    if !s3.is_empty() && !s3.contains(&join.address.to_string()) {
+        s3.push(join.address.to_string());
+    }
+    let joined = cairn_cli::join::obtain(
+        &join.token,
+        JoinRole::Gateway,
+        &name,
+        addresses(&join),
+        s3,
+        &join.dir,
+    )
+    .await?;
+    let config = cairn_cli::join::gateway_config(
+        &joined,
+        &name,
+        std::net::SocketAddr::new(join.address, port),
+        std::net::SocketAddr::new(join.address, admin_port),
+        s3_plain_http,
+    );
+    let path = join.dir.join("gateway.toml");
+    cairn_cli::join::write_config(&path, &config)?;
+    println!(
+        "{name} joined: start it with `cairn-gateway --config {}`",
+        path.display()
+    );
+    Ok(())
+}
+
+async fn scrubber_join(join: JoinArgs, port: u16, data_dir: PathBuf) -> anyhow::Result<()> {
+    let joined = cairn_cli::join::obtain(
+        &join.token,
+        JoinRole::Scrubber,
+        "scrubber",
+        addresses(&join),
+        Vec::new(),
+        &join.dir,
+    )
+    .await?;
+    let config = cairn_cli::join::scrubber_config(
+        &joined,
+        std::net::SocketAddr::new(join.address, port),
+        data_dir,
+    );
+    let path = join.dir.join("scrubber.toml");
+    cairn_cli::join::write_config(&path, &config)?;
+    println!(
+        "scrubber joined: start it with `cairn-scrubber --config {}`",
+        path.display()
+    );
+    Ok(())
+}
+
 /// A TLS client config trusting `ca` (an HTTPS S3 endpoint), if given.
 fn bench_tls(ca: Option<PathBuf>) -> anyhow::Result<Option<rustls::ClientConfig>> {
     ca.map(|ca| cairn_service::tls::client_trusting(&ca))
@@ -669,8 +1056,11 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let command = match cli.command {
+    let Cli {
+        globals: cli,
+        command,
+    } = Cli::parse();
+    let command = match command {
         Command::Dev(args) => return run_dev(args).await,
         command => command,
     };
@@ -678,6 +1068,39 @@ async fn main() -> anyhow::Result<()> {
     let cluster = ClusterFile::load(&cli.cluster_file).ok();
     let command = match command {
         Command::Bench(args) => return run_bench(args, cluster).await,
+        // Set-up on a host that is not part of the cluster yet: no secret,
+        // no metadata service to connect to first.
+        Command::Cluster(command) => return cluster_command(&cli, cluster.as_ref(), command),
+        Command::Node(NodeCommand::Join {
+            join,
+            id,
+            rack,
+            port,
+            data_dir,
+        }) => return node_join(join, id, rack, port, data_dir).await,
+        Command::Gateway(GatewayCommand::Join {
+            join,
+            name,
+            port,
+            admin_port,
+            s3_names,
+            s3_plain_http,
+        }) => return gateway_join(join, name, port, admin_port, s3_names, s3_plain_http).await,
+        Command::Scrubber(ScrubberCommand::Join {
+            join,
+            port,
+            data_dir,
+        }) => return scrubber_join(join, port, data_dir).await,
+        Command::Meta {
+            command:
+                MetaCommand::Join {
+                    join,
+                    id,
+                    port,
+                    rack,
+                    data_dir,
+                },
+        } => return meta_join(join, id, port, rack, data_dir).await,
         command => command,
     };
     let meta_url = cli
@@ -685,15 +1108,7 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .or_else(|| cluster.as_ref().map(|c| c.admin_endpoint.clone()))
         .unwrap_or_else(|| "http://127.0.0.1:7300".into());
-    let secret = cli
-        .secret
-        .clone()
-        .or_else(|| cluster.as_ref().map(|c| c.cluster_secret.clone()))
-        .context("no cluster secret: pass --secret, set CAIRN_CLUSTER_SECRET, or run next to a `cairn dev` data dir")?;
-    // The dev cluster's client certificate, when it runs with --tls.
-    let secret = ClusterSecret::new(&secret)?.with_tls(cairn_service::tls::load(
-        cluster.as_ref().and_then(|c| c.tls.as_ref()),
-    )?);
+    let secret = admin_secret(&cli, cluster.as_ref())?;
     let scrubber_url = cli
         .scrubber_url
         .clone()
@@ -799,7 +1214,14 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Dev(_) | Command::Scrub(_) | Command::Repair(_) | Command::Bench(_) => {
+        Command::Dev(_)
+        | Command::Scrub(_)
+        | Command::Repair(_)
+        | Command::Bench(_)
+        | Command::Cluster(_)
+        | Command::Node(_)
+        | Command::Gateway(_)
+        | Command::Scrubber(_) => {
             unreachable!("handled above")
         }
         Command::User(command) => users::user(&client, &secret, command).await?,
@@ -870,6 +1292,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             MetaCommand::Verify => admin::meta_verify(&client).await?,
+            MetaCommand::Join { .. } => unreachable!("handled above"),
         },
     }
     Ok(())

@@ -66,6 +66,10 @@ pub struct MetaConfig {
     /// internal connection is plain HTTP and the secret crosses in clear.
     #[serde(default)]
     pub tls: Option<cairn_service::tls::TlsFiles>,
+    /// The cluster CA's private key (PEM; its certificate is `tls.ca`):
+    /// this replica admits joining hosts with join tokens (docs/security.md).
+    #[serde(default)]
+    pub ca_key: Option<PathBuf>,
 }
 
 /// One metadata process in `replicas`.

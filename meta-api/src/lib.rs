@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod config;
+pub mod join;
 pub mod keys;
 pub mod model;
 pub mod shard_map;

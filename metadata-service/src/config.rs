@@ -57,6 +57,7 @@ pub fn options(config: &MetaConfig, bound: SocketAddr) -> Result<MetaOptions, Co
         join: config.join,
         racks,
         replicas_per_group: config.replicas_per_group,
+        issuer: None,
     };
     options.initial_map()?;
     Ok(options)

@@ -50,7 +50,15 @@ async fn main() -> anyhow::Result<()> {
         .next("metadata API", config.listen)
         .await?;
     let bound = listener.local_addr()?;
-    let options = options(&config, bound)?;
+    let mut options = options(&config, bound)?;
+    options.issuer = match (&config.ca_key, &config.tls) {
+        (Some(key), Some(tls)) => Some(std::sync::Arc::new(
+            cairn_service::tls::ca::ClusterCa::from_files(&tls.ca, key)
+                .context("load the cluster CA (ca_key)")?,
+        )),
+        (Some(_), None) => anyhow::bail!("ca_key needs [tls] (its ca is the CA's certificate)"),
+        (None, _) => None,
+    };
     let server = MetaServer::open(options, secret, listener)
         .await
         .context("open the metadata service")?;

@@ -571,6 +571,7 @@ async fn groups_are_placed_on_three_of_four_replicas_in_distinct_racks_with_lead
             join: false,
             racks: racks.clone(),
             replicas_per_group: 3,
+            issuer: None,
         };
         processes.push(common::serve(listener, options).await);
     }

@@ -186,3 +186,30 @@ async fn a_silent_connection_does_not_hold_up_other_handshakes() {
     .expect("held up by a silent connection");
     assert_eq!(answered.as_deref(), Ok("hello"));
 }
+
+#[tokio::test]
+async fn a_ca_loaded_again_issues_certificates_the_first_ones_trust() {
+    // `cairn dev --tls` restarts (and a later `cairn cluster` issuing a
+    // certificate) load the CA from its files instead of making a new one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = ClusterCa::generate().expect("CA");
+    ca.write(dir.path()).expect("write CA");
+    let member = identity(&ca, dir.path(), "gateway", &["127.0.0.1"]);
+    let reloaded = ClusterCa::load(dir.path()).expect("load CA");
+    assert_eq!(reloaded.cert_pem(), ca.cert_pem());
+    let server = identity(&reloaded, dir.path(), "node", &["127.0.0.1"]);
+    let port = serve(&server).await;
+    assert_eq!(
+        hello(&client(Some(member)), &format!("https://127.0.0.1:{port}"))
+            .await
+            .as_deref(),
+        Ok("hello")
+    );
+    // The CA key is readable by its owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("ca.key"))
+        .expect("ca.key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "ca.key is readable by others: {mode:o}");
+}

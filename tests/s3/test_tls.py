@@ -275,3 +275,51 @@ def test_the_same_capture_of_a_plain_cluster_finds_both(cluster):
     samples = [body[offset:offset + 32] for offset in range(0, len(body) - 32, len(body) // 97)]
     seen = sum(sample in traffic for sample in samples)
     assert seen > len(samples) // 2, f"only {seen} of {len(samples)} samples seen"
+
+
+def test_joining_takes_a_valid_token_for_the_role(tls_cluster, tmp_path):
+    """`cairn node join` against the dev cluster's replicas: a token for
+    another role, an edited one or an expired one gets no certificate; a
+    good one does, and the certificate is the cluster CA's."""
+    cairn = [str(BIN_DIR / "cairn"), "--cluster-file", str(tls_cluster.data_dir / "cluster.json")]
+
+    def token(role, ttl="10m"):
+        out = subprocess.run([*cairn, "cluster", "join-token", "--role", role, "--ttl", ttl],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    def join(text, where):
+        return subprocess.run(
+            [str(BIN_DIR / "cairn"), "node", "join", "--token", text, "--id", "node-99",
+             "--rack", "rack-9", "--address", "127.0.0.1", "--dir", str(tmp_path / where),
+             "--data-dir", str(tmp_path / where / "data")],
+            capture_output=True, text=True, timeout=60)
+
+    refused = join(token("gateway"), "wrong-role")
+    assert refused.returncode != 0 and "gateway" in refused.stderr, refused.stderr
+    edited = token("gateway").replace(".gateway.", ".node.", 1)
+    refused = join(edited, "edited")
+    assert refused.returncode != 0 and "not valid for this cluster" in refused.stderr, refused.stderr
+    short = token("node", "1s")
+    time.sleep(1.5)
+    refused = join(short, "expired")
+    assert refused.returncode != 0 and "expired" in refused.stderr, refused.stderr
+    assert not (tmp_path / "expired" / "cluster-secret").exists()
+
+    joined = join(token("node"), "good")
+    assert joined.returncode == 0, joined.stderr
+    good = tmp_path / "good"
+    assert (good / "tls" / "ca.pem").read_text() == Path(tls_cluster.ca()).read_text()
+    assert (good / "cluster-secret").read_text().strip() == tls_cluster.info["cluster_secret"]
+    assert (good / "tls" / "node-99.key").stat().st_mode & 0o077 == 0
+    config = (good / "node-node-99.toml").read_text()
+    assert 'advertise_url = "https://127.0.0.1:7401"' in config and "[tls]" in config, config
+    verified = subprocess.run(["openssl", "verify", "-CAfile", tls_cluster.ca(),
+                               str(good / "tls" / "node-99.pem")], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # The joined identity is a member: it is answered by a node.
+    context = ssl.create_default_context(cafile=tls_cluster.ca())
+    context.load_cert_chain(str(good / "tls" / "node-99.pem"), str(good / "tls" / "node-99.key"))
+    status, _ = internal_get(tls_cluster, tls_cluster.info["nodes"][0]["address"] + "/metrics", context)
+    assert status == 200

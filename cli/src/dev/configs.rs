@@ -45,6 +45,7 @@ pub(crate) fn meta(
         down_after_ms: options.down_after.as_millis() as u64,
         secret_file: None,
         tls: None,
+        ca_key: None,
     }
 }
 

@@ -25,7 +25,8 @@ use cairn_gateway::config::Credential;
 use cairn_meta_api::MetaClient;
 use cairn_node_api::NodeConfig;
 use cairn_service::ClusterSecret;
-use cairn_service::tls::{CertFiles, TlsFiles};
+use cairn_service::tls::TlsFiles;
+use cairn_service::tls::join::JoinRole;
 
 use crate::cluster_file::{ClusterFile, NodeInfo, ProcessInfo};
 use ports::Ports;
@@ -121,6 +122,8 @@ pub enum DevError {
     ClusterFile(#[from] crate::cluster_file::ClusterFileError),
     #[error("TLS: {0}")]
     Tls(#[from] cairn_service::tls::TlsError),
+    #[error("joining: {0}")]
+    Join(#[from] crate::join::JoinCommandError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
@@ -326,7 +329,11 @@ impl DevCluster {
         for (index, path) in meta_configs.iter().enumerate() {
             let id = index as u64 + 1;
             let mut config = configs::meta(options, &data, id, &meta_addrs, scheme);
+            // Replicas get their certificates from the CA directly (as
+            // `cairn cluster init` gives the first one) and hold its key:
+            // every other process joins through them with a token.
             config.tls = issue(&format!("meta-{id}"))?;
+            config.ca_key = tls.as_ref().map(tls::DevTls::ca_key_path);
             configs::write(path, &config)?;
             let addr_file = fresh(run.join(format!("meta-{id}.addr")));
             let process = spawn(Spawn {
@@ -361,6 +368,28 @@ impl DevCluster {
         // after a crash) binds its configured address again.
         drop(std::mem::take(&mut ports.meta));
 
+        // Everything else joins the way a new host does (`cairn node join`):
+        // a token per role, a certificate from a metadata replica.
+        let joiner = match &tls {
+            Some(tls) => Some(tls::Joiner::new(
+                tls,
+                &cluster_secret,
+                &meta_url,
+                &data,
+                host_names.clone(),
+            )?),
+            None => None,
+        };
+        let join = |role, name: String, s3_names: Vec<String>| {
+            let joiner = joiner.clone();
+            async move {
+                match joiner {
+                    Some(joiner) => joiner.join(role, &name, s3_names).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        };
+
         // Storage nodes, racks filled in order, on ports the OS picks
         // (nodes re-register their address on every heartbeat).
         let mut nodes = Vec::with_capacity(options.nodes);
@@ -380,7 +409,9 @@ impl DevCluster {
             );
             config.listen = SocketAddr::new(options.host, 0);
             config.metadata_url = Some(meta_url.clone());
-            config.tls = issue(&id)?;
+            config.tls = join(JoinRole::Node, id.clone(), Vec::new())
+                .await?
+                .map(|joined| joined.0);
             configs::write(&config_path, &config)?;
             let process = spawn(Spawn {
                 name: &id,
@@ -434,19 +465,15 @@ impl DevCluster {
         let mut gateway_settings =
             configs::gateway(options, &meta_url, s3_addr, admin_addr, credential.clone());
         gateway_settings.sse_keyring_file = Some(sse_keyring(&data)?);
-        gateway_settings.tls = issue("gateway")?;
-        match &tls {
-            Some(tls) => {
-                // The S3 certificate also names the virtual-host domain.
-                let mut names = host_names.clone();
-                if let Some(domain) = &options.s3_domain {
-                    names.extend([domain.clone(), format!("*.{domain}")]);
-                }
-                let files = tls.issue("s3", &names)?;
-                gateway_settings.s3_tls = Some(CertFiles {
-                    cert: files.cert,
-                    key: files.key,
-                });
+        // The S3 certificate also names the virtual-host domain.
+        let mut s3_names = host_names.clone();
+        if let Some(domain) = &options.s3_domain {
+            s3_names.extend([domain.clone(), format!("*.{domain}")]);
+        }
+        match join(JoinRole::Gateway, "gateway".into(), s3_names).await? {
+            Some((identity, s3)) => {
+                gateway_settings.tls = Some(identity);
+                gateway_settings.s3_tls = s3;
             }
             None => gateway_settings.s3_plain_http = true,
         }
@@ -454,7 +481,9 @@ impl DevCluster {
         let gateway = spawn_gateway(&gateway_bin, &data, &secret, &ports).await?;
 
         let mut scrubber_settings = configs::scrubber(options, &data, &meta_url, scrubber_addr);
-        scrubber_settings.tls = issue("scrubber")?;
+        scrubber_settings.tls = join(JoinRole::Scrubber, "scrubber".into(), Vec::new())
+            .await?
+            .map(|joined| joined.0);
         configs::write(&data.join("scrubber.toml"), &scrubber_settings)?;
         let scrubber = spawn_scrubber(&scrubber_bin, &data, &secret, &ports).await?;
 

@@ -5,8 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_service::tls::TlsFiles;
+use std::time::Duration;
+
 use cairn_service::tls::ca::ClusterCa;
+use cairn_service::tls::join::{JoinRole, JoinToken};
+use cairn_service::tls::{CertFiles, TlsFiles};
+use cairn_service::{ClusterSecret, now_ms};
 
 use super::{DevError, io};
 
@@ -43,6 +47,10 @@ impl DevTls {
         self.dir.join("ca.pem")
     }
 
+    pub(crate) fn ca_key_path(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+
     /// Issues `<name>.pem` / `<name>.key` for a process reached at
     /// `addresses`, and names the files as that process's config does.
     pub(crate) fn issue(&self, name: &str, addresses: &[String]) -> Result<TlsFiles, DevError> {
@@ -55,5 +63,71 @@ impl DevTls {
             cert: self.dir.join(format!("{name}.pem")),
             key: self.dir.join(format!("{name}.key")),
         })
+    }
+}
+
+/// How long the tokens `cairn dev` mints for its own processes live.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Joins the dev cluster's processes through its metadata replicas, as
+/// `cairn node join` joins a host: one token per role, minted here.
+#[derive(Debug, Clone)]
+pub(crate) struct Joiner {
+    ca_pem: String,
+    secret: ClusterSecret,
+    meta_url: String,
+    data: PathBuf,
+    addresses: Vec<String>,
+}
+
+impl Joiner {
+    pub(crate) fn new(
+        tls: &DevTls,
+        secret: &ClusterSecret,
+        meta_url: &str,
+        data: &Path,
+        addresses: Vec<String>,
+    ) -> Result<Self, DevError> {
+        let ca_pem = std::fs::read_to_string(tls.ca_path()).map_err(io("read the cluster CA"))?;
+        Ok(Self {
+            ca_pem,
+            secret: secret.clone(),
+            meta_url: meta_url.to_owned(),
+            data: data.to_owned(),
+            addresses,
+        })
+    }
+
+    /// The process's mutual-TLS files, and a gateway's S3 certificate.
+    pub(crate) async fn join(
+        &self,
+        role: JoinRole,
+        name: &str,
+        s3_names: Vec<String>,
+    ) -> Result<(TlsFiles, Option<CertFiles>), DevError> {
+        let token = JoinToken::mint(
+            &self.secret,
+            role,
+            now_ms(),
+            TOKEN_LIFETIME,
+            &self.ca_pem,
+            &self.meta_url,
+        )
+        .ok_or_else(|| DevError::Options("the cluster CA file holds no certificate".into()))?;
+        let joined = crate::join::obtain(
+            &token.to_string(),
+            role,
+            name,
+            self.addresses.clone(),
+            s3_names,
+            &self.data,
+        )
+        .await?;
+        let tls = self.data.join("tls");
+        let s3 = joined.grant.s3.as_ref().map(|_| CertFiles {
+            cert: tls.join(format!("{name}-s3.pem")),
+            key: tls.join(format!("{name}-s3.key")),
+        });
+        Ok((joined.tls, s3))
     }
 }

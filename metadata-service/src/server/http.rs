@@ -1,11 +1,12 @@
 //! The metadata API: routes, handlers and the mapping from catalogue errors
-//! to typed error codes. Every route is behind the cluster secret.
+//! to typed error codes. Every route is behind the cluster secret (and, with
+//! TLS, a client certificate), but the join routes (`super::join`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,7 @@ use cairn_meta_api::model::{
 use cairn_meta_api::shard_map::{ExpectedRange, GroupId, ShardId, ShardMap};
 use cairn_node_api::wire::NodeStatus;
 use cairn_service::server::{blocking, render_metrics, require_secret};
+use cairn_service::tls::PeerIdentity;
 use cairn_service::{ApiError, ErrorCode, now_ms};
 use serde::Deserialize;
 
@@ -65,11 +67,39 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             require_secret,
         ))
         .layer(middleware::from_fn_with_state(
+            shared.secret.clone(),
+            require_certificate,
+        ))
+        // A host that is joining has neither certificate nor secret yet.
+        .merge(super::join::routes())
+        .layer(middleware::from_fn_with_state(
             shared.clone(),
             record_request,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(shared)
+}
+
+/// With TLS, the listener admits clients without a certificate (joining
+/// hosts); everything but the join routes requires one from the cluster CA.
+async fn require_certificate(
+    State(secret): State<cairn_service::ClusterSecret>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let certified = request
+        .extensions()
+        .get::<ConnectInfo<PeerIdentity>>()
+        .is_some_and(|ConnectInfo(peer)| peer.certified);
+    if secret.tls().is_some() && !certified {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "a client certificate from the cluster CA is required",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 pub(super) fn wrong_shard(message: String) -> ApiError {

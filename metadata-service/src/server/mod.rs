@@ -12,6 +12,7 @@
 mod detector;
 mod groups;
 mod http;
+mod join;
 mod membership;
 
 use std::collections::BTreeMap;
@@ -22,7 +23,8 @@ use std::time::Duration;
 
 use cairn_meta_api::shard_map::{GroupId, ReplicaId, Replicas, ShardMap, ShardMapError};
 use cairn_service::tasks::{CancellationToken, DRAIN_DEADLINE, TaskSet};
-use cairn_service::tls::ServiceListener;
+use cairn_service::tls::ca::ClusterCa;
+use cairn_service::tls::{PeerIdentity, ServiceListener};
 use cairn_service::{ClusterSecret, HttpClient, Timeouts};
 use tokio::net::TcpListener;
 
@@ -57,6 +59,9 @@ pub struct MetaOptions {
     /// it creates and initialises nothing on its own, and waits for each
     /// group's leader to seed it.
     pub join: bool,
+    /// The cluster CA (certificate and key): this replica admits joining
+    /// hosts (`POST /join`, docs/security.md).
+    pub issuer: Option<Arc<ClusterCa>>,
 }
 
 impl MetaOptions {
@@ -72,6 +77,7 @@ impl MetaOptions {
             join: false,
             racks: Default::default(),
             replicas_per_group: 0,
+            issuer: None,
         }
     }
 
@@ -201,7 +207,15 @@ impl MetaServer {
             "metadata service serving"
         );
         let app = http::router(self.shared.clone());
-        let listener = ServiceListener::new(self.listener, self.shared.secret.server_tls())?;
+        // Hosts without a certificate yet may connect, for the join routes
+        // only (the router refuses them everything else).
+        let tls = self
+            .shared
+            .secret
+            .tls()
+            .map(|tls| tls.server_config_admitting_joiners());
+        let listener = ServiceListener::new(self.listener, tls)?;
+        let app = app.into_make_service_with_connect_info::<PeerIdentity>();
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;

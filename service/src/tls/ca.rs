@@ -94,11 +94,19 @@ impl ClusterCa {
 
     /// The CA written by [`ClusterCa::write`]: `ca.pem` and `ca.key` in `dir`.
     pub fn load(dir: &Path) -> Result<Self, TlsError> {
-        let cert = PemFile::read(&dir.join("ca.pem"))?;
-        let key = PemFile::read(&dir.join("ca.key"))?;
+        Self::from_files(&dir.join("ca.pem"), &dir.join("ca.key"))
+    }
+
+    /// The CA from its certificate and key files.
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        Self::from_pem(&PemFile::read(cert)?, &PemFile::read(key)?)
+    }
+
+    /// The CA from PEM text in hand (a joining metadata replica's grant).
+    pub fn from_pem(cert: &PemFile, key: &PemFile) -> Result<Self, TlsError> {
         let key = KeyPair::from_pem(&key.text).map_err(|e| key.error("CA key", e))?;
         Ok(Self {
-            cert_pem: cert.text,
+            cert_pem: cert.text.clone(),
             key,
         })
     }
@@ -112,6 +120,12 @@ impl ClusterCa {
 
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// The CA key, PEM (for a metadata replica that joins: every replica
+    /// can then admit hosts).
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
     }
 
     /// A certificate for `name` (its common name), valid for `addresses`

@@ -126,3 +126,27 @@ impl axum::serve::Listener for ServiceListener {
         Ok(self.local)
     }
 }
+
+/// Who is on the other end of a connection: its address, and whether it
+/// presented a certificate the listener verified (always false on a plain
+/// listener). Use with `into_make_service_with_connect_info::<PeerIdentity>()`.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerIdentity {
+    pub addr: SocketAddr,
+    pub certified: bool,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, ServiceListener>>
+    for PeerIdentity
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, ServiceListener>) -> Self {
+        let certified = match stream.io() {
+            Either::Left(_) => false,
+            Either::Right(tls) => tls.get_ref().1.peer_certificates().is_some(),
+        };
+        Self {
+            addr: *stream.remote_addr(),
+            certified,
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! in clear text.
 
 pub mod ca;
+pub mod join;
 mod listener;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use serde::{Deserialize, Serialize};
 
-pub use listener::ServiceListener;
+pub use listener::{PeerIdentity, ServiceListener};
 
 /// Where a process finds its TLS material: the cluster CA's certificate (the
 /// only one it trusts), its own certificate chain and private key, all PEM.
@@ -94,6 +95,10 @@ pub fn install_default_provider() {
 #[derive(Clone)]
 pub struct ClusterTls {
     server: Arc<ServerConfig>,
+    /// The same, but a client may come without a certificate (a host that is
+    /// joining); the service then answers such a client only on its join
+    /// routes ([`PeerIdentity`]).
+    server_admitting_joiners: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
 }
 
@@ -123,12 +128,20 @@ impl ClusterTls {
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())?;
+        let optional = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .allow_unauthenticated()
+            .build()?;
+        let server_admitting_joiners = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(optional)
+            .with_single_cert(chain.clone(), key.clone_key())?;
         let client = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key)?;
         Ok(Self {
             server: Arc::new(server),
+            server_admitting_joiners: Arc::new(server_admitting_joiners),
             client: Arc::new(client),
         })
     }
@@ -136,6 +149,13 @@ impl ClusterTls {
     /// For this process's listeners: client certificates required.
     pub fn server_config(&self) -> Arc<ServerConfig> {
         self.server.clone()
+    }
+
+    /// For a listener that also serves joining hosts (the metadata
+    /// service's): a client certificate is verified when presented, and
+    /// [`PeerIdentity::certified`] says whether one was.
+    pub fn server_config_admitting_joiners(&self) -> Arc<ServerConfig> {
+        self.server_admitting_joiners.clone()
     }
 
     /// For this process's outgoing calls.
@@ -165,11 +185,85 @@ pub fn server_only(files: &CertFiles) -> Result<Arc<ServerConfig>, TlsError> {
 /// A client config that trusts only the CA in `ca` and presents no
 /// certificate: an S3 client of an HTTPS endpoint (`cairn bench`).
 pub fn client_trusting(ca: &Path) -> Result<ClientConfig, TlsError> {
-    let roots = roots(&PemFile::read(ca)?)?;
+    client_trusting_ca(&PemFile::read(ca)?)
+}
+
+/// [`client_trusting`] with the CA's PEM in hand.
+pub fn client_trusting_pem(ca_pem: &str) -> Result<ClientConfig, TlsError> {
+    client_trusting_ca(&PemFile::from_text("the cluster CA", ca_pem))
+}
+
+fn client_trusting_ca(ca: &PemFile) -> Result<ClientConfig, TlsError> {
+    let roots = roots(ca)?;
     Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// A client config that accepts **any** server certificate. Only for a
+/// joining host fetching the cluster CA's certificate before it has it: the
+/// certificate is then accepted only if its SHA-256 equals the one in the
+/// join token ([`join::JoinToken::check_ca`]), and nothing secret is sent on
+/// such a connection.
+pub fn client_for_fetching_a_pinned_ca() -> ClientConfig {
+    let provider = provider();
+    ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the provider supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_no_client_auth()
+}
+
+/// See [`client_for_fetching_a_pinned_ca`]: signatures are still checked
+/// (the handshake is real), the certificate's issuer is not.
+#[derive(Debug)]
+struct AnyServer(Arc<CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// PEM text with the path it came from (for error messages).
