@@ -120,6 +120,11 @@ pub struct GatewayConfig {
     /// and clear text must be a decision, not a default.
     #[serde(default)]
     pub s3_plain_http: bool,
+    /// Accept SSE-C keys over plain HTTP. S3 refuses them (400
+    /// InvalidRequest): a key sent in clear is disclosed. For loopback
+    /// only (`cairn dev` without `--tls` sets it).
+    #[serde(default)]
+    pub sse_c_over_plain_http: bool,
     /// Mutual TLS with the rest of the cluster: the cluster CA and this
     /// process's certificate and key (docs/security.md). Without it every
     /// internal connection is plain HTTP and the secret crosses in clear.
@@ -226,6 +231,7 @@ impl GatewayConfig {
             secret_file: None,
             s3_tls: None,
             s3_plain_http: false,
+            sse_c_over_plain_http: false,
             tls: None,
         }
     }

@@ -89,7 +89,10 @@ impl Gateway {
             .map(cairn_service::tls::server_only)
             .transpose()
             .map_err(|e| ConfigError::Invalid(format!("s3_tls: {e}")))?;
-        let access = cairn.access().over_tls(s3_tls.is_some());
+        let access = cairn
+            .access()
+            .over_tls(s3_tls.is_some())
+            .sse_c_in_clear(config.sse_c_over_plain_http);
         let cors = CorsState::new(
             cairn.clone(),
             config.base_domain.as_deref().map(BaseDomain::new),

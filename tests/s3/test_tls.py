@@ -323,3 +323,18 @@ def test_joining_takes_a_valid_token_for_the_role(tls_cluster, tmp_path):
     context.load_cert_chain(str(good / "tls" / "node-99.pem"), str(good / "tls" / "node-99.key"))
     status, _ = internal_get(tls_cluster, tls_cluster.info["nodes"][0]["address"] + "/metrics", context)
     assert status == 200
+
+
+def test_sse_c_works_over_https(tls_cluster):
+    """Over HTTPS the customer's key is protected in transit, so SSE-C is
+    served (a plain-HTTP gateway refuses it: tests/tests/data_path.rs)."""
+    s3 = tls_cluster.client()
+    s3.create_bucket(Bucket="tls-ssec")
+    key = os.urandom(32)
+    body = os.urandom(300 * 1024)
+    s3.put_object(Bucket="tls-ssec", Key="k", Body=body, SSECustomerAlgorithm="AES256",
+                  SSECustomerKey=key)
+    got = s3.get_object(Bucket="tls-ssec", Key="k", SSECustomerAlgorithm="AES256",
+                        SSECustomerKey=key)
+    assert got["Body"].read() == body
+    assert got["SSECustomerAlgorithm"] == "AES256"

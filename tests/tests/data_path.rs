@@ -107,3 +107,33 @@ fn md5_of(bytes: &[u8]) -> [u8; 16] {
     use md5::Digest;
     md5::Md5::digest(bytes).into()
 }
+
+/// S3 refuses SSE-C keys over plain HTTP (the key would be disclosed), and
+/// so does a gateway that serves S3 without TLS, unless its config says
+/// `sse_c_over_plain_http` (a loopback dev cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_c_keys_over_plain_http_are_refused() {
+    use md5::Digest as _;
+    let cluster = TestCluster::start(6, 3).await;
+    let key = [7u8; 32];
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let response = reqwest::Client::new()
+        .put(format!("{}/some-bucket/secret.txt", cluster.s3_url))
+        .header("x-amz-server-side-encryption-customer-algorithm", "AES256")
+        .header("x-amz-server-side-encryption-customer-key", b64(&key))
+        .header(
+            "x-amz-server-side-encryption-customer-key-md5",
+            b64(&md5::Md5::digest(key)),
+        )
+        .body("plaintext")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("<Code>InvalidRequest</Code>"), "{body}");
+    assert!(body.contains("secure connection"), "{body}");
+}

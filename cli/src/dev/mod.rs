@@ -475,7 +475,12 @@ impl DevCluster {
                 gateway_settings.tls = Some(identity);
                 gateway_settings.s3_tls = s3;
             }
-            None => gateway_settings.s3_plain_http = true,
+            None => {
+                // Loopback in clear text, asked for; SSE-C works there too
+                // (`--tls` for the real thing).
+                gateway_settings.s3_plain_http = true;
+                gateway_settings.sse_c_over_plain_http = true;
+            }
         }
         configs::write(&gateway_config, &gateway_settings)?;
         let gateway = spawn_gateway(&gateway_bin, &data, &secret, &ports).await?;

@@ -42,6 +42,8 @@ pub struct Access {
     users: Users,
     /// The S3 listener speaks TLS (`aws:SecureTransport`).
     secure_transport: bool,
+    /// SSE-C keys accepted over plain HTTP (`sse_c_over_plain_http`).
+    sse_c_in_clear: bool,
 }
 
 /// The user a signed request acts for (absent: anonymous), as the access
@@ -57,7 +59,15 @@ impl Access {
             recent,
             users,
             secure_transport: false,
+            sse_c_in_clear: false,
         }
+    }
+
+    /// Accept SSE-C keys on a plain-HTTP listener (a loopback dev cluster);
+    /// otherwise, as S3 does, such requests are refused.
+    pub fn sse_c_in_clear(mut self, allowed: bool) -> Self {
+        self.sse_c_in_clear = allowed;
+        self
     }
 
     /// Requests arrive over TLS: policies testing `aws:SecureTransport` see
@@ -394,6 +404,14 @@ fn denied() -> s3s::S3Error {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if !self.secure_transport && !self.sse_c_in_clear && carries_customer_key(cx.headers()) {
+            // A key sent in clear is a key disclosed: S3 refuses before
+            // looking at anything else, and so does Cairn.
+            return Err(s3_error!(
+                InvalidRequest,
+                "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
+            ));
+        }
         let principal = cx.credentials().map(|c| self.users.user_of(&c.access_key));
         if let Some(user) = &principal {
             cx.extensions_mut().insert(Caller(user.clone()));
@@ -525,6 +543,12 @@ fn query_pairs(query: Option<&str>) -> BTreeMap<String, String> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// An SSE-C key in the request (for the object, or a copy's source).
+fn carries_customer_key(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key("x-amz-server-side-encryption-customer-key")
+        || headers.contains_key("x-amz-copy-source-server-side-encryption-customer-key")
 }
 
 fn percent_decode(text: &str) -> String {
