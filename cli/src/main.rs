@@ -17,6 +17,7 @@ use cairn_service::{ClusterSecret, now_ms};
 
 mod admin;
 mod durability;
+mod nodes;
 mod users;
 use cairn_service::tls::join::JoinRole;
 use clap::{Parser, Subcommand};
@@ -344,6 +345,19 @@ enum ClusterCommand {
 
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
+    /// Move every chunk off a node (it keeps serving reads and gets no new
+    /// chunks), rate-limited by the scrubber's repair rate; then it is
+    /// retired. `--cancel` makes it active again.
+    Drain {
+        node: cairn_core::ids::NodeId,
+        #[arg(long)]
+        cancel: bool,
+        /// Follow the drain with a progress bar until the node is retired.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Forget a node; refused while it holds chunks not rebuilt elsewhere.
+    Remove { node: cairn_core::ids::NodeId },
     /// Obtain this node's certificate and the secret with a join token and
     /// write its config (`<dir>/node-<id>.toml`); then start `cairn-node`.
     Join {
@@ -1139,7 +1153,12 @@ async fn main() -> anyhow::Result<()> {
                         vec![
                             n.id.to_string(),
                             n.rack.to_string(),
-                            format!("{:?}", n.state).to_lowercase(),
+                            match n.lifecycle {
+                                cairn_meta_api::model::NodeLifecycle::Active => {
+                                    format!("{:?}", n.state).to_lowercase()
+                                }
+                                lifecycle => format!("{:?}, {lifecycle:?}", n.state).to_lowercase(),
+                            },
                             table::bytes(n.used_bytes),
                             table::bytes(n.capacity_bytes),
                             format!("{} ago", format_ms(now.saturating_sub(n.last_heartbeat_ms))),
@@ -1214,12 +1233,18 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Node(NodeCommand::Drain {
+            node,
+            cancel,
+            watch,
+        }) => nodes::drain(&client, &node, cancel, watch).await?,
+        Command::Node(NodeCommand::Remove { node }) => nodes::remove(&client, &node).await?,
+        Command::Node(NodeCommand::Join { .. }) => unreachable!("handled above"),
         Command::Dev(_)
         | Command::Scrub(_)
         | Command::Repair(_)
         | Command::Bench(_)
         | Command::Cluster(_)
-        | Command::Node(_)
         | Command::Gateway(_)
         | Command::Scrubber(_) => {
             unreachable!("handled above")

@@ -157,6 +157,7 @@ mod tests {
             chunk_count: 0,
             last_heartbeat_ms: 0,
             state_since_ms: 0,
+            lifecycle: Default::default(),
         }
     }
 

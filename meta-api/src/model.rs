@@ -867,19 +867,58 @@ pub struct NodeRecord {
     pub state: NodeState,
     pub last_heartbeat_ms: u64,
     pub state_since_ms: u64,
+    /// What the operator has decided for it (liveness is `state`).
+    #[serde(default)]
+    pub lifecycle: NodeLifecycle,
+}
+
+/// The operator's decision about a node, independent of its liveness: a
+/// `draining` node keeps serving reads while the scrubber moves every chunk
+/// off it, and receives no new chunk; once nothing references it, it is
+/// `retired` and may be removed (`cairn node drain`, `cairn node remove`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeLifecycle {
+    #[default]
+    Active,
+    Draining,
+    Retired,
 }
 
 impl NodeRecord {
-    /// The node as placement sees it.
+    /// The node as placement sees it. A draining or retired node is offered
+    /// as not accepting chunks, the way a suspect one is: placement gives
+    /// new chunks (writes, repairs) only to nodes that are up and active.
     pub fn candidate(&self) -> cairn_core::placement::NodeCandidate {
+        let state = match self.lifecycle {
+            NodeLifecycle::Active => self.state,
+            NodeLifecycle::Draining | NodeLifecycle::Retired if self.state == NodeState::Up => {
+                NodeState::Suspect
+            }
+            NodeLifecycle::Draining | NodeLifecycle::Retired => self.state,
+        };
         cairn_core::placement::NodeCandidate {
             id: self.id.clone(),
             rack: self.rack.clone(),
             capacity: self.capacity_bytes,
             free: self.free_bytes,
-            state: self.state,
+            state,
         }
     }
+}
+
+/// An operator's change to a node (`POST /cluster/nodes/{id}/lifecycle`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum LifecycleChange {
+    /// Start moving its chunks off (from active).
+    Drain,
+    /// Stop a drain: back to active (from draining).
+    Cancel,
+    /// Nothing references it any more (the scrubber, from draining).
+    Retire,
+    /// Forget a retired or down node that holds nothing.
+    Remove,
 }
 
 /// A recorded node state change (the change feed).

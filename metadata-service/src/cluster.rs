@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use cairn_core::ids::NodeId;
 use cairn_core::placement::NodeState;
-use cairn_meta_api::model::{NodeEvent, NodeRecord};
+use cairn_meta_api::model::{LifecycleChange, NodeEvent, NodeLifecycle, NodeRecord};
 use cairn_meta_api::shard_map::ShardMap;
 use cairn_meta_api::users::{
     KeyInfo, KeyRecord, MAX_KEYS_PER_USER, NewKey, UserChange, UserRecord,
@@ -171,6 +171,7 @@ impl ClusterState {
                     state: NodeState::Up,
                     last_heartbeat_ms: now_ms,
                     state_since_ms: now_ms,
+                    lifecycle: NodeLifecycle::Active,
                 },
             ),
         };
@@ -183,6 +184,49 @@ impl ClusterState {
         update_usage(&mut record, status, now_ms);
         batch.put(node_key(&record.id), json(&record));
         Ok(record)
+    }
+
+    /// Applies an operator's lifecycle change. `None`: the node was
+    /// removed. Repeating a change is harmless (a retried request).
+    fn change_lifecycle(
+        &self,
+        node: &NodeId,
+        change: &LifecycleChange,
+        batch: &mut WriteBatch,
+    ) -> Result<Option<NodeRecord>, CatalogError> {
+        use NodeLifecycle::{Active, Draining, Retired};
+        let Some(mut record) = self.node(node)? else {
+            return Err(CatalogError::NotFound(format!("no node {node}")));
+        };
+        let refuse = |why: &str| Err(CatalogError::Conflict(format!("node {node}: {why}")));
+        let next = match (change, record.lifecycle) {
+            (LifecycleChange::Drain, Active | Draining) => Draining,
+            (LifecycleChange::Drain, Retired) => return refuse("it is retired"),
+            (LifecycleChange::Cancel, Active | Draining) => Active,
+            (LifecycleChange::Cancel, Retired) => {
+                return refuse("it is retired: its chunks are gone; remove it and add it anew");
+            }
+            (LifecycleChange::Retire, Draining | Retired) => Retired,
+            (LifecycleChange::Retire, Active) => return refuse("it is not draining"),
+            (LifecycleChange::Remove, _)
+                if record.lifecycle == Retired || record.state == NodeState::Down =>
+            {
+                batch.delete(node_key(node));
+                tracing::info!(%node, "node removed from the registry");
+                return Ok(None);
+            }
+            (LifecycleChange::Remove, _) => {
+                return refuse(
+                    "only a retired node, or a down one, can be removed (drain it first)",
+                );
+            }
+        };
+        if next != record.lifecycle {
+            tracing::info!(%node, from = ?record.lifecycle, to = ?next, "node lifecycle change");
+            record.lifecycle = next;
+            batch.put(node_key(node), json(&record));
+        }
+        Ok(Some(record))
     }
 
     fn transition(
@@ -390,6 +434,13 @@ impl Machine for ClusterState {
             } => Reply::Events {
                 events: self.transition(node, *from, *to, *now_ms, &mut batch)?,
             },
+            Proposal::Lifecycle { node, change, .. } => {
+                match self.change_lifecycle(node, change, &mut batch) {
+                    Ok(Some(record)) => Reply::Node { record },
+                    Ok(None) => Reply::Done,
+                    Err(err) => crate::shard::refusal(err)?,
+                }
+            }
             Proposal::User { change, now_ms } => {
                 match self.change_user(change, *now_ms, &mut batch) {
                     Ok(record) => Reply::User { record },

@@ -188,6 +188,9 @@ pub enum RepairReason {
     Missing,
     /// Blocks that fail their hash.
     Corrupt { blocks: Vec<u64> },
+    /// Its node is being drained (`cairn node drain`): healthy, but moved
+    /// to another node before the node is retired.
+    Drain,
 }
 
 /// One chunk to rebuild.

@@ -60,6 +60,23 @@ impl MetaClient {
 
     /// Applies a change to the user table; the user afterwards (`None`
     /// once deleted). Creations are safe to retry (see [`UserChange`]).
+    /// Drains, un-drains, retires or removes a node; its record after the
+    /// change (`None`: removed).
+    pub async fn change_lifecycle(
+        &self,
+        node: &cairn_core::ids::NodeId,
+        change: &crate::model::LifecycleChange,
+    ) -> Result<Option<crate::model::NodeRecord>, MetaError> {
+        self.on_group(
+            GroupId::Cluster,
+            Method::POST,
+            &format!("cluster/nodes/{node}/lifecycle"),
+            Some(change),
+            &[],
+        )
+        .await
+    }
+
     pub async fn change_user(&self, change: &UserChange) -> Result<Option<UserRecord>, MetaError> {
         self.on_group(
             GroupId::Cluster,

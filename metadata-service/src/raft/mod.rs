@@ -108,6 +108,13 @@ pub enum Proposal {
     PublishMap { map: ShardMap },
     /// Creates or deletes an S3 user or one of its access keys.
     User { change: UserChange, now_ms: u64 },
+    /// An operator's (or, to retire it, the scrubber's) change to a node's
+    /// lifecycle: drain, cancel, retire, remove.
+    Lifecycle {
+        node: NodeId,
+        change: cairn_meta_api::model::LifecycleChange,
+        now_ms: u64,
+    },
 }
 
 /// What applying a [`Proposal`] answered.

@@ -41,6 +41,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/cluster/split", post(split))
         .route("/cluster/heartbeat", post(heartbeat))
         .route("/cluster/nodes", get(nodes))
+        .route("/cluster/nodes/{id}/lifecycle", post(change_lifecycle))
         .route("/cluster/events", get(events))
         .route("/cluster/users", get(users).post(change_user))
         .route("/cluster/keys/{access_key}", get(access_key))
@@ -270,6 +271,27 @@ async fn users(
     let (group, state) = shared.cluster_leader()?;
     read_barrier(&shared, &group).await?;
     Ok(Json(state.users()?))
+}
+
+/// Drain, cancel, retire or remove a node (`None`: removed).
+async fn change_lifecycle(
+    State(shared): State<Arc<Shared>>,
+    Path(node): Path<NodeId>,
+    Json(change): Json<cairn_meta_api::model::LifecycleChange>,
+) -> Result<Json<Option<cairn_meta_api::model::NodeRecord>>, ApiError> {
+    let (group, _) = shared.cluster_leader()?;
+    match group
+        .write(crate::raft::Proposal::Lifecycle {
+            node,
+            change,
+            now_ms: now_ms(),
+        })
+        .await?
+    {
+        Reply::Node { record } => Ok(Json(Some(record))),
+        Reply::Done => Ok(Json(None)),
+        other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+    }
 }
 
 async fn change_user(

@@ -1,0 +1,109 @@
+"""Node lifecycle: `cairn node drain` moves every chunk off a node while it
+keeps serving reads and receives nothing new, the node is then retired and
+can be removed; `--cancel` stops a drain; `cairn node remove` refuses a node
+that still holds chunks not rebuilt elsewhere."""
+
+import collections
+import os
+import subprocess
+import time
+
+from conftest import BIN_DIR
+from test_inline import manifest
+from test_scrub_repair import wait_until
+
+VICTIM = "node-01"
+
+
+def nodes(cluster):
+    return {n["id"]: n for n in cluster.cairn("nodes", "--json")}
+
+
+def chunk_nodes(cluster, bucket, key):
+    return [c["node"] for p in manifest(cluster, bucket, key)["parts"] for c in p["chunks"]]
+
+
+def cairn_fails(cluster, *args):
+    result = subprocess.run(
+        [str(BIN_DIR / "cairn"), "--cluster-file", str(cluster.data_dir / "cluster.json"), *args],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0, f"cairn {' '.join(args)} succeeded: {result.stdout}"
+    return result.stderr
+
+
+def test_a_drained_node_gives_up_every_chunk_keeps_serving_and_is_retired(make_cluster):
+    # 16 nodes: room to move an 8+4 blob's chunk to a node holding none of
+    # it (on 12 nodes every node holds one of each blob).
+    cluster = make_cluster("--nodes", "16", "--gc-grace", "3s")
+    s3 = cluster.client()
+    s3.create_bucket(Bucket="drain")
+    bodies = {}
+    for i in range(10):
+        bodies[f"striped-{i}"] = os.urandom(2 * 1024 * 1024 + i)  # 8+4
+    for i in range(10):
+        bodies[f"copies-{i}"] = os.urandom(200 * 1024 + i)  # 3 copies
+    bodies["inline"] = os.urandom(1000)
+    for key, body in bodies.items():
+        s3.put_object(Bucket="drain", Key=key, Body=body)
+    on_victim = [k for k in bodies if VICTIM in chunk_nodes(cluster, "drain", k)]
+    assert len(on_victim) >= 5, on_victim
+
+    # Refused while it holds chunks; an unknown node is named.
+    assert "drain it first" in cairn_fails(cluster, "node", "remove", VICTIM)
+    assert "no node" in cairn_fails(cluster, "node", "drain", "node-99")
+
+    started = cluster.cairn("node", "drain", VICTIM)
+    assert "draining" in started, started
+    time.sleep(1.2)  # the gateway's registry copy lives 1 s
+    # While it drains: reads work (the node still serves), new writes avoid it.
+    for key, body in bodies.items():
+        assert s3.get_object(Bucket="drain", Key=key)["Body"].read() == body, key
+    for i in range(6):
+        key = f"during-{i}"
+        bodies[key] = os.urandom(1024 * 1024 + 7 * i)
+        s3.put_object(Bucket="drain", Key=key, Body=bodies[key])
+        assert VICTIM not in chunk_nodes(cluster, "drain", key), key
+
+    watched = cluster.cairn("node", "drain", VICTIM, "--watch")
+    assert "retired" in watched, watched
+    assert nodes(cluster)[VICTIM]["lifecycle"] == "retired"
+    racks = {n["id"]: n["rack"] for n in nodes(cluster).values()}
+    for key, body in bodies.items():
+        assert s3.get_object(Bucket="drain", Key=key)["Body"].read() == body, key
+        placed = chunk_nodes(cluster, "drain", key)
+        assert VICTIM not in placed, key
+        # Still rack-safe: at most m = 4 chunks of a blob in any rack, and
+        # the 3 copies of a small blob in 3 racks.
+        per_rack = collections.Counter(racks[n] for n in placed)
+        assert max(per_rack.values(), default=0) <= (1 if len(placed) == 3 else 4), (key, per_rack)
+
+    # Its files become garbage and are collected.
+    victim_dir = cluster.node(VICTIM)["data_dir"]
+
+    def emptied():
+        files = [p for p in (os.path.join(d, f) for d, _, fs in os.walk(os.path.join(victim_dir, "chunks"))
+                             for f in fs)]
+        return not files
+
+    wait_until("the drained node's chunk files collected", emptied, timeout=60)
+
+    # Retired, then stopped and removed.
+    cluster.kill9(VICTIM)
+    removed = cluster.cairn("node", "remove", VICTIM)
+    assert "removed" in removed, removed
+    assert VICTIM not in nodes(cluster)
+
+
+def test_a_drain_can_be_cancelled(make_cluster):
+    cluster = make_cluster()
+    s3 = cluster.client()
+    s3.create_bucket(Bucket="cancel")
+    s3.put_object(Bucket="cancel", Key="k", Body=os.urandom(3 * 1024 * 1024))
+    cluster.cairn("node", "drain", "node-02")
+    assert nodes(cluster)["node-02"]["lifecycle"] == "draining"
+    cancelled = cluster.cairn("node", "drain", "node-02", "--cancel")
+    assert "cancelled" in cancelled, cancelled
+    assert nodes(cluster)["node-02"]["lifecycle"] == "active"
+    # A retired node cannot be un-drained; an active one with chunks cannot
+    # be removed.
+    assert "drain it first" in cairn_fails(cluster, "node", "remove", "node-03")
