@@ -1,6 +1,6 @@
 //! Prometheus metrics of the scrubber.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Debug, Clone)]
 pub struct ScrubberMetrics {
@@ -13,6 +13,8 @@ pub struct ScrubberMetrics {
     pub repair_bytes_rebuilt: IntCounter,
     pub repair_cross_rack_bytes: IntCounter,
     pub repair_queue: IntGauge,
+    /// Queued chunks by reason: all but `drain` are blobs at risk.
+    pub repair_queue_by_reason: IntGaugeVec,
     pub repairs_in_progress: IntGauge,
     pub garbage_deleted: IntCounter,
     pub garbage_spared: IntCounterVec,
@@ -52,6 +54,15 @@ impl ScrubberMetrics {
                 "Repair bytes read from a rack other than the rebuilt chunk's",
             ),
             repair_queue: gauge("cairn_repair_queue", "Chunks waiting for repair"),
+            repair_queue_by_reason: IntGaugeVec::new(
+                Opts::new(
+                    "cairn_repair_queue_chunks",
+                    "Chunks waiting for repair by reason (node_lost, missing, corrupt: their blobs \
+                     have fewer than k+m healthy chunks; drain: healthy, being moved)",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
             repairs_in_progress: gauge("cairn_repair_in_progress", "Chunks being rebuilt"),
             garbage_deleted: counter(
                 "cairn_gc_chunks_deleted_total",
@@ -84,6 +95,7 @@ impl ScrubberMetrics {
             Box::new(metrics.repair_bytes_rebuilt.clone()),
             Box::new(metrics.repair_cross_rack_bytes.clone()),
             Box::new(metrics.repair_queue.clone()),
+            Box::new(metrics.repair_queue_by_reason.clone()),
             Box::new(metrics.repairs_in_progress.clone()),
             Box::new(metrics.garbage_deleted.clone()),
             Box::new(metrics.garbage_spared.clone()),
@@ -91,6 +103,14 @@ impl ScrubberMetrics {
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("unique metric");
+        }
+        // Every series exists from the start (at 0), so that alerts on
+        // `increase()` and sums over reasons see them before the first event.
+        for outcome in ["healthy", "corrupt", "missing", "unreachable"] {
+            metrics.chunks_verified.with_label_values(&[outcome]);
+        }
+        for (reason, _) in crate::store::QueueCounts::default().by_reason() {
+            metrics.repair_queue_by_reason.with_label_values(&[reason]);
         }
         metrics
     }

@@ -88,9 +88,14 @@ pub async fn run_repairs(ctx: Arc<Context>, token: CancellationToken) {
                 continue;
             }
         };
-        ctx.metrics
-            .repair_queue
-            .set(ctx.store.queue_len().unwrap_or(0) as i64);
+        let counts = ctx.store.queue_counts();
+        ctx.metrics.repair_queue.set(counts.total as i64);
+        for (reason, count) in counts.by_reason() {
+            ctx.metrics
+                .repair_queue_by_reason
+                .with_label_values(&[reason])
+                .set(count as i64);
+        }
         if due.is_empty() {
             if !pause(
                 &token,

@@ -17,7 +17,7 @@ use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::{JobRecord, RepairTask, RepairTotals};
+use crate::model::{JobRecord, RepairReason, RepairTask, RepairTotals};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,7 +36,50 @@ pub struct ScrubStore {
     /// Serialises read-modify-write sequences (counters, queue moves) and
     /// guards the number of queued tasks (counted once at open, then kept
     /// up to date, so bounding the queue costs nothing per enqueue).
-    lock: Mutex<usize>,
+    lock: Mutex<QueueCounts>,
+}
+
+/// Queued repair tasks, in all and by reason (for the at-risk metric:
+/// every reason but a drain means a blob below k+m healthy chunks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub total: usize,
+    pub node_lost: usize,
+    pub missing: usize,
+    pub corrupt: usize,
+    pub drain: usize,
+}
+
+impl QueueCounts {
+    fn of(&mut self, reason: &RepairReason) -> &mut usize {
+        match reason {
+            RepairReason::NodeLost => &mut self.node_lost,
+            RepairReason::Missing => &mut self.missing,
+            RepairReason::Corrupt { .. } => &mut self.corrupt,
+            RepairReason::Drain => &mut self.drain,
+        }
+    }
+
+    fn add(&mut self, reason: &RepairReason) {
+        self.total += 1;
+        *self.of(reason) += 1;
+    }
+
+    fn remove(&mut self, reason: &RepairReason) {
+        self.total = self.total.saturating_sub(1);
+        let count = self.of(reason);
+        *count = count.saturating_sub(1);
+    }
+
+    /// `(label, count)` for the `reason` label of the queue gauge.
+    pub fn by_reason(&self) -> [(&'static str, usize); 4] {
+        [
+            ("node_lost", self.node_lost),
+            ("missing", self.missing),
+            ("corrupt", self.corrupt),
+            ("drain", self.drain),
+        ]
+    }
 }
 
 impl std::fmt::Debug for ScrubStore {
@@ -64,13 +107,18 @@ impl ScrubStore {
         let mut options = Options::default();
         options.create_if_missing(true);
         let db = DB::open(&options, path)?;
-        let mut queued = 0;
+        let mut queued = QueueCounts::default();
         for item in db.iterator(IteratorMode::From(b"q/", Direction::Forward)) {
-            let (key, _) = item?;
+            let (key, value) = item?;
             if !key.starts_with(b"q/") {
                 break;
             }
-            queued += 1;
+            let task: RepairTask =
+                serde_json::from_slice(&value).map_err(|source| StoreError::Decode {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    source,
+                })?;
+            queued.add(&task.reason);
         }
         Ok(Self {
             db,
@@ -158,7 +206,7 @@ impl ScrubStore {
     pub fn enqueue(&self, task: &RepairTask, limit: usize) -> Result<bool, StoreError> {
         let mut queued = self.lock.lock().expect("store lock");
         let index_key = queue_index_key(&task.blob, task.index);
-        if *queued >= limit || self.db.get(&index_key)?.is_some() {
+        if queued.total >= limit || self.db.get(&index_key)?.is_some() {
             return Ok(false);
         }
         let seq = self.next_counter("queue")?;
@@ -167,12 +215,16 @@ impl ScrubStore {
         batch.put(&key, encode(task));
         batch.put(&index_key, key.as_bytes());
         self.db.write_opt(batch, &synced())?;
-        *queued += 1;
+        queued.add(&task.reason);
         Ok(true)
     }
 
     pub fn queue_len(&self) -> Result<usize, StoreError> {
-        Ok(*self.lock.lock().expect("store lock"))
+        Ok(self.lock.lock().expect("store lock").total)
+    }
+
+    pub fn queue_counts(&self) -> QueueCounts {
+        *self.lock.lock().expect("store lock")
     }
 
     /// Up to `limit` tasks due at `now_ms`, most endangered (fewest
@@ -215,7 +267,7 @@ impl ScrubStore {
         batch.delete(key);
         batch.delete(queue_index_key(&task.blob, task.index));
         self.db.write_opt(batch, &synced())?;
-        *queued = queued.saturating_sub(1);
+        queued.remove(&task.reason);
         Ok(())
     }
 

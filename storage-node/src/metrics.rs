@@ -16,6 +16,8 @@ pub struct NodeMetrics {
     pub verifications: IntCounterVec,
     pub fsync_seconds: Histogram,
     pub used_bytes: IntGauge,
+    pub capacity_bytes: IntGauge,
+    pub free_bytes: IntGauge,
     pub chunks: IntGauge,
 }
 
@@ -66,6 +68,16 @@ impl NodeMetrics {
         .expect("valid metric");
         let used_bytes = IntGauge::new("cairn_node_used_bytes", "Bytes of chunk files on disk")
             .expect("valid metric");
+        let capacity_bytes = IntGauge::new(
+            "cairn_node_capacity_bytes",
+            "Bytes this node offers (capacity_bytes, else its file system's size)",
+        )
+        .expect("valid metric");
+        let free_bytes = IntGauge::new(
+            "cairn_node_free_bytes",
+            "Bytes still free for chunks (capacity minus used, at most what the file system has)",
+        )
+        .expect("valid metric");
         let chunks =
             IntGauge::new("cairn_node_chunks", "Chunk files on disk").expect("valid metric");
         for metric in [
@@ -77,6 +89,8 @@ impl NodeMetrics {
             Box::new(verifications.clone()),
             Box::new(fsync_seconds.clone()),
             Box::new(used_bytes.clone()),
+            Box::new(capacity_bytes.clone()),
+            Box::new(free_bytes.clone()),
             Box::new(chunks.clone()),
         ] {
             registry.register(metric).expect("unique metric names");
@@ -91,6 +105,8 @@ impl NodeMetrics {
             verifications,
             fsync_seconds,
             used_bytes,
+            capacity_bytes,
+            free_bytes,
             chunks,
         }
     }

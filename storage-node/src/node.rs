@@ -54,6 +54,15 @@ impl NodeShared {
         self.metrics.used_bytes.set(self.store.used_bytes() as i64);
         self.metrics.chunks.set(self.store.chunk_count() as i64);
     }
+
+    /// Capacity and free space (a `statvfs` each): refreshed with every
+    /// heartbeat's status, and at start.
+    pub(crate) fn refresh_space_gauges(&self, status: &NodeStatus) {
+        self.metrics
+            .capacity_bytes
+            .set(status.capacity_bytes as i64);
+        self.metrics.free_bytes.set(status.free_bytes as i64);
+    }
 }
 
 /// Registers with the metadata service and keeps heartbeating with the
@@ -64,7 +73,9 @@ async fn heartbeat_loop(shared: Arc<NodeShared>, meta: MetaClient, token: Cancel
     let period = Duration::from_millis(shared.config.heartbeat_interval_ms.max(10));
     let mut healthy = false;
     loop {
-        match (meta.heartbeat(&shared.status()).await, healthy) {
+        let status = shared.status();
+        shared.refresh_space_gauges(&status);
+        match (meta.heartbeat(&status).await, healthy) {
             (Ok(_), false) => {
                 tracing::info!("registered with the metadata service");
                 healthy = true;
@@ -131,6 +142,7 @@ impl StorageNode {
             advertise_url,
         });
         shared.refresh_usage_gauges();
+        shared.refresh_space_gauges(&shared.status());
         Ok(Self { shared, listener })
     }
 
