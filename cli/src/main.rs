@@ -118,6 +118,22 @@ enum Command {
     /// Repair of lost and corrupt chunks.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Even out use across the active nodes (after adding nodes): moves
+    /// chunks from nodes above their share to nodes below it, at the
+    /// repair rate, behind every real repair, keeping the rack rule.
+    Rebalance {
+        /// Follow the queued moves with a progress bar until they are done.
+        #[arg(long)]
+        watch: bool,
+        /// Drop the moves still queued.
+        #[arg(long)]
+        cancel: bool,
+        /// Show how many moves are still queued; plan nothing.
+        #[arg(long)]
+        status: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// S3 load generator (any endpoint): throughput and latency
     /// percentiles, every GET verified. `cairn bench repair` times a
     /// rebuild on a `cairn dev` cluster.
@@ -1135,6 +1151,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Repair(repair) => {
             return admin::repair(&ScrubberClient::new(&scrubber_url, &secret), repair).await;
         }
+        Command::Rebalance {
+            watch,
+            cancel,
+            status,
+            json,
+        } => {
+            let scrubber = ScrubberClient::new(&scrubber_url, &secret);
+            return nodes::rebalance(&scrubber, watch, cancel, status, json).await;
+        }
         command => command,
     };
     let client = MetaClient::connect(&meta_url, &secret)
@@ -1243,6 +1268,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev(_)
         | Command::Scrub(_)
         | Command::Repair(_)
+        | Command::Rebalance { .. }
         | Command::Bench(_)
         | Command::Cluster(_)
         | Command::Gateway(_)

@@ -8,6 +8,7 @@ use anyhow::Context;
 use cairn_core::ids::NodeId;
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::model::{LifecycleChange, NodeLifecycle, NodeRecord};
+use cairn_scrubber_api::ScrubberClient;
 
 /// How often `--watch` looks.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -113,4 +114,71 @@ pub(crate) async fn remove(client: &MetaClient, node: &NodeId) -> anyhow::Result
         "{node} removed from the registry; stop its process if it still runs (a heartbeat would register it again)"
     );
     Ok(())
+}
+
+/// `cairn rebalance`: plan and queue (default), follow, cancel or show.
+pub(crate) async fn rebalance(
+    scrubber: &ScrubberClient,
+    watch: bool,
+    cancel: bool,
+    status: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    if cancel {
+        let left = scrubber.cancel_rebalance().await?;
+        println!(
+            "rebalance cancelled ({} moves still queued: those in progress)",
+            left.queued
+        );
+        return Ok(());
+    }
+    if status {
+        let now = scrubber.rebalance_status().await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&now)?);
+        } else {
+            println!("{} rebalance moves queued", now.queued);
+        }
+        return Ok(());
+    }
+    let plan = scrubber.rebalance().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else if plan.moves == 0 {
+        println!(
+            "balanced: every active node is within its share of the mean use ({:.2}%)",
+            plan.mean_use * 100.0
+        );
+    } else {
+        println!(
+            "{} chunks ({}) queued to move; mean use {:.2}%",
+            plan.moves,
+            crate::table::bytes(plan.bytes),
+            plan.mean_use * 100.0
+        );
+        for (node, bytes) in &plan.from {
+            println!("  from {node}: {}", crate::table::bytes(*bytes));
+        }
+    }
+    if !watch || plan.moves == 0 {
+        return Ok(());
+    }
+    let bar = indicatif::ProgressBar::new(plan.moves);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} rebalance [{bar:40}] {pos}/{len} moves ({elapsed})",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    loop {
+        let now = scrubber.rebalance_status().await?;
+        bar.set_position(plan.moves.saturating_sub(now.queued));
+        if now.queued == 0 {
+            bar.finish();
+            println!("rebalance done (moved chunks' old copies are collected after the GC grace)");
+            return Ok(());
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
 }

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::{JobRecord, JobSpec, RepairStatus};
+use crate::model::{JobRecord, JobSpec, RebalancePlan, RebalanceStatus, RepairStatus};
 
 #[derive(Debug, Clone)]
 pub struct ScrubberClient {
@@ -56,5 +56,20 @@ impl ScrubberClient {
 
     pub async fn repair_status(&self) -> Result<RepairStatus, ClientError> {
         self.call(Method::GET, "/repair/status", None::<&()>).await
+    }
+
+    /// Plans a rebalance and queues its moves.
+    pub async fn rebalance(&self) -> Result<RebalancePlan, ClientError> {
+        self.call(Method::POST, "/rebalance", None::<&()>).await
+    }
+
+    pub async fn rebalance_status(&self) -> Result<RebalanceStatus, ClientError> {
+        self.call(Method::GET, "/rebalance", None::<&()>).await
+    }
+
+    /// Drops the queued moves (those in progress finish).
+    pub async fn cancel_rebalance(&self) -> Result<RebalanceStatus, ClientError> {
+        self.call(Method::POST, "/rebalance/cancel", None::<&()>)
+            .await
     }
 }

@@ -191,6 +191,27 @@ pub enum RepairReason {
     /// Its node is being drained (`cairn node drain`): healthy, but moved
     /// to another node before the node is retired.
     Drain,
+    /// Its node holds more than its share (`cairn rebalance`): healthy,
+    /// moved to a node below the cluster's mean use.
+    Rebalance,
+}
+
+/// What `POST /rebalance` queued.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RebalancePlan {
+    /// Bytes used ÷ bytes offered over the active nodes: each node's target.
+    pub mean_use: f64,
+    /// Chunks queued to move, and their bytes.
+    pub moves: u64,
+    pub bytes: u64,
+    /// Per node above its target: the bytes queued to leave it.
+    pub from: std::collections::BTreeMap<String, u64>,
+}
+
+/// A rebalance in progress: moves still queued.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebalanceStatus {
+    pub queued: u64,
 }
 
 /// One chunk to rebuild.

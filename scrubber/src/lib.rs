@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod lost;
 pub mod metrics;
 pub mod rate;
+pub mod rebalance;
 pub mod repair;
 pub mod server;
 pub mod store;

@@ -24,7 +24,7 @@ use cairn_node_api::{BlockStream, NodeError};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::context::{Context, now_ms};
-use crate::model::{RepairCost, RepairTask};
+use crate::model::{RepairCost, RepairReason, RepairTask};
 use crate::rate::TokenBucket;
 
 /// Give up on a chunk after this many failed attempts (counted as a
@@ -229,14 +229,28 @@ async fn repair_chunk(
     // the blob if possible, at most m chunks per rack.
     let placement: Vec<NodeId> = part.chunks.iter().map(|c| c.node.clone()).collect();
     let layout = part.layout();
-    let target = replace(
+    // A rebalance moves a chunk only to a node below the mean use; with
+    // none left that keeps the rack rule, the move is moot.
+    let eligible: Vec<NodeRecord> = match (&task.reason, crate::rebalance::mean_use(&nodes)) {
+        (RepairReason::Rebalance, Some(mean)) => nodes
+            .iter()
+            .filter(|n| crate::rebalance::below_mean(n, mean))
+            .cloned()
+            .collect(),
+        _ => nodes.to_vec(),
+    };
+    let target = match replace(
         &part.blob,
         &placement,
         index,
-        &candidates(&nodes),
+        &candidates(&eligible),
         part.codec.m,
         layout.chunk_len(),
-    )?;
+    ) {
+        Ok(target) => target,
+        Err(_) if task.reason == RepairReason::Rebalance => return Ok(Outcome::Obsolete),
+        Err(err) => return Err(err.into()),
+    };
     let rack_of = |id: &NodeId| nodes.iter().find(|n| &n.id == id).map(|n| n.rack.clone());
     let target_rack = rack_of(&target);
     let target_client = ctx

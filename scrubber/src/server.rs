@@ -7,6 +7,9 @@
 //! | `GET /scrub/jobs/{id}` | `JobRecord` |
 //! | `POST /scrub/jobs/{id}/cancel` | `JobRecord` |
 //! | `GET /repair/status` | `RepairStatus` |
+//! | `POST /rebalance` | plans a rebalance, queues its moves → `RebalancePlan` |
+//! | `GET /rebalance` | `RebalanceStatus` (moves still queued) |
+//! | `POST /rebalance/cancel` | drops the queued moves → `RebalanceStatus` (those left) |
 //! | `GET /metrics`, `GET /health` | Prometheus text, `ok` |
 
 use std::sync::Arc;
@@ -22,7 +25,9 @@ use cairn_service::{ApiError, ClusterSecret, ErrorCode};
 
 use crate::context::Context;
 use crate::jobs::{JobError, cancel_job, create_job};
-use crate::model::{JobRecord, JobSpec, RepairStatus};
+use crate::model::{
+    JobRecord, JobSpec, RebalancePlan, RebalanceStatus, RepairReason, RepairStatus,
+};
 use crate::store::StoreError;
 
 pub fn router(ctx: Arc<Context>, secret: ClusterSecret) -> Router {
@@ -31,6 +36,8 @@ pub fn router(ctx: Arc<Context>, secret: ClusterSecret) -> Router {
         .route("/scrub/jobs/{id}", get(show))
         .route("/scrub/jobs/{id}/cancel", post(cancel))
         .route("/repair/status", get(repair_status))
+        .route("/rebalance", post(rebalance).get(rebalance_status))
+        .route("/rebalance/cancel", post(cancel_rebalance))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .layer(middleware::from_fn_with_state(secret, require_secret))
@@ -88,6 +95,30 @@ async fn cancel(
     Path(id): Path<u64>,
 ) -> Result<Json<JobRecord>, ApiError> {
     cancel_job(&ctx, id).map(Json).map_err(job_error)
+}
+
+async fn rebalance(State(ctx): State<Arc<Context>>) -> Result<Json<RebalancePlan>, ApiError> {
+    crate::rebalance::plan_and_queue(&ctx)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::internal(format!("rebalance: {e}")))
+}
+
+async fn rebalance_status(State(ctx): State<Arc<Context>>) -> Json<RebalanceStatus> {
+    Json(RebalanceStatus {
+        queued: ctx.store.queue_counts().rebalance as u64,
+    })
+}
+
+async fn cancel_rebalance(
+    State(ctx): State<Arc<Context>>,
+) -> Result<Json<RebalanceStatus>, ApiError> {
+    let removed = ctx
+        .store
+        .remove_reason(&RepairReason::Rebalance)
+        .map_err(store_error)?;
+    tracing::info!(removed, "rebalance cancelled");
+    Ok(rebalance_status(State(ctx)).await)
 }
 
 async fn repair_status(State(ctx): State<Arc<Context>>) -> Result<Json<RepairStatus>, ApiError> {

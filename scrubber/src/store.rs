@@ -48,6 +48,7 @@ pub struct QueueCounts {
     pub missing: usize,
     pub corrupt: usize,
     pub drain: usize,
+    pub rebalance: usize,
 }
 
 impl QueueCounts {
@@ -57,6 +58,7 @@ impl QueueCounts {
             RepairReason::Missing => &mut self.missing,
             RepairReason::Corrupt { .. } => &mut self.corrupt,
             RepairReason::Drain => &mut self.drain,
+            RepairReason::Rebalance => &mut self.rebalance,
         }
     }
 
@@ -72,12 +74,13 @@ impl QueueCounts {
     }
 
     /// `(label, count)` for the `reason` label of the queue gauge.
-    pub fn by_reason(&self) -> [(&'static str, usize); 4] {
+    pub fn by_reason(&self) -> [(&'static str, usize); 5] {
         [
             ("node_lost", self.node_lost),
             ("missing", self.missing),
             ("corrupt", self.corrupt),
             ("drain", self.drain),
+            ("rebalance", self.rebalance),
         ]
     }
 }
@@ -269,6 +272,36 @@ impl ScrubStore {
         self.db.write_opt(batch, &synced())?;
         queued.remove(&task.reason);
         Ok(())
+    }
+
+    /// Removes every queued task for `reason` (a cancelled rebalance); tasks
+    /// being worked on finish. Returns how many were removed.
+    pub fn remove_reason(&self, reason: &RepairReason) -> Result<usize, StoreError> {
+        let mut queued = self.lock.lock().expect("store lock");
+        let mut batch = WriteBatch::default();
+        let mut removed = 0;
+        for item in self
+            .db
+            .iterator(IteratorMode::From(b"q/", Direction::Forward))
+        {
+            let (key, value) = item?;
+            if !key.starts_with(b"q/") {
+                break;
+            }
+            let task: RepairTask =
+                serde_json::from_slice(&value).map_err(|source| StoreError::Decode {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    source,
+                })?;
+            if &task.reason == reason {
+                batch.delete(&key);
+                batch.delete(queue_index_key(&task.blob, task.index));
+                queued.remove(&task.reason);
+                removed += 1;
+            }
+        }
+        self.db.write_opt(batch, &synced())?;
+        Ok(removed)
     }
 
     /// Puts a task back with its attempt count and retry time updated.
