@@ -14,6 +14,7 @@ pub mod frame;
 pub mod ids;
 pub mod integrity;
 pub mod layout;
+pub mod lrc;
 pub mod manifest;
 pub mod placement;
 
