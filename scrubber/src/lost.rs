@@ -5,7 +5,8 @@
 //!
 //! Drains: a node the operator drains (`cairn node drain`) has every chunk
 //! it holds queued the same way (reason `Drain`), at the repair rate; each
-//! is rebuilt on an active node and the catalogue moved to it, while the
+//! is copied to an active node (rebuilt from k others if its node cannot
+//! serve it) and the catalogue moved to it, while the
 //! draining node keeps serving reads. Once nothing in the catalogue
 //! references the node, it is retired; garbage collection empties it.
 

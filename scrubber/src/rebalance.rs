@@ -7,7 +7,7 @@
 //! registry's usage at that moment: for every node more than a tolerance
 //! above its share, chunks of committed objects are queued (reason
 //! `Rebalance`) until their bytes cover the excess. The repair worker moves
-//! each the way it repairs one, at the repair rate and behind every real
+//! each (a copy from its node, see `repair`), at the repair rate and behind every real
 //! repair (rebalance tasks have all their chunks healthy, and the queue
 //! serves fewest survivors first); for a rebalance it only considers
 //! targets below the mean use, and keeps the rack rule. A moved chunk's old
@@ -25,7 +25,7 @@ use crate::context::{Context, now_ms};
 use crate::model::{RebalancePlan, RepairReason, RepairTask};
 
 /// A node within this much of its share is left alone: moving a chunk or
-/// two buys nothing and costs k reads each.
+/// two buys nothing and costs a chunk read and write each.
 const MIN_TOLERANCE_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 const TOLERANCE_SHARE: f64 = 0.02;
 

@@ -257,9 +257,30 @@ async fn repair_chunk(
         .client(&nodes, &target)
         .ok_or_else(|| RepairError::Internal(format!("{target} vanished")))?;
 
-    // Read k sources (the first k that open), stripe by stripe.
+    // A drain or a rebalance moves a healthy chunk: it is copied from its
+    // own node (one chunk read instead of k), every block verified on
+    // receipt. A first attempt that failed (the node could not serve it, a
+    // corrupt block) is retried by rebuilding instead.
+    let mut copy_from = None;
+    if matches!(task.reason, RepairReason::Drain | RepairReason::Rebalance)
+        && task.attempts == 0
+        && up(&lost.node)
+        && let Some(client) = ctx.client(&nodes, &lost.node)
+    {
+        match client.get_blocks(&part.chunk_id(task.index), None).await {
+            Ok(stream) => copy_from = Some((stream, rack_of(&lost.node) != target_rack)),
+            Err(err) => {
+                tracing::warn!(node = %lost.node, error = %err, "cannot copy the chunk; rebuilding it")
+            }
+        }
+    }
+
+    // Otherwise read k sources (the first k that open), stripe by stripe.
     let mut readers: Vec<(usize, BlockStream, bool)> = Vec::with_capacity(k);
     for &source in &sources {
+        if copy_from.is_some() {
+            break;
+        }
         if readers.len() == k {
             break;
         }
@@ -273,7 +294,7 @@ async fn repair_chunk(
             Err(err) => tracing::warn!(%chunk, error = %err, "source unusable; trying another"),
         }
     }
-    if readers.len() < k {
+    if copy_from.is_none() && readers.len() < k {
         return Err(RepairError::TooFewSources {
             available: readers.len(),
             needed: k,
@@ -296,17 +317,32 @@ async fn repair_chunk(
 
     let mut cost = RepairCost::default();
     let mut hashes = Vec::new();
-    let rebuilt = rebuild_stripes(
-        rate,
-        part,
-        index,
-        &codec,
-        &mut readers,
-        &tx,
-        &mut hashes,
-        &mut cost,
-    )
-    .await;
+    let rebuilt = match copy_from {
+        Some((mut stream, cross_rack)) => {
+            copy_blocks(
+                rate,
+                part,
+                (&mut stream, cross_rack, chunk_id),
+                &tx,
+                &mut hashes,
+                &mut cost,
+            )
+            .await
+        }
+        None => {
+            rebuild_stripes(
+                rate,
+                part,
+                index,
+                &codec,
+                &mut readers,
+                &tx,
+                &mut hashes,
+                &mut cost,
+            )
+            .await
+        }
+    };
     if let Err(err) = rebuilt {
         drop(tx); // abandon the upload: the node commits nothing
         let _ = upload.await;
@@ -363,6 +399,48 @@ async fn repair_chunk(
     cost.millis = started.elapsed().as_millis() as u64;
     tracing::debug!(from = %lost.node, to = %target, "chunk moved");
     Ok(Outcome::Repaired(cost))
+}
+
+/// Sends the chunk's own blocks, as its node streams them (each verified
+/// against its stored hash by the `BlockStream`), to `tx`, hashing each for
+/// the Merkle root the manifest must match.
+async fn copy_blocks(
+    rate: &Mutex<TokenBucket>,
+    part: &BlobManifest,
+    (stream, cross_rack, chunk): (&mut BlockStream, bool, ChunkId),
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    hashes: &mut Vec<cairn_core::integrity::BlockHash>,
+    cost: &mut RepairCost,
+) -> Result<(), RepairError> {
+    let layout = part.layout();
+    for stripe in 0..layout.stripe_count() {
+        let (got, block) = stream
+            .next_block()
+            .await
+            .map_err(|source| RepairError::Read { chunk, source })?
+            .ok_or_else(|| RepairError::Internal(format!("{chunk} ended at block {stripe}")))?;
+        if got != stripe {
+            return Err(RepairError::Internal(format!(
+                "{chunk}: expected block {stripe}, got block {got}"
+            )));
+        }
+        let len = block.len() as u64;
+        rate.lock().await.take(len).await;
+        cost.bytes_read += len;
+        cost.bytes_rebuilt += len;
+        if cross_rack {
+            cost.cross_rack_bytes += len;
+        }
+        let hash = hash_block(&block);
+        hashes.push(hash);
+        let head = Bytes::copy_from_slice(&frame::block_head(stripe as u32, &hash, block.len()));
+        if tx.send(Ok(head)).await.is_err() || tx.send(Ok(block)).await.is_err() {
+            return Err(RepairError::Internal(
+                "the target node stopped receiving".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Decodes chunk `index` stripe by stripe from the readers and sends its

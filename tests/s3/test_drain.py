@@ -66,6 +66,10 @@ def test_a_drained_node_gives_up_every_chunk_keeps_serving_and_is_retired(make_c
 
     watched = cluster.cairn("node", "drain", VICTIM, "--watch")
     assert "retired" in watched, watched
+    # Each chunk was copied from the draining node, not rebuilt from k.
+    moved = cluster.cairn("repair", "status", "--json")
+    assert moved["repaired_chunks"] >= len(on_victim), moved
+    assert moved["read_amplification"] == 1.0, moved
     assert nodes(cluster)[VICTIM]["lifecycle"] == "retired"
     racks = {n["id"]: n["rack"] for n in nodes(cluster).values()}
     for key, body in bodies.items():
@@ -143,6 +147,8 @@ def test_rebalance_moves_chunks_onto_added_nodes(make_cluster, tmp_path):
         time.sleep(1.5)  # a heartbeat reports the new nodes' use
         done = cluster.cairn("rebalance", "--watch")
         assert "queued to move" in done and "rebalance done" in done, done
+        moved = cluster.cairn("repair", "status", "--json")
+        assert moved["repaired_chunks"] > 0 and moved["read_amplification"] == 1.0, moved
         after_placement = placed()
         after = collections.Counter(n for ns in after_placement.values() for n in ns)
         new = [after[f"node-{i}"] for i in range(13, 17)]
