@@ -294,6 +294,7 @@ pub fn meta_config(
     rack: Option<String>,
     data_dir: PathBuf,
     mut replicas: Vec<ReplicaEntry>,
+    replicas_per_group: usize,
 ) -> MetaConfig {
     let url = https(listen);
     replicas.retain(|r| r.id != id);
@@ -309,7 +310,11 @@ pub fn meta_config(
         data_dir,
         replica_id: id,
         replicas,
-        replicas_per_group: 3,
+        // The cluster's (its map says), so this replica's config agrees.
+        replicas_per_group: match replicas_per_group {
+            n @ (1 | 3 | 5) => n,
+            _ => 3,
+        },
         join: true,
         initial_splits: Vec::new(),
         suspect_after_ms: 3_000,

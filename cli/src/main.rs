@@ -930,8 +930,15 @@ async fn meta_join(
         "replica id {id} is taken; pick another --id"
     );
     let listen = std::net::SocketAddr::new(join.address, port);
-    let config =
-        cairn_cli::join::meta_config(&joined, id, listen, rack.clone(), data_dir, replicas);
+    let config = cairn_cli::join::meta_config(
+        &joined,
+        id,
+        listen,
+        rack.clone(),
+        data_dir,
+        replicas,
+        map.replicas_per_group,
+    );
     let path = join.dir.join("meta.toml");
     cairn_cli::join::write_config(&path, &config)?;
     println!(
