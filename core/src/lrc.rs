@@ -167,15 +167,7 @@ impl Lrc {
     pub fn rebuild(&self, lost: usize, blocks: &[Option<&[u8]>]) -> Result<Vec<u8>, LrcError> {
         let k = self.params.k;
         check_count(blocks.len(), self.params.n())?;
-        let len = blocks
-            .iter()
-            .flatten()
-            .map(|b| b.len())
-            .next()
-            .ok_or(LrcError::TooFewBlocks { rank: 0, k })?;
-        if blocks.iter().flatten().any(|b| b.len() != len) {
-            return Err(LrcError::UnequalLengths);
-        }
+        let len = common_len(blocks.iter().flatten().map(|b| b.len()), k)?;
         let mut out = vec![0u8; len];
         if let Some(g) = self.params.group_of(lost) {
             let others: Vec<usize> = self
@@ -231,13 +223,7 @@ impl Lrc {
     pub fn reconstruct(&self, blocks: &mut [Option<Vec<u8>>]) -> Result<(), LrcError> {
         let LrcParams { k, l, .. } = self.params;
         check_count(blocks.len(), self.params.n())?;
-        let len = match blocks.iter().flatten().map(Vec::len).next() {
-            Some(len) => len,
-            None => return Err(LrcError::TooFewBlocks { rank: 0, k }),
-        };
-        if blocks.iter().flatten().any(|b| b.len() != len) {
-            return Err(LrcError::UnequalLengths);
-        }
+        let len = common_len(blocks.iter().flatten().map(Vec::len), k)?;
         let available: Vec<bool> = blocks.iter().map(Option::is_some).collect();
         if !self.is_decodable(&available) {
             let present: Vec<usize> = (0..blocks.len()).filter(|&b| available[b]).collect();
@@ -344,6 +330,16 @@ impl Lrc {
             }
         }
         chosen
+    }
+}
+
+/// The one length every given block has (none given: nothing to decode).
+fn common_len(mut lens: impl Iterator<Item = usize>, k: usize) -> Result<usize, LrcError> {
+    let len = lens.next().ok_or(LrcError::TooFewBlocks { rank: 0, k })?;
+    if lens.all(|l| l == len) {
+        Ok(len)
+    } else {
+        Err(LrcError::UnequalLengths)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod lost;
 pub mod metrics;
+mod owners;
 pub mod rate;
 pub mod rebalance;
 pub mod repair;

@@ -11,16 +11,17 @@
 //! references the node, it is retired; garbage collection empties it.
 
 use cairn_service::tasks::{CancellationToken, pause};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use cairn_core::ids::NodeId;
 use cairn_core::manifest::{ChunkState, UNPLACED_NODE};
 use cairn_core::placement::NodeState;
-use cairn_meta_api::model::{LifecycleChange, NodeLifecycle, ObjectRecord};
+use cairn_meta_api::model::{LifecycleChange, NodeLifecycle};
 
 use crate::context::{Context, now_ms};
 use crate::model::{RepairReason, RepairTask};
+use crate::owners::Owners;
 
 /// Polls between looks at chunks written without a node, and at draining
 /// nodes (each look reads every chunk reference of the node).
@@ -132,32 +133,11 @@ async fn queue_node(
 ) -> Result<Queued, Box<dyn std::error::Error + Send + Sync>> {
     let chunks = ctx.meta.chunks_on_node(node).await?;
     let referenced = chunks.len() as u64;
-    type Version = (String, String, Option<String>);
-    let mut objects: BTreeMap<Version, Option<ObjectRecord>> = BTreeMap::new();
+    let mut owners = Owners::default();
     let mut queued = 0;
     for chunk in chunks {
-        // Parts of unfinished multipart uploads are not repaired: the
-        // upload either completes (and a scrub finds them) or is aborted.
-        if chunk.owner.upload_id.is_some() {
-            continue;
-        }
         // Every version is repaired, not only the current one.
-        let id = (
-            chunk.owner.bucket.clone(),
-            chunk.owner.key.clone(),
-            chunk.owner.version_id.clone(),
-        );
-        if !objects.contains_key(&id) {
-            let record = match &id.2 {
-                Some(version) => ctx.meta.get_version(&id.0, &id.1, Some(version)).await?,
-                None => ctx.meta.get_object(&id.0, &id.1).await?,
-            };
-            objects.insert(id.clone(), record);
-        }
-        let Some(Some(record)) = objects.get(&id) else {
-            continue;
-        };
-        let Some(part) = record.manifest.parts.iter().find(|p| p.blob == chunk.blob) else {
+        let Some((id, part)) = owners.part_of(ctx, &chunk).await? else {
             continue;
         };
         let surviving = part

@@ -14,15 +14,14 @@
 //! copy is garbage until the grace period passes, so a node's reported use
 //! falls only then: plan again after that, not in a loop.
 
-use std::collections::BTreeMap;
-
 use cairn_core::ids::NodeId;
 use cairn_core::manifest::ChunkState;
 use cairn_core::placement::NodeState;
-use cairn_meta_api::model::{NodeLifecycle, NodeRecord, ObjectRecord};
+use cairn_meta_api::model::{NodeLifecycle, NodeRecord};
 
 use crate::context::{Context, now_ms};
 use crate::model::{RebalancePlan, RepairReason, RepairTask};
+use crate::owners::Owners;
 
 /// A node within this much of its share is left alone: moving a chunk or
 /// two buys nothing and costs a chunk read and write each.
@@ -94,33 +93,14 @@ async fn queue_excess(
     node: &NodeId,
     excess: f64,
 ) -> Result<(u64, u64), Box<dyn std::error::Error + Send + Sync>> {
-    type Version = (String, String, Option<String>);
-    let mut objects: BTreeMap<Version, Option<ObjectRecord>> = BTreeMap::new();
+    let mut owners = Owners::default();
     let (mut moves, mut bytes) = (0u64, 0u64);
     for chunk in ctx.meta.chunks_on_node(node).await? {
         if bytes as f64 >= excess {
             break;
         }
         // Parts of unfinished uploads stay where they are.
-        if chunk.owner.upload_id.is_some() {
-            continue;
-        }
-        let id = (
-            chunk.owner.bucket.clone(),
-            chunk.owner.key.clone(),
-            chunk.owner.version_id.clone(),
-        );
-        if !objects.contains_key(&id) {
-            let record = match &id.2 {
-                Some(version) => ctx.meta.get_version(&id.0, &id.1, Some(version)).await?,
-                None => ctx.meta.get_object(&id.0, &id.1).await?,
-            };
-            objects.insert(id.clone(), record);
-        }
-        let Some(Some(record)) = objects.get(&id) else {
-            continue;
-        };
-        let Some(part) = record.manifest.parts.iter().find(|p| p.blob == chunk.blob) else {
+        let Some((id, part)) = owners.part_of(ctx, &chunk).await? else {
             continue;
         };
         // Only a blob whose chunks are all healthy is moved: anything else

@@ -101,6 +101,14 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("serializable")
 }
 
+/// A queue entry (`q/…`) as the task it holds.
+fn decode_task(key: &[u8], value: &[u8]) -> Result<RepairTask, StoreError> {
+    serde_json::from_slice(value).map_err(|source| StoreError::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
 fn queue_index_key(blob: &BlobId, index: u8) -> String {
     format!("qi/{}/{index:03}", blob.to_hex())
 }
@@ -116,12 +124,7 @@ impl ScrubStore {
             if !key.starts_with(b"q/") {
                 break;
             }
-            let task: RepairTask =
-                serde_json::from_slice(&value).map_err(|source| StoreError::Decode {
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    source,
-                })?;
-            queued.add(&task.reason);
+            queued.add(&decode_task(&key, &value)?.reason);
         }
         Ok(Self {
             db,
@@ -247,12 +250,8 @@ impl ScrubStore {
             if !key.starts_with(b"q/") || out.len() >= limit {
                 break;
             }
+            let task = decode_task(&key, &value)?;
             let key = String::from_utf8_lossy(&key).into_owned();
-            let task: RepairTask =
-                serde_json::from_slice(&value).map_err(|source| StoreError::Decode {
-                    key: key.clone(),
-                    source,
-                })?;
             if task.not_before_ms <= now_ms {
                 out.push((key, task));
             }
@@ -288,11 +287,7 @@ impl ScrubStore {
             if !key.starts_with(b"q/") {
                 break;
             }
-            let task: RepairTask =
-                serde_json::from_slice(&value).map_err(|source| StoreError::Decode {
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    source,
-                })?;
+            let task = decode_task(&key, &value)?;
             if &task.reason == reason {
                 batch.delete(&key);
                 batch.delete(queue_index_key(&task.blob, task.index));
