@@ -55,6 +55,13 @@ impl LrcParams {
         }
     }
 
+    /// The other blocks of `index`'s local group (what rebuilds it locally);
+    /// `None` for a global parity.
+    pub fn group_peers(&self, index: usize) -> Option<Vec<usize>> {
+        let g = self.group_of(index)?;
+        Some(self.group(g).into_iter().filter(|&b| b != index).collect())
+    }
+
     /// Every block of group `g`: its data blocks, then its local parity.
     pub fn group(&self, g: usize) -> Vec<usize> {
         let size = self.group_size();
@@ -139,22 +146,14 @@ impl Lrc {
     /// else k blocks whose rows are independent (any other decodable read
     /// set), else `None`.
     pub fn read_set(&self, lost: usize, available: &[bool]) -> Option<Vec<usize>> {
-        if let Some(g) = self.params.group_of(lost) {
-            let others: Vec<usize> = self
-                .params
-                .group(g)
-                .into_iter()
-                .filter(|&b| b != lost)
-                .collect();
-            if others
-                .iter()
-                .all(|&b| available.get(b).copied().unwrap_or(false))
-            {
-                return Some(others);
-            }
+        let readable = |b: &usize| available.get(*b).copied().unwrap_or(false);
+        if let Some(peers) = self.params.group_peers(lost)
+            && peers.iter().all(readable)
+        {
+            return Some(peers);
         }
         let present: Vec<usize> = (0..self.params.n())
-            .filter(|&b| b != lost && available.get(b).copied().unwrap_or(false))
+            .filter(|b| *b != lost && readable(b))
             .collect();
         let basis = self.independent(&present);
         (basis.len() == self.params.k).then_some(basis)
@@ -169,29 +168,21 @@ impl Lrc {
         check_count(blocks.len(), self.params.n())?;
         let len = common_len(blocks.iter().flatten().map(|b| b.len()), k)?;
         let mut out = vec![0u8; len];
-        if let Some(g) = self.params.group_of(lost) {
-            let others: Vec<usize> = self
-                .params
-                .group(g)
-                .into_iter()
-                .filter(|&b| b != lost)
+        let given: Vec<bool> = blocks.iter().map(Option::is_some).collect();
+        let Some(basis) = self.read_set(lost, &given) else {
+            let present: Vec<usize> = (0..blocks.len())
+                .filter(|&b| b != lost && given[b])
                 .collect();
-            if others.iter().all(|&b| blocks[b].is_some()) {
-                for b in others {
-                    xor_into(blocks[b].expect("given"), &mut out);
-                }
-                return Ok(out);
-            }
-        }
-        let present: Vec<usize> = (0..blocks.len())
-            .filter(|&b| b != lost && blocks[b].is_some())
-            .collect();
-        let basis = self.independent(&present);
-        if basis.len() < k {
             return Err(LrcError::TooFewBlocks {
-                rank: basis.len(),
+                rank: self.independent(&present).len(),
                 k,
             });
+        };
+        if self.params.group_peers(lost).as_ref() == Some(&basis) {
+            for b in basis {
+                xor_into(blocks[b].expect("given"), &mut out);
+            }
+            return Ok(out);
         }
         let inverse = invert(basis.iter().map(|&b| self.rows[b].clone()).collect())
             .expect("k independent rows are invertible");

@@ -20,8 +20,8 @@ use cairn_core::placement::NodeState;
 use cairn_meta_api::model::{LifecycleChange, NodeLifecycle};
 
 use crate::context::{Context, now_ms};
-use crate::model::{RepairReason, RepairTask};
-use crate::owners::Owners;
+use crate::model::RepairReason;
+use crate::owners::{self, Owners};
 
 /// Polls between looks at chunks written without a node, and at draining
 /// nodes (each look reads every chunk reference of the node).
@@ -145,19 +145,7 @@ async fn queue_node(
             .iter()
             .filter(|c| c.state == ChunkState::Stored && !down.contains(&c.node))
             .count() as u8;
-        let task = RepairTask {
-            bucket: id.0.clone(),
-            key: id.1.clone(),
-            version_id: id.2.clone(),
-            blob: chunk.blob,
-            index: chunk.index,
-            node: node.clone(),
-            reason: reason.clone(),
-            surviving,
-            queued_ms: now_ms(),
-            attempts: 0,
-            not_before_ms: 0,
-        };
+        let task = owners::task(id, &chunk, node, reason.clone(), surviving);
         if ctx.store.enqueue(&task, ctx.config.repair_queue_limit)? {
             queued += 1;
         }

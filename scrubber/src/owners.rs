@@ -8,7 +8,10 @@ use cairn_core::manifest::BlobManifest;
 use cairn_meta_api::client::MetaError;
 use cairn_meta_api::model::{NodeChunk, ObjectRecord};
 
-use crate::context::Context;
+use cairn_core::ids::NodeId;
+
+use crate::context::{Context, now_ms};
+use crate::model::{RepairReason, RepairTask};
 
 /// Bucket, key and version id (`None`: the current version).
 pub(crate) type Version = (String, String, Option<String>);
@@ -51,5 +54,28 @@ impl Owners {
             .iter()
             .find(|p| p.blob == chunk.blob)
             .map(|part| (id, part)))
+    }
+}
+
+/// A fresh repair task for `chunk` of version `id`, recorded on `node`.
+pub(crate) fn task(
+    id: &Version,
+    chunk: &NodeChunk,
+    node: &NodeId,
+    reason: RepairReason,
+    surviving: u8,
+) -> RepairTask {
+    RepairTask {
+        bucket: id.0.clone(),
+        key: id.1.clone(),
+        version_id: id.2.clone(),
+        blob: chunk.blob,
+        index: chunk.index,
+        node: node.clone(),
+        reason,
+        surviving,
+        queued_ms: now_ms(),
+        attempts: 0,
+        not_before_ms: 0,
     }
 }

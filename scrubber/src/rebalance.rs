@@ -19,9 +19,9 @@ use cairn_core::manifest::ChunkState;
 use cairn_core::placement::NodeState;
 use cairn_meta_api::model::{NodeLifecycle, NodeRecord};
 
-use crate::context::{Context, now_ms};
-use crate::model::{RebalancePlan, RepairReason, RepairTask};
-use crate::owners::Owners;
+use crate::context::Context;
+use crate::model::{RebalancePlan, RepairReason};
+use crate::owners::{self, Owners};
 
 /// A node within this much of its share is left alone: moving a chunk or
 /// two buys nothing and costs a chunk read and write each.
@@ -108,19 +108,13 @@ async fn queue_excess(
         if part.chunks.iter().any(|c| c.state != ChunkState::Stored) {
             continue;
         }
-        let task = RepairTask {
-            bucket: id.0.clone(),
-            key: id.1.clone(),
-            version_id: id.2.clone(),
-            blob: chunk.blob,
-            index: chunk.index,
-            node: node.clone(),
-            reason: RepairReason::Rebalance,
-            surviving: part.chunks.len() as u8,
-            queued_ms: now_ms(),
-            attempts: 0,
-            not_before_ms: 0,
-        };
+        let task = owners::task(
+            id,
+            &chunk,
+            node,
+            RepairReason::Rebalance,
+            part.chunks.len() as u8,
+        );
         if ctx.store.enqueue(&task, ctx.config.repair_queue_limit)? {
             moves += 1;
             bytes += part.layout().chunk_len();

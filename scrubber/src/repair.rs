@@ -171,10 +171,6 @@ async fn settle(ctx: &Context, rate: &Mutex<TokenBucket>, key: String, mut task:
     }
 }
 
-fn candidates(nodes: &[NodeRecord]) -> Vec<NodeCandidate> {
-    nodes.iter().map(NodeRecord::candidate).collect()
-}
-
 #[tracing::instrument(skip_all, fields(blob = %task.blob, index = task.index))]
 async fn repair_chunk(
     ctx: &Context,
@@ -231,19 +227,20 @@ async fn repair_chunk(
     let layout = part.layout();
     // A rebalance moves a chunk only to a node below the mean use; with
     // none left that keeps the rack rule, the move is moot.
-    let eligible: Vec<NodeRecord> = match (&task.reason, crate::rebalance::mean_use(&nodes)) {
-        (RepairReason::Rebalance, Some(mean)) => nodes
-            .iter()
-            .filter(|n| crate::rebalance::below_mean(n, mean))
-            .cloned()
-            .collect(),
-        _ => nodes.to_vec(),
+    let mean = match task.reason {
+        RepairReason::Rebalance => crate::rebalance::mean_use(&nodes),
+        _ => None,
     };
+    let eligible: Vec<NodeCandidate> = nodes
+        .iter()
+        .filter(|n| mean.is_none_or(|mean| crate::rebalance::below_mean(n, mean)))
+        .map(NodeRecord::candidate)
+        .collect();
     let target = match replace(
         &part.blob,
         &placement,
         index,
-        &candidates(&eligible),
+        &eligible,
         part.codec.m,
         layout.chunk_len(),
     ) {

@@ -58,6 +58,11 @@ async fn join(
     check_name(&request.name)?;
     check_names(&request.addresses)?;
     check_names(&request.s3_names)?;
+    if request.role != JoinRole::Gateway && !request.s3_names.is_empty() {
+        return Err(ApiError::bad_request(
+            "S3 names are a gateway's: only a gateway gets an S3 certificate",
+        ));
+    }
     if request.addresses.is_empty() {
         return Err(ApiError::bad_request(
             "a joining host names at least one address",
