@@ -3,49 +3,11 @@
 //! as placement lays them out on the registered nodes, and inline objects
 //! as copies on their shard's metadata replicas.
 
-use cairn_core::durability::{FailureModel, stripe_loss_probability};
+use cairn_core::durability::{ClassReport, FailureModel, racks_tolerated, stripe_loss_probability};
 use cairn_core::ids::BlobId;
-use cairn_core::placement::{NodeState, place, rack_counts};
+use cairn_core::placement::NodeState;
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::shard_map::GroupId;
-use serde::Serialize;
-
-/// One way of storing bytes, and what it survives.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct ClassReport {
-    pub name: String,
-    /// Stored bytes per data byte.
-    pub overhead: f64,
-    /// Copies or chunks, and how many racks they span.
-    pub pieces: usize,
-    pub racks: usize,
-    /// Pieces that may be lost with the data still readable.
-    pub losses_readable: usize,
-    /// Pieces that may be lost with the data still on some disk.
-    pub losses_kept: usize,
-    /// Whole racks that may be lost with the data still readable.
-    pub racks_readable: usize,
-    /// Probability, under the model, that the data is unreadable / gone.
-    pub p_unreadable: f64,
-    pub p_lost: f64,
-}
-
-/// Whole racks whose loss leaves at most `tolerated` pieces lost: the
-/// largest racks go first.
-fn racks_tolerated(per_rack: &[usize], tolerated: usize) -> usize {
-    let mut sorted = per_rack.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let mut lost = 0;
-    let mut racks = 0;
-    for count in sorted {
-        if lost + count > tolerated {
-            break;
-        }
-        lost += count;
-        racks += 1;
-    }
-    racks
-}
 
 /// The storage classes a gateway uses, by size.
 #[derive(Debug, Clone)]
@@ -57,7 +19,8 @@ pub(crate) struct Classes {
     pub replicated: Option<(u64, usize)>,
 }
 
-/// A code's report as placement lays it out on `candidates`.
+/// A code's report on `candidates`, or `None` (said on stderr) when the
+/// topology has no rack-safe placement for it.
 fn coded(
     name: String,
     candidates: &[cairn_core::placement::NodeCandidate],
@@ -65,22 +28,8 @@ fn coded(
     m: usize,
     model: FailureModel,
 ) -> Option<ClassReport> {
-    match place(&BlobId::random(), candidates, k, m, 1) {
-        Ok(placement) => {
-            let per_rack: Vec<usize> = rack_counts(&placement, candidates).into_values().collect();
-            let p = stripe_loss_probability(&per_rack, m, model);
-            Some(ClassReport {
-                name,
-                overhead: (k + m) as f64 / k as f64,
-                pieces: k + m,
-                racks: per_rack.len(),
-                losses_readable: m,
-                losses_kept: m,
-                racks_readable: racks_tolerated(&per_rack, m),
-                p_unreadable: p,
-                p_lost: p,
-            })
-        }
+    match ClassReport::coded(name.clone(), &BlobId::random(), candidates, k, m, model) {
+        Ok(report) => Some(report),
         Err(err) => {
             eprintln!("{name}: no rack-safe placement on this topology: {err}");
             None
@@ -210,18 +159,4 @@ pub(crate) async fn report(
         )
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::racks_tolerated;
-
-    #[test]
-    fn whole_racks_are_tolerated_while_their_pieces_fit_the_losses() {
-        assert_eq!(racks_tolerated(&[3, 3, 3, 3], 4), 1);
-        assert_eq!(racks_tolerated(&[2, 2, 2, 2, 2, 2], 4), 2);
-        assert_eq!(racks_tolerated(&[1, 1, 1], 1), 1);
-        assert_eq!(racks_tolerated(&[1, 1, 1], 2), 2);
-        assert_eq!(racks_tolerated(&[5, 1], 4), 0);
-    }
 }

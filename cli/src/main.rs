@@ -412,6 +412,10 @@ enum GatewayCommand {
         s3_names: Vec<String>,
         #[arg(long)]
         s3_plain_http: bool,
+        /// The scrubber's admin API (`https://HOST:7500`), for the console's
+        /// repair and scrub pages.
+        #[arg(long)]
+        scrubber_url: Option<String>,
     },
 }
 
@@ -959,6 +963,7 @@ async fn gateway_join(
     admin_port: u16,
     s3_names: Vec<String>,
     s3_plain_http: bool,
+    scrubber_url: Option<String>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         !s3_names.is_empty() || s3_plain_http,
@@ -977,13 +982,14 @@ async fn gateway_join(
         &join.dir,
     )
     .await?;
-    let config = cairn_cli::join::gateway_config(
+    let mut config = cairn_cli::join::gateway_config(
         &joined,
         &name,
         std::net::SocketAddr::new(join.address, port),
         std::net::SocketAddr::new(join.address, admin_port),
         s3_plain_http,
     );
+    config.scrubber_url = scrubber_url;
     let path = join.dir.join("gateway.toml");
     cairn_cli::join::write_config(&path, &config)?;
     println!(
@@ -1041,6 +1047,11 @@ fn print_banner(info: &ClusterFile, cluster_file: &Path) {
     println!(
         "  admin endpoint  {} (cairn nodes, cairn shards, …)",
         info.admin_endpoint
+    );
+    println!(
+        "  console         {}/console/ (user admin, the cluster secret in {})",
+        info.gateway_admin_endpoint,
+        cluster_file.with_file_name("cluster-secret").display()
     );
     println!("  metrics         {}/metrics", info.gateway_admin_endpoint);
     println!(
@@ -1122,7 +1133,19 @@ async fn main() -> anyhow::Result<()> {
             admin_port,
             s3_names,
             s3_plain_http,
-        }) => return gateway_join(join, name, port, admin_port, s3_names, s3_plain_http).await,
+            scrubber_url,
+        }) => {
+            return gateway_join(
+                join,
+                name,
+                port,
+                admin_port,
+                s3_names,
+                s3_plain_http,
+                scrubber_url,
+            )
+            .await;
+        }
         Command::Scrubber(ScrubberCommand::Join {
             join,
             port,

@@ -8,11 +8,23 @@
 //! inside a surviving rack. A stripe is unreadable when more than m of its
 //! k+m chunks are lost.
 
+use crate::ids::BlobId;
+use crate::placement::{NodeCandidate, PlacementError, place, rack_counts};
+
 /// Failure probabilities over the period of interest (e.g. until repair).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailureModel {
     pub q_rack: f64,
     pub q_node: f64,
+}
+
+impl FailureModel {
+    /// The brief's seed: a node fails with 1%, a rack with 0.1%, within one
+    /// repair window (`cairn durability`'s defaults, the console's model).
+    pub const SEED: Self = Self {
+        q_rack: 0.001,
+        q_node: 0.01,
+    };
 }
 
 /// Probability that more than `m` chunks of a stripe are lost, given how many
@@ -55,6 +67,71 @@ fn convolve(a: &[f64], b: &[f64]) -> Vec<f64> {
         }
     }
     out
+}
+
+/// One way of storing bytes and what it survives on a topology: what
+/// `cairn durability` prints and the console's durability page shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClassReport {
+    pub name: String,
+    /// Stored bytes per data byte.
+    pub overhead: f64,
+    /// Copies or chunks, and how many racks they span.
+    pub pieces: usize,
+    pub racks: usize,
+    /// Pieces that may be lost with the data still readable.
+    pub losses_readable: usize,
+    /// Pieces that may be lost with the data still on some disk.
+    pub losses_kept: usize,
+    /// Whole racks that may be lost with the data still readable.
+    pub racks_readable: usize,
+    /// Probability, under the model, that the data is unreadable / gone.
+    pub p_unreadable: f64,
+    pub p_lost: f64,
+}
+
+impl ClassReport {
+    /// A k+m code as placement lays `blob` out on `candidates`.
+    pub fn coded(
+        name: String,
+        blob: &BlobId,
+        candidates: &[NodeCandidate],
+        k: usize,
+        m: usize,
+        model: FailureModel,
+    ) -> Result<Self, PlacementError> {
+        let placement = place(blob, candidates, k, m, 1)?;
+        let per_rack: Vec<usize> = rack_counts(&placement, candidates).into_values().collect();
+        let p = stripe_loss_probability(&per_rack, m, model);
+        Ok(Self {
+            name,
+            overhead: (k + m) as f64 / k as f64,
+            pieces: k + m,
+            racks: per_rack.len(),
+            losses_readable: m,
+            losses_kept: m,
+            racks_readable: racks_tolerated(&per_rack, m),
+            p_unreadable: p,
+            p_lost: p,
+        })
+    }
+}
+
+/// Whole racks whose loss leaves at most `tolerated` pieces lost: the
+/// largest racks go first.
+pub fn racks_tolerated(per_rack: &[usize], tolerated: usize) -> usize {
+    let mut sorted = per_rack.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let mut lost = 0;
+    let mut racks = 0;
+    for count in sorted {
+        if lost + count > tolerated {
+            break;
+        }
+        lost += count;
+        racks += 1;
+    }
+    racks
 }
 
 #[cfg(test)]
@@ -122,5 +199,14 @@ mod tests {
             q_node: 0.2,
         };
         assert!(close(chunk_unavailability(model), 0.1 + 0.2 * 0.9));
+    }
+
+    #[test]
+    fn whole_racks_are_tolerated_while_their_pieces_fit_the_losses() {
+        assert_eq!(racks_tolerated(&[3, 3, 3, 3], 4), 1);
+        assert_eq!(racks_tolerated(&[2, 2, 2, 2, 2, 2], 4), 2);
+        assert_eq!(racks_tolerated(&[1, 1, 1], 1), 1);
+        assert_eq!(racks_tolerated(&[1, 1, 1], 2), 2);
+        assert_eq!(racks_tolerated(&[5, 1], 4), 0);
     }
 }

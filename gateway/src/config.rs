@@ -35,6 +35,10 @@ pub struct GatewayConfig {
     pub admin_listen: Option<SocketAddr>,
     /// The metadata replicas (one URL or several, comma-separated).
     pub metadata_url: String,
+    /// The scrubber's admin API, for the console's repair and scrub pages
+    /// (none: those pages say it is not configured).
+    #[serde(default)]
+    pub scrubber_url: Option<String>,
     /// S3 users. `CAIRN_ACCESS_KEY` / `CAIRN_SECRET_KEY` add one more.
     #[serde(default)]
     pub credentials: Vec<Credential>,
@@ -210,6 +214,7 @@ impl GatewayConfig {
             listen: default_listen(),
             admin_listen: None,
             metadata_url: metadata_url.into(),
+            scrubber_url: None,
             credentials: Vec::new(),
             base_domain: None,
             region: default_region(),

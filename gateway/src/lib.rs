@@ -7,6 +7,7 @@ pub mod backend;
 pub mod blob_reader;
 pub mod blob_writer;
 pub mod config;
+pub mod console;
 pub mod health;
 pub mod metrics;
 pub mod placement;

@@ -1,6 +1,6 @@
-//! The gateway process: the S3 API on one listener, `/metrics` and `/health`
-//! on an admin listener (on the S3 port those paths would shadow buckets
-//! named `metrics` and `health`).
+//! The gateway process: the S3 API on one listener; `/metrics`, `/health`
+//! and the operator console on an admin listener (on the S3 port those
+//! paths would shadow buckets named `metrics` and `health`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use cairn_meta_api::client::{MetaClient, MetaError};
 use cairn_service::ClusterSecret;
 use cairn_service::server::render_metrics;
 use cairn_service::tasks::{DRAIN_DEADLINE, TaskSet};
-use cairn_service::tls::ServiceListener;
+use cairn_service::tls::{PeerIdentity, ServiceListener};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -50,8 +50,12 @@ pub struct Gateway {
     admin_listener: Option<TcpListener>,
     /// HTTPS on the S3 listener (`s3_tls`).
     s3_tls: Option<Arc<rustls::ServerConfig>>,
-    /// Mutual TLS on the admin listener (the cluster's).
+    /// TLS on the admin listener with the cluster's identity: a client
+    /// certificate is verified when presented, and required for everything
+    /// but the console (a browser signs in with the cluster secret instead).
     admin_tls: Option<Arc<rustls::ServerConfig>>,
+    console: crate::console::ConsoleState,
+    cluster_tls: bool,
 }
 
 impl Gateway {
@@ -67,6 +71,18 @@ impl Gateway {
     ) -> Result<Self, GatewayError> {
         let meta = connect_meta(&config.metadata_url, secret).await?;
         let backend = Arc::new(Backend::new(config, meta, secret, GatewayMetrics::new())?);
+        let console = crate::console::ConsoleState::new(
+            backend.clone(),
+            config.scrubber_url.as_deref(),
+            secret,
+            crate::console::Classes {
+                k: config.k,
+                m: config.m,
+                inline_max: config.inline_max_bytes,
+                replicated: (config.replicated_max_bytes > 0)
+                    .then_some((config.replicated_max_bytes, config.replicas)),
+            },
+        );
 
         let keyring = match &config.sse_keyring_file {
             Some(path) => Keyring::load(path)
@@ -121,7 +137,11 @@ impl Gateway {
             listener,
             admin_listener,
             s3_tls,
-            admin_tls: secret.server_tls(),
+            admin_tls: secret
+                .tls()
+                .map(|tls| tls.server_config_admitting_joiners()),
+            console,
+            cluster_tls: secret.tls().is_some(),
         })
     }
 
@@ -141,10 +161,21 @@ impl Gateway {
         tracing::info!(address = ?self.listener.local_addr(), "gateway serving S3");
         let tasks = TaskSet::new();
         if let Some(listener) = self.admin_listener {
-            let app = Router::new()
+            let internal = Router::new()
                 .route("/metrics", get(metrics))
                 .route("/health", get(|| async { "ok" }))
-                .with_state(self.backend.clone());
+                .with_state(self.backend.clone())
+                .layer(axum::middleware::from_fn_with_state(
+                    self.cluster_tls,
+                    require_certificate,
+                ));
+            let app = internal
+                .merge(self.console.router())
+                .into_make_service_with_connect_info::<PeerIdentity>();
+            tasks.spawn(
+                "console-history",
+                self.console.clone().sample(tasks.token()),
+            );
             let stop = tasks.token();
             let listener = ServiceListener::new(listener, self.admin_tls)?;
             tasks.spawn("admin-listener", async move {
@@ -170,6 +201,28 @@ impl Gateway {
         tracing::info!("gateway stopped");
         served
     }
+}
+
+/// With the cluster's TLS, `/metrics` and `/health` answer only clients
+/// with a certificate from the cluster CA (Prometheus gets one); the
+/// listener admits others for the console's sign-in.
+async fn require_certificate(
+    State(cluster_tls): State<bool>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let certified = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<PeerIdentity>>()
+        .is_some_and(|axum::extract::ConnectInfo(peer)| peer.certified);
+    if cluster_tls && !certified {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a client certificate from the cluster CA is required",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn metrics(State(backend): State<Arc<Backend>>) -> impl IntoResponse {

@@ -296,4 +296,8 @@ pub struct RepairStatus {
     /// Garbage chunks deleted (unreferenced after overwrites, deletes,
     /// moves and failed uploads).
     pub garbage_deleted: u64,
+    /// Queued tasks (in progress included) by reason: `node_lost`,
+    /// `missing`, `corrupt`, `drain`, `rebalance`.
+    #[serde(default)]
+    pub queued_by_reason: std::collections::BTreeMap<String, u64>,
 }

@@ -139,6 +139,13 @@ async fn repair_status(State(ctx): State<Arc<Context>>) -> Result<Json<RepairSta
         repair_ms: totals.repair_ms,
         lost_nodes: ctx.store.lost_nodes().map_err(store_error)?,
         garbage_deleted: ctx.store.garbage_deleted().map_err(store_error)?,
+        queued_by_reason: ctx
+            .store
+            .queue_counts()
+            .by_reason()
+            .into_iter()
+            .map(|(reason, count)| (reason.to_owned(), count as u64))
+            .collect(),
     }))
 }
 

@@ -108,6 +108,17 @@ class Cluster:
         assert result.returncode == 0, f"cairn {' '.join(args)}: {result.stderr}"
         return json.loads(result.stdout) if "--json" in args else result.stdout
 
+    def console(self):
+        """A `requests` session signed in to the console (user admin, the
+        cluster secret), and the console API's base URL."""
+        import requests
+        session = requests.Session()
+        api = self.info["gateway_admin_endpoint"] + "/console/api"
+        r = session.post(api + "/login", timeout=10,
+                         json={"user": "admin", "password": self.info["cluster_secret"]})
+        assert r.status_code == 200, r.text
+        return session, api
+
     def reload_info(self):
         self.info = json.loads((self.data_dir / "cluster.json").read_text())
 

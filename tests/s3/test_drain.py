@@ -54,6 +54,14 @@ def test_a_drained_node_gives_up_every_chunk_keeps_serving_and_is_retired(make_c
 
     started = cluster.cairn("node", "drain", VICTIM)
     assert "draining" in started, started
+    # The console shows it (draining, or retired already if it was quick).
+    console, api = cluster.console()
+
+    def console_state():
+        racks = console.get(api + "/cluster", timeout=10).json()["racks"]
+        return next(n["state"] for r in racks for n in r["nodes"] if n["id"] == VICTIM)
+
+    assert console_state() in ("draining", "retired")
     time.sleep(1.2)  # the gateway's registry copy lives 1 s
     # While it drains: reads work (the node still serves), new writes avoid it.
     for key, body in bodies.items():
@@ -66,6 +74,9 @@ def test_a_drained_node_gives_up_every_chunk_keeps_serving_and_is_retired(make_c
 
     watched = cluster.cairn("node", "drain", VICTIM, "--watch")
     assert "retired" in watched, watched
+    assert console_state() == "retired"
+    # Nothing is left on it: the repair page no longer lists it as draining.
+    assert VICTIM not in [n["node"] for n in console.get(api + "/repair", timeout=10).json()["lost"]]
     # Each chunk was copied from the draining node, not rebuilt from k.
     moved = cluster.cairn("repair", "status", "--json")
     assert moved["repaired_chunks"] >= len(on_victim), moved

@@ -144,9 +144,16 @@ def test_internal_endpoints_demand_a_certificate_from_the_cluster_ca(tls_cluster
     # Without a client certificate, even with the secret: the handshake (or
     # the first read after it, in TLS 1.3) fails; nothing is answered.
     anonymous = internal_context(tls_cluster, with_client_cert=False)
-    for url in (f"{node}/metrics", f"{meta}/metrics", f"{admin}/metrics"):
+    for url in (f"{node}/metrics", f"{meta}/metrics"):
         with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
             internal_get(tls_cluster, url, anonymous)
+    # The gateway's admin listener also serves the console to browsers,
+    # which have no client certificate: it completes their handshake, and
+    # answers its internal routes 401.
+    for path in ("/metrics", "/health"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            internal_get(tls_cluster, admin + path, anonymous)
+        assert refused.value.code == 401, path
     # A certificate from another CA is refused the same way.
     stranger = ssl.create_default_context(cafile=tls_cluster.ca())
     other_ca = Path(tls_cluster.data_dir).parent / "other-ca"
@@ -162,6 +169,25 @@ def test_internal_endpoints_demand_a_certificate_from_the_cluster_ca(tls_cluster
     # Plain HTTP to an internal port gets nothing either.
     with pytest.raises((urllib.error.URLError, ConnectionError, http_client_errors())):
         urllib.request.urlopen(node.replace("https://", "http://") + "/metrics", timeout=10).read()
+
+
+def test_console_over_https_signs_in_with_the_secret_not_a_certificate(tls_cluster):
+    import requests
+    admin = tls_cluster.info["gateway_admin_endpoint"]
+    ca = tls_cluster.ca()
+    assert requests.get(admin + "/console/api/cluster", verify=ca, timeout=10).status_code == 401
+    # (`verify` on each call: requests lets REQUESTS_CA_BUNDLE override a
+    # session's.)
+    session = requests.Session()
+    login = session.post(admin + "/console/api/login", timeout=10, verify=ca,
+                         json={"user": "admin", "password": tls_cluster.info["cluster_secret"]})
+    assert login.status_code == 200, login.text
+    # Over HTTPS the session cookie is never sent in clear text.
+    assert "Secure" in login.headers["set-cookie"]
+    racks = session.get(admin + "/console/api/cluster", timeout=10, verify=ca).json()["racks"]
+    assert sum(len(r["nodes"]) for r in racks) == 12
+    # Repair and scrub come from the scrubber over mutual TLS.
+    assert session.get(admin + "/console/api/repair", timeout=10, verify=ca).json()["status"]["queued"] == 0
 
 
 def test_policies_see_secure_transport(tls_cluster):

@@ -465,6 +465,7 @@ impl DevCluster {
         let mut gateway_settings =
             configs::gateway(options, &meta_url, s3_addr, admin_addr, credential.clone());
         gateway_settings.sse_keyring_file = Some(sse_keyring(&data)?);
+        gateway_settings.scrubber_url = Some(format!("{scheme}://{scrubber_addr}"));
         // The S3 certificate also names the virtual-host domain.
         let mut s3_names = host_names.clone();
         if let Some(domain) = &options.s3_domain {

@@ -1,0 +1,135 @@
+//! The at-risk census: how many blobs have how many healthy chunks right
+//! now. Counted from the catalogue's reverse index (every chunk of every
+//! blob, by node) against the nodes' liveness, so it needs no walk of the
+//! manifests: one read of each node's index entries, and one manifest per
+//! code width the gateway does not know (to learn its k).
+
+use std::collections::{BTreeMap, HashMap};
+
+use cairn_core::ids::BlobId;
+use cairn_core::placement::NodeState;
+use cairn_meta_api::MetaClient;
+use cairn_meta_api::client::MetaError;
+use cairn_meta_api::model::{ChunkOwner, NodeRecord};
+use futures_util::future::try_join_all;
+use serde::Serialize;
+
+/// One row of the histogram: blobs of `width` chunks with `healthy` of
+/// them on nodes that are up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct HealthRow {
+    pub width: usize,
+    /// Chunks needed to read (none: no manifest of this width was found).
+    pub k: Option<usize>,
+    pub healthy: usize,
+    pub blobs: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Census {
+    pub taken_ms: u64,
+    /// Blobs with chunks (inline objects have none: they live in the
+    /// catalogue's replicas).
+    pub blobs: u64,
+    /// Blobs with a chunk on a node that is not up.
+    pub at_risk: u64,
+    /// Blobs with fewer than k chunks on nodes that are up.
+    pub unreadable: u64,
+    /// Widest first, then most healthy first.
+    pub rows: Vec<HealthRow>,
+    /// Chunks the catalogue places on each node (a lost node's count falls
+    /// as repair moves its chunks).
+    pub chunks_per_node: BTreeMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct BlobTally {
+    width: usize,
+    healthy: usize,
+    owner: ChunkOwner,
+}
+
+/// Counts every blob's healthy chunks. `known_k` maps a width to its k for
+/// the codes this gateway writes (k+m → k, copies → 1).
+pub(crate) async fn take(
+    meta: &MetaClient,
+    nodes: &[NodeRecord],
+    known_k: &HashMap<usize, usize>,
+    now_ms: u64,
+) -> Result<Census, MetaError> {
+    let indexes = try_join_all(nodes.iter().map(|node| meta.chunks_on_node(&node.id))).await?;
+    let mut blobs: HashMap<BlobId, BlobTally> = HashMap::new();
+    let mut chunks_per_node = BTreeMap::new();
+    for (node, chunks) in nodes.iter().zip(indexes) {
+        let up = node.state == NodeState::Up;
+        chunks_per_node.insert(node.id.to_string(), chunks.len() as u64);
+        for chunk in chunks {
+            let tally = blobs.entry(chunk.blob).or_insert_with(|| BlobTally {
+                width: 0,
+                healthy: 0,
+                owner: chunk.owner.clone(),
+            });
+            tally.width += 1;
+            tally.healthy += usize::from(up);
+        }
+    }
+    let mut widths = known_k.clone();
+    for tally in blobs.values() {
+        if !widths.contains_key(&tally.width)
+            && let Some(k) = k_of(meta, tally).await?
+        {
+            widths.insert(tally.width, k);
+        }
+    }
+    let mut counts: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+    let mut census = Census {
+        taken_ms: now_ms,
+        blobs: blobs.len() as u64,
+        chunks_per_node,
+        ..Census::default()
+    };
+    for tally in blobs.values() {
+        *counts.entry((tally.width, tally.healthy)).or_default() += 1;
+        if tally.healthy < tally.width {
+            census.at_risk += 1;
+        }
+        if widths.get(&tally.width).is_some_and(|k| tally.healthy < *k) {
+            census.unreadable += 1;
+        }
+    }
+    census.rows = counts
+        .into_iter()
+        .rev()
+        .map(|((width, healthy), blobs)| HealthRow {
+            width,
+            k: widths.get(&width).copied(),
+            healthy,
+            blobs,
+        })
+        .collect();
+    Ok(census)
+}
+
+/// The k of a blob of a width this gateway does not write (an older
+/// configuration's code), from its manifest; `None` when it is gone or an
+/// upload's part (read again next census).
+async fn k_of(meta: &MetaClient, tally: &BlobTally) -> Result<Option<usize>, MetaError> {
+    let owner = &tally.owner;
+    if owner.upload_id.is_some() {
+        return Ok(None);
+    }
+    let record = match &owner.version_id {
+        Some(version) => {
+            meta.get_version(&owner.bucket, &owner.key, Some(version))
+                .await?
+        }
+        None => meta.get_object(&owner.bucket, &owner.key).await?,
+    };
+    Ok(record.and_then(|r| {
+        r.manifest
+            .parts
+            .iter()
+            .find(|p| p.chunks.len() == tally.width)
+            .map(|p| p.codec.k)
+    }))
+}
