@@ -265,6 +265,36 @@ fn print_repair(s: &RepairStatus) {
         println!("lost nodes (chunks rebuilt elsewhere): {}", lost.join(", "));
     }
     println!("garbage chunks deleted: {}", s.garbage_deleted);
+    if !s.by_class.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .by_class
+            .iter()
+            .map(|(class, t)| {
+                vec![
+                    class.clone(),
+                    t.repaired_chunks.to_string(),
+                    table::bytes(t.bytes_read),
+                    table::bytes(t.bytes_rebuilt),
+                    format!("{:.3}", t.read_amplification()),
+                    table::bytes(t.cross_rack_bytes),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table::render(
+                &[
+                    "CLASS",
+                    "REPAIRED",
+                    "READ",
+                    "REBUILT",
+                    "AMPLIFICATION",
+                    "CROSS-RACK"
+                ],
+                &rows
+            )
+        );
+    }
 }
 
 /// A progress bar over the repair queue (repaired of repaired + waiting)
@@ -293,6 +323,61 @@ async fn watch_repairs(client: &ScrubberClient) -> anyhow::Result<()> {
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// `cairn bucket class`: shows or sets the code of a bucket's new
+/// erasure-coded blobs.
+pub(crate) async fn bucket_class(
+    client: &MetaClient,
+    bucket: &str,
+    class: Option<cairn_core::codec::StorageClass>,
+    default: bool,
+) -> anyhow::Result<()> {
+    use cairn_meta_api::model::BucketSetting;
+    let record = client
+        .head_bucket(bucket)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no bucket {bucket}"))?;
+    if class.is_none() && !default {
+        match record.storage_class {
+            Some(class) => println!("{bucket}: {class}"),
+            None => println!("{bucket}: the gateway's default code"),
+        }
+        return Ok(());
+    }
+    if let Some(class) = class {
+        let params = class.codec(1)?;
+        let mut candidates: Vec<_> = client
+            .nodes()
+            .await?
+            .iter()
+            .map(|n| n.candidate())
+            .collect();
+        for candidate in &mut candidates {
+            candidate.state = cairn_core::placement::NodeState::Up;
+            candidate.free = candidate.free.max(1);
+        }
+        cairn_core::placement::place_blob(
+            &cairn_core::ids::BlobId::random(),
+            &candidates,
+            &params,
+            1,
+            params.total(),
+        )
+        .map_err(|err| anyhow::anyhow!("{class} cannot be placed on these nodes: {err}"))?;
+    }
+    client
+        .set_bucket_setting(bucket, BucketSetting::StorageClass { class })
+        .await?;
+    match class {
+        Some(class) => println!(
+            "{bucket}: new erasure-coded blobs in {class} (survives any {} lost chunks, repairs a chunk from {}); existing blobs keep their code",
+            class.codec(1)?.tolerated_losses(),
+            class.codec(1)?.local_repair_reads()
+        ),
+        None => println!("{bucket}: new erasure-coded blobs in the gateway's default code"),
+    }
+    Ok(())
 }
 
 pub(crate) async fn inspect(
@@ -355,12 +440,11 @@ pub(crate) async fn inspect(
     }
     for (i, part) in m.parts.iter().enumerate() {
         println!(
-            "part {} blob {} ({} bytes, {}+{})",
+            "part {} blob {} ({} bytes, {})",
             i + 1,
             part.blob,
             part.size,
-            part.codec.k,
-            part.codec.m
+            part.codec
         );
         let rows: Vec<Vec<String>> = part
             .chunks

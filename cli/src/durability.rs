@@ -3,13 +3,15 @@
 //! as placement lays them out on the registered nodes, and inline objects
 //! as copies on their shard's metadata replicas.
 
+use cairn_core::codec::{CodecParams, StorageClass};
 use cairn_core::durability::{ClassReport, FailureModel, racks_tolerated, stripe_loss_probability};
 use cairn_core::ids::BlobId;
 use cairn_core::placement::NodeState;
 use cairn_meta_api::MetaClient;
 use cairn_meta_api::shard_map::GroupId;
 
-/// The storage classes a gateway uses, by size.
+/// The storage classes a gateway uses, by size, and the bucket classes
+/// asked about (`--class`).
 #[derive(Debug, Clone)]
 pub(crate) struct Classes {
     pub k: usize,
@@ -17,6 +19,8 @@ pub(crate) struct Classes {
     pub inline_max: u64,
     /// Upper size and number of copies of replicated blobs.
     pub replicated: Option<(u64, usize)>,
+    /// Reported instead of the gateway's k+m when given.
+    pub asked: Vec<StorageClass>,
 }
 
 /// A code's report on `candidates`, or `None` (said on stderr) when the
@@ -24,11 +28,10 @@ pub(crate) struct Classes {
 fn coded(
     name: String,
     candidates: &[cairn_core::placement::NodeCandidate],
-    k: usize,
-    m: usize,
+    params: &CodecParams,
     model: FailureModel,
 ) -> Option<ClassReport> {
-    match ClassReport::coded(name.clone(), &BlobId::random(), candidates, k, m, model) {
+    match ClassReport::for_code(name.clone(), &BlobId::random(), candidates, params, model) {
         Ok(report) => Some(report),
         Err(err) => {
             eprintln!("{name}: no rack-safe placement on this topology: {err}");
@@ -57,21 +60,29 @@ pub(crate) async fn report(
             reports.extend(coded(
                 format!("{copies} copies ({inline_max} B < size <= {replicated_max} B)"),
                 &candidates,
-                1,
-                copies - 1,
+                &CodecParams::new(1, copies - 1, 1)?,
                 model,
             ));
             replicated_max
         }
         None => inline_max,
     };
-    reports.extend(coded(
-        format!("RS({k},{m}) chunks (size > {above} B)"),
-        &candidates,
-        k,
-        m,
-        model,
-    ));
+    if classes.asked.is_empty() {
+        reports.extend(coded(
+            format!("RS({k},{m}) chunks (size > {above} B)"),
+            &candidates,
+            &CodecParams::new(k, m, 1)?,
+            model,
+        ));
+    }
+    for class in &classes.asked {
+        reports.extend(coded(
+            format!("{class} chunks (size > {above} B)"),
+            &candidates,
+            &class.codec(1)?,
+            model,
+        ));
+    }
     // Inline objects: one copy per replica of their shard; the weakest
     // shard speaks for all.
     let map = client.shard_map();
@@ -113,6 +124,8 @@ pub(crate) async fn report(
             racks_readable: racks_tolerated(&per_rack, majority_loss),
             p_unreadable: stripe_loss_probability(&per_rack, majority_loss, model),
             p_lost: stripe_loss_probability(&per_rack, copies - 1, model),
+            repair_reads: None,
+            cross_rack_share: None,
         });
     }
     if json {
@@ -140,6 +153,9 @@ pub(crate) async fn report(
                 c.losses_kept.to_string(),
                 format!("{:.1e}", c.p_unreadable),
                 format!("{:.1e}", c.p_lost),
+                c.repair_reads.map_or("-".into(), |r| format!("{r:.2}")),
+                c.cross_rack_share
+                    .map_or("-".into(), |s| format!("{:.0}%", s * 100.0)),
             ]
         })
         .collect();
@@ -154,6 +170,8 @@ pub(crate) async fn report(
                 "LOSSES KEPT",
                 "P(UNREADABLE)",
                 "P(LOST)",
+                "REPAIR READS",
+                "CROSS-RACK",
             ],
             &rows
         )

@@ -85,6 +85,9 @@ enum Command {
     /// Set up the scrubber on this host (`join`).
     #[command(subcommand)]
     Scrubber(ScrubberCommand),
+    /// A bucket's Cairn settings: `cairn bucket class photos LRC(12,2,2)`.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
     /// Storage nodes: rack, state, usage, last heartbeat.
     Nodes {
         #[arg(long)]
@@ -159,6 +162,10 @@ enum Command {
         /// The gateway's `replicas`.
         #[arg(long, default_value_t = 3)]
         replicas: usize,
+        /// Report these storage classes instead of the gateway's k+m
+        /// (repeatable): `--class RS(8,4) --class LRC(12,2,2)`.
+        #[arg(long = "class")]
+        classes: Vec<cairn_core::codec::StorageClass>,
         /// Probability that a node fails within one repair window.
         #[arg(long, default_value_t = 0.01)]
         q_node: f64,
@@ -420,6 +427,21 @@ enum GatewayCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum BucketCommand {
+    /// Show or set the storage class of the bucket's new erasure-coded
+    /// blobs: RS(k,m) or LRC(k,l,r) (blobs written before keep theirs).
+    /// Refused when the registered nodes cannot place it rack-safely.
+    Class {
+        bucket: String,
+        /// The class to set (none: show the current one).
+        class: Option<cairn_core::codec::StorageClass>,
+        /// Back to the gateway's k+m.
+        #[arg(long, conflicts_with = "class")]
+        default: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ScrubberCommand {
     /// Obtain the scrubber's certificate with a join token and write its
     /// config (`<dir>/scrubber.toml`); then start `cairn-scrubber`.
@@ -611,6 +633,10 @@ enum BenchCommand {
         baseline: Duration,
         #[arg(long, value_parser = parse_duration, default_value = "10m")]
         timeout: Duration,
+        /// The bucket's storage class (`RS(8,4)`, `LRC(12,2,2)`): the data
+        /// goes to a bucket of that class (default: the gateway's code).
+        #[arg(long)]
+        class: Option<cairn_core::codec::StorageClass>,
         #[arg(long)]
         json: bool,
     },
@@ -642,6 +668,7 @@ async fn run_bench(args: BenchArgs, cluster: Option<ClusterFile>) -> anyhow::Res
         node,
         baseline,
         timeout,
+        class,
         json,
     }) = args.command
     {
@@ -655,6 +682,7 @@ async fn run_bench(args: BenchArgs, cluster: Option<ClusterFile>) -> anyhow::Res
                 node,
                 baseline,
                 timeout,
+                class,
             },
         )
         .await
@@ -1306,6 +1334,11 @@ async fn main() -> anyhow::Result<()> {
             unreachable!("handled above")
         }
         Command::User(command) => users::user(&client, &secret, command).await?,
+        Command::Bucket(BucketCommand::Class {
+            bucket,
+            class,
+            default,
+        }) => admin::bucket_class(&client, &bucket, class, default).await?,
         Command::Inspect {
             object,
             version,
@@ -1317,6 +1350,7 @@ async fn main() -> anyhow::Result<()> {
             inline_max,
             replicated_max,
             replicas,
+            classes: asked,
             q_node,
             q_rack,
             json,
@@ -1336,6 +1370,7 @@ async fn main() -> anyhow::Result<()> {
                     .or_else(|| dev.and_then(|c| c.inline_max))
                     .unwrap_or(defaults.inline_max_bytes),
                 replicated: (replicated_max > 0).then_some((replicated_max, replicas)),
+                asked,
             };
             let model = cairn_core::durability::FailureModel { q_rack, q_node };
             durability::report(&client, &classes, model, json).await?

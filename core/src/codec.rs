@@ -1,4 +1,5 @@
-//! Reed-Solomon erasure coding of stripes.
+//! Erasure coding of stripes: Reed-Solomon, or a locally repairable code
+//! ([`crate::lrc`]) when the parameters name local groups.
 //!
 //! A [`StripeBuffer`] owns one contiguous allocation of `(k+m) × block_size`
 //! bytes that is reused for every stripe of a blob: callers read request bytes
@@ -17,17 +18,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::integrity::{BlockHash, hash_block};
 use crate::layout::block_len_for;
+use crate::lrc::{Lrc, LrcError, LrcParams};
 
 /// Largest block the codec accepts (a stripe buffer is `(k+m)` of them).
 pub const MAX_BLOCK_SIZE: usize = 16 << 20;
 
 /// The erasure code of a blob: k data blocks, m parity blocks per stripe, and
 /// the block size of full stripes. Recorded in every manifest.
+///
+/// With `local_groups` = l > 0 the code is `LRC(k, l, m − l)`: the m parity
+/// blocks are l local parities (chunks k..k+l) and m − l global ones. Such a
+/// code survives any m − l + 1 losses (not any m), and a single lost chunk is
+/// rebuilt from its group's k/l others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CodecParams {
     pub k: usize,
     pub m: usize,
     pub block_size: usize,
+    /// Local groups of an LRC; 0 for Reed-Solomon (and in every manifest
+    /// written before LRC existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub local_groups: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl CodecParams {
@@ -37,12 +52,58 @@ impl CodecParams {
         k: 8,
         m: 4,
         block_size: 256 * 1024,
+        local_groups: 0,
     };
 
     pub fn new(k: usize, m: usize, block_size: usize) -> Result<Self, CodecError> {
-        let params = Self { k, m, block_size };
+        let params = Self {
+            k,
+            m,
+            block_size,
+            local_groups: 0,
+        };
         params.validate()?;
         Ok(params)
+    }
+
+    /// `LRC(k, l, r)`: k data blocks in l local groups, r global parities.
+    pub fn lrc(k: usize, l: usize, r: usize, block_size: usize) -> Result<Self, CodecError> {
+        let params = Self {
+            k,
+            m: l + r,
+            block_size,
+            local_groups: l,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
+    /// The LRC shape, when this is one.
+    pub fn lrc_params(&self) -> Option<LrcParams> {
+        (self.local_groups > 0).then(|| LrcParams {
+            k: self.k,
+            l: self.local_groups,
+            r: self.m - self.local_groups,
+        })
+    }
+
+    /// Losses every pattern of which is survived: m for Reed-Solomon,
+    /// r + 1 for an LRC. Placement puts at most this many chunks of a blob
+    /// in one rack, so a whole rack's loss is survived.
+    pub fn tolerated_losses(&self) -> usize {
+        match self.lrc_params() {
+            Some(lrc) => lrc.r + 1,
+            None => self.m,
+        }
+    }
+
+    /// Chunks a single lost chunk is rebuilt from at best: k, or the k/l
+    /// others of its group for an LRC (global parities still need k).
+    pub fn local_repair_reads(&self) -> usize {
+        match self.lrc_params() {
+            Some(lrc) => lrc.group_size(),
+            None => self.k,
+        }
     }
 
     pub fn validate(&self) -> Result<(), CodecError> {
@@ -50,6 +111,17 @@ impl CodecParams {
             return Err(CodecError::InvalidParams(format!(
                 "need 1 <= k, 1 <= m and k + m <= 256, got k={} m={}",
                 self.k, self.m
+            )));
+        }
+        if self.local_groups > 0
+            && (self.local_groups >= self.m
+                || !self.k.is_multiple_of(self.local_groups)
+                || self.k + self.m > 255)
+        {
+            return Err(CodecError::InvalidParams(format!(
+                "an LRC needs l local groups dividing k, at least one global parity \
+                 (l < m) and k + m <= 255, got k={} m={} l={}",
+                self.k, self.m, self.local_groups
             )));
         }
         if self.block_size == 0 || self.block_size > MAX_BLOCK_SIZE {
@@ -69,6 +141,110 @@ impl CodecParams {
     /// Data bytes in a full stripe.
     pub fn stripe_capacity(&self) -> usize {
         self.k * self.block_size
+    }
+}
+
+/// A bucket's choice of code for its erasure-coded blobs, as users write
+/// it: `RS(8,4)` (k data + m parity) or `LRC(12,2,2)` (k data in l local
+/// groups + r global parities). The block size is the gateway's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StorageClass {
+    pub k: usize,
+    pub m: usize,
+    pub local_groups: usize,
+}
+
+impl StorageClass {
+    /// The codec parameters of this class with `block_size` blocks.
+    pub fn codec(&self, block_size: usize) -> Result<CodecParams, CodecError> {
+        let params = CodecParams {
+            k: self.k,
+            m: self.m,
+            block_size,
+            local_groups: self.local_groups,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
+    /// The class a blob's parameters belong to.
+    pub fn of(params: &CodecParams) -> Self {
+        Self {
+            k: params.k,
+            m: params.m,
+            local_groups: params.local_groups,
+        }
+    }
+}
+
+impl std::fmt::Display for StorageClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.local_groups > 0 {
+            write!(
+                f,
+                "LRC({},{},{})",
+                self.k,
+                self.local_groups,
+                self.m - self.local_groups
+            )
+        } else {
+            write!(f, "RS({},{})", self.k, self.m)
+        }
+    }
+}
+
+impl std::str::FromStr for StorageClass {
+    type Err = CodecError;
+
+    fn from_str(text: &str) -> Result<Self, CodecError> {
+        let invalid = || {
+            CodecError::InvalidParams(format!(
+                "storage class {text:?}: expected RS(k,m) or LRC(k,l,r), e.g. RS(8,4), LRC(12,2,2)"
+            ))
+        };
+        let upper = text.trim().to_ascii_uppercase();
+        let (kind, rest) = upper.split_once('(').ok_or_else(invalid)?;
+        let numbers: Vec<usize> = rest
+            .strip_suffix(')')
+            .ok_or_else(invalid)?
+            .split(',')
+            .map(|n| n.trim().parse().map_err(|_| invalid()))
+            .collect::<Result<_, _>>()?;
+        let class = match (kind.trim(), &numbers[..]) {
+            ("RS", &[k, m]) => Self {
+                k,
+                m,
+                local_groups: 0,
+            },
+            ("LRC", &[k, l, r]) => Self {
+                k,
+                m: l + r,
+                local_groups: l,
+            },
+            _ => return Err(invalid()),
+        };
+        class.codec(1)?;
+        Ok(class)
+    }
+}
+
+impl TryFrom<String> for StorageClass {
+    type Error = CodecError;
+    fn try_from(text: String) -> Result<Self, CodecError> {
+        text.parse()
+    }
+}
+
+impl From<StorageClass> for String {
+    fn from(class: StorageClass) -> String {
+        class.to_string()
+    }
+}
+
+impl std::fmt::Display for CodecParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        StorageClass::of(self).fmt(f)
     }
 }
 
@@ -238,20 +414,32 @@ impl StripeBuffer {
     }
 }
 
-/// A Reed-Solomon coder for one (k, m). Cheap to share: build once per
-/// parameter set and reuse (it caches decode matrices).
+/// The coder of one parameter set: Reed-Solomon, or an LRC. Cheap to share:
+/// build once per parameter set and reuse (it caches decode matrices).
 #[derive(Debug)]
 pub struct ErasureCodec {
     params: CodecParams,
-    rs: ReedSolomon,
+    coder: Coder,
+}
+
+#[derive(Debug)]
+enum Coder {
+    /// Boxed: the coder carries its decode-matrix cache inline.
+    Rs(Box<ReedSolomon>),
+    Lrc(Lrc),
 }
 
 impl ErasureCodec {
     pub fn new(params: CodecParams) -> Result<Self, CodecError> {
         params.validate()?;
-        let rs = ReedSolomon::new(params.k, params.m)
-            .map_err(|err| CodecError::InvalidParams(format!("{err:?}")))?;
-        Ok(Self { params, rs })
+        let coder = match params.lrc_params() {
+            Some(lrc) => Coder::Lrc(Lrc::new(lrc).map_err(lrc_error)?),
+            None => Coder::Rs(Box::new(
+                ReedSolomon::new(params.k, params.m)
+                    .map_err(|err| CodecError::InvalidParams(format!("{err:?}")))?,
+            )),
+        };
+        Ok(Self { params, coder })
     }
 
     pub fn params(&self) -> &CodecParams {
@@ -272,8 +460,59 @@ impl ErasureCodec {
     /// Computes the m parity blocks of the stripe in place.
     pub fn encode(&self, stripe: &mut StripeBuffer) -> Result<(), CodecError> {
         self.check_buffer(stripe)?;
+        let k = self.params.k;
         let mut blocks = stripe.blocks_mut();
-        self.rs.encode(&mut blocks).map_err(coder_error)
+        match &self.coder {
+            Coder::Rs(rs) => rs.encode(&mut blocks).map_err(coder_error),
+            Coder::Lrc(lrc) => {
+                let (data, parity) = blocks.split_at_mut(k);
+                let data: Vec<&[u8]> = data.iter().map(|b| &**b).collect();
+                lrc.encode(&data, parity).map_err(lrc_error)
+            }
+        }
+    }
+
+    /// Whether the data can be decoded from the blocks marked present: at
+    /// least k of them for Reed-Solomon; for an LRC, blocks that determine
+    /// all k data blocks (k blocks of one over-full group do not).
+    pub fn is_decodable(&self, present: &[bool]) -> bool {
+        match &self.coder {
+            Coder::Rs(_) => present.iter().filter(|p| **p).count() >= self.params.k,
+            Coder::Lrc(lrc) => lrc.is_decodable(present),
+        }
+    }
+
+    /// Which blocks to read to rebuild block `lost` from those `available`:
+    /// any k for Reed-Solomon (data blocks first); for an LRC its group's
+    /// others when they are all there, else a decodable set. `None`: the
+    /// available blocks cannot rebuild it.
+    pub fn read_set(&self, lost: usize, available: &[bool]) -> Option<Vec<usize>> {
+        match &self.coder {
+            Coder::Rs(_) => {
+                let set: Vec<usize> = (0..available.len())
+                    .filter(|&i| i != lost && available[i])
+                    .take(self.params.k)
+                    .collect();
+                (set.len() == self.params.k).then_some(set)
+            }
+            Coder::Lrc(lrc) => lrc.read_set(lost, available),
+        }
+    }
+
+    /// The order in which to add blocks to a read around `failed` ones:
+    /// for an LRC, the local parities of groups with a failure before the
+    /// global parities and the other groups' (which cannot help).
+    pub fn fallback_order(&self, failed: &[bool]) -> Vec<usize> {
+        let total = self.params.total();
+        let Some(lrc) = self.params.lrc_params() else {
+            return (0..total).collect();
+        };
+        let hurt = |g: usize| lrc.group(g).iter().any(|&b| failed.get(b) == Some(&true));
+        let mut order: Vec<usize> = (0..lrc.k).collect();
+        order.extend((0..lrc.l).filter(|&g| hurt(g)).map(|g| lrc.k + g));
+        order.extend(lrc.k + lrc.l..total);
+        order.extend((0..lrc.l).filter(|&g| !hurt(g)).map(|g| lrc.k + g));
+        order
     }
 
     /// Whether this code is plain replication: with one data block, every
@@ -288,8 +527,18 @@ impl ErasureCodec {
     /// Whether the parity blocks are consistent with the data blocks.
     pub fn verify(&self, stripe: &mut StripeBuffer) -> Result<bool, CodecError> {
         self.check_buffer(stripe)?;
-        let blocks = stripe.blocks_mut();
-        self.rs.verify(&blocks).map_err(coder_error)
+        match &self.coder {
+            Coder::Rs(rs) => {
+                let blocks = stripe.blocks_mut();
+                rs.verify(&blocks).map_err(coder_error)
+            }
+            Coder::Lrc(_) => {
+                let k = self.params.k;
+                let mut copy = stripe.clone();
+                self.encode(&mut copy)?;
+                Ok((k..self.params.total()).all(|i| copy.block(i) == stripe.block(i)))
+            }
+        }
     }
 
     /// Rebuilds the blocks whose `present` flag is false from the others. With
@@ -303,7 +552,7 @@ impl ErasureCodec {
         self.check_buffer(stripe)?;
         check_count(present.len(), self.params.total())?;
         let available = present.iter().filter(|p| **p).count();
-        if available < self.params.k {
+        if !self.is_decodable(present) {
             return Err(CodecError::TooFewBlocks {
                 available,
                 needed: self.params.k,
@@ -312,17 +561,68 @@ impl ErasureCodec {
         if available == present.len() {
             return Ok(());
         }
-        let mut blocks: Vec<(&mut [u8], bool)> = stripe
-            .blocks_mut()
-            .into_iter()
-            .zip(present.iter().copied())
-            .collect();
-        let result = if data_only {
-            self.rs.reconstruct_data(&mut blocks)
-        } else {
-            self.rs.reconstruct(&mut blocks)
-        };
-        result.map_err(coder_error)
+        match &self.coder {
+            Coder::Rs(rs) => {
+                let mut blocks: Vec<(&mut [u8], bool)> = stripe
+                    .blocks_mut()
+                    .into_iter()
+                    .zip(present.iter().copied())
+                    .collect();
+                let result = if data_only {
+                    rs.reconstruct_data(&mut blocks)
+                } else {
+                    rs.reconstruct(&mut blocks)
+                };
+                result.map_err(coder_error)
+            }
+            Coder::Lrc(lrc) => {
+                // The LRC decodes owned blocks; a degraded stripe is the
+                // rare case, so the copies in and out are acceptable.
+                let mut blocks: Vec<Option<Vec<u8>>> = (0..present.len())
+                    .map(|i| present[i].then(|| stripe.block(i).to_vec()))
+                    .collect();
+                lrc.reconstruct(&mut blocks).map_err(lrc_error)?;
+                let wanted = if data_only {
+                    self.params.k
+                } else {
+                    present.len()
+                };
+                for (i, block) in blocks.into_iter().enumerate().take(wanted) {
+                    if !present[i] {
+                        stripe
+                            .block_mut(i)
+                            .copy_from_slice(&block.expect("reconstructed"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Rebuilds block `lost` of the stripe from the blocks marked present
+    /// (what [`ErasureCodec::read_set`] chose): for an LRC possibly from its
+    /// group alone, which could not decode the whole stripe.
+    pub fn rebuild_block(
+        &self,
+        stripe: &mut StripeBuffer,
+        present: &[bool],
+        lost: usize,
+    ) -> Result<(), CodecError> {
+        self.check_buffer(stripe)?;
+        check_count(present.len(), self.params.total())?;
+        match &self.coder {
+            // A lost data block needs only the data decoded; a parity needs
+            // every missing block (the crate rebuilds them together).
+            Coder::Rs(_) => self.reconstruct(stripe, present, lost < self.params.k),
+            Coder::Lrc(lrc) => {
+                let blocks: Vec<Option<&[u8]>> = (0..present.len())
+                    .map(|i| (present[i] && i != lost).then(|| stripe.block(i)))
+                    .collect();
+                let rebuilt = lrc.rebuild(lost, &blocks).map_err(lrc_error)?;
+                stripe.block_mut(lost).copy_from_slice(&rebuilt);
+                Ok(())
+            }
+        }
     }
 
     /// Checks every present block against its expected hash, rebuilds the
@@ -385,6 +685,17 @@ fn coder_error(err: reed_solomon_erasure::Error) -> CodecError {
     CodecError::Coder(format!("{err:?}"))
 }
 
+fn lrc_error(err: LrcError) -> CodecError {
+    match err {
+        LrcError::InvalidParams(params) => CodecError::InvalidParams(format!("{params}")),
+        LrcError::TooFewBlocks { rank, k } => CodecError::TooFewBlocks {
+            available: rank,
+            needed: k,
+        },
+        other => CodecError::Coder(other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +703,159 @@ mod tests {
 
     fn codec(k: usize, m: usize, block_size: usize) -> ErasureCodec {
         ErasureCodec::new(CodecParams::new(k, m, block_size).expect("params")).expect("codec")
+    }
+
+    #[test]
+    fn storage_classes_parse_and_print_the_way_users_write_them() {
+        for (text, k, m, l) in [
+            ("RS(8,4)", 8, 4, 0),
+            ("rs(4, 2)", 4, 2, 0),
+            ("LRC(12,2,2)", 12, 4, 2),
+            ("LRC(8,2,2)", 8, 4, 2),
+        ] {
+            let class: StorageClass = text.parse().expect(text);
+            assert_eq!((class.k, class.m, class.local_groups), (k, m, l), "{text}");
+            assert_eq!(
+                class.to_string().parse::<StorageClass>().expect("again"),
+                class
+            );
+        }
+        assert_eq!(
+            "LRC(12,2,2)"
+                .parse::<StorageClass>()
+                .expect("lrc")
+                .to_string(),
+            "LRC(12,2,2)"
+        );
+        for bad in [
+            "RS(8)",
+            "LRC(12,5,2)",
+            "RS(0,4)",
+            "XOR(2,1)",
+            "RS(8,4",
+            "LRC(12,2,0)",
+            "",
+        ] {
+            assert!(bad.parse::<StorageClass>().is_err(), "{bad} accepted");
+        }
+        let json = serde_json::to_string(&"LRC(8,2,2)".parse::<StorageClass>().expect("lrc"))
+            .expect("json");
+        assert_eq!(json, "\"LRC(8,2,2)\"");
+    }
+
+    #[test]
+    fn manifests_without_local_groups_are_reed_solomon() {
+        let old: CodecParams =
+            serde_json::from_str(r#"{"k":8,"m":4,"block_size":262144}"#).expect("old manifest");
+        assert_eq!(old, CodecParams::DEFAULT);
+        assert_eq!(old.tolerated_losses(), 4);
+        assert_eq!(
+            serde_json::to_string(&old).expect("json"),
+            r#"{"k":8,"m":4,"block_size":262144}"#
+        );
+        let lrc = CodecParams::lrc(12, 2, 2, 1024).expect("lrc");
+        assert_eq!(
+            (
+                lrc.total(),
+                lrc.tolerated_losses(),
+                lrc.local_repair_reads()
+            ),
+            (16, 3, 6)
+        );
+    }
+
+    #[test]
+    fn lrc_stripes_survive_every_pattern_of_r_plus_one_losses_and_refuse_worse() {
+        let params = CodecParams::lrc(8, 2, 2, 64).expect("lrc");
+        let codec = ErasureCodec::new(params).expect("codec");
+        let mut stripe = codec.stripe_buffer();
+        let data: Vec<u8> = (0..500u32).map(|i| (i * 31 % 251) as u8).collect();
+        stripe.fill_from(&data).expect("fill");
+        codec.encode(&mut stripe).expect("encode");
+        assert!(codec.verify(&mut stripe).expect("verify"));
+        let expected = stripe.block_hashes();
+        let total = params.total();
+        let mut undecodable = 0;
+        for mask in 0u32..(1 << total) {
+            let lost = mask.count_ones() as usize;
+            if lost == 0 || lost > 4 {
+                continue;
+            }
+            let present: Vec<bool> = (0..total).map(|i| mask & (1 << i) == 0).collect();
+            let mut damaged = stripe.clone();
+            for (i, p) in present.iter().enumerate() {
+                if !p {
+                    damaged.block_mut(i).fill(0xEE);
+                }
+            }
+            match codec.restore(&mut damaged, &present, &expected, false) {
+                Ok(report) => {
+                    assert_eq!(report.rebuilt.len(), lost);
+                    assert_eq!(damaged.data(), &data[..], "mask {mask:b}");
+                }
+                Err(CodecError::TooFewBlocks { .. }) => {
+                    assert!(lost > params.tolerated_losses(), "mask {mask:b} refused");
+                    assert!(!codec.is_decodable(&present));
+                    undecodable += 1;
+                }
+                Err(other) => panic!("mask {mask:b}: {other}"),
+            }
+        }
+        // 4 losses of 12: 495 patterns, 425 decodable (core::lrc's count).
+        assert_eq!(undecodable, 495 - 425);
+    }
+
+    #[test]
+    fn lrc_repair_reads_the_group_and_degraded_reads_add_its_local_parity_first() {
+        let codec = ErasureCodec::new(CodecParams::lrc(12, 2, 2, 64).expect("lrc")).expect("codec");
+        let mut available = vec![true; 16];
+        available[3] = false;
+        assert_eq!(codec.read_set(3, &available), Some(vec![0, 1, 2, 4, 5, 12]));
+        available[0] = false;
+        let wide = codec.read_set(3, &available).expect("decodable");
+        assert_eq!(wide.len(), 12);
+        let mut failed = vec![false; 16];
+        failed[7] = true; // group 1
+        let order = codec.fallback_order(&failed);
+        assert_eq!(&order[12..], &[13, 14, 15, 12]);
+        // A local rebuild from the six blocks of the read set.
+        let mut stripe = codec.stripe_buffer();
+        let data: Vec<u8> = (0..700u32).map(|i| (i * 7 % 253) as u8).collect();
+        stripe.fill_from(&data).expect("fill");
+        codec.encode(&mut stripe).expect("encode");
+        let original = stripe.block(3).to_vec();
+        let mut present = vec![false; 16];
+        for b in [0, 1, 2, 4, 5, 12] {
+            present[b] = true;
+        }
+        stripe.block_mut(3).fill(0);
+        codec
+            .rebuild_block(&mut stripe, &present, 3)
+            .expect("local rebuild");
+        assert_eq!(stripe.block(3), &original[..]);
+        present[12] = false;
+        assert!(matches!(
+            codec.rebuild_block(&mut stripe, &present, 3),
+            Err(CodecError::TooFewBlocks { .. })
+        ));
+        let rs = ErasureCodec::new(CodecParams::DEFAULT).expect("rs");
+        assert_eq!(rs.fallback_order(&failed), (0..12).collect::<Vec<_>>());
+        // Reed-Solomon rebuilds a data block or a parity from its read set.
+        let mut stripe = rs.stripe_buffer();
+        stripe.fill_from(&data).expect("fill");
+        rs.encode(&mut stripe).expect("encode");
+        for lost in [2usize, 10] {
+            let original = stripe.block(lost).to_vec();
+            let mut available = vec![true; 12];
+            available[lost] = false;
+            let set = rs.read_set(lost, &available).expect("k others");
+            let present: Vec<bool> = (0..12).map(|i| set.contains(&i)).collect();
+            stripe.block_mut(lost).fill(0);
+            rs.rebuild_block(&mut stripe, &present, lost)
+                .expect("rebuild");
+            assert_eq!(stripe.block(lost), &original[..], "block {lost}");
+        }
+        assert_eq!(rs.read_set(0, &[true; 12]), Some((1..9).collect()));
     }
 
     #[test]

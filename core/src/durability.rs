@@ -8,8 +8,9 @@
 //! inside a surviving rack. A stripe is unreadable when more than m of its
 //! k+m chunks are lost.
 
-use crate::ids::BlobId;
-use crate::placement::{NodeCandidate, PlacementError, place, rack_counts};
+use crate::codec::{CodecParams, ErasureCodec};
+use crate::ids::{BlobId, NodeId};
+use crate::placement::{NodeCandidate, PlacementError, place_blob, rack_counts};
 
 /// Failure probabilities over the period of interest (e.g. until repair).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,15 +80,26 @@ pub struct ClassReport {
     /// Copies or chunks, and how many racks they span.
     pub pieces: usize,
     pub racks: usize,
-    /// Pieces that may be lost with the data still readable.
+    /// Pieces that may be lost with the data still readable (every
+    /// pattern of this many; an LRC also survives some larger ones).
     pub losses_readable: usize,
     /// Pieces that may be lost with the data still on some disk.
     pub losses_kept: usize,
     /// Whole racks that may be lost with the data still readable.
     pub racks_readable: usize,
-    /// Probability, under the model, that the data is unreadable / gone.
+    /// Probability, under the model, that the data is unreadable / gone
+    /// (for an LRC an upper bound: every pattern beyond `losses_readable`
+    /// is counted as a loss).
     pub p_unreadable: f64,
     pub p_lost: f64,
+    /// Chunks read to rebuild one lost chunk, averaged over which chunk is
+    /// lost (the repair read amplification: k for Reed-Solomon).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair_reads: Option<f64>,
+    /// The share of those reads that cross racks, the rebuilt chunk staying
+    /// in the lost one's rack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_rack_share: Option<f64>,
 }
 
 impl ClassReport {
@@ -100,21 +112,74 @@ impl ClassReport {
         m: usize,
         model: FailureModel,
     ) -> Result<Self, PlacementError> {
-        let placement = place(blob, candidates, k, m, 1)?;
+        let params = CodecParams {
+            k,
+            m,
+            block_size: 1,
+            local_groups: 0,
+        };
+        Self::for_code(name, blob, candidates, &params, model)
+    }
+
+    /// A code (Reed-Solomon or LRC) as placement lays `blob` out on
+    /// `candidates`, with what repairing one chunk of it reads.
+    pub fn for_code(
+        name: String,
+        blob: &BlobId,
+        candidates: &[NodeCandidate],
+        params: &CodecParams,
+        model: FailureModel,
+    ) -> Result<Self, PlacementError> {
+        let total = params.total();
+        let placement: Vec<NodeId> = place_blob(blob, candidates, params, 1, total)?
+            .into_iter()
+            .flatten()
+            .collect();
         let per_rack: Vec<usize> = rack_counts(&placement, candidates).into_values().collect();
-        let p = stripe_loss_probability(&per_rack, m, model);
+        let tolerated = params.tolerated_losses();
+        let p = stripe_loss_probability(&per_rack, tolerated, model);
+        let (repair_reads, cross_rack_share) = repair_cost(params, &placement, candidates);
         Ok(Self {
             name,
-            overhead: (k + m) as f64 / k as f64,
-            pieces: k + m,
+            overhead: total as f64 / params.k as f64,
+            pieces: total,
             racks: per_rack.len(),
-            losses_readable: m,
-            losses_kept: m,
-            racks_readable: racks_tolerated(&per_rack, m),
+            losses_readable: tolerated,
+            losses_kept: tolerated,
+            racks_readable: racks_tolerated(&per_rack, tolerated),
             p_unreadable: p,
             p_lost: p,
+            repair_reads: Some(repair_reads),
+            cross_rack_share: Some(cross_rack_share),
         })
     }
+}
+
+/// Mean chunks read per single-chunk repair, and the share of them in
+/// another rack than the lost chunk's, over every chunk of `placement`
+/// (the read sets the scrubber chooses: `ErasureCodec::read_set`).
+fn repair_cost(
+    params: &CodecParams,
+    placement: &[NodeId],
+    candidates: &[NodeCandidate],
+) -> (f64, f64) {
+    let Ok(codec) = ErasureCodec::new(*params) else {
+        return (params.k as f64, 0.0);
+    };
+    let rack = |id: &NodeId| candidates.iter().find(|n| &n.id == id).map(|n| &n.rack);
+    let (mut reads, mut crossing) = (0usize, 0usize);
+    for lost in 0..placement.len() {
+        let mut available = vec![true; placement.len()];
+        available[lost] = false;
+        let set = codec.read_set(lost, &available).unwrap_or_default();
+        reads += set.len();
+        crossing += set
+            .iter()
+            .filter(|&&i| rack(&placement[i]) != rack(&placement[lost]))
+            .count();
+    }
+    let n = placement.len().max(1) as f64;
+    (reads as f64 / n, crossing as f64 / reads.max(1) as f64)
 }
 
 /// Whole racks whose loss leaves at most `tolerated` pieces lost: the
@@ -208,5 +273,34 @@ mod tests {
         assert_eq!(racks_tolerated(&[1, 1, 1], 1), 1);
         assert_eq!(racks_tolerated(&[1, 1, 1], 2), 2);
         assert_eq!(racks_tolerated(&[5, 1], 4), 0);
+    }
+
+    #[test]
+    fn an_lrc_repairs_from_its_group_and_reads_less_across_racks() {
+        use crate::ids::RackId;
+        use crate::placement::NodeState;
+        let nodes: Vec<NodeCandidate> = (0..18)
+            .map(|i| NodeCandidate {
+                id: NodeId::new(format!("n{i:02}")).expect("id"),
+                rack: RackId::new(format!("rack-{}", i / 3)).expect("rack"),
+                capacity: 1 << 40,
+                free: 1 << 40,
+                state: NodeState::Up,
+            })
+            .collect();
+        let blob = BlobId::from_bytes([7; 16]);
+        let lrc = CodecParams::lrc(12, 2, 2, 1 << 20).expect("lrc");
+        let rs = CodecParams::new(12, 4, 1 << 20).expect("rs");
+        let l = ClassReport::for_code("lrc".into(), &blob, &nodes, &lrc, FailureModel::SEED)
+            .expect("lrc placed");
+        let r = ClassReport::for_code("rs".into(), &blob, &nodes, &rs, FailureModel::SEED)
+            .expect("rs placed");
+        // 14 of 16 chunks rebuild from their 6 group peers, the 2 global
+        // parities from 12: (14 × 6 + 2 × 12) / 16.
+        assert_eq!(l.repair_reads, Some(6.75));
+        assert_eq!(r.repair_reads, Some(12.0));
+        assert!(l.cross_rack_share < r.cross_rack_share, "{l:?} {r:?}");
+        assert_eq!((l.losses_readable, l.racks_readable), (3, 1));
+        assert!((l.overhead - 4.0 / 3.0).abs() < 1e-12);
     }
 }

@@ -21,6 +21,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::CodecParams;
 use crate::ids::{BlobId, NodeId, RackId};
 
 /// What the failure detector believes about a node.
@@ -216,6 +217,22 @@ pub fn replace(
     m: usize,
     min_free: u64,
 ) -> Result<NodeId, PlacementError> {
+    replace_near(blob, placement, index, nodes, m, min_free, &[])
+}
+
+/// Like [`replace`], but among the nodes that hold no other chunk of the
+/// blob, prefers a rack holding more of the chunks `near` (an LRC chunk's
+/// group peers: a later local repair of it then reads less across racks).
+/// The rack rule is the same.
+pub fn replace_near(
+    blob: &BlobId,
+    placement: &[NodeId],
+    index: usize,
+    nodes: &[NodeCandidate],
+    m: usize,
+    min_free: u64,
+    near: &[usize],
+) -> Result<NodeId, PlacementError> {
     if index >= placement.len() {
         return Err(PlacementError::IndexOutOfRange {
             index,
@@ -238,6 +255,12 @@ pub fn replace(
         }
     }
 
+    let mut near_per_rack: BTreeMap<&RackId, usize> = BTreeMap::new();
+    for &peer in near.iter().filter(|&&p| p != index) {
+        if let Some(rack) = placement.get(peer).and_then(|id| rack_of.get(id)) {
+            *near_per_rack.entry(rack).or_default() += 1;
+        }
+    }
     let best = nodes
         .iter()
         .filter(|n| is_eligible(n, min_free) && n.id != placement[index])
@@ -245,8 +268,9 @@ pub fn replace(
         .map(|n| {
             let shared = per_node.get(&n.id).copied().unwrap_or(0);
             let rack_load = per_rack.get(&n.rack).copied().unwrap_or(0);
+            let apart = near.len() - near_per_rack.get(&n.rack).copied().unwrap_or(0);
             let s = score(blob, Some(index), n);
-            ((shared, rack_load), s, n)
+            ((shared, apart, rack_load), s, n)
         })
         .min_by(|a, b| {
             a.0.cmp(&b.0)
@@ -258,6 +282,67 @@ pub fn replace(
             index,
             max_per_rack: m,
         })
+}
+
+/// Places a new blob of `params`' code: [`place_partial`] with at most
+/// [`CodecParams::tolerated_losses`] chunks per rack (any rack's loss is
+/// survived), then, for an LRC, [`align_groups`].
+pub fn place_blob(
+    blob: &BlobId,
+    nodes: &[NodeCandidate],
+    params: &CodecParams,
+    min_free: u64,
+    at_least: usize,
+) -> Result<Vec<Option<NodeId>>, PlacementError> {
+    let per_rack = params.tolerated_losses();
+    let placed = place_partial(
+        blob,
+        nodes,
+        params.total() - per_rack,
+        per_rack,
+        min_free,
+        at_least,
+    )?;
+    Ok(align_groups(placed, nodes, params))
+}
+
+/// Gives an LRC's chunks to the placed nodes so that each local group sits
+/// in as few racks as the per-rack limit allows: the chunks, group by group
+/// (data, then its local parity) and then the global parities, fill the
+/// racks with the most chosen nodes first. A lost chunk's group peers are
+/// then mostly in its own rack or one other, and its local repair reads
+/// less across racks. The set of nodes (and so rack safety) is unchanged;
+/// unplaced chunks stay unplaced. A Reed-Solomon placement is returned as is.
+pub fn align_groups(
+    placement: Vec<Option<NodeId>>,
+    nodes: &[NodeCandidate],
+    params: &CodecParams,
+) -> Vec<Option<NodeId>> {
+    let Some(lrc) = params.lrc_params() else {
+        return placement;
+    };
+    let rack_of: BTreeMap<&NodeId, &RackId> = nodes.iter().map(|n| (&n.id, &n.rack)).collect();
+    // Racks in the order their first node was chosen (nodes the candidates
+    // do not list share one unnamed rack).
+    let mut racks: Vec<(Option<&RackId>, Vec<NodeId>)> = Vec::new();
+    for id in placement.iter().flatten() {
+        let rack = rack_of.get(id).copied();
+        match racks.iter_mut().find(|(r, _)| *r == rack) {
+            Some((_, ids)) => ids.push(id.clone()),
+            None => racks.push((rack, vec![id.clone()])),
+        }
+    }
+    racks.sort_by_key(|(_, ids)| std::cmp::Reverse(ids.len()));
+    let slots = racks.into_iter().flat_map(|(_, ids)| ids);
+    let order = (0..lrc.l)
+        .flat_map(|g| lrc.group(g))
+        .chain(lrc.k + lrc.l..lrc.n())
+        .filter(|&i| placement.get(i).is_some_and(Option::is_some));
+    let mut aligned = vec![None; placement.len()];
+    for (index, node) in order.zip(slots) {
+        aligned[index] = Some(node);
+    }
+    aligned
 }
 
 /// Chunks per rack in a placement (for checks and reports).
@@ -546,5 +631,96 @@ mod tests {
             replace(&blob(1), &placement, 3, &nodes, 1, 1),
             Err(PlacementError::IndexOutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn lrc_blobs_keep_a_rack_loss_survivable_and_their_groups_in_few_racks() {
+        let params = CodecParams::lrc(12, 2, 2, 1 << 20).expect("lrc");
+        let lrc = params.lrc_params().expect("lrc");
+        let nodes = topology(&[3, 3, 3, 3, 3, 3]);
+        let rack_of: BTreeMap<&NodeId, &RackId> = nodes.iter().map(|n| (&n.id, &n.rack)).collect();
+        let codec = crate::codec::ErasureCodec::new(params).expect("codec");
+        for i in 0..100 {
+            let placed: Vec<NodeId> = place_blob(&blob(i), &nodes, &params, 1, 16)
+                .expect("18 nodes in 6 racks")
+                .into_iter()
+                .map(|n| n.expect("all placed"))
+                .collect();
+            let distinct: std::collections::BTreeSet<&NodeId> = placed.iter().collect();
+            assert_eq!(distinct.len(), 16);
+            // Losing any one rack leaves a decodable blob.
+            for rack in rack_of.values() {
+                let present: Vec<bool> = placed.iter().map(|n| rack_of[n] != *rack).collect();
+                assert!(
+                    codec.is_decodable(&present),
+                    "blob {i}: losing {rack} is fatal"
+                );
+            }
+            // Each group of 7 chunks in 3 racks: the fewest at 3 per rack.
+            for g in 0..lrc.l {
+                let racks: std::collections::BTreeSet<&RackId> =
+                    lrc.group(g).iter().map(|&c| rack_of[&placed[c]]).collect();
+                assert_eq!(racks.len(), 3, "blob {i} group {g}: {racks:?}");
+            }
+        }
+        // Four racks cannot hold 16 chunks at 3 per rack.
+        assert!(matches!(
+            place_blob(&blob(1), &topology(&[4, 4, 4, 4]), &params, 1, 16),
+            Err(PlacementError::RackSpread { .. })
+        ));
+        // Reed-Solomon placements are what `place` gives.
+        let rs = CodecParams::DEFAULT;
+        let plain = place(&blob(3), &topology(&[3, 3, 3, 3]), 8, 4, 1).expect("rs");
+        let via: Vec<NodeId> = place_blob(&blob(3), &topology(&[3, 3, 3, 3]), &rs, 1, 12)
+            .expect("rs")
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(via, plain);
+    }
+
+    #[test]
+    fn a_replacement_goes_near_its_group_when_the_rack_rule_allows() {
+        let nodes = topology(&[4, 4, 4, 4, 4, 4]);
+        let params = CodecParams::lrc(12, 2, 2, 1 << 20).expect("lrc");
+        let lrc = params.lrc_params().expect("lrc");
+        let placed: Vec<NodeId> = place_blob(&blob(9), &nodes, &params, 1, 16)
+            .expect("placement")
+            .into_iter()
+            .flatten()
+            .collect();
+        let rack_of: BTreeMap<&NodeId, &RackId> = nodes.iter().map(|n| (&n.id, &n.rack)).collect();
+        let peers = lrc.group_peers(0).expect("data chunk");
+        let replacement = replace_near(
+            &blob(9),
+            &placed,
+            0,
+            &nodes,
+            params.tolerated_losses(),
+            1,
+            &peers,
+        )
+        .expect("replacement");
+        let near = |node: &NodeId| {
+            peers
+                .iter()
+                .filter(|&&p| rack_of[&placed[p]] == rack_of[node])
+                .count()
+        };
+        let best = nodes
+            .iter()
+            .filter(|n| !placed.contains(&n.id))
+            .filter(|n| {
+                placed
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, id)| *i != 0 && rack_of[*id] == &n.rack)
+                    .count()
+                    < params.tolerated_losses()
+            })
+            .map(|n| near(&n.id))
+            .max()
+            .expect("a candidate");
+        assert_eq!(near(&replacement), best);
     }
 }

@@ -2,16 +2,17 @@
 //! path, live placement, limits and metrics, joined into operations on whole
 //! objects (write a blob from a body, stream a range of an object's parts).
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_core::codec::ErasureCodec;
+use cairn_core::codec::{CodecParams, ErasureCodec, StorageClass};
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::{BlobManifest, ChunkState, InlineBody, ObjectManifest};
-use cairn_core::placement::PlacementError;
+use cairn_core::placement::{PlacementError, place_blob};
 use cairn_meta_api::client::{MetaClient, NodeCache};
 use cairn_meta_api::model::NodeRecord;
 use cairn_service::{ClusterSecret, HttpClient, Timeouts};
@@ -40,6 +41,9 @@ pub enum BackendError {
     ClientIdle(Duration),
     #[error(transparent)]
     Meta(#[from] cairn_meta_api::client::MetaError),
+    /// A bucket's storage class that cannot be used (or placed).
+    #[error("{0}")]
+    Class(String),
 }
 
 /// The gateway's shared state behind every S3 request.
@@ -49,6 +53,10 @@ pub struct Backend {
     pub metrics: GatewayMetrics,
     /// The code of new blobs, and its write quorum.
     code: Code,
+    /// The block size of erasure-coded blobs (a bucket's class keeps it).
+    block_size: usize,
+    /// Buckets' storage classes as last read, and the coders built for them.
+    classes: ClassCache,
     /// Blobs of a known size up to `replicated_max` get copies instead.
     replicated: Option<Code>,
     replicated_max: u64,
@@ -71,6 +79,33 @@ pub struct Backend {
 struct Code {
     codec: Arc<ErasureCodec>,
     quorum: usize,
+}
+
+impl Code {
+    /// A bucket class's code: acknowledged once k+1 chunks are durable, and
+    /// never with more missing than the code survives in every pattern (an
+    /// LRC's r+1).
+    fn for_class(params: CodecParams) -> Result<Self, BackendError> {
+        let codec = ErasureCodec::new(params).map_err(|e| BackendError::Class(e.to_string()))?;
+        let total = params.total();
+        let quorum = (params.k + 1)
+            .max(total - params.tolerated_losses())
+            .min(total);
+        Ok(Self {
+            codec: Arc::new(codec),
+            quorum,
+        })
+    }
+}
+
+/// How long a bucket's storage class is trusted after it was read: a class
+/// change applies to blobs written from at most this much later.
+const CLASS_FRESH_FOR: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Default)]
+struct ClassCache {
+    buckets: std::sync::Mutex<HashMap<String, (Instant, Option<StorageClass>)>>,
+    codes: std::sync::Mutex<HashMap<StorageClass, Code>>,
 }
 
 /// Where a single-blob body went.
@@ -127,6 +162,8 @@ impl Backend {
             meta,
             metrics,
             code,
+            block_size: config.block_size,
+            classes: ClassCache::default(),
             replicated,
             replicated_max: config.replicated_max_bytes,
             http: HttpClient::with_builder(
@@ -165,6 +202,7 @@ impl Backend {
     /// inline body exactly as they see a blob's.
     pub async fn write_object<S, E>(
         &self,
+        bucket: &str,
         body: S,
         size_hint: Option<u64>,
         mut tap: Option<BodyTap>,
@@ -178,7 +216,7 @@ impl Backend {
         let inline_max = self.inline_max;
         if inline_max == 0 || size_hint.is_some_and(|size| size > inline_max) {
             return Ok(Stored::Blob(
-                self.write(body, size_hint, tap, seal, key).await?,
+                self.write(bucket, body, size_hint, tap, seal, key).await?,
             ));
         }
         let mut body = Box::pin(body);
@@ -203,7 +241,7 @@ impl Backend {
             // starting with the bytes already read.
             let whole = futures_util::stream::iter(head.into_iter().map(Ok)).chain(body);
             return Ok(Stored::Blob(
-                self.write(whole, size_hint, tap, seal, key).await?,
+                self.write(bucket, whole, size_hint, tap, seal, key).await?,
             ));
         }
         let data = match head.len() {
@@ -233,13 +271,15 @@ impl Backend {
         })
     }
 
-    /// Stores `body` as a new blob on rack-safe nodes. `size_hint` (the
-    /// declared length) lets placement skip nodes too full for it. Bodies
-    /// over the configured limit fail with [`BackendError::TooLarge`], and
-    /// bodies `seal` refuses with [`WriteError::Rejected`]; both leave
-    /// nothing behind.
+    /// Stores `body` as a new blob of `bucket` on rack-safe nodes, in the
+    /// code its size and the bucket's storage class call for. `size_hint`
+    /// (the declared length) lets placement skip nodes too full for it.
+    /// Bodies over the configured limit fail with
+    /// [`BackendError::TooLarge`], and bodies `seal` refuses with
+    /// [`WriteError::Rejected`]; both leave nothing behind.
     pub async fn write<S, E>(
         &self,
+        bucket: &str,
         body: S,
         size_hint: Option<u64>,
         tap: Option<BodyTap>,
@@ -256,7 +296,7 @@ impl Backend {
         {
             return Err(BackendError::TooLarge { limit });
         }
-        let code = self.code_for(size_hint);
+        let code = self.code_for(bucket, size_hint).await?;
         let params = *code.codec.params();
         let blob = BlobId::random();
         let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
@@ -325,13 +365,72 @@ impl Backend {
     }
 
     /// The code for a new blob: copies when its declared size is small
-    /// enough (and above the inline threshold, or it would not be a blob),
-    /// k+m otherwise.
-    fn code_for(&self, size_hint: Option<u64>) -> &Code {
-        match (&self.replicated, size_hint) {
-            (Some(replicated), Some(size)) if size <= self.replicated_max => replicated,
-            _ => &self.code,
+    /// enough (and above the inline threshold, or it would not be a blob);
+    /// otherwise the bucket's storage class, or the gateway's k+m.
+    async fn code_for(&self, bucket: &str, size_hint: Option<u64>) -> Result<Code, BackendError> {
+        if let (Some(replicated), Some(size)) = (&self.replicated, size_hint)
+            && size <= self.replicated_max
+        {
+            return Ok(replicated.clone());
         }
+        let Some(class) = self.bucket_class(bucket).await? else {
+            return Ok(self.code.clone());
+        };
+        let mut codes = self.classes.codes.lock().expect("class codes lock");
+        if let Some(code) = codes.get(&class) {
+            return Ok(code.clone());
+        }
+        let code = Code::for_class(
+            class
+                .codec(self.block_size)
+                .map_err(|e| BackendError::Class(e.to_string()))?,
+        )?;
+        codes.insert(class, code.clone());
+        Ok(code)
+    }
+
+    /// A bucket's storage class, read at most every [`CLASS_FRESH_FOR`].
+    async fn bucket_class(&self, bucket: &str) -> Result<Option<StorageClass>, BackendError> {
+        if let Some((read, class)) = self
+            .classes
+            .buckets
+            .lock()
+            .expect("class cache lock")
+            .get(bucket)
+            && read.elapsed() < CLASS_FRESH_FOR
+        {
+            return Ok(*class);
+        }
+        let class = self
+            .meta
+            .head_bucket(bucket)
+            .await?
+            .and_then(|record| record.storage_class);
+        self.classes
+            .buckets
+            .lock()
+            .expect("class cache lock")
+            .insert(bucket.to_owned(), (Instant::now(), class));
+        Ok(class)
+    }
+
+    /// Refuses a storage class the nodes registered now cannot place
+    /// rack-safely (too few nodes or racks for its chunks), naming why.
+    pub async fn check_class(&self, class: StorageClass) -> Result<(), BackendError> {
+        let params = class
+            .codec(self.block_size)
+            .map_err(|e| BackendError::Class(e.to_string()))?;
+        let nodes = self.nodes().await?;
+        let mut candidates: Vec<_> = nodes.iter().map(NodeRecord::candidate).collect();
+        // The layout a healthy cluster gives: a node down now is not the
+        // reason to refuse a class.
+        for candidate in &mut candidates {
+            candidate.state = cairn_core::placement::NodeState::Up;
+            candidate.free = candidate.free.max(1);
+        }
+        place_blob(&BlobId::random(), &candidates, &params, 1, params.total())
+            .map(drop)
+            .map_err(|err| BackendError::Class(format!("{class} cannot be placed here: {err}")))
     }
 
     /// Leaves out of placement, for [`crate::health::PENALTY`], every node that

@@ -371,14 +371,25 @@ impl StripeReader {
         loop {
             let have = present.iter().filter(|p| **p).count();
             // Degraded: a needed chunk is unusable, or reads were slow. Then
-            // any k blocks will do.
+            // any blocks that decode the stripe will do: any k for
+            // Reed-Solomon; for an LRC, k that are independent (one more
+            // block at a time until they are).
             let degraded = hedged || needed.iter().any(|&i| self.failed[i]);
-            if needed.iter().all(|&i| present[i]) || (degraded && have >= k) {
+            let decodable = degraded && have >= k && self.codec.is_decodable(&present);
+            if needed.iter().all(|&i| present[i]) || decodable {
                 break;
             }
-            let target = if degraded { k + extra } else { needed.len() };
+            let mut target = if degraded { k + extra } else { needed.len() };
+            if degraded && have >= k {
+                target = target.max(have + 1);
+            }
+            let order = self.codec.fallback_order(&self.failed);
             for _ in 0..target.saturating_sub(have + pending.len()) {
-                let Some(index) = (0..total).find(|&i| !launched[i] && !self.failed[i]) else {
+                let Some(index) = order
+                    .iter()
+                    .copied()
+                    .find(|&i| !launched[i] && !self.failed[i])
+                else {
                     break;
                 };
                 launched[index] = true;

@@ -5,14 +5,15 @@
 use cairn_core::codec::CodecParams;
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::BlobManifest;
-use cairn_core::placement::{NodeCandidate, PlacementError, place_partial};
+use cairn_core::placement::{NodeCandidate, PlacementError, place_blob};
 use cairn_meta_api::model::NodeRecord;
 use cairn_node_api::NodeClient;
 use cairn_service::HttpClient;
 
 use crate::blob_writer::ChunkTarget;
 
-/// Chooses rack-safe targets for a new blob among the registered nodes.
+/// Chooses rack-safe targets for a new blob among the registered nodes (an
+/// LRC's groups aligned with racks: `place_blob`).
 /// `min_free` is the space each node needs (about one chunk). With fewer
 /// than k+m eligible nodes but at least `quorum`, the last chunks get no
 /// target (`None`): the write records them missing, for repair.
@@ -25,7 +26,7 @@ pub fn targets_for_new_blob(
     http: &HttpClient,
 ) -> Result<Vec<Option<ChunkTarget>>, PlacementError> {
     let candidates: Vec<NodeCandidate> = nodes.iter().map(NodeRecord::candidate).collect();
-    let placement = place_partial(blob, &candidates, codec.k, codec.m, min_free, quorum)?;
+    let placement = place_blob(blob, &candidates, codec, min_free, quorum)?;
     Ok(placement
         .into_iter()
         .map(|id| {

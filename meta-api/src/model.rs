@@ -48,6 +48,11 @@ pub struct BucketRecord {
     /// The bucket's ACL when ACLs are on; `None`: private.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<Acl>,
+    /// The code of the bucket's erasure-coded blobs from now on (`RS(8,4)`,
+    /// `LRC(12,2,2)`, …); `None`: the gateway's. Blobs keep the code they
+    /// were written with (their manifest names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<cairn_core::codec::StorageClass>,
 }
 
 /// A bucket's Block Public Access settings (`PutPublicAccessBlock`).
@@ -96,6 +101,9 @@ pub enum BucketSetting {
     Acl {
         acl: Option<Acl>,
     },
+    StorageClass {
+        class: Option<cairn_core::codec::StorageClass>,
+    },
 }
 
 impl BucketSetting {
@@ -110,6 +118,7 @@ impl BucketSetting {
             Self::Cors { cors } => record.cors = cors.clone(),
             Self::Ownership { ownership } => record.ownership = *ownership,
             Self::Acl { acl } => record.acl = acl.clone(),
+            Self::StorageClass { class } => record.storage_class = *class,
         }
     }
 
@@ -124,6 +133,7 @@ impl BucketSetting {
             Self::Cors { .. } => "set_bucket_cors",
             Self::Ownership { .. } => "set_bucket_ownership",
             Self::Acl { .. } => "set_bucket_acl",
+            Self::StorageClass { .. } => "set_bucket_storage_class",
         }
     }
 }

@@ -243,6 +243,30 @@ pub struct RepairCost {
     pub bytes_rebuilt: u64,
     pub cross_rack_bytes: u64,
     pub millis: u64,
+    /// The blob's code (`RS(8,4)`, `LRC(12,2,2)`): costs are also kept per
+    /// class.
+    #[serde(default)]
+    pub class: Option<String>,
+}
+
+/// Repair counters of one storage class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassRepairTotals {
+    pub repaired_chunks: u64,
+    pub bytes_read: u64,
+    pub bytes_rebuilt: u64,
+    pub cross_rack_bytes: u64,
+}
+
+impl ClassRepairTotals {
+    /// Bytes read ÷ bytes rebuilt; 0 before any repair.
+    pub fn read_amplification(&self) -> f64 {
+        if self.bytes_rebuilt == 0 {
+            0.0
+        } else {
+            self.bytes_read as f64 / self.bytes_rebuilt as f64
+        }
+    }
 }
 
 /// Repair counters since the scrubber's data dir was created.
@@ -257,6 +281,9 @@ pub struct RepairTotals {
     pub bytes_rebuilt: u64,
     pub cross_rack_bytes: u64,
     pub repair_ms: u64,
+    /// The same, per storage class.
+    #[serde(default)]
+    pub by_class: std::collections::BTreeMap<String, ClassRepairTotals>,
 }
 
 impl RepairTotals {
@@ -266,6 +293,13 @@ impl RepairTotals {
         self.bytes_rebuilt += cost.bytes_rebuilt;
         self.cross_rack_bytes += cost.cross_rack_bytes;
         self.repair_ms += cost.millis;
+        if let Some(class) = &cost.class {
+            let totals = self.by_class.entry(class.clone()).or_default();
+            totals.repaired_chunks += 1;
+            totals.bytes_read += cost.bytes_read;
+            totals.bytes_rebuilt += cost.bytes_rebuilt;
+            totals.cross_rack_bytes += cost.cross_rack_bytes;
+        }
     }
 
     /// Bytes read ÷ bytes rebuilt (k for Reed-Solomon); 0 before any repair.
@@ -300,4 +334,8 @@ pub struct RepairStatus {
     /// `missing`, `corrupt`, `drain`, `rebalance`.
     #[serde(default)]
     pub queued_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Repairs per storage class (`RS(8,4)`, `LRC(12,2,2)`, `RS(1,2)` for
+    /// copies): what each class's repairs read.
+    #[serde(default)]
+    pub by_class: std::collections::BTreeMap<String, ClassRepairTotals>,
 }

@@ -17,7 +17,7 @@ use cairn_core::frame;
 use cairn_core::ids::{ChunkId, NodeId};
 use cairn_core::integrity::{hash_block, merkle_root};
 use cairn_core::manifest::{BlobManifest, ChunkState};
-use cairn_core::placement::{NodeCandidate, NodeState, replace};
+use cairn_core::placement::{NodeCandidate, NodeState, replace_near};
 use cairn_meta_api::client::MetaError;
 use cairn_meta_api::model::{Command, NodeRecord};
 use cairn_node_api::{BlockStream, NodeError};
@@ -205,20 +205,19 @@ async fn repair_chunk(
             .iter()
             .any(|n| &n.id == id && n.state == NodeState::Up)
     };
-    // Surviving chunks on live nodes; data chunks first (no preference is
-    // needed for correctness, but reading data chunks is the common case).
-    let sources: Vec<usize> = part
+    // Surviving chunks on live nodes.
+    let mut available: Vec<bool> = part
         .chunks
         .iter()
-        .filter(|c| c.index as usize != index && c.state == ChunkState::Stored && up(&c.node))
-        .map(|c| c.index as usize)
+        .map(|c| c.index as usize != index && c.state == ChunkState::Stored && up(&c.node))
         .collect();
-    let k = part.codec.k;
-    if sources.len() < k {
-        return Err(RepairError::TooFewSources {
-            available: sources.len(),
-            needed: k,
-        });
+    let codec = Arc::new(ErasureCodec::new(part.codec)?);
+    let too_few = |available: &[bool]| RepairError::TooFewSources {
+        available: available.iter().filter(|a| **a).count(),
+        needed: part.codec.k,
+    };
+    if codec.read_set(index, &available).is_none() {
+        return Err(too_few(&available));
     }
 
     // The replacement, by the core rule: no node holding another chunk of
@@ -236,13 +235,21 @@ async fn repair_chunk(
         .filter(|n| mean.is_none_or(|mean| crate::rebalance::below_mean(n, mean)))
         .map(NodeRecord::candidate)
         .collect();
-    let target = match replace(
+    // An LRC chunk goes near its group, so its next local repair reads
+    // less across racks.
+    let peers = part
+        .codec
+        .lrc_params()
+        .and_then(|lrc| lrc.group_peers(index))
+        .unwrap_or_default();
+    let target = match replace_near(
         &part.blob,
         &placement,
         index,
         &eligible,
-        part.codec.m,
+        part.codec.tolerated_losses(),
         layout.chunk_len(),
+        &peers,
     ) {
         Ok(target) => target,
         Err(_) if task.reason == RepairReason::Rebalance => return Ok(Outcome::Obsolete),
@@ -272,33 +279,49 @@ async fn repair_chunk(
         }
     }
 
-    // Otherwise read k sources (the first k that open), stripe by stripe.
-    let mut readers: Vec<(usize, BlockStream, bool)> = Vec::with_capacity(k);
-    for &source in &sources {
-        if copy_from.is_some() {
+    // Otherwise read the cheapest decodable set, stripe by stripe: any k
+    // for Reed-Solomon (data chunks first), the rest of the group for an
+    // LRC's single loss. A source that does not open is left out and the
+    // set chosen again.
+    let mut readers: Vec<(usize, BlockStream, bool)> = Vec::new();
+    while copy_from.is_none() {
+        let set = codec
+            .read_set(index, &available)
+            .ok_or_else(|| too_few(&available))?;
+        let mut complete = true;
+        for source in set {
+            if readers.iter().any(|(s, _, _)| *s == source) {
+                continue;
+            }
+            let chunk = part.chunk_id(source as u8);
+            let node = &part.chunks[source].node;
+            let opened = match ctx.client(&nodes, node) {
+                Some(client) => client.get_blocks(&chunk, None).await,
+                None => {
+                    available[source] = false;
+                    complete = false;
+                    continue;
+                }
+            };
+            match opened {
+                Ok(stream) => readers.push((source, stream, rack_of(node) != target_rack)),
+                Err(err) => {
+                    tracing::warn!(%chunk, error = %err, "source unusable; trying another");
+                    available[source] = false;
+                    complete = false;
+                }
+            }
+        }
+        if complete {
+            // Streams opened for an earlier set that is no longer the one
+            // read are dropped (not read).
+            let set = codec
+                .read_set(index, &available)
+                .ok_or_else(|| too_few(&available))?;
+            readers.retain(|(s, _, _)| set.contains(s));
             break;
         }
-        if readers.len() == k {
-            break;
-        }
-        let chunk = part.chunk_id(source as u8);
-        let node = &part.chunks[source].node;
-        let Some(client) = ctx.client(&nodes, node) else {
-            continue;
-        };
-        match client.get_blocks(&chunk, None).await {
-            Ok(stream) => readers.push((source, stream, rack_of(node) != target_rack)),
-            Err(err) => tracing::warn!(%chunk, error = %err, "source unusable; trying another"),
-        }
     }
-    if copy_from.is_none() && readers.len() < k {
-        return Err(RepairError::TooFewSources {
-            available: readers.len(),
-            needed: k,
-        });
-    }
-
-    let codec = Arc::new(ErasureCodec::new(part.codec)?);
     let chunk_id = part.chunk_id(task.index);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let block_size = part.codec.block_size as u32;
@@ -312,7 +335,10 @@ async fn repair_chunk(
         }
     });
 
-    let mut cost = RepairCost::default();
+    let mut cost = RepairCost {
+        class: Some(part.codec.to_string()),
+        ..RepairCost::default()
+    };
     let mut hashes = Vec::new();
     let rebuilt = match copy_from {
         Some((mut stream, cross_rack)) => {
@@ -489,7 +515,7 @@ async fn rebuild_stripes(
         let decoder = codec.clone();
         let mut owned = buf;
         let (back, result) = tokio::task::spawn_blocking(move || {
-            let result = decoder.reconstruct(&mut owned, &present, false);
+            let result = decoder.rebuild_block(&mut owned, &present, index);
             (owned, result)
         })
         .await

@@ -139,6 +139,7 @@ async fn repair_status(State(ctx): State<Arc<Context>>) -> Result<Json<RepairSta
         repair_ms: totals.repair_ms,
         lost_nodes: ctx.store.lost_nodes().map_err(store_error)?,
         garbage_deleted: ctx.store.garbage_deleted().map_err(store_error)?,
+        by_class: totals.by_class.clone(),
         queued_by_reason: ctx
             .store
             .queue_counts()

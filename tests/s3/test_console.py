@@ -228,8 +228,18 @@ def test_console_in_a_browser_shows_a_killed_node_and_its_repair_live(make_clust
     go(driver, "durability")
     wait_for("every blob back at full width", lambda: text(driver, "blobs-at-risk") == "0", timeout=60)
 
-    # Scrub jobs: schedule one from the form, see it finish; schedule a
-    # repeating one and cancel it.
+    # Rot: flip a byte in block 0 of one chunk on a live node.
+    part = cluster.cairn("inspect", "photos/2026/trip/img-3.jpg", "--json")["manifest"]["parts"][0]
+    rotten = part["chunks"][2]
+    path = (Path(cluster.node(rotten["node"])["data_dir"]) / "chunks" / part["blob"][:2]
+            / f"{part['blob']}-{rotten['index']:03}.chunk")
+    raw = bytearray(path.read_bytes())
+    header_len = int.from_bytes(raw[10:12], "little")  # the chunk file's own header length
+    raw[header_len + 1000] ^= 0x5A
+    path.write_bytes(bytes(raw))
+
+    # Scrub jobs: schedule one from the form, see it finish with the
+    # finding to the block; schedule a repeating one and cancel it.
     go(driver, "scrub")
     form = driver.find_element(By.ID, "scrub-form")
     form.find_element(By.NAME, "bucket").send_keys("photos")
@@ -237,6 +247,11 @@ def test_console_in_a_browser_shows_a_killed_node_and_its_repair_live(make_clust
     done = lambda: [j for j in driver.find_elements(By.CSS_SELECTOR, "[data-job] h2 .badge")
                     if j.get_attribute("data-state") == "done"]
     wait_for("the scrub done", done, timeout=120)
+    finding = wait_for("the corrupt chunk on the page", lambda: driver.execute_script(
+        "const row = document.querySelector('tr[data-finding=\"corrupt\"]');"
+        "return row && [...row.querySelectorAll('td')].map(td => td.textContent)"))
+    assert finding[1:] == ["photos/2026/trip/img-3.jpg", part["blob"][:12], str(rotten["index"]),
+                           rotten["node"], "0"], finding
     form = driver.find_element(By.ID, "scrub-form")
     form.find_element(By.NAME, "every").send_keys("3600")
     form.find_element(By.NAME, "rate").clear()

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use cairn_core::codec::StorageClass;
+use cairn_meta_api::MetaClient;
+use cairn_meta_api::model::BucketSetting;
 use cairn_scrubber_api::ScrubberClient;
 use cairn_service::ClusterSecret;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,10 +28,14 @@ pub struct RepairBenchSpec {
     pub node: String,
     pub baseline: Duration,
     pub timeout: Duration,
+    /// The storage class of the bucket filled (none: the gateway's code).
+    pub class: Option<StorageClass>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairBenchReport {
+    /// The code of the data set's blobs.
+    pub class: String,
     pub node: String,
     pub objects: u64,
     pub filled_bytes: u64,
@@ -105,13 +112,37 @@ pub async fn run(
         &ClusterSecret::new(&cluster.cluster_secret)?
             .with_tls(cairn_service::tls::load(cluster.tls.as_ref())?),
     );
+    let victim_id: cairn_core::ids::NodeId = spec.node.parse()?;
     let victim = cluster
         .nodes
         .iter()
         .find(|n| n.id == spec.node)
         .ok_or_else(|| format!("no node {} in the cluster file", spec.node))?;
-    let bucket = "repair-bench".to_owned();
+    let secret = ClusterSecret::new(&cluster.cluster_secret)?
+        .with_tls(cairn_service::tls::load(cluster.tls.as_ref())?);
+    let bucket = match spec.class {
+        Some(class) => format!(
+            "repair-bench-{}",
+            class
+                .to_string()
+                .to_ascii_lowercase()
+                .replace(['(', ')'], "")
+                .replace(',', "-")
+        ),
+        None => "repair-bench".to_owned(),
+    };
     client.ensure_bucket(&bucket).await?;
+    let class = match spec.class {
+        Some(class) => {
+            let meta = MetaClient::connect(&cluster.admin_endpoint, &secret).await?;
+            meta.set_bucket_setting(&bucket, BucketSetting::StorageClass { class: Some(class) })
+                .await?;
+            // The gateway reads a bucket's class at most 2 s old.
+            tokio::time::sleep(Duration::from_millis(2100)).await;
+            class.to_string()
+        }
+        None => format!("RS({},{})", cluster.k, cluster.m),
+    };
 
     // Fill.
     let count = spec.fill_bytes.div_ceil(spec.object_size.max(1));
@@ -181,9 +212,16 @@ pub async fn run(
         if (repaired > 0 || status.queued + status.in_progress > 0) && first_repair.is_none() {
             first_repair = Some(Instant::now());
         }
+        progress.set_length(repaired + status.queued + status.in_progress);
         progress.set_position(repaired);
         progress.set_message(format!("queued {}", status.queued));
-        if repaired >= count && status.queued + status.in_progress == 0 {
+        // Done once the node is declared lost, its chunks were queued and
+        // the queue is empty again (with more nodes than chunks per blob,
+        // not every object has a chunk on it).
+        if status.lost_nodes.contains(&victim_id)
+            && repaired > 0
+            && status.queued + status.in_progress == 0
+        {
             break status;
         }
         if killed.elapsed() >= spec.timeout {
@@ -202,19 +240,25 @@ pub async fn run(
     get_errors += errors;
 
     let first = first_repair.unwrap_or(finished);
-    let bytes_rebuilt = end_status.bytes_rebuilt - start_status.bytes_rebuilt;
-    let bytes_read = end_status.bytes_read - start_status.bytes_read;
+    // This class's repairs only: a node also holds other buckets' chunks.
+    let of_class = |status: &cairn_scrubber_api::model::RepairStatus| {
+        status.by_class.get(&class).cloned().unwrap_or_default()
+    };
+    let (before_class, after_class) = (of_class(&start_status), of_class(&end_status));
+    let bytes_rebuilt = after_class.bytes_rebuilt - before_class.bytes_rebuilt;
+    let bytes_read = after_class.bytes_read - before_class.bytes_read;
     let repair_secs = finished.duration_since(first).as_secs_f64();
     Ok(RepairBenchReport {
+        class: class.clone(),
         node: spec.node,
         objects: count,
         filled_bytes: count * spec.object_size,
         detection_secs: first.duration_since(killed).as_secs_f64(),
         repair_secs,
-        chunks_repaired: end_status.repaired_chunks - start_status.repaired_chunks,
+        chunks_repaired: after_class.repaired_chunks - before_class.repaired_chunks,
         bytes_read,
         bytes_rebuilt,
-        cross_rack_bytes: end_status.cross_rack_bytes - start_status.cross_rack_bytes,
+        cross_rack_bytes: after_class.cross_rack_bytes - before_class.cross_rack_bytes,
         read_amplification: if bytes_rebuilt == 0 {
             0.0
         } else {
@@ -229,10 +273,11 @@ pub async fn run(
 
 pub fn render(r: &RepairBenchReport) -> String {
     format!(
-        "killed {} holding a chunk of each of {} objects ({:.1} MiB of data)\n\
+        "{}: killed {} ({} objects, {:.1} MiB of data)\n\
          detected + grace: {}   rebuild: {}   {} chunks, {:.1} MB/s rebuilt\n\
          read {:.1} MiB, rebuilt {:.1} MiB, read amplification {:.3}, cross-rack {:.1} MiB\n\
          GET latency ms  before: p50 {:.1} p99 {:.1}   during repair: p50 {:.1} p99 {:.1}   errors {}",
+        r.class,
         r.node,
         r.objects,
         r.filled_bytes as f64 / 1048576.0,

@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cairn_core::codec::{CodecParams, StorageClass};
 use cairn_core::durability::{ClassReport, FailureModel};
 use cairn_core::ids::BlobId;
 use cairn_core::manifest::EncryptionMode;
@@ -197,26 +198,57 @@ pub(crate) async fn durability(State(state): State<ConsoleState>) -> Answer {
             copies - 1,
         ));
     }
+    let codes: Vec<(String, usize, usize)> = codes;
+    let mut codes = codes;
     codes.push((
-        format!("RS({},{}) chunks", classes.k, classes.m),
+        format!("RS({},{}) chunks (the gateway's)", classes.k, classes.m),
         classes.k,
         classes.m,
     ));
-    let reports: Vec<Value> = codes
+    // Every other class a bucket asks for.
+    let mut asked: BTreeMap<String, (StorageClass, Vec<String>)> = BTreeMap::new();
+    for bucket in state.meta().list_buckets().await? {
+        if let Some(class) = bucket.storage_class {
+            asked
+                .entry(class.to_string())
+                .or_insert_with(|| (class, Vec::new()))
+                .1
+                .push(bucket.name);
+        }
+    }
+    let mut reports: Vec<Value> = codes
         .into_iter()
-        .map(|(name, k, m)| {
-            match ClassReport::coded(name.clone(), &BlobId::random(), &candidates, k, m, model) {
-                Ok(report) => json!(report),
-                Err(err) => json!({"name": name, "error": format!("no rack-safe placement on the nodes up now: {err}")}),
-            }
-        })
+        .map(|(name, k, m)| report(name, CodecParams::new(k, m, 1), &candidates, model))
         .collect();
+    for (class, buckets) in asked.into_values() {
+        let name = format!("{class} chunks (buckets {})", buckets.join(", "));
+        reports.push(report(name, class.codec(1), &candidates, model));
+    }
     Ok(Json(json!({
         "census": *census,
         "classes": reports,
         "model": {"q_node": model.q_node, "q_rack": model.q_rack},
         "inline_max": classes.inline_max,
     })))
+}
+
+/// One class's report on the nodes up now, or why it cannot be placed.
+fn report(
+    name: String,
+    params: Result<CodecParams, cairn_core::codec::CodecError>,
+    candidates: &[NodeCandidate],
+    model: FailureModel,
+) -> Value {
+    let placed = params.map_err(|e| e.to_string()).and_then(|params| {
+        ClassReport::for_code(name.clone(), &BlobId::random(), candidates, &params, model)
+            .map_err(|e| e.to_string())
+    });
+    match placed {
+        Ok(report) => json!(report),
+        Err(err) => {
+            json!({"name": name, "error": format!("no rack-safe placement on the nodes up now: {err}")})
+        }
+    }
 }
 
 fn scrubber(state: &ConsoleState) -> Result<&ScrubberClient, Unavailable> {
@@ -448,6 +480,7 @@ pub(crate) async fn object(
                 .collect();
             json!({
                 "number": i + 1,
+                "class": part.codec.to_string(),
                 "blob": part.blob.to_hex(),
                 "size": part.size,
                 "k": part.codec.k,

@@ -1,13 +1,17 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
 //! GetBucketLocation, Put/GetBucketVersioning.
 
+use cairn_core::codec::StorageClass;
 use cairn_meta_api::client::ListVersions;
-use cairn_meta_api::model::{BucketRecord, Versioning};
+use cairn_meta_api::model::{BucketRecord, BucketSetting, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{Cairn, errors, owner};
 use crate::s3::attrs::timestamp;
+
+/// CreateBucket header naming the bucket's storage class (`LRC(12,2,2)`).
+pub(crate) const STORAGE_CLASS_HEADER: &str = "x-cairn-storage-class";
 
 /// ListBuckets's `max-buckets` range (AWS's).
 const MAX_BUCKETS_PER_PAGE: i32 = 10_000;
@@ -92,7 +96,26 @@ impl Cairn {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let owner = owner(&req);
-        let settings = self.creation_settings(&req.input, &owner).await?;
+        let mut settings = self.creation_settings(&req.input, &owner).await?;
+        // Cairn's own header: the code of the bucket's erasure-coded blobs
+        // (`cairn bucket class` changes it later).
+        if let Some(value) = req.headers.get(STORAGE_CLASS_HEADER) {
+            let class: StorageClass = value
+                .to_str()
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidStorageClass,
+                        "{STORAGE_CLASS_HEADER}: expected RS(k,m) or LRC(k,l,r), e.g. RS(8,4), LRC(12,2,2)"
+                    )
+                })?;
+            self.backend
+                .check_class(class)
+                .await
+                .map_err(errors::backend)?;
+            settings.push(BucketSetting::StorageClass { class: Some(class) });
+        }
         let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
         let bucket = req.input.bucket;
         if let Some(constraint) = req

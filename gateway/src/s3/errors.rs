@@ -66,6 +66,9 @@ pub(crate) fn backend(err: BackendError) -> S3Error {
             ),
         ),
         BackendError::Meta(err) => meta(err),
+        BackendError::Class(message) => {
+            S3Error::with_message(S3ErrorCode::InvalidStorageClass, message)
+        }
         BackendError::Placement(err) => {
             tracing::error!(error = %err, "no placement for a new blob");
             S3Error::with_message(

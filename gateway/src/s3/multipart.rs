@@ -187,7 +187,9 @@ impl Cairn {
         sealing: Option<&crate::sse::VersionKey>,
         algorithm: Option<cairn_core::manifest::ChecksumAlgorithm>,
     ) -> S3Result<(String, u64, Checksum)> {
-        let (stored, computed) = self.write_checked(body, checks, false, sealing).await?;
+        let (stored, computed) = self
+            .write_checked(bucket, body, checks, false, sealing)
+            .await?;
         let Stored::Blob(written) = stored else {
             return Err(s3_error!(InternalError, "a part was stored inline"));
         };

@@ -201,7 +201,9 @@ impl Cairn {
         write: VersionWrite,
         sealing: Option<&VersionKey>,
     ) -> S3Result<(String, Checksum, String)> {
-        let (stored, computed) = self.write_checked(body, checks, true, sealing).await?;
+        let (stored, computed) = self
+            .write_checked(bucket, body, checks, true, sealing)
+            .await?;
         if let Some(checksum) = checksums::full_object(&computed) {
             manifest.checksum = Some(checksum);
         }
@@ -244,6 +246,7 @@ impl Cairn {
     /// chunks are sealed, so a refused body commits nothing on any node.
     pub(super) async fn write_checked(
         &self,
+        bucket: &str,
         body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
         checks: BodyChecks,
         may_inline: bool,
@@ -264,11 +267,11 @@ impl Cairn {
         });
         let stored = if may_inline {
             self.backend
-                .write_object(body, declared, tap, Some(seal), sealing)
+                .write_object(bucket, body, declared, tap, Some(seal), sealing)
                 .await
         } else {
             self.backend
-                .write(body, declared, tap, Some(seal), sealing)
+                .write(bucket, body, declared, tap, Some(seal), sealing)
                 .await
                 .map(Stored::Blob)
         };

@@ -122,6 +122,7 @@ mod tests {
             cors: None,
             ownership: Default::default(),
             acl: None,
+            storage_class: None,
         }
     }
 

@@ -312,6 +312,7 @@ impl Tx<'_> {
             cors: None,
             ownership: Default::default(),
             acl: None,
+            storage_class: None,
         };
         for setting in settings {
             setting.apply_to(&mut record);

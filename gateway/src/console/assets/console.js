@@ -231,6 +231,14 @@ pages.repair = {
         stat("garbage chunks deleted", s.garbage_deleted)),
       el("h2", {}, "Per lost or draining node"), el("div", { class: "panel" }, lost),
       el("h2", {}, "Queue by reason"), el("div", { class: "panel" }, reasons),
+      el("h2", {}, "By storage class"), el("div", { class: "panel" }, table(
+        ["Class", { label: "Repaired", num: true }, { label: "Read", num: true }, { label: "Rebuilt", num: true },
+          { label: "Read amplification", num: true }, { label: "Cross-rack", num: true }],
+        Object.entries(s.by_class || {}).map(([name, c]) => el("tr", { "data-class": name },
+          el("td", { class: "mono" }, name), el("td", { class: "num" }, c.repaired_chunks),
+          el("td", { class: "num" }, bytes(c.bytes_read)), el("td", { class: "num" }, bytes(c.bytes_rebuilt)),
+          el("td", { class: "num" }, (c.bytes_rebuilt ? c.bytes_read / c.bytes_rebuilt : 0).toFixed(2) + "×"),
+          el("td", { class: "num" }, bytes(c.cross_rack_bytes)))))),
       el("h2", {}, "Last hour: queue"),
       chart(times, [
         { name: "queued", color: "#d69e2e", values: h.map((p) => p.repair.queued) },
@@ -355,7 +363,7 @@ pages.object = {
       ["Stored", o.inline ? `inline in the catalogue, ${o.inline.bytes} bytes, blake3 ${o.inline.blake3}` : `${o.parts.length} part(s) as chunks`],
     ].map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "mono" }, v))), { id: "object-facts" });
     const parts = o.parts.map((part) => el("div", { class: "panel", "data-part": part.number },
-      el("h2", {}, `Part ${part.number}: blob `, el("span", { class: "mono" }, part.blob), ` — ${bytes(part.size)}, ${part.k}+${part.m}, blocks of ${bytes(part.block_size)}`),
+      el("h2", {}, `Part ${part.number}: blob `, el("span", { class: "mono" }, part.blob), ` — ${bytes(part.size)}, ${part.class}, blocks of ${bytes(part.block_size)}`),
       table(["Chunk", "Node", "Rack", "Node state", "Chunk state", "Merkle root"],
         part.chunks.map((c) => el("tr", { "data-chunk": c.index },
           el("td", { class: "num" }, c.index), el("td", { class: "mono" }, c.node), el("td", {}, c.rack || "?"),
