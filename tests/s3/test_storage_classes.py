@@ -8,6 +8,7 @@ import collections
 import hashlib
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -152,3 +153,24 @@ def test_degraded_lrc_reads_and_classes_that_cannot_be_placed(wide_cluster):
         [str(BIN_DIR / "cairn"), "--cluster-file", str(cluster.data_dir / "cluster.json"),
          "bucket", "class", "degraded", "RS(20,2)"], capture_output=True, text=True, timeout=60)
     assert denied.returncode != 0 and "cannot be placed" in denied.stderr, denied.stderr
+
+
+@pytest.mark.parametrize("class_name, k, m, groups", [("LRC(8,2,2)", 8, 4, 2), ("RS(4,2)", 4, 2, 0)])
+def test_other_classes_on_the_default_cluster(cluster, class_name, k, m, groups):
+    # 12 nodes in 4 racks: LRC(8,2,2) places its 12 chunks at 3 per rack.
+    s3 = with_class(cluster.client(), class_name)
+    bucket = "class-" + class_name.lower().replace("(", "-").replace(")", "").replace(",", "-")
+    s3.create_bucket(Bucket=bucket)
+    assert cluster.cairn("bucket", "class", bucket).strip() == f"{bucket}: {class_name}"
+    body = os.urandom(5 * MiB + 3)
+    s3.put_object(Bucket=bucket, Key="k", Body=body)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == body
+    assert s3.get_object(Bucket=bucket, Key="k", Range="bytes=1000-2000000")["Body"].read() == body[1000:2000001]
+    codec = manifest(cluster, bucket, "k")["parts"][0]["codec"]
+    assert (codec["k"], codec["m"], codec.get("local_groups", 0)) == (k, m, groups), codec
+    # Back to the gateway's code for new blobs; the old one keeps its own.
+    assert "default code" in cluster.cairn("bucket", "class", bucket, "--default")
+    time.sleep(2.1)  # the gateway trusts a bucket's class for up to 2 s
+    s3.put_object(Bucket=bucket, Key="later", Body=body)
+    assert manifest(cluster, bucket, "later")["parts"][0]["codec"]["k"] == cluster.info["k"]
+    assert manifest(cluster, bucket, "k")["parts"][0]["codec"]["k"] == k
