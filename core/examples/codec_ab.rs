@@ -6,47 +6,26 @@
 //! `cargo run --release -p cairn-core --example codec_ab`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use cairn_core::codec::{CodecParams, ErasureCodec};
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
-const ROUNDS: usize = 41;
-const ROUND_TIME: Duration = Duration::from_millis(40);
-
-/// Runs `f` repeatedly for about `ROUND_TIME`; returns seconds per call.
-fn round(f: &mut dyn FnMut()) -> f64 {
-    let started = Instant::now();
-    let mut calls = 0u32;
-    while started.elapsed() < ROUND_TIME {
-        f();
-        calls += 1;
-    }
-    started.elapsed().as_secs_f64() / calls as f64
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
+#[path = "support/ab.rs"]
+mod ab;
 
 /// Median GB/s of each side and the median per-round ratio (Cairn / crate).
 fn compare(bytes: usize, cairn: &mut dyn FnMut(), krate: &mut dyn FnMut()) -> (f64, f64, f64) {
     let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..ROUNDS {
-        // Alternate which side goes first so neither always runs warm.
-        let (a, b) = if i % 2 == 0 {
-            let a = round(cairn);
-            (a, round(krate))
-        } else {
-            let b = round(krate);
-            (round(cairn), b)
-        };
+    for (a, b) in ab::alternate(cairn, krate) {
         ours.push(bytes as f64 / a / 1e9);
         theirs.push(bytes as f64 / b / 1e9);
         ratios.push(b / a);
     }
-    (median(&mut ours), median(&mut theirs), median(&mut ratios))
+    (
+        ab::median(&mut ours),
+        ab::median(&mut theirs),
+        ab::median(&mut ratios),
+    )
 }
 
 fn pattern(len: usize) -> Vec<u8> {

@@ -8,48 +8,26 @@
 //! `cargo run --release -p cairn-core --example lrc_ab`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use cairn_core::codec::{CodecParams, ErasureCodec, StripeBuffer};
 
-const ROUNDS: usize = 41;
-const ROUND_TIME: Duration = Duration::from_millis(40);
 const BLOCK: usize = 256 << 10;
 
-fn round(f: &mut dyn FnMut()) -> f64 {
-    let started = Instant::now();
-    let mut calls = 0u32;
-    while started.elapsed() < ROUND_TIME {
-        f();
-        calls += 1;
-    }
-    started.elapsed().as_secs_f64() / calls as f64
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
+#[path = "support/ab.rs"]
+mod ab;
 
 /// Median µs per call of each side and the median per-round ratio (RS ÷ LRC).
 fn compare(lrc: &mut dyn FnMut(), rs: &mut dyn FnMut()) -> (f64, f64, f64) {
     let (mut a_times, mut b_times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..ROUNDS {
-        let (a, b) = if i % 2 == 0 {
-            let a = round(lrc);
-            (a, round(rs))
-        } else {
-            let b = round(rs);
-            (round(lrc), b)
-        };
+    for (a, b) in ab::alternate(lrc, rs) {
         a_times.push(a * 1e6);
         b_times.push(b * 1e6);
         ratios.push(b / a);
     }
     (
-        median(&mut a_times),
-        median(&mut b_times),
-        median(&mut ratios),
+        ab::median(&mut a_times),
+        ab::median(&mut b_times),
+        ab::median(&mut ratios),
     )
 }
 

@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use cairn_meta_api::client::{MetaClient, MetaError};
 use cairn_service::ClusterSecret;
-use cairn_service::server::render_metrics;
+use cairn_service::server::{render_metrics, require_certificate};
 use cairn_service::tasks::{DRAIN_DEADLINE, TaskSet};
 use cairn_service::tls::{PeerIdentity, ServiceListener};
 use s3s::service::S3ServiceBuilder;
@@ -55,7 +55,7 @@ pub struct Gateway {
     /// but the console (a browser signs in with the cluster secret instead).
     admin_tls: Option<Arc<rustls::ServerConfig>>,
     console: crate::console::ConsoleState,
-    cluster_tls: bool,
+    secret: ClusterSecret,
 }
 
 impl Gateway {
@@ -141,7 +141,7 @@ impl Gateway {
                 .tls()
                 .map(|tls| tls.server_config_admitting_joiners()),
             console,
-            cluster_tls: secret.tls().is_some(),
+            secret: secret.clone(),
         })
     }
 
@@ -165,8 +165,10 @@ impl Gateway {
                 .route("/metrics", get(metrics))
                 .route("/health", get(|| async { "ok" }))
                 .with_state(self.backend.clone())
+                // With the cluster's TLS, only clients with its certificate
+                // (Prometheus gets one); browsers reach the console alone.
                 .layer(axum::middleware::from_fn_with_state(
-                    self.cluster_tls,
+                    self.secret.clone(),
                     require_certificate,
                 ));
             let app = internal
@@ -201,28 +203,6 @@ impl Gateway {
         tracing::info!("gateway stopped");
         served
     }
-}
-
-/// With the cluster's TLS, `/metrics` and `/health` answer only clients
-/// with a certificate from the cluster CA (Prometheus gets one); the
-/// listener admits others for the console's sign-in.
-async fn require_certificate(
-    State(cluster_tls): State<bool>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let certified = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<PeerIdentity>>()
-        .is_some_and(|axum::extract::ConnectInfo(peer)| peer.certified);
-    if cluster_tls && !certified {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "a client certificate from the cluster CA is required",
-        )
-            .into_response();
-    }
-    next.run(request).await
 }
 
 async fn metrics(State(backend): State<Arc<Backend>>) -> impl IntoResponse {

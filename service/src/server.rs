@@ -63,6 +63,31 @@ pub async fn require_secret(
 }
 
 /// The Prometheus text exposition of a registry, as an HTTP response body.
+/// Middleware for the routes of a listener that also admits TLS clients
+/// without a certificate (a metadata replica's, for joining hosts; a
+/// gateway's admin listener, for the console's browsers): with the cluster's
+/// TLS (`State(secret)` has an identity), a client that presented no
+/// certificate from the cluster CA is answered 401 `unauthorized`.
+pub async fn require_certificate(
+    State(secret): State<ClusterSecret>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let certified = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::tls::PeerIdentity>>()
+        .is_some_and(|axum::extract::ConnectInfo(peer)| peer.certified);
+    if secret.tls().is_some() && !certified {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "a client certificate from the cluster CA is required",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 pub fn render_metrics(registry: &Registry) -> impl IntoResponse + use<> {
     let mut out = Vec::new();
     TextEncoder::new()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,8 +18,7 @@ use cairn_meta_api::model::{
 };
 use cairn_meta_api::shard_map::{ExpectedRange, GroupId, ShardId, ShardMap};
 use cairn_node_api::wire::NodeStatus;
-use cairn_service::server::{blocking, render_metrics, require_secret};
-use cairn_service::tls::PeerIdentity;
+use cairn_service::server::{blocking, render_metrics, require_certificate, require_secret};
 use cairn_service::{ApiError, ErrorCode, now_ms};
 use serde::Deserialize;
 
@@ -79,28 +78,6 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(shared)
-}
-
-/// With TLS, the listener admits clients without a certificate (joining
-/// hosts); everything but the join routes requires one from the cluster CA.
-async fn require_certificate(
-    State(secret): State<cairn_service::ClusterSecret>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let certified = request
-        .extensions()
-        .get::<ConnectInfo<PeerIdentity>>()
-        .is_some_and(|ConnectInfo(peer)| peer.certified);
-    if secret.tls().is_some() && !certified {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "a client certificate from the cluster CA is required",
-        )
-        .into_response();
-    }
-    next.run(request).await
 }
 
 pub(super) fn wrong_shard(message: String) -> ApiError {
