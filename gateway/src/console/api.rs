@@ -16,13 +16,13 @@ use cairn_core::ids::BlobId;
 use cairn_core::manifest::EncryptionMode;
 use cairn_core::placement::NodeCandidate;
 use cairn_meta_api::client::ListObjects;
-use cairn_meta_api::model::{ListEntry, NodeRecord};
+use cairn_meta_api::model::{ListEntry, NodeEvent, NodeRecord};
 use cairn_scrubber_api::ScrubberClient;
 use cairn_scrubber_api::model::{JobKind, JobSpec, ScrubScope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::census::Census;
+use super::census::{Census, Taken};
 use super::{ConsoleState, now_ms};
 
 /// A census is taken at most this often, however many pages poll.
@@ -122,10 +122,8 @@ pub(crate) async fn cluster(State(state): State<ConsoleState>) -> Answer {
             .or_default()
             .push(node_view(node, now));
     }
-    let mut events = state.meta().events(0).await?;
-    events.reverse();
-    events.truncate(EVENTS_SHOWN);
-    let events: Vec<Value> = events
+    let events: Vec<Value> = newest_events(&state)
+        .await?
         .iter()
         .map(|e| {
             json!({
@@ -166,17 +164,43 @@ pub(crate) async fn cluster(State(state): State<ConsoleState>) -> Answer {
 
 async fn census(state: &ConsoleState) -> Result<Arc<Census>, Unavailable> {
     let mut cached = state.census.lock().await;
-    if let Some((taken, census)) = cached.as_ref()
-        && taken.elapsed() < CENSUS_FRESH_FOR
+    if let Some(taken) = cached.as_ref()
+        && taken.is_fresh(CENSUS_FRESH_FOR)
     {
-        return Ok(census.clone());
+        return Ok(taken.census.clone());
     }
+    let started = Instant::now();
     let nodes = state.meta().nodes().await?;
     let fresh = Arc::new(
         super::census::take(state.meta(), &nodes, &state.classes.known_k(), now_ms()).await?,
     );
-    *cached = Some((Instant::now(), fresh.clone()));
+    *cached = Some(Taken {
+        census: fresh.clone(),
+        at: Instant::now(),
+        took: started.elapsed(),
+    });
     Ok(fresh)
+}
+
+/// The newest [`EVENTS_SHOWN`] state changes, newest first: the feed is
+/// read forward from the last sequence seen (the first call pages through
+/// it once).
+async fn newest_events(state: &ConsoleState) -> Result<Vec<NodeEvent>, Unavailable> {
+    let mut recent = state.events.lock().await;
+    loop {
+        let page = state.meta().events(recent.after).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        recent.after = last.sequence;
+        for event in page {
+            if recent.newest.len() == EVENTS_SHOWN {
+                recent.newest.pop_front();
+            }
+            recent.newest.push_back(event);
+        }
+    }
+    Ok(recent.newest.iter().rev().cloned().collect())
 }
 
 /// The at-risk histogram now, and what the current topology gives each

@@ -42,6 +42,23 @@ pub(crate) struct Census {
     pub chunks_per_node: BTreeMap<String, u64>,
 }
 
+/// A census and what it cost, for deciding when to take the next one.
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    pub census: std::sync::Arc<Census>,
+    pub at: std::time::Instant,
+    pub took: std::time::Duration,
+}
+
+impl Taken {
+    /// Fresh for at least `floor`, and for ten times what it took to take:
+    /// a census of a large catalogue (one read of every node's reverse
+    /// index) is repeated at most a tenth of the time.
+    pub(crate) fn is_fresh(&self, floor: std::time::Duration) -> bool {
+        self.at.elapsed() < floor.max(self.took * 10)
+    }
+}
+
 #[derive(Debug)]
 struct BlobTally {
     width: usize,
@@ -132,4 +149,25 @@ async fn k_of(meta: &MetaClient, tally: &BlobTally) -> Result<Option<usize>, Met
             .find(|p| p.chunks.len() == tally.width)
             .map(|p| p.codec.k)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_slow_census_is_repeated_less_often() {
+        let taken = |took_ms: u64, ago_ms: u64| Taken {
+            census: std::sync::Arc::new(Census::default()),
+            at: Instant::now() - Duration::from_millis(ago_ms),
+            took: Duration::from_millis(took_ms),
+        };
+        let floor = Duration::from_secs(3);
+        assert!(taken(10, 2_000).is_fresh(floor));
+        assert!(!taken(10, 3_500).is_fresh(floor));
+        // Took 2 s: fresh for 20 s.
+        assert!(taken(2_000, 15_000).is_fresh(floor));
+        assert!(!taken(2_000, 21_000).is_fresh(floor));
+    }
 }

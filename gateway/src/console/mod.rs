@@ -62,9 +62,18 @@ pub struct Inner {
     over_tls: bool,
     sessions: auth::Sessions,
     history: history::History,
-    /// The last census and when it was taken: pages polling at once share
-    /// one.
-    census: tokio::sync::Mutex<Option<(std::time::Instant, Arc<census::Census>)>>,
+    /// The last census, when it was taken and how long it took: pages
+    /// polling at once share one.
+    census: tokio::sync::Mutex<Option<census::Taken>>,
+    /// The newest node state changes, and the last sequence read: the feed
+    /// is read forward from there, never again from its start.
+    events: tokio::sync::Mutex<RecentEvents>,
+}
+
+#[derive(Debug, Default)]
+struct RecentEvents {
+    after: u64,
+    newest: std::collections::VecDeque<cairn_meta_api::model::NodeEvent>,
 }
 
 /// What every console handler shares.
@@ -100,6 +109,7 @@ impl ConsoleState {
             sessions: auth::Sessions::default(),
             history: history::History::default(),
             census: tokio::sync::Mutex::new(None),
+            events: tokio::sync::Mutex::new(RecentEvents::default()),
         }))
     }
 
