@@ -174,3 +174,23 @@ def test_other_classes_on_the_default_cluster(cluster, class_name, k, m, groups)
     s3.put_object(Bucket=bucket, Key="later", Body=body)
     assert manifest(cluster, bucket, "later")["parts"][0]["codec"]["k"] == cluster.info["k"]
     assert manifest(cluster, bucket, "k")["parts"][0]["codec"]["k"] == k
+
+
+def test_per_object_storage_classes_other_than_standard_are_refused(s3, bucket):
+    from botocore.exceptions import ClientError
+    s3.put_object(Bucket=bucket, Key="std", Body=b"x", StorageClass="STANDARD")
+    refused_calls = [
+        lambda: s3.put_object(Bucket=bucket, Key="ia", Body=b"x", StorageClass="STANDARD_IA"),
+        lambda: s3.create_multipart_upload(Bucket=bucket, Key="ia", StorageClass="GLACIER"),
+        lambda: s3.copy_object(Bucket=bucket, Key="ia", CopySource={"Bucket": bucket, "Key": "std"},
+                               StorageClass="ONEZONE_IA"),
+    ]
+    for call in refused_calls:
+        with pytest.raises(ClientError) as refused:
+            call()
+        error = refused.value.response
+        assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidStorageClass", 400)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    with pytest.raises(ClientError) as missing:
+        s3.head_object(Bucket=bucket, Key="ia")
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

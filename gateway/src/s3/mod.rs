@@ -130,6 +130,24 @@ fn owner<T>(req: &S3Request<T>) -> String {
 }
 
 /// Who signed a request (`None`: anonymous), as the access check found.
+/// S3's per-object storage class. Every object is stored in its bucket's
+/// class, which is `STANDARD` in S3's words; another (`STANDARD_IA`,
+/// `GLACIER`, …) would promise what Cairn does not do, so it is refused,
+/// not ignored.
+fn refuse_storage_class(class: Option<&s3s::dto::StorageClass>) -> S3Result<()> {
+    match class {
+        None => Ok(()),
+        Some(class) if class.as_str() == s3s::dto::StorageClass::STANDARD => Ok(()),
+        Some(class) => Err(s3s::s3_error!(
+            InvalidStorageClass,
+            "storage class {} is not offered: every object is stored in its bucket's class \
+             (STANDARD); a bucket's code is chosen with x-cairn-storage-class at CreateBucket \
+             or `cairn bucket class`",
+            class.as_str()
+        )),
+    }
+}
+
 fn caller<T>(req: &S3Request<T>) -> Option<String> {
     req.extensions
         .get::<access::Caller>()
