@@ -172,7 +172,13 @@ async fn census(state: &ConsoleState) -> Result<Arc<Census>, Unavailable> {
     let started = Instant::now();
     let nodes = state.meta().nodes().await?;
     let fresh = Arc::new(
-        super::census::take(state.meta(), &nodes, &state.classes.known_k(), now_ms()).await?,
+        super::census::take(
+            state.meta(),
+            &nodes,
+            &state.classes.known_shapes(),
+            now_ms(),
+        )
+        .await?,
     );
     *cached = Some(Taken {
         census: fresh.clone(),

@@ -14,13 +14,25 @@ use cairn_meta_api::model::{ChunkOwner, NodeRecord};
 use futures_util::future::try_join_all;
 use serde::Serialize;
 
+/// Manifests read at most to learn the k of a width the gateway does not
+/// write.
+const MANIFESTS_PER_WIDTH: usize = 3;
+
+/// What a code of some width needs: k chunks at the very least, and it
+/// survives every pattern of `tolerated` losses (m, or r+1 for an LRC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct Shape {
+    pub k: usize,
+    pub tolerated: usize,
+}
+
 /// One row of the histogram: blobs of `width` chunks with `healthy` of
 /// them on nodes that are up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct HealthRow {
     pub width: usize,
-    /// Chunks needed to read (none: no manifest of this width was found).
-    pub k: Option<usize>,
+    /// The code's needs (none: no manifest of this width was found).
+    pub shape: Option<Shape>,
     pub healthy: usize,
     pub blobs: u64,
 }
@@ -33,7 +45,8 @@ pub(crate) struct Census {
     pub blobs: u64,
     /// Blobs with a chunk on a node that is not up.
     pub at_risk: u64,
-    /// Blobs with fewer than k chunks on nodes that are up.
+    /// Blobs with fewer than k chunks on nodes that are up (certainly
+    /// unreadable now).
     pub unreadable: u64,
     /// Widest first, then most healthy first.
     pub rows: Vec<HealthRow>,
@@ -66,12 +79,14 @@ struct BlobTally {
     owner: ChunkOwner,
 }
 
-/// Counts every blob's healthy chunks. `known_k` maps a width to its k for
-/// the codes this gateway writes (k+m → k, copies → 1).
+/// Counts every blob's healthy chunks. `known` maps a width to the shape
+/// of the code this gateway writes with that many chunks (other widths
+/// are learnt from a manifest; two codes of one width, e.g. RS(12,4) and
+/// LRC(12,2,2), are told apart only by the gateway's choice).
 pub(crate) async fn take(
     meta: &MetaClient,
     nodes: &[NodeRecord],
-    known_k: &HashMap<usize, usize>,
+    known: &HashMap<usize, Shape>,
     now_ms: u64,
 ) -> Result<Census, MetaError> {
     let indexes = try_join_all(nodes.iter().map(|node| meta.chunks_on_node(&node.id))).await?;
@@ -90,12 +105,18 @@ pub(crate) async fn take(
             tally.healthy += usize::from(up);
         }
     }
-    let mut widths = known_k.clone();
+    let mut widths = known.clone();
+    // Manifests read per unknown width, at most: a width whose blobs are
+    // all uploads' parts or gone stays unknown rather than cost a read each.
+    let mut tries: HashMap<usize, usize> = HashMap::new();
     for tally in blobs.values() {
-        if !widths.contains_key(&tally.width)
-            && let Some(k) = k_of(meta, tally).await?
-        {
-            widths.insert(tally.width, k);
+        let tried = tries.entry(tally.width).or_default();
+        if widths.contains_key(&tally.width) || *tried >= MANIFESTS_PER_WIDTH {
+            continue;
+        }
+        *tried += 1;
+        if let Some(shape) = shape_of(meta, tally).await? {
+            widths.insert(tally.width, shape);
         }
     }
     let mut counts: BTreeMap<(usize, usize), u64> = BTreeMap::new();
@@ -110,7 +131,10 @@ pub(crate) async fn take(
         if tally.healthy < tally.width {
             census.at_risk += 1;
         }
-        if widths.get(&tally.width).is_some_and(|k| tally.healthy < *k) {
+        if widths
+            .get(&tally.width)
+            .is_some_and(|shape| tally.healthy < shape.k)
+        {
             census.unreadable += 1;
         }
     }
@@ -119,7 +143,7 @@ pub(crate) async fn take(
         .rev()
         .map(|((width, healthy), blobs)| HealthRow {
             width,
-            k: widths.get(&width).copied(),
+            shape: widths.get(&width).copied(),
             healthy,
             blobs,
         })
@@ -127,10 +151,10 @@ pub(crate) async fn take(
     Ok(census)
 }
 
-/// The k of a blob of a width this gateway does not write (an older
-/// configuration's code), from its manifest; `None` when it is gone or an
-/// upload's part (read again next census).
-async fn k_of(meta: &MetaClient, tally: &BlobTally) -> Result<Option<usize>, MetaError> {
+/// The shape of a blob of a width this gateway does not write (a bucket's
+/// class, an older configuration's code), from its manifest; `None` when it
+/// is gone or an upload's part.
+async fn shape_of(meta: &MetaClient, tally: &BlobTally) -> Result<Option<Shape>, MetaError> {
     let owner = &tally.owner;
     if owner.upload_id.is_some() {
         return Ok(None);
@@ -147,7 +171,10 @@ async fn k_of(meta: &MetaClient, tally: &BlobTally) -> Result<Option<usize>, Met
             .parts
             .iter()
             .find(|p| p.chunks.len() == tally.width)
-            .map(|p| p.codec.k)
+            .map(|p| Shape {
+                k: p.codec.k,
+                tolerated: p.codec.tolerated_losses(),
+            })
     }))
 }
 

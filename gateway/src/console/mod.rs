@@ -41,11 +41,23 @@ pub struct Classes {
 }
 
 impl Classes {
-    /// Chunk count → k, for the codes written here.
-    fn known_k(&self) -> HashMap<usize, usize> {
-        let mut widths = HashMap::from([(self.k + self.m, self.k)]);
+    /// Chunk count → what the codes written here need.
+    fn known_shapes(&self) -> HashMap<usize, census::Shape> {
+        let mut widths = HashMap::from([(
+            self.k + self.m,
+            census::Shape {
+                k: self.k,
+                tolerated: self.m,
+            },
+        )]);
         if let Some((_, copies)) = self.replicated {
-            widths.insert(copies, 1);
+            widths.insert(
+                copies,
+                census::Shape {
+                    k: 1,
+                    tolerated: copies - 1,
+                },
+            );
         }
         widths
     }

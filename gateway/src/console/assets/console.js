@@ -170,10 +170,21 @@ pages.durability = {
   live(_, data) {
     const c = data.census;
     const max = Math.max(1, ...c.rows.map((r) => r.blobs));
+    // Losses left: how many more every pattern of which is survived (m, or
+    // r+1 for an LRC, minus those already lost). Between that and k chunks
+    // an LRC blob may or may not decode.
+    const left = (r) => r.shape === null ? null : r.healthy - (r.width - r.shape.tolerated);
+    const verdict = (r) => {
+      if (r.shape === null) return "–";
+      if (r.healthy >= r.width) return badge("up", "full");
+      if (left(r) >= 0) return badge("suspect", "degraded");
+      if (r.healthy >= r.shape.k) return badge("down", "may be unreadable");
+      return badge("down", "unreadable");
+    };
     const rows = c.rows.map((r) => el("tr", { "data-width": r.width, "data-healthy": r.healthy },
       el("td", {}, `${r.healthy} of ${r.width}`),
-      el("td", {}, r.k === null ? "–" : (r.healthy >= r.width ? badge("up", "full") : r.healthy >= r.k ? badge("suspect", "degraded") : badge("down", "unreadable"))),
-      el("td", { class: "num" }, r.k === null ? "?" : Math.max(0, r.healthy - r.k)),
+      el("td", {}, verdict(r)),
+      el("td", { class: "num" }, r.shape === null ? "?" : Math.max(0, left(r))),
       el("td", { class: "num" }, r.blobs),
       el("td", {}, svg("svg", { class: "bar", viewBox: "0 0 120 10" },
         svg("rect", { class: "track", width: 120, height: 10, rx: 3 }),
