@@ -383,8 +383,15 @@ impl StripeReader {
             if degraded && have >= k {
                 target = target.max(have + 1);
             }
-            let order = self.codec.fallback_order(&self.failed);
-            for _ in 0..target.saturating_sub(have + pending.len()) {
+            let launch = target.saturating_sub(have + pending.len());
+            // Only a read around a failure or a slow chunk launches more
+            // (the healthy path never builds the order).
+            let order = if launch > 0 {
+                self.codec.fallback_order(&self.failed)
+            } else {
+                Vec::new()
+            };
+            for _ in 0..launch {
                 let Some(index) = order
                     .iter()
                     .copied()
