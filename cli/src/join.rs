@@ -54,23 +54,51 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> JoinCommandErro
 
 /// Writes `text` to `path`, readable by its owner only, synced.
 fn write_private(path: &Path, text: &str) -> Result<(), JoinCommandError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let what = || format!("write {}", path.display());
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io(what()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io(what()))
+    write_atomically(path, text, 0o600)
 }
 
 fn write_public(path: &Path, text: &str) -> Result<(), JoinCommandError> {
-    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+    write_atomically(path, text, 0o644)
+}
+
+/// Replaces `path` with `text` in one step: written and synced under a
+/// temporary name beside it, then renamed over it. A process reading the
+/// file meanwhile (another service starting, while `cairn dev --tls` joins
+/// the next one into the same `tls/` directory) sees the old contents or
+/// the new, never a truncated file; a crash leaves the old one.
+fn write_atomically(path: &Path, text: &str, mode: u32) -> Result<(), JoinCommandError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let what = || format!("write {}", path.display());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(
+        ".{name}.{}.{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written.map_err(io(what()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(format!("sync {}", dir.display())))?;
+    }
+    Ok(())
 }
 
 fn write_toml(path: &Path, config: &impl Serialize) -> Result<(), JoinCommandError> {
