@@ -389,6 +389,19 @@ impl Backend {
         Ok(code)
     }
 
+    /// The coder built for a bucket class with exactly these parameters, if
+    /// one was (reads of a class's blobs reuse it instead of building one
+    /// per GET).
+    fn class_code(&self, params: &CodecParams) -> Option<Code> {
+        self.classes
+            .codes
+            .lock()
+            .expect("class codes lock")
+            .get(&StorageClass::of(params))
+            .filter(|code| code.codec.params() == params)
+            .cloned()
+    }
+
     /// A bucket's storage class, read at most every [`CLASS_FRESH_FOR`].
     async fn bucket_class(&self, bucket: &str) -> Result<Option<StorageClass>, BackendError> {
         if let Some((read, class)) = self
@@ -524,10 +537,13 @@ impl Backend {
                     for source in &mut sources {
                         source.avoid = backend.health.is_penalised(&source.node);
                     }
-                    // Objects keep the code they were written with.
+                    // Objects keep the code they were written with: the
+                    // gateway's, or a bucket class's coder already built.
                     let known = std::iter::once(&backend.code)
                         .chain(&backend.replicated)
-                        .find(|code| *code.codec.params() == part.codec);
+                        .find(|code| *code.codec.params() == part.codec)
+                        .cloned()
+                        .or_else(|| backend.class_code(&part.codec));
                     let codec = if let Some(code) = known {
                         code.codec.clone()
                     } else {

@@ -190,6 +190,16 @@ def test_per_object_storage_classes_other_than_standard_are_refused(s3, bucket):
             call()
         error = refused.value.response
         assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidStorageClass", 400)
+    # Cairn's bucket-class header on an object write would be ignored: refused.
+    def add(request, **_):
+        request.headers["x-cairn-storage-class"] = "LRC(8,2,2)"
+    s3.meta.events.register("before-sign.s3.PutObject", add)
+    try:
+        with pytest.raises(ClientError) as refused:
+            s3.put_object(Bucket=bucket, Key="ia", Body=b"x")
+        assert refused.value.response["Error"]["Code"] == "InvalidStorageClass"
+    finally:
+        s3.meta.events.unregister("before-sign.s3.PutObject", add)
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     with pytest.raises(ClientError) as missing:
         s3.head_object(Bucket=bucket, Key="ia")

@@ -464,15 +464,11 @@ pub(crate) async fn object(
     State(state): State<ConsoleState>,
     Query(query): Query<ObjectQuery>,
 ) -> Result<Response, Unavailable> {
-    let record = match &query.version {
-        Some(version) => {
-            state
-                .meta()
-                .get_version(&query.bucket, &query.key, Some(version))
-                .await?
-        }
-        None => state.meta().get_object(&query.bucket, &query.key).await?,
-    };
+    // The current version (a delete marker too), or the one asked for.
+    let record = state
+        .meta()
+        .get_version(&query.bucket, &query.key, query.version.as_deref())
+        .await?;
     let Some(record) = record else {
         return Ok((
             StatusCode::NOT_FOUND,

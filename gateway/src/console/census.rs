@@ -159,13 +159,9 @@ async fn shape_of(meta: &MetaClient, tally: &BlobTally) -> Result<Option<Shape>,
     if owner.upload_id.is_some() {
         return Ok(None);
     }
-    let record = match &owner.version_id {
-        Some(version) => {
-            meta.get_version(&owner.bucket, &owner.key, Some(version))
-                .await?
-        }
-        None => meta.get_object(&owner.bucket, &owner.key).await?,
-    };
+    let record = meta
+        .get_version(&owner.bucket, &owner.key, owner.version_id.as_deref())
+        .await?;
     Ok(record.and_then(|r| {
         r.manifest
             .parts

@@ -134,7 +134,19 @@ fn owner<T>(req: &S3Request<T>) -> String {
 /// class, which is `STANDARD` in S3's words; another (`STANDARD_IA`,
 /// `GLACIER`, …) would promise what Cairn does not do, so it is refused,
 /// not ignored.
-fn refuse_storage_class(class: Option<&s3s::dto::StorageClass>) -> S3Result<()> {
+/// Cairn's own class header belongs on CreateBucket: on an object write it
+/// would be ignored, so it is refused too.
+fn refuse_storage_class(
+    class: Option<&s3s::dto::StorageClass>,
+    headers: &axum::http::HeaderMap,
+) -> S3Result<()> {
+    if headers.contains_key(buckets::STORAGE_CLASS_HEADER) {
+        return Err(s3s::s3_error!(
+            InvalidStorageClass,
+            "{} names a bucket's class at CreateBucket (or `cairn bucket class`); objects take their bucket's",
+            buckets::STORAGE_CLASS_HEADER
+        ));
+    }
     match class {
         None => Ok(()),
         Some(class) if class.as_str() == s3s::dto::StorageClass::STANDARD => Ok(()),

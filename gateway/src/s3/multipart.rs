@@ -77,7 +77,7 @@ impl Cairn {
         let input = req.input;
         cairn_core::ids::validate_object_key(&input.key)
             .map_err(|e| s3_error!(KeyTooLongError, "{e}"))?;
-        super::refuse_storage_class(input.storage_class.as_ref())?;
+        super::refuse_storage_class(input.storage_class.as_ref(), &headers)?;
         let requested = super::encryption::requested!(input);
         let mut template = attrs::manifest_template(&headers, input.content_type, input.metadata)?;
         template.tags = super::tagging::from_header(input.tagging.as_deref())?;

@@ -102,7 +102,7 @@ impl Cairn {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        super::refuse_storage_class(req.input.storage_class.as_ref())?;
+        super::refuse_storage_class(req.input.storage_class.as_ref(), &req.headers)?;
         // A browser POST upload (s3s hands it here) names its key in the
         // form: its access check waited for it.
         if let Some(verdict) = self
@@ -681,7 +681,7 @@ impl Cairn {
         let headers = req.headers;
         super::acl::refuse_object_grant_write(&headers)?;
         let input = req.input;
-        super::refuse_storage_class(input.storage_class.as_ref())?;
+        super::refuse_storage_class(input.storage_class.as_ref(), &headers)?;
         let requested = requested!(input);
         let source_customer = crate::sse::CustomerKey::from_headers(
             input.copy_source_sse_customer_algorithm.as_deref(),
