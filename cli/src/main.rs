@@ -304,6 +304,10 @@ struct DevArgs {
     /// full copies in distinct racks instead of 8+4 chunks (0: never).
     #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
     replicated_max: u64,
+    /// The gateway reads and writes every chunk over HTTP, never in the
+    /// files of the nodes on its host (short-circuit; for comparisons).
+    #[arg(long)]
+    no_short_circuit: bool,
     /// Another S3 user, `ACCESS_KEY:SECRET_KEY` (repeatable): for trying
     /// ownership and bucket policies with a second user.
     #[arg(long = "user", value_name = "ACCESS_KEY:SECRET_KEY", value_parser = parse_user)]
@@ -783,6 +787,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         down_after: args.down_after,
         inline_max: args.inline_max,
         replicated_max: args.replicated_max,
+        short_circuit: !args.no_short_circuit,
         users: args.users,
         tls: args.tls,
     };

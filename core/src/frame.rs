@@ -22,7 +22,8 @@ pub const TAG_END: u8 = 0x02;
 pub const TAG_ERROR: u8 = 0x03;
 /// Bytes before a block frame's data.
 pub const BLOCK_HEAD_LEN: usize = 1 + 4 + 4 + 32;
-const END_LEN: usize = 1 + 4 + 32;
+/// Bytes of an end frame.
+pub const END_LEN: usize = 1 + 4 + 32;
 const ERROR_HEAD_LEN: usize = 1 + 4 + 4;
 /// Longest error message accepted.
 pub const MAX_ERROR_LEN: usize = 64 * 1024;

@@ -23,7 +23,7 @@ use crate::blob_writer::{BodyTap, SealCheck, WriteError, WrittenBlob, write_blob
 use crate::config::{ConfigError, GatewayConfig};
 use crate::health::{NodeHealth, Outcome};
 use crate::metrics::GatewayMetrics;
-use crate::placement::{sources_for_blob, targets_for_new_blob};
+use crate::placement::{LocalNodes, sources_for_blob, targets_for_new_blob};
 use crate::sse::{Keystream, VersionKey};
 
 /// How long a fetched node list is used before asking the registry again.
@@ -71,6 +71,9 @@ pub struct Backend {
     max_object_bytes: u64,
     inline_max: u64,
     nodes: NodeCache,
+    /// Short-circuit reads and writes of nodes on this host
+    /// (`short_circuit`).
+    local_nodes: Option<LocalNodes>,
 }
 
 /// A code new blobs are written with, and how many chunks must be durable
@@ -188,6 +191,9 @@ impl Backend {
             max_object_bytes: config.max_object_bytes,
             inline_max: config.inline_max()?,
             nodes: NodeCache::new(NODE_CACHE_TTL),
+            local_nodes: config
+                .short_circuit
+                .then(|| LocalNodes::new(secret.clone(), Timeouts::INTERNAL.connect)),
         })
     }
 
@@ -309,6 +315,7 @@ impl Backend {
                 min_free,
                 code.quorum,
                 &self.write_http,
+                self.local_nodes.as_ref(),
             )
         };
         // Avoided nodes are a preference, never the reason a PUT fails.
@@ -478,7 +485,7 @@ impl Backend {
         let Ok(nodes) = self.nodes().await else {
             return;
         };
-        let sources = sources_for_blob(blob, &nodes, &self.http);
+        let sources = sources_for_blob(blob, &nodes, &self.http, None);
         let deletes = blob
             .chunks
             .iter()
@@ -533,7 +540,12 @@ impl Backend {
                         .nodes()
                         .await
                         .map_err(|e| ReadError::Internal(e.to_string()))?;
-                    let mut sources = sources_for_blob(&part, &nodes, &backend.http);
+                    let mut sources = sources_for_blob(
+                        &part,
+                        &nodes,
+                        &backend.http,
+                        backend.local_nodes.as_ref(),
+                    );
                     for source in &mut sources {
                         source.avoid = backend.health.is_penalised(&source.node);
                     }

@@ -79,6 +79,21 @@ pub struct ReadStats {
     /// Chunks that sent a block not matching its hash (a subset of the
     /// failed ones): damage at rest the scrubber will find and repair.
     pub corrupt_chunks: Vec<u8>,
+    /// Served chunks read from the node's file on this host (short-circuit
+    /// reads) rather than over HTTP.
+    pub local_chunks: Vec<u8>,
+}
+
+impl ReadStats {
+    /// Whether the read had to do more than read its data chunks: degraded
+    /// or hedged stripes, failed, slow or avoided chunks.
+    pub fn troubled(&self) -> bool {
+        self.degraded_stripes > 0
+            || self.hedged_stripes > 0
+            || !self.failed_chunks.is_empty()
+            || !self.slow_chunks.is_empty()
+            || !self.avoided_chunks.is_empty()
+    }
 }
 
 /// Told what a finished blob read had to do (for metrics).
@@ -123,7 +138,7 @@ pub fn read_blob_observed(
                 observer(&reader.stats);
             }
             match result {
-                Ok(stats) if stats != ReadStats::default() => {
+                Ok(stats) if stats.troubled() => {
                     tracing::info!(?stats, "read needed degraded or hedged stripes");
                 }
                 Ok(_) => {}
@@ -419,10 +434,13 @@ impl StripeReader {
                     Ok(data) if data.len() == block_len => {
                         received[index] = Some(data);
                         present[index] = true;
-                        streams[index] = stream;
                         if !self.stats.served_chunks.contains(&(index as u8)) {
                             self.stats.served_chunks.push(index as u8);
+                            if stream.as_ref().is_some_and(BlockStream::is_local) {
+                                self.stats.local_chunks.push(index as u8);
+                            }
                         }
+                        streams[index] = stream;
                     }
                     Ok(data) => {
                         let err = NodeError::Protocol {

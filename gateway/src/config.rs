@@ -79,6 +79,11 @@ pub struct GatewayConfig {
     /// A chunk read slower than this is hedged with a parity chunk.
     #[serde(default = "default_hedge_ms")]
     pub hedge_after_ms: u64,
+    /// Read and write the chunks of nodes on this host in their files
+    /// (short-circuit, granted by the node over its Unix socket; every block
+    /// still checked against its hash) instead of over HTTP.
+    #[serde(default = "default_short_circuit")]
+    pub short_circuit: bool,
     /// A chunk write that makes no progress for this long (its node takes
     /// no bytes, or does not answer once it has them all) is abandoned and
     /// recorded `Missing` when the write quorum still holds: a stalled node
@@ -168,6 +173,10 @@ fn default_block_size() -> usize {
     CodecParams::DEFAULT.block_size
 }
 
+fn default_short_circuit() -> bool {
+    true
+}
+
 fn default_hedge_ms() -> u64 {
     crate::blob_reader::DEFAULT_HEDGE_AFTER.as_millis() as u64
 }
@@ -226,6 +235,7 @@ impl GatewayConfig {
             block_size: default_block_size(),
             write_quorum: None,
             hedge_after_ms: default_hedge_ms(),
+            short_circuit: default_short_circuit(),
             write_stall_after_ms: default_write_stall_ms(),
             client_idle_timeout_ms: default_client_idle_ms(),
             inline_max_bytes: default_inline_max(),

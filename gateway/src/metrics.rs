@@ -41,6 +41,9 @@ pub struct GatewayMetrics {
     /// Access keys looked up in the catalogue (cache misses), by result:
     /// `found`, `unknown`, `error`.
     pub user_lookups: IntCounterVec,
+    /// Chunks that served a read, by path: `local` (the node's file on this
+    /// host, short-circuit) or `http`.
+    pub chunk_reads: IntCounterVec,
 }
 
 impl GatewayMetrics {
@@ -131,6 +134,14 @@ impl GatewayMetrics {
                 &["result"],
             )
             .expect("metric"),
+            chunk_reads: IntCounterVec::new(
+                Opts::new(
+                    "cairn_gateway_chunk_reads_total",
+                    "Chunks that served blob reads, by path: local (short-circuit read of the node's file on this host) or http",
+                ),
+                &["path"],
+            )
+            .expect("metric"),
             registry,
             requests,
             request_seconds,
@@ -155,6 +166,7 @@ impl GatewayMetrics {
             Box::new(metrics.encryption.clone()),
             Box::new(metrics.sse_key_refusals.clone()),
             Box::new(metrics.user_lookups.clone()),
+            Box::new(metrics.chunk_reads.clone()),
         ] {
             metrics.registry.register(collector).expect("unique metric");
         }
@@ -178,6 +190,16 @@ impl GatewayMetrics {
             .inc_by(stats.avoided_chunks.len() as u64);
         self.corrupt_chunk_reads
             .inc_by(stats.corrupt_chunks.len() as u64);
+        let local = stats.local_chunks.len() as u64;
+        let served = stats.served_chunks.len() as u64;
+        if local > 0 {
+            self.chunk_reads.with_label_values(&["local"]).inc_by(local);
+        }
+        if served > local {
+            self.chunk_reads
+                .with_label_values(&["http"])
+                .inc_by(served - local);
+        }
     }
 }
 

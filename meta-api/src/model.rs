@@ -880,6 +880,9 @@ pub struct NodeRecord {
     /// What the operator has decided for it (liveness is `state`).
     #[serde(default)]
     pub lifecycle: NodeLifecycle,
+    /// Where services on the node's host may read its chunk files directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<cairn_node_api::LocalEndpoint>,
 }
 
 /// The operator's decision about a node, independent of its liveness: a

@@ -172,6 +172,7 @@ impl ClusterState {
                     last_heartbeat_ms: now_ms,
                     state_since_ms: now_ms,
                     lifecycle: NodeLifecycle::Active,
+                    local: None,
                 },
             ),
         };
@@ -465,6 +466,7 @@ impl Machine for ClusterState {
 fn update_usage(record: &mut NodeRecord, status: &NodeStatus, now_ms: u64) {
     record.rack = status.rack.clone();
     record.address = status.address.clone();
+    record.local = status.local.clone();
     record.capacity_bytes = status.capacity_bytes;
     record.used_bytes = status.used_bytes;
     record.free_bytes = status.free_bytes;

@@ -2,11 +2,14 @@
 //! to nodes. It verifies every block it receives against the hash in its
 //! frame, so a node (or the network) can never hand it corrupt bytes.
 
+use std::fs::File;
 use std::io;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use cairn_core::frame::{self, Frame, FrameDecoder};
 use cairn_core::ids::ChunkId;
 use cairn_core::integrity::{BlockHash, MerkleRoot, hash_block, merkle_root};
@@ -14,6 +17,7 @@ use cairn_service::{ClientError, ClusterSecret, ErrorCode, HttpClient, Timeouts}
 use futures_util::{Stream, StreamExt};
 use reqwest::{Method, Response};
 
+use crate::local::{BlockExtent, LocalChunk, LocalError, LocalNode};
 use crate::wire::{ChunkInfo, ChunkListPage, NodeStatus, PutChunkResponse, VerifyReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,8 @@ pub enum Deletion {
 pub struct NodeClient {
     http: HttpClient,
     base: String,
+    /// The node's local socket, when it is on this host.
+    local: Option<LocalNode>,
 }
 
 impl NodeClient {
@@ -88,7 +94,15 @@ impl NodeClient {
         Self {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            local: None,
         }
+    }
+
+    /// Block reads and chunk writes go through the node's local socket
+    /// (the node runs on this host; see [`crate::local`]).
+    pub fn with_local(mut self, local: LocalNode) -> Self {
+        self.local = Some(local);
+        self
     }
 
     /// A client with a connection pool of its own (tests, one-off tools).
@@ -97,6 +111,12 @@ impl NodeClient {
             HttpClient::new(secret.clone(), Timeouts::INTERNAL),
             base_url,
         )
+    }
+
+    /// Whether block reads and chunk writes try the node's local socket
+    /// first.
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
     }
 
     pub fn base_url(&self) -> &str {
@@ -118,6 +138,42 @@ impl NodeClient {
     /// Stores a chunk from a stream of already-framed bytes (block frames
     /// then an end frame, see [`frame_blocks`]).
     pub async fn put_chunk_stream<S>(
+        &self,
+        chunk: &ChunkId,
+        block_size: u32,
+        frames: S,
+    ) -> Result<PutChunkResponse, NodeError>
+    where
+        S: Stream<Item = Result<Bytes, io::Error>> + Send + 'static,
+    {
+        if let Some(local) = &self.local {
+            // Connecting is the first thing a local write does: a socket
+            // that cannot be reached has consumed none of the frames.
+            let frames = Box::pin(frames);
+            let mut frames = Some(frames);
+            let mut taken = futures_util::stream::poll_fn(|cx| match frames.as_mut() {
+                Some(stream) => stream.as_mut().poll_next(cx),
+                None => std::task::Poll::Ready(None),
+            });
+            let deadline = self.http.timeouts().request;
+            match local
+                .write_chunk(chunk, block_size, &mut taken, deadline)
+                .await
+            {
+                Ok(response) => return Ok(response),
+                Err(LocalError::Unavailable { path, source }) => {
+                    tracing::debug!(%path, error = %source, "local write unavailable; writing over HTTP");
+                }
+                Err(LocalError::Failed(err)) => return Err(NodeError::Http(err)),
+            }
+            drop(taken);
+            let frames = frames.take().expect("frames untouched");
+            return self.put_chunk_over_http(chunk, block_size, frames).await;
+        }
+        self.put_chunk_over_http(chunk, block_size, frames).await
+    }
+
+    async fn put_chunk_over_http<S>(
         &self,
         chunk: &ChunkId,
         block_size: u32,
@@ -150,33 +206,42 @@ impl NodeClient {
         self.put_chunk_stream(chunk, block_size, stream).await
     }
 
-    /// Reads blocks `range` (all blocks when `None`) as a verified stream.
+    /// Reads blocks `range` (all blocks when `None`) as a verified stream:
+    /// from the node's file directly when the node is on this host and the
+    /// client was given its socket (`with_local`; the node still grants the
+    /// read), over HTTP otherwise or when the socket cannot be reached.
     pub async fn get_blocks(
         &self,
         chunk: &ChunkId,
         range: Option<Range<u64>>,
     ) -> Result<BlockStream, NodeError> {
+        if let Some(local) = &self.local {
+            match local.open(chunk, range.clone()).await {
+                Ok(granted) => return Ok(BlockStream::local(*chunk, granted)),
+                Err(LocalError::Unavailable { path, source }) => {
+                    tracing::debug!(%path, error = %source, "local read unavailable; reading over HTTP");
+                }
+                Err(LocalError::Failed(err)) => return Err(node_error(chunk, err)),
+            }
+        }
         let url = self.chunk_url(chunk);
         let mut request = self.http.request(Method::GET, &url);
         if let Some(range) = &range {
             request = request.query(&[("first", range.start), ("count", range.end - range.start)]);
         }
-        let response = self.http.send(request).await.map_err(|err| match err {
-            ClientError::Api { body, .. } if body.code == ErrorCode::CorruptBlock => {
-                NodeError::CorruptBlock {
-                    chunk: *chunk,
-                    block: body.block.unwrap_or(0),
-                    message: body.message,
-                }
-            }
-            other => NodeError::Http(other),
-        })?;
+        let response = self
+            .http
+            .send(request)
+            .await
+            .map_err(|err| node_error(chunk, err))?;
         let first = header_u64(&response, "x-cairn-first-block").unwrap_or(0);
         let count = header_u64(&response, "x-cairn-block-count").unwrap_or(0);
         Ok(BlockStream {
             chunk: *chunk,
-            body: Box::pin(self.http.progress_stream(&url, response)),
-            decoder: FrameDecoder::new(cairn_core::codec::MAX_BLOCK_SIZE),
+            source: Source::Remote {
+                body: Box::pin(self.http.progress_stream(&url, response)),
+                decoder: FrameDecoder::new(cairn_core::codec::MAX_BLOCK_SIZE),
+            },
             first,
             next_index: first,
             end: first + count,
@@ -305,18 +370,32 @@ impl NodeClient {
 /// Verified blocks of one chunk read, in order.
 pub struct BlockStream {
     chunk: ChunkId,
-    body: Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>,
-    decoder: FrameDecoder,
+    source: Source,
     first: u64,
     next_index: u64,
     end: u64,
     done: bool,
 }
 
+/// Where a [`BlockStream`]'s blocks come from.
+enum Source {
+    /// Block frames over HTTP.
+    Remote {
+        body: Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>,
+        decoder: FrameDecoder,
+    },
+    /// The chunk file itself, as granted by its node.
+    Local {
+        file: Arc<File>,
+        extents: std::vec::IntoIter<BlockExtent>,
+    },
+}
+
 impl std::fmt::Debug for BlockStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockStream")
             .field("chunk", &self.chunk)
+            .field("local", &self.is_local())
             .field("next_index", &self.next_index)
             .field("end", &self.end)
             .finish()
@@ -324,21 +403,86 @@ impl std::fmt::Debug for BlockStream {
 }
 
 impl BlockStream {
+    fn local(chunk: ChunkId, granted: LocalChunk) -> Self {
+        let end = granted.first + granted.extents.len() as u64;
+        Self {
+            chunk,
+            first: granted.first,
+            next_index: granted.first,
+            end,
+            done: false,
+            source: Source::Local {
+                file: granted.file,
+                extents: granted.extents.into_iter(),
+            },
+        }
+    }
+
+    /// Whether the blocks are read from the node's file on this host.
+    pub fn is_local(&self) -> bool {
+        matches!(self.source, Source::Local { .. })
+    }
+
     /// The next block as `(index, bytes)`, `None` after the end frame. Errors
     /// name the corrupt block; a stream cut short is an error, never a
     /// silent end.
     pub async fn next_block(&mut self) -> Result<Option<(u64, Bytes)>, NodeError> {
+        if self.done {
+            return Ok(None);
+        }
+        match &mut self.source {
+            Source::Remote { .. } => self.next_remote_block().await,
+            Source::Local { file, extents } => {
+                let Some(extent) = extents.next() else {
+                    self.done = true;
+                    return Ok(None);
+                };
+                let file = file.clone();
+                // Read and hash off the async workers: one copy out of the
+                // page cache, one hash, as for a block off the network.
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut data = BytesMut::zeroed(extent.len as usize);
+                    file.read_exact_at(&mut data, extent.offset)?;
+                    let hash = hash_block(&data);
+                    Ok::<_, io::Error>((data.freeze(), hash))
+                })
+                .await
+                .map_err(io::Error::other)
+                .and_then(|read| read);
+                match read {
+                    Ok((data, actual)) => {
+                        let index = self.next_index;
+                        self.accept(index as u32, extent.hash, actual, data)
+                            .map(Some)
+                    }
+                    Err(source) => {
+                        self.done = true;
+                        Err(NodeError::Http(ClientError::Local {
+                            url: format!("chunk file of {}", self.chunk),
+                            source,
+                        }))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn next_remote_block(&mut self) -> Result<Option<(u64, Bytes)>, NodeError> {
         loop {
             if self.done {
                 return Ok(None);
             }
-            let frame = self
-                .decoder
-                .next_frame()
-                .map_err(|e| self.protocol(e.to_string()))?;
+            let Source::Remote { decoder, .. } = &mut self.source else {
+                unreachable!("called for remote streams only");
+            };
+            let frame = match decoder.next_frame() {
+                Ok(frame) => frame,
+                Err(err) => return Err(self.protocol(err.to_string())),
+            };
             match frame {
                 Some(Frame::Block { index, hash, data }) => {
-                    return self.accept(index, hash, data).map(Some);
+                    let actual = hash_block(&data);
+                    return self.accept(index, hash, actual, data).map(Some);
                 }
                 Some(Frame::End { block_count, .. }) => {
                     if self.next_index != self.end
@@ -360,8 +504,8 @@ impl BlockStream {
                         message,
                     });
                 }
-                None => match self.body.next().await {
-                    Some(Ok(bytes)) => self.decoder.push(&bytes),
+                None => match self.next_piece().await {
+                    Some(Ok(bytes)) => self.push_piece(&bytes),
                     Some(Err(err)) => {
                         self.done = true;
                         return Err(err.into());
@@ -375,17 +519,33 @@ impl BlockStream {
         }
     }
 
+    async fn next_piece(&mut self) -> Option<Result<Bytes, ClientError>> {
+        match &mut self.source {
+            Source::Remote { body, .. } => body.next().await,
+            Source::Local { .. } => None,
+        }
+    }
+
+    fn push_piece(&mut self, bytes: &[u8]) {
+        if let Source::Remote { decoder, .. } = &mut self.source {
+            decoder.push(bytes);
+        }
+    }
+
+    /// Hands out block `index` if it is the next one and `actual` (its
+    /// blake3, computed here) equals the `stored` hash.
     fn accept(
         &mut self,
         index: u32,
-        hash: BlockHash,
+        stored: BlockHash,
+        actual: BlockHash,
         data: Bytes,
     ) -> Result<(u64, Bytes), NodeError> {
         let index = index as u64;
         if index != self.next_index || index >= self.end {
             return Err(self.protocol(format!("expected block {}, got {index}", self.next_index)));
         }
-        if hash_block(&data) != hash {
+        if actual != stored {
             self.done = true;
             return Err(NodeError::HashMismatch {
                 chunk: self.chunk,
@@ -401,6 +561,21 @@ impl BlockStream {
             chunk: self.chunk,
             message,
         }
+    }
+}
+
+/// A node's error answer as a [`NodeError`]: a block the node found corrupt
+/// names it.
+fn node_error(chunk: &ChunkId, err: ClientError) -> NodeError {
+    match err {
+        ClientError::Api { body, .. } if body.code == ErrorCode::CorruptBlock => {
+            NodeError::CorruptBlock {
+                chunk: *chunk,
+                block: body.block.unwrap_or(0),
+                message: body.message,
+            }
+        }
+        other => NodeError::Http(other),
     }
 }
 

@@ -54,10 +54,18 @@ pub struct NodeConfig {
     /// How often to heartbeat, in milliseconds.
     #[serde(default = "default_heartbeat_ms")]
     pub heartbeat_interval_ms: u64,
+    /// Serve short-circuit reads and writes of chunk files to services on
+    /// this host over `<data_dir>/local.sock` (see `cairn_node_api::local`).
+    #[serde(default = "default_short_circuit")]
+    pub short_circuit: bool,
 }
 
 fn default_heartbeat_ms() -> u64 {
     1000
+}
+
+fn default_short_circuit() -> bool {
+    true
 }
 
 fn default_listen() -> SocketAddr {
@@ -89,6 +97,7 @@ impl NodeConfig {
             direct_io: default_direct_io(),
             metadata_url: None,
             heartbeat_interval_ms: default_heartbeat_ms(),
+            short_circuit: default_short_circuit(),
         }
     }
 }

@@ -5,6 +5,9 @@
 //! - [`client`]: [`NodeClient`], the only way other services talk to nodes,
 //!   built on the shared [`cairn_service::HttpClient`] (deadlines on every
 //!   call), and [`BlockStream`], which verifies every block it receives;
+//! - [`local`]: short-circuit reads and writes of a node's chunk files by a
+//!   service on the same host (a Unix socket hands over a descriptor; every
+//!   block's hash is still checked by whoever did not produce it);
 //! - [`config`]: [`NodeConfig`], the node's config file, so that tools that
 //!   generate configs (`cairn dev`) are checked by the compiler.
 //!
@@ -12,7 +15,9 @@
 
 pub mod client;
 pub mod config;
+pub mod local;
 pub mod wire;
 
 pub use client::{BlockStream, Deletion, NodeClient, NodeError, frame_blocks};
 pub use config::NodeConfig;
+pub use local::{LocalEndpoint, LocalNode};

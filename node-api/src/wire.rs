@@ -73,4 +73,7 @@ pub struct NodeStatus {
     pub free_bytes: u64,
     pub chunk_count: u64,
     pub version: String,
+    /// Where services on the node's host may read its chunk files directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<crate::local::LocalEndpoint>,
 }

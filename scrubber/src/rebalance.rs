@@ -141,6 +141,7 @@ mod tests {
             last_heartbeat_ms: 0,
             state_since_ms: 0,
             lifecycle,
+            local: None,
         }
     }
 

@@ -193,6 +193,7 @@ async fn shutdown_mid_iteration_returns_within_the_drain_deadline_and_leaves_no_
         free_bytes: 1 << 30,
         chunk_count: 0,
         version: "test".into(),
+        local: None,
     })
     .await
     .expect("register the hung node");

@@ -74,6 +74,13 @@ pub enum ClientError {
         phase: &'static str,
         after: Duration,
     },
+    /// A local (Unix socket) exchange failed mid-way.
+    #[error("{url}: {source}")]
+    Local {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{url} answered {status} {}: {}", .body.code, .body.message)]
     Api {
         url: String,
@@ -109,13 +116,17 @@ impl ClientError {
     /// The peer could not be reached or did not answer in time (as opposed
     /// to answering with an error).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, Self::Transport { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::Local { .. }
+        )
     }
 
     pub fn is_timeout(&self) -> bool {
         match self {
             Self::Timeout { .. } => true,
             Self::Transport { source, .. } => source.is_timeout(),
+            Self::Local { source, .. } => source.kind() == std::io::ErrorKind::TimedOut,
             Self::Api { .. } => false,
         }
     }
@@ -130,6 +141,11 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
+    /// The deadlines every call of this client has.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
     pub fn new(secret: ClusterSecret, timeouts: Timeouts) -> Self {
         Self::with_builder(secret, timeouts, reqwest::Client::builder())
     }

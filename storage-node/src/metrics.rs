@@ -19,6 +19,8 @@ pub struct NodeMetrics {
     pub capacity_bytes: IntGauge,
     pub free_bytes: IntGauge,
     pub chunks: IntGauge,
+    pub local_reads: IntCounterVec,
+    pub local_writes: IntCounterVec,
 }
 
 impl NodeMetrics {
@@ -80,6 +82,22 @@ impl NodeMetrics {
         .expect("valid metric");
         let chunks =
             IntGauge::new("cairn_node_chunks", "Chunk files on disk").expect("valid metric");
+        let local_reads = IntCounterVec::new(
+            Opts::new(
+                "cairn_node_local_reads_total",
+                "Short-circuit read requests on the local-read socket by result (granted: a chunk descriptor was handed to a caller on this host)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let local_writes = IntCounterVec::new(
+            Opts::new(
+                "cairn_node_local_writes_total",
+                "Short-circuit chunk writes on the local socket by result (sealed: a chunk a caller on this host wrote was checked and stored)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -92,6 +110,8 @@ impl NodeMetrics {
             Box::new(capacity_bytes.clone()),
             Box::new(free_bytes.clone()),
             Box::new(chunks.clone()),
+            Box::new(local_reads.clone()),
+            Box::new(local_writes.clone()),
         ] {
             registry.register(metric).expect("unique metric names");
         }
@@ -108,6 +128,8 @@ impl NodeMetrics {
             capacity_bytes,
             free_bytes,
             chunks,
+            local_reads,
+            local_writes,
         }
     }
 

@@ -14,6 +14,7 @@ use cairn_service::tls::ServiceListener;
 use cairn_service::{ClusterSecret, Timeouts};
 use tokio::net::TcpListener;
 
+use crate::local_socket::LocalSocket;
 use crate::metrics::NodeMetrics;
 use crate::store::{ChunkStore, StoreError};
 
@@ -25,6 +26,8 @@ pub struct NodeShared {
     pub(crate) secret: ClusterSecret,
     pub(crate) metrics: NodeMetrics,
     advertise_url: String,
+    /// Where this node serves short-circuit reads, if it does.
+    local: Option<cairn_node_api::LocalEndpoint>,
 }
 
 impl NodeShared {
@@ -47,6 +50,7 @@ impl NodeShared {
             free_bytes: free,
             chunk_count: self.store.chunk_count(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            local: self.local.clone(),
         }
     }
 
@@ -109,6 +113,7 @@ fn fs_available(path: &Path) -> u64 {
 pub struct StorageNode {
     shared: Arc<NodeShared>,
     listener: TcpListener,
+    local_socket: Option<LocalSocket>,
 }
 
 impl StorageNode {
@@ -134,16 +139,26 @@ impl StorageNode {
                 listener.local_addr().map_or(config.listen, |a| a)
             ),
         };
+        let local_socket = if config.short_circuit {
+            LocalSocket::bind(&config.data_dir)
+        } else {
+            None
+        };
         let shared = Arc::new(NodeShared {
             config,
             store,
             secret,
             metrics: NodeMetrics::new(),
             advertise_url,
+            local: local_socket.as_ref().map(|socket| socket.endpoint.clone()),
         });
         shared.refresh_usage_gauges();
         shared.refresh_space_gauges(&shared.status());
-        Ok(Self { shared, listener })
+        Ok(Self {
+            shared,
+            listener,
+            local_socket,
+        })
     }
 
     pub fn shared(&self) -> &Arc<NodeShared> {
@@ -170,6 +185,12 @@ impl StorageNode {
             "storage node serving"
         );
         let tasks = TaskSet::new();
+        if let Some(socket) = self.local_socket {
+            tasks.spawn(
+                "local socket",
+                socket.serve(self.shared.clone(), tasks.token()),
+            );
+        }
         if let Some(url) = &self.shared.config.metadata_url {
             // A heartbeat that takes longer than a period (at least 2 s) is
             // abandoned and the next one sent: a slow answer must not make

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_core::ids::{BlobId, ChunkId, NodeId, RackId};
 use cairn_core::integrity::{diff_leaves, hash_block, merkle_root};
-use cairn_node_api::{NodeClient, NodeError, frame_blocks};
+use cairn_node_api::local::{self, LocalError};
+use cairn_node_api::{LocalNode, NodeClient, NodeError, frame_blocks};
 use cairn_service::ErrorCode;
 use cairn_storage_node::{NodeConfig, StorageNode};
 use tokio::net::TcpListener;
@@ -24,6 +25,8 @@ fn secret() -> cairn_service::ClusterSecret {
 struct TestNode {
     addr: SocketAddr,
     client: NodeClient,
+    /// The same node, block reads through its local-read socket.
+    local: NodeClient,
     data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -35,12 +38,16 @@ impl TestNode {
     }
 
     async fn start_with(data_dir: &Path, direct_io: bool) -> Self {
+        Self::start_configured(data_dir, |config| config.direct_io = direct_io).await
+    }
+
+    async fn start_configured(data_dir: &Path, configure: impl FnOnce(&mut NodeConfig)) -> Self {
         let mut config = NodeConfig::new(
             NodeId::new("node-t").expect("id"),
             RackId::new("rack-t").expect("rack"),
             data_dir.to_owned(),
         );
-        config.direct_io = direct_io;
+        configure(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let node = StorageNode::open(config, secret(), listener).expect("open node");
@@ -48,9 +55,15 @@ impl TestNode {
         let task = tokio::spawn(node.run(async {
             let _ = stopped.await;
         }));
+        let client = NodeClient::standalone(&format!("http://{addr}"), &secret());
         Self {
             addr,
-            client: NodeClient::standalone(&format!("http://{addr}"), &secret()),
+            local: client.clone().with_local(LocalNode::new(
+                &data_dir.join(local::SOCKET_NAME),
+                secret(),
+                Duration::from_secs(3),
+            )),
+            client,
             data_dir: data_dir.to_owned(),
             stop: Some(stop),
             task: Some(task),
@@ -465,23 +478,27 @@ async fn a_block_that_does_not_match_its_declared_hash_is_rejected() {
     let node = TestNode::start(dir.path()).await;
     let id = chunk(1);
     let data = blocks(3, 64, 64, 5);
-    let (mut frames, _) = frame_blocks(&data);
-    // frames: [head0, data0, head1, data1, ...]; swap in different bytes.
-    frames[3] = Bytes::from(vec![0u8; 64]);
-    let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
-    let err = node
-        .client
-        .put_chunk_stream(&id, 64, stream)
-        .await
-        .expect_err("bad digest");
-    assert!(
-        err.status() == Some(400)
-            && err.code() == Some(ErrorCode::BadDigest)
-            && err.corrupt_block() == Some(1),
-        "{err}"
-    );
-    assert_eq!(node.client.head(&id).await.expect("head"), None);
-    assert!(temp_files(dir.path()).is_empty());
+    // Over HTTP the node hashes blocks as they arrive; written through the
+    // local socket, it reads them back and hashes them before sealing.
+    for client in [&node.client, &node.local] {
+        let (mut frames, _) = frame_blocks(&data);
+        // frames: [head0, data0, head1, data1, ...]; swap in different bytes.
+        frames[3] = Bytes::from(vec![0u8; 64]);
+        let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+        let err = client
+            .put_chunk_stream(&id, 64, stream)
+            .await
+            .expect_err("bad digest");
+        assert!(
+            err.status() == Some(400)
+                && err.code() == Some(ErrorCode::BadDigest)
+                && err.corrupt_block() == Some(1),
+            "local: {}: {err}",
+            client.is_local()
+        );
+        assert_eq!(node.client.head(&id).await.expect("head"), None);
+        assert!(temp_files(dir.path()).is_empty());
+    }
     node.stop().await;
 }
 
@@ -490,19 +507,30 @@ async fn a_stream_without_its_end_frame_stores_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = TestNode::start(dir.path()).await;
     let id = chunk(1);
-    let (mut frames, _) = frame_blocks(&blocks(3, 64, 64, 6));
-    frames.pop();
-    let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
-    let err = node
-        .client
-        .put_chunk_stream(&id, 64, stream)
-        .await
-        .expect_err("no end");
-    assert!(
-        err.status() == Some(400) && err.code() == Some(ErrorCode::InvalidStream),
-        "{err}"
-    );
-    assert_eq!(node.client.head(&id).await.expect("head"), None);
+    for client in [&node.client, &node.local] {
+        let (mut frames, _) = frame_blocks(&blocks(3, 64, 64, 6));
+        frames.pop();
+        let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+        let err = client
+            .put_chunk_stream(&id, 64, stream)
+            .await
+            .expect_err("no end");
+        if client.is_local() {
+            // The writer itself sees the frames end early and never seals.
+            assert!(err.to_string().contains("end frame"), "{err}");
+        } else {
+            assert!(
+                err.status() == Some(400) && err.code() == Some(ErrorCode::InvalidStream),
+                "{err}"
+            );
+        }
+        assert_eq!(node.client.head(&id).await.expect("head"), None);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !temp_files(dir.path()).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(temp_files(dir.path()).is_empty(), "temp file left behind");
     node.stop().await;
 }
 
@@ -822,4 +850,200 @@ fn client_addr(data_dir: &Path) -> SocketAddr {
         .trim()
         .parse()
         .expect("socket address")
+}
+
+#[tokio::test]
+async fn short_circuit_reads_equal_http_reads_and_the_receiver_catches_a_flipped_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(4);
+    let data = blocks(6, 1024, 300, 9);
+    node.client.put_chunk(&id, 1024, &data).await.expect("put");
+
+    let stream = node.local.get_blocks(&id, None).await.expect("get");
+    assert!(stream.is_local(), "{stream:?}");
+    for (start, end) in [(0, 6), (0, 1), (2, 4), (5, 6), (3, 3)] {
+        let got = node
+            .local
+            .read_blocks(&id, Some(start..end))
+            .await
+            .expect("range");
+        assert_eq!(got, data[start as usize..end as usize], "{start}..{end}");
+    }
+    let err = node
+        .local
+        .read_blocks(&id, Some(4..7))
+        .await
+        .expect_err("past end");
+    assert_eq!(err.status(), Some(416), "{err}");
+    let err = node
+        .local
+        .read_blocks(&chunk(4), None)
+        .await
+        .expect_err("absent");
+    assert!(err.is_not_found(), "{err}");
+
+    // A flipped byte in block 3: the node hands over the file and the
+    // stored hashes, and the reader's own hash refuses the block.
+    let path = node.chunk_file(&id);
+    let mut bytes = std::fs::read(&path).expect("read chunk file");
+    bytes[64 + 3 * 1024 + 7] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write chunk file");
+    let mut stream = node.local.get_blocks(&id, None).await.expect("get");
+    for expected in 0..3 {
+        let (index, block) = stream.next_block().await.expect("intact").expect("some");
+        assert_eq!((index, &block), (expected, &data[expected as usize]));
+    }
+    let err = stream.next_block().await.expect_err("corrupt block");
+    assert!(
+        matches!(err, NodeError::HashMismatch { block: 3, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        node.local.read_blocks(&id, Some(4..6)).await.expect("ok"),
+        data[4..6]
+    );
+
+    let metrics = node.client.metrics().await.expect("metrics");
+    assert!(
+        metrics.contains("cairn_node_local_reads_total{result=\"granted\"} 8"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cairn_node_local_reads_total{result=\"refused\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cairn_node_local_reads_total{result=\"not_found\"} 1"),
+        "{metrics}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn the_local_read_socket_is_private_requires_the_secret_and_goes_with_the_node() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(1);
+    let data = blocks(2, 512, 512, 1);
+    node.client.put_chunk(&id, 512, &data).await.expect("put");
+
+    let socket = dir.path().join(local::SOCKET_NAME);
+    let meta = std::fs::metadata(&socket).expect("socket");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let status = node.client.status().await.expect("status");
+    let endpoint = status.local.expect("registered endpoint");
+    assert_eq!(endpoint.host, local::host_identity());
+    assert_eq!(
+        Path::new(&endpoint.socket),
+        std::path::absolute(&socket).expect("absolute path")
+    );
+
+    let stranger = LocalNode::new(
+        &socket,
+        cairn_service::ClusterSecret::new("another-cluster").expect("secret"),
+        Duration::from_secs(3),
+    );
+    match stranger.open(&id, None).await {
+        Err(LocalError::Failed(err)) => {
+            assert_eq!(err.status(), Some(401), "{err}");
+            assert_eq!(err.code(), Some(ErrorCode::Unauthorized), "{err}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Stopped, the node removes its socket; a client given it falls back
+    // to HTTP when the socket is gone (here: to a node on another port).
+    node.stop().await;
+    assert!(!socket.exists(), "socket left behind");
+    let node = TestNode::start_configured(dir.path(), |config| config.short_circuit = false).await;
+    assert!(!socket.exists(), "short_circuit = false binds no socket");
+    assert_eq!(node.client.status().await.expect("status").local, None);
+    let mut stream = node.local.get_blocks(&id, None).await.expect("fallback");
+    assert!(!stream.is_local());
+    assert_eq!(
+        stream.next_block().await.expect("block").expect("some").1,
+        data[0]
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn short_circuit_writes_store_exactly_what_an_http_put_stores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    for (count, block_size, last) in [
+        (5, 4096, 100),
+        (1, 1 << 20, 1 << 20),
+        (1, 512, 7),
+        (0, 512, 0),
+    ] {
+        let data = blocks(count, block_size, last, 11);
+        let (over_http, local) = (chunk(0), chunk(1));
+        let a = node
+            .client
+            .put_chunk(&over_http, block_size as u32, &data)
+            .await
+            .expect("http put");
+        let b = node
+            .local
+            .put_chunk(&local, block_size as u32, &data)
+            .await
+            .expect("local put");
+        assert_eq!(
+            (a.blocks, a.data_len, a.merkle_root),
+            (b.blocks, b.data_len, b.merkle_root)
+        );
+        assert_eq!(
+            node.client.read_blocks(&local, None).await.expect("read"),
+            data
+        );
+        let report = node.client.verify(&local, false).await.expect("verify");
+        assert!(report.corrupt_blocks.is_empty() && report.trailer_intact);
+        assert_eq!(report.merkle_root, a.merkle_root);
+        // Same layout but the header: a local write never uses direct I/O.
+        let http_len = std::fs::metadata(node.chunk_file(&over_http))
+            .expect("http chunk file")
+            .len();
+        let local_len = std::fs::metadata(node.chunk_file(&local))
+            .expect("local chunk file")
+            .len();
+        assert!(local_len <= http_len, "{local_len} > {http_len}");
+    }
+    assert!(temp_files(dir.path()).is_empty());
+    let metrics = node.client.metrics().await.expect("metrics");
+    assert!(
+        metrics.contains("cairn_node_local_writes_total{result=\"sealed\"} 4"),
+        "{metrics}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_short_circuit_writer_that_stops_before_the_seal_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let id = chunk(2);
+    let (frames, _) = frame_blocks(&blocks(4, 4096, 4096, 3));
+    // Two frames (one block), then the producer hangs: the writer is
+    // abandoned mid-chunk, like a gateway whose client went away.
+    let first_block =
+        futures_util::stream::iter(frames.into_iter().take(2).map(Ok::<_, std::io::Error>));
+    let stream = futures_util::StreamExt::chain(first_block, futures_util::stream::pending());
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(300),
+        node.local.put_chunk_stream(&id, 4096, stream),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the write cannot have finished");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !temp_files(dir.path()).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(temp_files(dir.path()).is_empty(), "temp file left behind");
+    assert_eq!(node.client.head(&id).await.expect("head"), None);
+    assert_eq!(node.client.status().await.expect("status").chunk_count, 0);
+    node.stop().await;
 }

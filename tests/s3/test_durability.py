@@ -44,8 +44,25 @@ def assert_all_readable(s3, bucket, objects):
 
 
 def metric(cluster, name):
+    """A gateway counter's value (0 while the series does not exist)."""
     text = urllib.request.urlopen(cluster.info["gateway_admin_endpoint"] + "/metrics", timeout=30).read().decode()
-    return int(re.search(rf"^{name} (\d+)$", text, re.M).group(1))
+    found = re.search(rf"^{re.escape(name)} (\d+)$", text, re.M)
+    return int(found.group(1)) if found else 0
+
+
+LOCAL_CHUNK_READS = 'cairn_gateway_chunk_reads_total{path="local"}'
+HTTP_CHUNK_READS = 'cairn_gateway_chunk_reads_total{path="http"}'
+
+
+def nodes_counter(cluster, name):
+    """A counter of the storage nodes, summed over nodes and labels."""
+    total = 0
+    for node in cluster.info["nodes"]:
+        request = urllib.request.Request(node["address"] + "/metrics",
+                                         headers={"x-cairn-secret": cluster.info["cluster_secret"]})
+        text = urllib.request.urlopen(request, timeout=30).read().decode()
+        total += sum(int(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\d+)$", text, re.M))
+    return total
 
 
 def test_any_two_nodes_killed(fresh_cluster):
@@ -109,9 +126,49 @@ def test_corrupt_data_chunk_is_never_served(cluster, s3, bucket):
         path.write_bytes(bytes(raw))
     reconstructed = metric(cluster, "cairn_gateway_reconstructed_stripes_total")
     corrupt = metric(cluster, "cairn_gateway_corrupt_chunks_total")
+    local = metric(cluster, LOCAL_CHUNK_READS)
     assert s3.get_object(Bucket=bucket, Key="rotting")["Body"].read() == data
     assert metric(cluster, "cairn_gateway_reconstructed_stripes_total") > reconstructed
     assert metric(cluster, "cairn_gateway_corrupt_chunks_total") == corrupt + 2
+    # The nodes run on the gateway's host: the chunks were read from their
+    # files (short-circuit), and the gateway's own hash caught the damage.
+    assert metric(cluster, LOCAL_CHUNK_READS) >= local + 8
+
+
+def test_chunks_are_written_and_read_in_local_node_files_unless_told_not_to(cluster, s3, bucket, make_cluster):
+    """Same host (short-circuit): each node hands the gateway descriptors of
+    its chunk files, the gateway writes new chunks into them (the node checks
+    and seals each) and reads chunks from them; with --no-short-circuit every
+    chunk goes over HTTP and no node is asked. Same bytes either way, for the
+    3-copy and the 8+4 size classes and a range."""
+    sizes = {"copies": 300_000, "striped": 3 * STRIPE + 5}
+    bodies = {key: os.urandom(size) for key, size in sizes.items()}
+
+    def read_all(client, where):
+        for key, body in bodies.items():
+            client.put_object(Bucket=where, Key=key, Body=body)
+            assert client.get_object(Bucket=where, Key=key)["Body"].read() == body
+            got = client.get_object(Bucket=where, Key=key, Range="bytes=1000-250999")["Body"].read()
+            assert got == body[1000:251000]
+
+    local, http = metric(cluster, LOCAL_CHUNK_READS), metric(cluster, HTTP_CHUNK_READS)
+    grants = nodes_counter(cluster, "cairn_node_local_reads_total")
+    sealed = nodes_counter(cluster, "cairn_node_local_writes_total")
+    read_all(s3, bucket)
+    assert metric(cluster, LOCAL_CHUNK_READS) >= local + 1 + 1 + 8 + 1
+    assert metric(cluster, HTTP_CHUNK_READS) == http
+    assert nodes_counter(cluster, "cairn_node_local_reads_total") > grants
+    # 3 copies + 12 chunks, all sealed by their nodes.
+    assert nodes_counter(cluster, "cairn_node_local_writes_total") >= sealed + 3 + 12
+
+    remote = make_cluster("--no-short-circuit")
+    client = remote.client()
+    client.create_bucket(Bucket="over-http")
+    read_all(client, "over-http")
+    assert metric(remote, LOCAL_CHUNK_READS) == 0
+    assert metric(remote, HTTP_CHUNK_READS) >= 1 + 1 + 8 + 1
+    assert nodes_counter(remote, "cairn_node_local_reads_total") == 0
+    assert nodes_counter(remote, "cairn_node_local_writes_total") == 0
 
 
 def test_a_hung_node_is_hedged_around(cluster, s3, bucket):

@@ -67,6 +67,7 @@ async fn nodes_shards_events_and_split() {
             free_bytes: 2 << 30,
             chunk_count: 4,
             version: "t".into(),
+            local: None,
         })
         .await
         .expect("heartbeat");

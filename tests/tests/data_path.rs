@@ -12,7 +12,7 @@ use cairn_core::manifest::ObjectManifest;
 use cairn_core::placement::{NodeState, rack_counts};
 use cairn_gateway::blob_reader::read_blob;
 use cairn_gateway::blob_writer::write_blob;
-use cairn_gateway::placement::{sources_for_blob, targets_for_new_blob};
+use cairn_gateway::placement::{LocalNodes, sources_for_blob, targets_for_new_blob};
 use cairn_meta_api::model::Precondition;
 use cairn_service::{HttpClient, Timeouts};
 use cairn_tests::TestCluster;
@@ -30,7 +30,7 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
     let http = HttpClient::new(cluster.secret.clone(), Timeouts::INTERNAL);
     let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 300) as u8).collect();
     let blob = BlobId::random();
-    let targets: Vec<_> = targets_for_new_blob(&blob, &nodes, &params, 1, 6, &http)
+    let targets: Vec<_> = targets_for_new_blob(&blob, &nodes, &params, 1, 6, &http, None)
         .expect("placement")
         .into_iter()
         .map(|t| t.expect("every chunk placed in a healthy cluster"))
@@ -71,9 +71,19 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
         .await
         .expect("commit");
 
-    // Read back through the catalogue, healthy and with one node stopped.
-    for stopped in [None, Some(0usize)] {
-        if let Some(i) = stopped {
+    // Read back through the catalogue, healthy and with one node stopped,
+    // over HTTP and by short-circuit reads of the (in-process, so same-host)
+    // nodes' files.
+    let pool = LocalNodes::new(cluster.secret.clone(), Duration::from_secs(3));
+    for (stopped, local) in [
+        (None, false),
+        (None, true),
+        (Some(0usize), true),
+        (Some(0), false),
+    ] {
+        if let Some(i) = stopped
+            && local
+        {
             cluster.stop(i).await;
         }
         let record = cluster
@@ -84,7 +94,12 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
             .expect("exists");
         let blob_manifest = record.manifest.parts[0].clone();
         let nodes = cluster.meta.nodes().await.expect("nodes");
-        let sources = sources_for_blob(&blob_manifest, &nodes, &http);
+        let sources = sources_for_blob(&blob_manifest, &nodes, &http, local.then_some(&pool));
+        assert_eq!(
+            sources.iter().filter(|s| s.client.is_local()).count(),
+            if local { blob_manifest.chunks.len() } else { 0 },
+            "every node registered its local-read socket"
+        );
         let mut stream = read_blob(
             codec.clone(),
             blob_manifest,
@@ -97,7 +112,7 @@ async fn put_commit_and_get_through_registry_placement_and_catalogue() {
         while let Some(piece) = stream.next().await {
             got.extend_from_slice(&piece.expect("piece"));
         }
-        assert_eq!(got, bytes, "stopped node: {stopped:?}");
+        assert_eq!(got, bytes, "stopped node: {stopped:?}, local: {local}");
         assert_eq!(record.manifest.etag, hex::encode(md5_of(&bytes)));
     }
     cluster.shutdown().await;

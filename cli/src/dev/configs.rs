@@ -67,6 +67,7 @@ pub(crate) fn gateway(
     config.base_domain = options.s3_domain.clone();
     config.inline_max_bytes = options.inline_max;
     config.replicated_max_bytes = options.replicated_max;
+    config.short_circuit = options.short_circuit;
     config.lifecycle_day_ms = options.lifecycle_day.as_millis() as u64;
     config.region = options.region.clone();
     config.default_object_ownership = options.default_object_ownership;

@@ -77,6 +77,9 @@ pub struct DevOptions {
     pub inline_max: u64,
     /// Blobs up to this size are stored as 3 copies (0: never).
     pub replicated_max: u64,
+    /// The gateway reads and writes chunks of the (local) nodes in their
+    /// files (short-circuit).
+    pub short_circuit: bool,
     /// S3 users besides the cluster's own (`--user`).
     pub users: Vec<cairn_gateway::config::Credential>,
     /// HTTPS on the S3 endpoint and mutual TLS between every process, with
@@ -760,6 +763,7 @@ mod tests {
             down_after: Duration::from_secs(2),
             inline_max: 32 * 1024,
             replicated_max: 1024 * 1024,
+            short_circuit: true,
             users: Vec::new(),
             tls: false,
         }

@@ -172,5 +172,6 @@ pub fn node_status(id: &str) -> cairn_node_api::wire::NodeStatus {
         free_bytes: 990,
         chunk_count: 1,
         version: "test".into(),
+        local: None,
     }
 }

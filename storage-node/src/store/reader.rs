@@ -52,6 +52,12 @@ impl ChunkReader {
         self.meta.header.chunk
     }
 
+    /// The open file, for handing to a reader on this host (short-circuit
+    /// reads: the receiver checks each block against the stored hash).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Reads block `index` and its stored hash without comparing them: for
     /// a receiver that checks every block against that hash itself (the
     /// block-frame stream, `BlockStream`), so the bytes are hashed once per

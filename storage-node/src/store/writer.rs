@@ -258,6 +258,68 @@ impl ChunkWriter {
         })
     }
 
+    /// Prepares the chunk for a writer on this host that writes the blocks
+    /// into the file itself (short-circuit writes): writes the compact
+    /// header and returns where data starts; [`Self::file`] is the handle
+    /// to give it. No direct I/O: the writer's `pwrite`s go through the
+    /// page cache.
+    pub fn begin_external(&mut self) -> Result<u64, StoreError> {
+        let head = self.header.encode_padded();
+        self.file
+            .write_all_at(&head, 0)
+            .map_err(|e| self.write_error(e))?;
+        Ok(self.header.header_len as u64)
+    }
+
+    /// The temporary file (write-only), for an external writer.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Seals a chunk an external writer filled (after
+    /// [`Self::begin_external`]): reads every block back and checks it
+    /// against its declared hash, as [`Self::write_block`] checks blocks
+    /// that arrive over the network, then finishes as usual. Anything the
+    /// writer left past the data is cut off by the trailer and the length.
+    pub fn seal_external(
+        mut self,
+        hashes: Vec<BlockHash>,
+        data_len: u64,
+        declared_root: MerkleRoot,
+    ) -> Result<PutChunkResponse, StoreError> {
+        let block_size = self.header.block_size;
+        check_geometry(block_size, hashes.len() as u64, data_len)
+            .map_err(|e| StoreError::InvalidStream(e.to_string()))?;
+        let reader = File::open(&self.temp_path)
+            .map_err(io_error(format!("open {}", self.temp_path.display())))?;
+        let mut buf = vec![0u8; (block_size as u64).min(data_len) as usize];
+        let start = self.header.header_len as u64;
+        for (index, hash) in hashes.iter().enumerate() {
+            let offset = index as u64 * block_size as u64;
+            let len = (block_size as u64).min(data_len - offset) as usize;
+            reader
+                .read_exact_at(&mut buf[..len], start + offset)
+                .map_err(|_| {
+                    StoreError::InvalidStream(format!("block {index} was not written whole"))
+                })?;
+            if hash_block(&buf[..len]) != *hash {
+                return Err(StoreError::HashMismatch {
+                    block: index as u64,
+                });
+            }
+        }
+        let block_count = u32::try_from(hashes.len())
+            .map_err(|_| StoreError::InvalidStream("too many blocks".into()))?;
+        self.hashes = hashes;
+        self.data_len = data_len;
+        // `finish` writes the header only for an empty chunk; it is there.
+        let file_len = start + data_len;
+        self.file
+            .set_len(file_len)
+            .map_err(|e| self.write_error(e))?;
+        self.finish(block_count, declared_root)
+    }
+
     fn write_error(&self, err: io::Error) -> StoreError {
         if err.kind() == io::ErrorKind::StorageFull {
             StoreError::NoSpace(self.header.chunk)
