@@ -372,7 +372,9 @@ impl LocalNode {
             first: range.as_ref().map_or(0, |r| r.start),
             count: range.as_ref().map(|r| r.end.saturating_sub(r.start)),
         };
-        let (stream, answer) = self.first_exchange(&op, "local read grant").await?;
+        let (stream, answer) = self
+            .first_exchange(&op, "local read grant", self.inner.deadline)
+            .await?;
         self.pool(stream);
         let answer = self.expect(answer, 200)?;
         let Some(fd) = answer.fd else {
@@ -389,9 +391,9 @@ impl LocalNode {
     /// Stores `chunk` from a stream of block frames (as for
     /// `NodeClient::put_chunk_stream`) by writing its blocks into the file
     /// the node creates, then having the node check and seal it. Creating
-    /// has the client's deadline; every file write and the seal (which
-    /// reads the blocks back and fsyncs) have `write_deadline`, as an HTTP
-    /// PUT's progress and answer do. The frames themselves may take as long
+    /// every file write and the seal (which reads the blocks back and
+    /// fsyncs) have `write_deadline`, as an HTTP PUT's start, progress and
+    /// answer do. The frames themselves may take as long
     /// as their producer needs.
     pub async fn write_chunk<S>(
         &self,
@@ -407,7 +409,9 @@ impl LocalNode {
             chunk: *chunk,
             block_size,
         };
-        let (mut stream, answer) = self.first_exchange(&create, "local chunk create").await?;
+        let (mut stream, answer) = self
+            .first_exchange(&create, "local chunk create", write_deadline)
+            .await?;
         let answer = self.expect(answer, 200)?;
         let (Some(fd), Ok(header_len)) = (
             answer.fd,
@@ -463,6 +467,7 @@ impl LocalNode {
         &self,
         op: &Op,
         phase: &'static str,
+        deadline: Duration,
     ) -> Result<(UnixStream, Answer), LocalError> {
         let request = RequestHead::encode(op, self.inner.secret.expose(), &[]);
         self.within(
@@ -489,25 +494,27 @@ impl LocalNode {
                 Ok((stream, answer))
             },
             phase,
+            deadline,
         )
         .await
     }
 
-    /// Runs `exchange` within the deadline.
+    /// Runs `exchange` within `deadline`.
     async fn within<T, E>(
         &self,
         exchange: impl Future<Output = Result<T, E>>,
         phase: &'static str,
+        deadline: Duration,
     ) -> Result<T, LocalError>
     where
         LocalError: From<E>,
     {
-        match tokio::time::timeout(self.inner.deadline, exchange).await {
+        match tokio::time::timeout(deadline, exchange).await {
             Ok(result) => result.map_err(LocalError::from),
             Err(_) => Err(LocalError::Failed(ClientError::Timeout {
                 url: self.inner.url.clone(),
                 phase,
-                after: self.inner.deadline,
+                after: deadline,
             })),
         }
     }

@@ -20,6 +20,11 @@
 //! harness can freeze a node's API (a hung disk behind a live process)
 //! while its heartbeats go on. Real processes that are SIGKILLed are tested
 //! in the crates' own tests and in `tests/s3` (`cairn dev`).
+//!
+//! The proxies make the nodes other hosts as far as the gateway is
+//! concerned, so the gateway reads and writes chunks over HTTP
+//! (`ClusterSpec::short_circuit` off); a spec with it on has the gateway use
+//! the nodes' local sockets, which `hang` does not freeze.
 
 mod proxy;
 
@@ -70,6 +75,9 @@ pub struct ClusterSpec {
     /// 0: every blob in k+m, for tests that need every node to hold a
     /// chunk of every blob).
     pub replicated_max: u64,
+    /// The gateway reads and writes chunks in the nodes' files through
+    /// their local sockets (off: over HTTP, through the proxies).
+    pub short_circuit: bool,
 }
 
 impl ClusterSpec {
@@ -90,6 +98,7 @@ impl ClusterSpec {
             gc_sweep_interval: Duration::from_secs(600),
             client_idle_timeout: Duration::from_secs(20),
             replicated_max: GatewayConfig::new("").replicated_max_bytes,
+            short_circuit: false,
         }
     }
 }
@@ -220,6 +229,7 @@ impl TestCluster {
         config.m = spec.m;
         config.client_idle_timeout_ms = spec.client_idle_timeout.as_millis() as u64;
         config.replicated_max_bytes = spec.replicated_max;
+        config.short_circuit = spec.short_circuit;
         config.credentials = vec![Credential {
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
@@ -271,7 +281,8 @@ impl TestCluster {
         })
     }
 
-    /// A counter or gauge from the gateway's `/metrics` (0 when absent).
+    /// A counter or gauge from the gateway's `/metrics` (0 when absent):
+    /// `name` sums its series, `name{labels}` is one series.
     pub async fn gateway_metric(&self, name: &str) -> f64 {
         let text = reqwest::get(format!("{}/metrics", self.gateway_admin_url))
             .await
@@ -280,8 +291,15 @@ impl TestCluster {
             .text()
             .await
             .expect("metrics text");
+        // `name` sums every series of the metric; `name{labels}` is one series.
         text.lines()
-            .filter(|line| line.split([' ', '{']).next() == Some(name))
+            .filter(|line| {
+                if name.contains('{') {
+                    line.rsplit_once(' ').map(|(series, _)| series) == Some(name)
+                } else {
+                    line.split([' ', '{']).next() == Some(name)
+                }
+            })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }

@@ -121,6 +121,65 @@ async fn reads_stay_exact_through_a_hung_node_a_stopped_node_and_a_corrupt_block
     cluster.shutdown().await;
 }
 
+/// With short-circuit on (the gateway on the nodes' host), chunks are
+/// written into and read from the nodes' files through their local sockets:
+/// every size class round-trips, a rotten block is caught by the gateway's
+/// own hash and read around, and a stopped node (its socket gone) is read
+/// around too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_circuit_reads_and_writes_stay_exact_through_a_rotten_block_and_a_stopped_node() {
+    let mut spec = cairn_tests::ClusterSpec::new(6, 3);
+    spec.short_circuit = true;
+    let mut cluster = TestCluster::start_with(spec).await;
+    let s3 = cluster.s3();
+    s3.ensure_bucket("local").await.expect("bucket");
+    let objects = [
+        ("inline", 1_000),
+        ("copies", 300_000),
+        ("striped", 3 * 1024 * 1024 + 5),
+    ];
+    let mut hashes = Vec::new();
+    for (i, (key, size)) in objects.iter().enumerate() {
+        let (body, hash) = payload(*size, i as u8);
+        s3.put("local", key, body).await.expect("put");
+        hashes.push((*key, *size as u64, hash));
+    }
+    let read_all = async |cluster: &TestCluster| {
+        for (key, size, hash) in &hashes {
+            let got = cluster.s3().get_hashed("local", key).await.expect("get");
+            assert_eq!(got, (*size, *hash), "{key}");
+        }
+    };
+    read_all(&cluster).await;
+    let local = "cairn_gateway_chunk_reads_total{path=\"local\"}";
+    assert!(cluster.gateway_metric(local).await >= 1.0 + 4.0);
+    assert_eq!(
+        cluster
+            .gateway_metric("cairn_gateway_chunk_reads_total{path=\"http\"}")
+            .await,
+        0.0
+    );
+
+    let (rotten, chunk) = holder(&cluster, "local", "striped", 0).await;
+    cluster.corrupt(rotten, &chunk, 0);
+    let corrupt = cluster
+        .gateway_metric("cairn_gateway_corrupt_chunks_total")
+        .await;
+    read_all(&cluster).await;
+    assert!(
+        cluster
+            .gateway_metric("cairn_gateway_corrupt_chunks_total")
+            .await
+            > corrupt,
+        "the gateway's hash refused the rotten block it read itself"
+    );
+
+    let (stopped, _) = holder(&cluster, "local", "striped", 1).await;
+    cluster.stop(stopped).await;
+    read_all(&cluster).await;
+    cluster.shutdown().await;
+}
+
 /// A node that takes a chunk stream and goes silent (a hung disk behind a
 /// live process) costs a PUT `write_stall_after`, not a transport timeout:
 /// its chunk is abandoned and recorded `Missing` because the write quorum
