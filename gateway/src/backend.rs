@@ -26,6 +26,11 @@ use crate::metrics::GatewayMetrics;
 use crate::placement::{LocalNodes, sources_for_blob, targets_for_new_blob};
 use crate::sse::{Keystream, VersionKey};
 
+/// Largest chunk written into a local node's file (short-circuit) rather
+/// than over HTTP: the 3-copy size class (one block of at most 1 MiB per
+/// copy) and small erasure-coded blobs.
+const LOCAL_WRITE_MAX_CHUNK: u64 = 4 * 1024 * 1024;
+
 /// How long a fetched node list is used before asking the registry again.
 const NODE_CACHE_TTL: Duration = Duration::from_secs(1);
 
@@ -307,6 +312,13 @@ impl Backend {
         let blob = BlobId::random();
         let min_free = size_hint.unwrap_or(0).div_ceil(params.k as u64) + params.block_size as u64;
         let nodes = self.nodes().await?;
+        // Short-circuit writes for small chunks only: they go through the
+        // page cache, so the seal's fsync writes the whole chunk at once; a
+        // large chunk goes over HTTP, where the node writes its full blocks
+        // with direct I/O as they arrive (and does not evict readers' cache).
+        let local = self.local_nodes.as_ref().filter(|_| {
+            size_hint.is_some_and(|size| size.div_ceil(params.k as u64) <= LOCAL_WRITE_MAX_CHUNK)
+        });
         let place = |candidates: &[NodeRecord]| {
             targets_for_new_blob(
                 &blob,
@@ -315,7 +327,7 @@ impl Backend {
                 min_free,
                 code.quorum,
                 &self.write_http,
-                self.local_nodes.as_ref(),
+                local,
             )
         };
         // Avoided nodes are a preference, never the reason a PUT fails.

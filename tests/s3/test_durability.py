@@ -159,7 +159,14 @@ def test_chunks_are_written_and_read_in_local_node_files_unless_told_not_to(clus
     assert metric(cluster, HTTP_CHUNK_READS) == http
     assert nodes_counter(cluster, "cairn_node_local_reads_total") > grants
     # 3 copies + 12 chunks, all sealed by their nodes.
-    assert nodes_counter(cluster, "cairn_node_local_writes_total") >= sealed + 3 + 12
+    sealed_now = nodes_counter(cluster, "cairn_node_local_writes_total")
+    assert sealed_now >= sealed + 3 + 12
+    # Chunks over 4 MiB go over HTTP, where nodes write full blocks with
+    # direct I/O as they arrive (a local write would flush it all at the seal).
+    big = os.urandom(8 * 5 * 1024 * 1024)
+    s3.put_object(Bucket=bucket, Key="big", Body=big)
+    assert nodes_counter(cluster, "cairn_node_local_writes_total") == sealed_now
+    assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == big
 
     remote = make_cluster("--no-short-circuit")
     client = remote.client()

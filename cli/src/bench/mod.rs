@@ -79,6 +79,10 @@ pub struct BenchReport {
 pub enum BenchError {
     #[error("cannot prepare the bucket: {0}")]
     Setup(#[from] client::S3Failure),
+    #[error(
+        "preparing the objects to read failed: none of {0} PUTs succeeded (the first failures are printed above)"
+    )]
+    Preparation(u64),
 }
 
 /// Object contents: one random buffer shared by every object, each
@@ -163,6 +167,10 @@ impl Pool {
             .map(|(k, (len, hash))| (k.clone(), *len, *hash))
     }
 
+    fn is_empty(&self) -> bool {
+        self.objects.lock().expect("pool lock").is_empty()
+    }
+
     fn take_random(&self) -> Option<String> {
         let mut objects = self.objects.lock().expect("pool lock");
         let key = objects.keys().next().cloned()?;
@@ -240,7 +248,8 @@ pub async fn run(target: S3Target, spec: BenchSpec) -> Result<BenchReport, Bench
                         let key = format!("{}{run_tag:08x}/{id:08}", spec.prefix);
                         let (data, hash) = payloads.make(id);
                         let len = data.len;
-                        if client.put(&spec.bucket, &key, data).await.is_ok() {
+                        let put = client.put(&spec.bucket, &key, data).await;
+                        if reported(put, "preparing PUT", &key) {
                             pool.insert(key, len, hash);
                         }
                         progress.inc(1);
@@ -250,6 +259,11 @@ pub async fn run(target: S3Target, spec: BenchSpec) -> Result<BenchReport, Bench
             .collect();
         futures_util::future::join_all(workers).await;
         progress.finish_and_clear();
+        // A read workload with nothing to read would measure nothing and
+        // look like an idle store.
+        if pool.is_empty() {
+            return Err(BenchError::Preparation(prepare));
+        }
     }
 
     // The measured phase.
