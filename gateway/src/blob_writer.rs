@@ -70,7 +70,7 @@ impl StripePool {
         }
         if self.allocated < STRIPE_POOL {
             self.allocated += 1;
-            return Ok(self.codec.stripe_buffer());
+            return Ok(self.codec.write_buffer());
         }
         self.free
             .recv()

@@ -26,6 +26,15 @@ use cairn_node_api::wire::PutChunkResponse;
 
 use super::{ChunkStore, StoreError, TEMP_PREFIX, io_error, sync_dir};
 
+/// Bytes read back at a time when checking a chunk a local writer filled.
+const READ_BACK_PIECE: usize = 256 * 1024;
+
+thread_local! {
+    /// The read-back buffer of this (blocking-pool) thread.
+    static READ_BACK: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0; READ_BACK_PIECE]);
+}
+
 /// Direct I/O needs buffers, offsets and lengths aligned to the device's
 /// logical block; the page size covers every device we expect.
 const DIRECT_ALIGN: usize = ALIGNED_HEADER_LEN;
@@ -292,22 +301,35 @@ impl ChunkWriter {
             .map_err(|e| StoreError::InvalidStream(e.to_string()))?;
         let reader = File::open(&self.temp_path)
             .map_err(io_error(format!("open {}", self.temp_path.display())))?;
-        let mut buf = vec![0u8; (block_size as u64).min(data_len) as usize];
         let start = self.header.header_len as u64;
-        for (index, hash) in hashes.iter().enumerate() {
-            let offset = index as u64 * block_size as u64;
-            let len = (block_size as u64).min(data_len - offset) as usize;
-            reader
-                .read_exact_at(&mut buf[..len], start + offset)
-                .map_err(|_| {
-                    StoreError::InvalidStream(format!("block {index} was not written whole"))
-                })?;
-            if hash_block(&buf[..len]) != *hash {
-                return Err(StoreError::HashMismatch {
-                    block: index as u64,
-                });
+        READ_BACK.with_borrow_mut(|buf| {
+            for (index, declared) in hashes.iter().enumerate() {
+                let offset = index as u64 * block_size as u64;
+                let len = (block_size as u64).min(data_len - offset);
+                // Hashed in pieces through one reused buffer: no block-sized
+                // allocation (and zeroing) per chunk sealed.
+                let mut hasher = blake3::Hasher::new();
+                let mut done = 0u64;
+                while done < len {
+                    let piece = &mut buf[..(len - done).min(READ_BACK_PIECE as u64) as usize];
+                    reader
+                        .read_exact_at(piece, start + offset + done)
+                        .map_err(|_| {
+                            StoreError::InvalidStream(format!(
+                                "block {index} was not written whole"
+                            ))
+                        })?;
+                    hasher.update(piece);
+                    done += piece.len() as u64;
+                }
+                if BlockHash(*hasher.finalize().as_bytes()) != *declared {
+                    return Err(StoreError::HashMismatch {
+                        block: index as u64,
+                    });
+                }
             }
-        }
+            Ok(())
+        })?;
         let block_count = u32::try_from(hashes.len())
             .map_err(|_| StoreError::InvalidStream("too many blocks".into()))?;
         self.hashes = hashes;
