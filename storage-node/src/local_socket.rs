@@ -118,15 +118,7 @@ async fn serve_connection(mut stream: UnixStream, shared: Arc<NodeShared>) {
         let head = match RequestHead::decode(&head) {
             Ok(head) => head,
             Err(message) => {
-                refuse(
-                    &mut stream,
-                    &shared,
-                    "refused",
-                    400,
-                    ErrorCode::InvalidStream,
-                    message,
-                )
-                .await;
+                refuse_invalid(&mut stream, &shared.metrics.local_reads, message).await;
                 return;
             }
         };
@@ -138,13 +130,16 @@ async fn serve_connection(mut stream: UnixStream, shared: Arc<NodeShared>) {
             return;
         }
         if !shared.secret.matches(&secret) {
-            refuse(
-                &mut stream,
-                &shared,
-                "unauthorized",
-                401,
+            let body = error_body(
                 ErrorCode::Unauthorized,
                 "missing or wrong cluster secret".into(),
+            );
+            refuse(
+                &mut stream,
+                &shared.metrics.local_reads,
+                "unauthorized",
+                401,
+                body,
             )
             .await;
             return;
@@ -169,15 +164,8 @@ async fn serve_connection(mut stream: UnixStream, shared: Arc<NodeShared>) {
                 data_len,
             } => {
                 let Some(writer) = created.take() else {
-                    refuse(
-                        &mut stream,
-                        &shared,
-                        "refused",
-                        400,
-                        ErrorCode::InvalidStream,
-                        "no chunk created on this connection".into(),
-                    )
-                    .await;
+                    let message = "no chunk created on this connection".into();
+                    refuse_invalid(&mut stream, &shared.metrics.local_writes, message).await;
                     return;
                 };
                 let span = tracing::info_span!("local_write_seal", chunk = %writer.chunk());
@@ -324,22 +312,31 @@ fn open(
     Ok((reader, first, extents))
 }
 
+/// Refuses a malformed request (400 `invalid_stream`), counted on `counter`
+/// (reads or writes, whichever the request was about).
+async fn refuse_invalid(stream: &mut UnixStream, counter: &IntCounterVec, message: String) {
+    let body = error_body(ErrorCode::InvalidStream, message);
+    refuse(stream, counter, "refused", 400, body).await;
+}
+
 async fn refuse(
     stream: &mut UnixStream,
-    shared: &NodeShared,
+    counter: &IntCounterVec,
     result: &str,
     status: u16,
-    code: ErrorCode,
-    message: String,
+    body: ErrorBody,
 ) {
-    count_outcome(&shared.metrics.local_reads, result);
-    let body = ErrorBody {
+    count_outcome(counter, result);
+    let _ = local::send_answer(stream, &local::encode_refusal(status, &body), None).await;
+}
+
+fn error_body(code: ErrorCode, message: String) -> ErrorBody {
+    ErrorBody {
         code,
         message,
         block: None,
         leader: None,
-    };
-    let _ = local::send_answer(stream, &local::encode_refusal(status, &body), None).await;
+    }
 }
 
 fn label(status: u16) -> &'static str {
