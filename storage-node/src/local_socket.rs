@@ -29,6 +29,11 @@ use tracing::Instrument;
 use crate::node::NodeShared;
 use crate::store::{ChunkReader, ChunkWriter, StoreError};
 
+/// A connection with no request for this long is closed.
+const IDLE_CLOSE: std::time::Duration = std::time::Duration::from_secs(120);
+/// A request's secret and extra bytes must follow its head within this.
+const REQUEST_REST_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A bound local-read socket and what the node registers for it.
 #[derive(Debug)]
 pub(crate) struct LocalSocket {
@@ -112,8 +117,11 @@ async fn serve_connection(mut stream: UnixStream, shared: Arc<NodeShared>) {
     let mut created: Option<ChunkWriter> = None;
     loop {
         let mut head = [0u8; REQUEST_HEAD_LEN];
-        if stream.read_exact(&mut head).await.is_err() {
-            return; // hung up (or a half request: nothing to answer)
+        // An idle connection (a caller's pool) is closed after a while; the
+        // caller retries a closed pooled connection on a new one.
+        match tokio::time::timeout(IDLE_CLOSE, stream.read_exact(&mut head)).await {
+            Ok(Ok(_)) => {}
+            _ => return, // hung up, idle too long, or a half request
         }
         let head = match RequestHead::decode(&head) {
             Ok(head) => head,
@@ -124,10 +132,13 @@ async fn serve_connection(mut stream: UnixStream, shared: Arc<NodeShared>) {
         };
         let mut secret = vec![0u8; head.secret_len];
         let mut extra = vec![0u8; head.extra_len()];
-        if stream.read_exact(&mut secret).await.is_err()
-            || stream.read_exact(&mut extra).await.is_err()
-        {
-            return;
+        let rest = async {
+            stream.read_exact(&mut secret).await?;
+            stream.read_exact(&mut extra).await
+        };
+        match tokio::time::timeout(REQUEST_REST_WITHIN, rest).await {
+            Ok(Ok(_)) => {}
+            _ => return, // a request started and never finished
         }
         if !shared.secret.matches(&secret) {
             let body = error_body(
