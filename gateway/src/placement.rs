@@ -98,8 +98,8 @@ pub struct LocalNodes {
 }
 
 impl LocalNodes {
-    /// `deadline` bounds each read grant and chunk creation (a stopped node
-    /// must not hold a request); writes also have the write client's own.
+    /// `deadline` bounds each read grant (a stopped node must not hold a
+    /// read); writes have the write client's deadline.
     pub fn new(secret: ClusterSecret, deadline: Duration) -> Self {
         Self {
             host: cairn_node_api::local::host_identity(),
@@ -112,18 +112,17 @@ impl LocalNodes {
     /// The client of `node`'s local socket, if it runs on this host.
     pub fn for_node(&self, node: &NodeRecord) -> Option<LocalNode> {
         let endpoint = node.local.as_ref().filter(|e| e.host == self.host)?;
-        let mut clients = self.clients.lock().expect("local read clients");
-        Some(
-            clients
-                .entry(endpoint.socket.clone())
-                .or_insert_with(|| {
-                    LocalNode::new(
-                        Path::new(&endpoint.socket),
-                        self.secret.clone(),
-                        self.deadline,
-                    )
-                })
-                .clone(),
-        )
+        let mut clients = self.clients.lock().expect("local node clients");
+        // Looked up per chunk of every read: no key allocated once known.
+        if let Some(client) = clients.get(&endpoint.socket) {
+            return Some(client.clone());
+        }
+        let client = LocalNode::new(
+            Path::new(&endpoint.socket),
+            self.secret.clone(),
+            self.deadline,
+        );
+        clients.insert(endpoint.socket.clone(), client.clone());
+        Some(client)
     }
 }

@@ -5,11 +5,10 @@
 use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cairn_core::frame::{self, Frame, FrameDecoder};
 use cairn_core::ids::ChunkId;
 use cairn_core::integrity::{BlockHash, MerkleRoot, hash_block, merkle_root};
@@ -147,28 +146,16 @@ impl NodeClient {
         S: Stream<Item = Result<Bytes, io::Error>> + Send + 'static,
     {
         if let Some(local) = &self.local {
-            // Connecting is the first thing a local write does: a socket
-            // that cannot be reached has consumed none of the frames.
-            let frames = Box::pin(frames);
-            let mut frames = Some(frames);
-            let mut taken = futures_util::stream::poll_fn(|cx| match frames.as_mut() {
-                Some(stream) => stream.as_mut().poll_next(cx),
-                None => std::task::Poll::Ready(None),
-            });
+            // Creating the chunk consumes no frame: a socket that cannot be
+            // reached leaves them all for HTTP.
             let deadline = self.http.timeouts().request;
-            match local
-                .write_chunk(chunk, block_size, &mut taken, deadline)
-                .await
-            {
-                Ok(response) => return Ok(response),
+            match local.create(chunk, block_size, deadline).await {
+                Ok(write) => return write.finish(frames).await.map_err(local_error),
                 Err(LocalError::Unavailable { path, source }) => {
                     tracing::debug!(%path, error = %source, "local write unavailable; writing over HTTP");
                 }
                 Err(LocalError::Failed(err)) => return Err(NodeError::Http(err)),
             }
-            drop(taken);
-            let frames = frames.take().expect("frames untouched");
-            return self.put_chunk_over_http(chunk, block_size, frames).await;
         }
         self.put_chunk_over_http(chunk, block_size, frames).await
     }
@@ -238,10 +225,10 @@ impl NodeClient {
         let count = header_u64(&response, "x-cairn-block-count").unwrap_or(0);
         Ok(BlockStream {
             chunk: *chunk,
-            source: Source::Remote {
+            source: Source::Remote(RemoteFrames {
                 body: Box::pin(self.http.progress_stream(&url, response)),
                 decoder: FrameDecoder::new(cairn_core::codec::MAX_BLOCK_SIZE),
-            },
+            }),
             first,
             next_index: first,
             end: first + count,
@@ -380,10 +367,7 @@ pub struct BlockStream {
 /// Where a [`BlockStream`]'s blocks come from.
 enum Source {
     /// Block frames over HTTP.
-    Remote {
-        body: Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>,
-        decoder: FrameDecoder,
-    },
+    Remote(RemoteFrames),
     /// The chunk file itself, as granted by its node.
     Local {
         file: Arc<File>,
@@ -431,7 +415,7 @@ impl BlockStream {
             return Ok(None);
         }
         match &mut self.source {
-            Source::Remote { .. } => self.next_remote_block().await,
+            Source::Remote(_) => self.next_remote_block().await,
             Source::Local { file, extents } => {
                 let Some(extent) = extents.next() else {
                     self.done = true;
@@ -440,15 +424,10 @@ impl BlockStream {
                 let file = file.clone();
                 // Read and hash off the async workers: one copy out of the
                 // page cache, one hash, as for a block off the network.
-                let read = tokio::task::spawn_blocking(move || {
-                    let mut data = BytesMut::zeroed(extent.len as usize);
-                    file.read_exact_at(&mut data, extent.offset)?;
-                    let hash = hash_block(&data);
-                    Ok::<_, io::Error>((data.freeze(), hash))
-                })
-                .await
-                .map_err(io::Error::other)
-                .and_then(|read| read);
+                let read = tokio::task::spawn_blocking(move || read_extent(&file, extent))
+                    .await
+                    .map_err(io::Error::other)
+                    .and_then(|read| read);
                 match read {
                     Ok((data, actual)) => {
                         let index = self.next_index;
@@ -468,67 +447,45 @@ impl BlockStream {
     }
 
     async fn next_remote_block(&mut self) -> Result<Option<(u64, Bytes)>, NodeError> {
-        loop {
-            if self.done {
-                return Ok(None);
-            }
-            let Source::Remote { decoder, .. } = &mut self.source else {
-                unreachable!("called for remote streams only");
-            };
-            let frame = match decoder.next_frame() {
-                Ok(frame) => frame,
-                Err(err) => return Err(self.protocol(err.to_string())),
-            };
-            match frame {
-                Some(Frame::Block { index, hash, data }) => {
-                    let actual = hash_block(&data);
-                    return self.accept(index, hash, actual, data).map(Some);
-                }
-                Some(Frame::End { block_count, .. }) => {
-                    if self.next_index != self.end
-                        || u64::from(block_count) != self.end - self.first
-                    {
-                        return Err(self.protocol(format!(
-                            "stream ended at block {} of {}",
-                            self.next_index, self.end
-                        )));
-                    }
-                    self.done = true;
-                    return Ok(None);
-                }
-                Some(Frame::Error { block, message }) => {
-                    self.done = true;
-                    return Err(NodeError::CorruptBlock {
-                        chunk: self.chunk,
-                        block: block as u64,
-                        message,
-                    });
-                }
-                None => match self.next_piece().await {
-                    Some(Ok(bytes)) => self.push_piece(&bytes),
-                    Some(Err(err)) => {
-                        self.done = true;
-                        return Err(err.into());
-                    }
-                    None => {
-                        self.done = true;
-                        return Err(self.protocol("stream ended without its end frame".into()));
-                    }
-                },
-            }
+        if self.done {
+            return Ok(None);
         }
-    }
-
-    async fn next_piece(&mut self) -> Option<Result<Bytes, ClientError>> {
-        match &mut self.source {
-            Source::Remote { body, .. } => body.next().await,
-            Source::Local { .. } => None,
-        }
-    }
-
-    fn push_piece(&mut self, bytes: &[u8]) {
-        if let Source::Remote { decoder, .. } = &mut self.source {
-            decoder.push(bytes);
+        let Source::Remote(frames) = &mut self.source else {
+            unreachable!("called for remote streams only");
+        };
+        let frame = frames.next_frame().await;
+        match frame {
+            Ok(Some(Frame::Block { index, hash, data })) => {
+                let actual = hash_block(&data);
+                self.accept(index, hash, actual, data).map(Some)
+            }
+            Ok(Some(Frame::End { block_count, .. })) => {
+                if self.next_index != self.end || u64::from(block_count) != self.end - self.first {
+                    return Err(self.protocol(format!(
+                        "stream ended at block {} of {}",
+                        self.next_index, self.end
+                    )));
+                }
+                self.done = true;
+                Ok(None)
+            }
+            Ok(Some(Frame::Error { block, message })) => {
+                self.done = true;
+                Err(NodeError::CorruptBlock {
+                    chunk: self.chunk,
+                    block: block as u64,
+                    message,
+                })
+            }
+            Ok(None) => {
+                self.done = true;
+                Err(self.protocol("stream ended without its end frame".into()))
+            }
+            Err(RemoteFailure::Decode(message)) => Err(self.protocol(message)),
+            Err(RemoteFailure::Transport(err)) => {
+                self.done = true;
+                Err(err.into())
+            }
         }
     }
 
@@ -561,6 +518,70 @@ impl BlockStream {
             chunk: self.chunk,
             message,
         }
+    }
+}
+
+/// Block frames arriving over HTTP.
+struct RemoteFrames {
+    body: Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>,
+    decoder: FrameDecoder,
+}
+
+/// Why no frame came out of an HTTP body.
+enum RemoteFailure {
+    Decode(String),
+    Transport(ClientError),
+}
+
+impl RemoteFrames {
+    /// The next whole frame, pulling body pieces as needed; `None` when the
+    /// body ended.
+    async fn next_frame(&mut self) -> Result<Option<Frame>, RemoteFailure> {
+        loop {
+            let frame = self
+                .decoder
+                .next_frame()
+                .map_err(|err| RemoteFailure::Decode(err.to_string()))?;
+            if frame.is_some() {
+                return Ok(frame);
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.decoder.push(&bytes),
+                Some(Err(err)) => return Err(RemoteFailure::Transport(err)),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Reads one block's extent without zeroing a buffer first (the read fills
+/// the vector's spare capacity), and hashes it.
+fn read_extent(file: &File, extent: BlockExtent) -> io::Result<(Bytes, BlockHash)> {
+    let len = extent.len as usize;
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        let at = extent.offset + data.len() as u64;
+        if rustix::io::pread(file, rustix::buffer::spare_capacity(&mut data), at)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "chunk file shorter than its block",
+            ));
+        }
+    }
+    data.truncate(len);
+    let hash = hash_block(&data);
+    Ok((Bytes::from(data), hash))
+}
+
+/// A failed short-circuit write after its creation (no HTTP fallback: the
+/// frames are consumed).
+fn local_error(err: LocalError) -> NodeError {
+    match err {
+        LocalError::Failed(err) => NodeError::Http(err),
+        LocalError::Unavailable { path, source } => NodeError::Http(ClientError::Local {
+            url: format!("unix:{path}"),
+            source,
+        }),
     }
 }
 

@@ -357,10 +357,6 @@ impl LocalNode {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
     /// Asks the node for blocks `range` of `chunk` (all when `None`).
     pub async fn open(
         &self,
@@ -388,28 +384,22 @@ impl LocalNode {
         })
     }
 
-    /// Stores `chunk` from a stream of block frames (as for
-    /// `NodeClient::put_chunk_stream`) by writing its blocks into the file
-    /// the node creates, then having the node check and seal it. Creating
-    /// every file write and the seal (which reads the blocks back and
-    /// fsyncs) have `write_deadline`, as an HTTP PUT's start, progress and
-    /// answer do. The frames themselves may take as long
-    /// as their producer needs.
-    pub async fn write_chunk<S>(
+    /// Asks the node to create `chunk`'s temporary file: the first step of
+    /// a short-circuit write, before any frame is consumed (so a caller can
+    /// still go over HTTP when the socket is `Unavailable`). `write_deadline`
+    /// bounds this and every later step, as an HTTP PUT's start, progress
+    /// and answer are bounded.
+    pub async fn create(
         &self,
         chunk: &ChunkId,
         block_size: u32,
-        frames: S,
         write_deadline: Duration,
-    ) -> Result<PutChunkResponse, LocalError>
-    where
-        S: Stream<Item = Result<Bytes, io::Error>> + Send,
-    {
+    ) -> Result<LocalWrite, LocalError> {
         let create = Op::Create {
             chunk: *chunk,
             block_size,
         };
-        let (mut stream, answer) = self
+        let (stream, answer) = self
             .first_exchange(&create, "local chunk create", write_deadline)
             .await?;
         let answer = self.expect(answer, 200)?;
@@ -419,44 +409,14 @@ impl LocalNode {
         ) else {
             return Err(self.failed(invalid("a created chunk without its descriptor")));
         };
-        let file = Arc::new(File::from(fd));
-        let written = write_frames(
-            &file,
+        Ok(LocalWrite {
+            node: self.clone(),
+            stream,
+            file: Arc::new(File::from(fd)),
             header_len,
             block_size,
-            frames,
-            write_deadline,
-            &self.inner.url,
-        )
-        .await?;
-        // The descriptor is closed before the seal: nothing of this
-        // process can write to the chunk once it is in place.
-        drop(file);
-        let mut extra = Vec::with_capacity(32 * (1 + written.hashes.len()));
-        extra.extend_from_slice(&written.root.0);
-        for hash in &written.hashes {
-            extra.extend_from_slice(&hash.0);
-        }
-        let seal = Op::Seal {
-            block_count: written.hashes.len() as u64,
-            data_len: written.data_len,
-        };
-        let request = RequestHead::encode(&seal, self.inner.secret.expose(), &extra);
-        let answer =
-            match tokio::time::timeout(write_deadline, exchange(&mut stream, &request)).await {
-                Ok(answer) => answer?,
-                Err(_) => {
-                    return Err(LocalError::Failed(ClientError::Timeout {
-                        url: self.inner.url.clone(),
-                        phase: "local chunk seal",
-                        after: write_deadline,
-                    }));
-                }
-            };
-        self.pool(stream);
-        let answer = self.expect(answer, 201)?;
-        serde_json::from_slice(&answer.body)
-            .map_err(|err| self.failed(io::Error::new(io::ErrorKind::InvalidData, err)))
+            deadline: write_deadline,
+        })
     }
 
     /// Sends `op` on an idle connection or a new one. A pooled connection
@@ -549,12 +509,64 @@ impl LocalNode {
     }
 }
 
-impl From<io::Error> for LocalError {
-    fn from(source: io::Error) -> Self {
-        LocalError::Failed(ClientError::Local {
-            url: "unix socket".into(),
-            source,
-        })
+/// A chunk created on a node's local socket, its temporary file open for
+/// writing. Dropping it without [`LocalWrite::finish`] closes the
+/// connection, and the node drops the temporary file.
+#[derive(Debug)]
+pub struct LocalWrite {
+    node: LocalNode,
+    stream: UnixStream,
+    file: Arc<File>,
+    header_len: u64,
+    block_size: u32,
+    deadline: Duration,
+}
+
+impl LocalWrite {
+    /// Writes the blocks of a frame stream (as for
+    /// `NodeClient::put_chunk_stream`) into the file, then has the node
+    /// check every block and seal the chunk. The frames may take as long as
+    /// their producer needs; each file write and the seal (which reads the
+    /// blocks back and fsyncs) have the write deadline.
+    pub async fn finish<S>(mut self, frames: S) -> Result<PutChunkResponse, LocalError>
+    where
+        S: Stream<Item = Result<Bytes, io::Error>> + Send,
+    {
+        let node = self.node.clone();
+        let written = write_frames(
+            &self.file,
+            self.header_len,
+            self.block_size,
+            frames,
+            self.deadline,
+            &node.inner.url,
+        )
+        .await?;
+        // The descriptor is closed before the seal: nothing of this
+        // process can write to the chunk once it is in place.
+        drop(self.file);
+        let mut extra = Vec::with_capacity(32 * (1 + written.hashes.len()));
+        extra.extend_from_slice(&written.root.0);
+        for hash in &written.hashes {
+            extra.extend_from_slice(&hash.0);
+        }
+        let seal = Op::Seal {
+            block_count: written.hashes.len() as u64,
+            data_len: written.data_len,
+        };
+        let request = RequestHead::encode(&seal, node.inner.secret.expose(), &extra);
+        let stream = &mut self.stream;
+        let answer = node
+            .within(
+                async { exchange(stream, &request).await.map_err(|e| node.failed(e)) },
+                "local chunk seal",
+                self.deadline,
+            )
+            .await?;
+        node.pool(self.stream);
+        let answer = node.expect(answer, 201)?;
+        serde_json::from_slice(&answer.body)
+            .map_err(|err| node.failed(io::Error::new(io::ErrorKind::InvalidData, err)))
     }
 }
 
@@ -592,8 +604,14 @@ where
     let mut at = 0u64;
     let mut hashes = Vec::new();
     let mut data_len = 0u64;
+    let failed = |source: io::Error| {
+        LocalError::Failed(ClientError::Local {
+            url: url.to_owned(),
+            source,
+        })
+    };
     while let Some(piece) = frames.next().await {
-        let mut piece = piece?;
+        let mut piece = piece.map_err(failed)?;
         while !piece.is_empty() {
             if remaining > 0 {
                 let take = remaining.min(piece.len());
@@ -603,7 +621,7 @@ where
                 match tokio::time::timeout(deadline, write).await {
                     Ok(Ok(Ok(()))) => {}
                     Ok(Ok(Err(err))) => return Err(write_error(url, err)),
-                    Ok(Err(join)) => return Err(io::Error::other(join).into()),
+                    Ok(Err(join)) => return Err(failed(io::Error::other(join))),
                     Err(_) => {
                         return Err(LocalError::Failed(ClientError::Timeout {
                             url: url.to_owned(),

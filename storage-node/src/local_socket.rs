@@ -34,7 +34,7 @@ const IDLE_CLOSE: std::time::Duration = std::time::Duration::from_secs(120);
 /// A request's secret and extra bytes must follow its head within this.
 const REQUEST_REST_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A bound local-read socket and what the node registers for it.
+/// A bound local socket and what the node registers for it.
 #[derive(Debug)]
 pub(crate) struct LocalSocket {
     listener: UnixListener,

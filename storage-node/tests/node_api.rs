@@ -1032,12 +1032,23 @@ async fn a_short_circuit_writer_that_stops_before_the_seal_leaves_nothing() {
     let first_block =
         futures_util::stream::iter(frames.into_iter().take(2).map(Ok::<_, std::io::Error>));
     let stream = futures_util::StreamExt::chain(first_block, futures_util::stream::pending());
-    let abandoned = tokio::time::timeout(
-        Duration::from_millis(300),
-        node.local.put_chunk_stream(&id, 4096, stream),
-    )
-    .await;
-    assert!(abandoned.is_err(), "the write cannot have finished");
+    let client = node.local.clone();
+    let writer = tokio::spawn(async move { client.put_chunk_stream(&id, 4096, stream).await });
+    // The node created the chunk's temporary file for the writer…
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while temp_files(dir.path()).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        !temp_files(dir.path()).is_empty(),
+        "the node never created the chunk"
+    );
+    // …and drops it once the writer goes away before the seal.
+    writer.abort();
+    assert!(
+        writer.await.is_err_and(|e| e.is_cancelled()),
+        "the write cannot have finished"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !temp_files(dir.path()).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
