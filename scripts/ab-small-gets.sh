@@ -13,6 +13,9 @@
 #                "get:4KiB:32 get:1MiB:16"; ops: get, put)
 #   BEFORE_ARGS  extra `cairn dev` flags for the before side (e.g.
 #   AFTER_ARGS   "--inline-max 0"), to compare settings of one build
+#   OBJECTS      distinct objects per case (default 500; GET cases store
+#                them all first: use 2-4 for 1 GiB objects). For 1 GiB
+#                objects the CPU-ms per operation is the CPU-ms per GiB.
 set -u
 BEFORE=$1 AFTER=$2 ROUNDS=${3:-2} SECS=${4:-15}
 CASES=${CASES:-"get:4KiB:32 get:1MiB:16"}
@@ -46,7 +49,7 @@ run() { # bin-dir label port extra-args
     local before after result
     before=$(cpu_ticks "$dir/cluster.json")
     result=$("$1/cairn" --cluster-file "$dir/cluster.json" bench --op "$op" --size "$size" \
-      --concurrency "$conc" --objects 500 --duration "${SECS}s" --bucket "ab-$op-${size,,}" --json)
+      --concurrency "$conc" --objects "${OBJECTS:-500}" --duration "${SECS}s" --bucket "ab-$op-${size,,}" --json)
     after=$(cpu_ticks "$dir/cluster.json")
     line+=$(python3 - "$op" "$before" "$after" "$result" <<'EOF'
 import json, os, sys
