@@ -24,12 +24,16 @@ struct Replica {
     url: String,
     config: PathBuf,
     addr_file: PathBuf,
+    /// The replica's port, held from the cluster's configuration until
+    /// its first start (`common::reserve_port`).
+    reserved: Option<TcpListener>,
     child: Option<Child>,
 }
 
 impl Replica {
     fn start(&mut self) {
         assert!(self.child.is_none(), "replica {} is running", self.id);
+        drop(self.reserved.take());
         self.child = Some(common::spawn_meta(&self.config, &self.addr_file, None));
     }
 
@@ -51,13 +55,10 @@ impl Drop for Replica {
 /// killed one's port refuses connections, as after a real crash; a
 /// restarted one binds it again).
 fn cluster(dir: &Path) -> Vec<Replica> {
-    let addrs: Vec<std::net::SocketAddr> = (0..3)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .expect("bind")
-                .local_addr()
-                .expect("addr")
-        })
+    let reserved: Vec<TcpListener> = (0..3).map(|_| common::reserve_port()).collect();
+    let addrs: Vec<std::net::SocketAddr> = reserved
+        .iter()
+        .map(|listener| listener.local_addr().expect("addr"))
         .collect();
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
     let replicas_toml: String = urls
@@ -67,8 +68,9 @@ fn cluster(dir: &Path) -> Vec<Replica> {
         .collect();
     addrs
         .iter()
+        .zip(reserved)
         .enumerate()
-        .map(|(i, addr)| {
+        .map(|(i, (addr, reserved))| {
             let id = i as u64 + 1;
             let config = dir.join(format!("meta-{id}.toml"));
             std::fs::write(
@@ -85,6 +87,7 @@ fn cluster(dir: &Path) -> Vec<Replica> {
                 url: urls[i].clone(),
                 config,
                 addr_file: dir.join(format!("meta-{id}.addr")),
+                reserved: Some(reserved),
                 child: None,
             };
             replica.start();

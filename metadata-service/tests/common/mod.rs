@@ -115,6 +115,26 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// Reserves a loopback port for a process the test starts later, and
+/// holds it until then (drop the listener just before the spawn).
+///
+/// Why not `bind("127.0.0.1:0")` and drop: the kernel hands the same
+/// ephemeral port to the next `bind(0)` of a concurrent test, and to
+/// outgoing connections, so two tests' clusters could be configured on
+/// one port — one replica then cannot start, and the other cluster's Raft
+/// messages (same secret, same replica ids) reach a stranger. Ports here
+/// come from below the ephemeral range (32768–60999 by default), which
+/// outgoing connections never use, and are held while reserved, so a
+/// concurrent test's reservation skips them.
+pub fn reserve_port() -> std::net::TcpListener {
+    loop {
+        let port = rand::random_range(20_000..32_000u16);
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener;
+        }
+    }
+}
+
 /// Runs `cairn-meta` and waits until it is listening: on `socket`, which
 /// the caller keeps (a restart comes back at the same address and nobody
 /// takes it in between), or on its config's address when `None` (a killed
@@ -151,6 +171,11 @@ pub fn spawn_meta(
             if file.read_to_string(&mut text).is_ok() && !text.is_empty() {
                 return child;
             }
+        }
+        // A process that could not bind its address exits at once: say
+        // so now rather than after the deadline.
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("cairn-meta exited before listening ({status}); its error is above");
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
