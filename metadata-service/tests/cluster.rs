@@ -145,6 +145,60 @@ async fn every_route_requires_the_cluster_secret() {
     process.stop().await;
 }
 
+/// Raft messages this replica must not act on are refused before openraft
+/// sees them: one addressed to another replica id (a stale address), and
+/// one whose sender claims this replica's own id (another cluster sharing
+/// the secret). The replica keeps leading and committing.
+#[tokio::test]
+async fn misdirected_raft_messages_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (process, client) = primary(dir.path(), &[]).await;
+    let http = reqwest::Client::new();
+    let vote = |term: u64, candidate: u64| {
+        serde_json::to_vec(&openraft::raft::VoteRequest::<u64>::new(
+            openraft::Vote::new(term, candidate),
+            None,
+        ))
+        .expect("json")
+    };
+    let send = |to: u64, body: Vec<u8>| {
+        http.post(format!("{}/raft/cluster/vote?to={to}", process.url))
+            .header("x-cairn-secret", common::SECRET)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Meant for replica 2, delivered to replica 1.
+    let response = send(2, vote(99, 2)).await.expect("send");
+    assert_eq!(response.status(), 409);
+    let text = response.text().await.expect("body");
+    assert!(text.contains("for replica 2 reached replica 1"), "{text}");
+    // A stranger calling itself replica 1, at a higher term.
+    let response = send(1, vote(99, 1)).await.expect("send");
+    assert_eq!(response.status(), 409);
+    let text = response.text().await.expect("body");
+    assert!(text.contains("from replica 1 reached replica 1"), "{text}");
+    // A well-formed message still reaches openraft (and is answered by it):
+    // a stale vote from replica 2 at term 0 is not granted, but it is a 200.
+    let response = send(1, vote(0, 2)).await.expect("send");
+    assert_eq!(response.status(), 200);
+    // Neither refusal disturbed the replica: it still commits.
+    client
+        .create_bucket("after-misdirected", "owner")
+        .await
+        .expect("commit after the refusals");
+    let statuses = client.statuses().await;
+    let status = statuses[0].2.as_ref().expect("status");
+    assert!(
+        status
+            .groups
+            .iter()
+            .all(|g| g.leader == Some(status.replica_id)),
+        "the replica still leads every group"
+    );
+    process.stop().await;
+}
+
 /// A real `cairn-meta` process is SIGKILLed right after acknowledging
 /// commits; after a restart every acknowledged commit is there.
 #[tokio::test]

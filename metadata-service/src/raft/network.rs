@@ -1,6 +1,8 @@
-//! Raft RPCs between replicas: `POST {replica}/raft/{group}/{append,vote,snapshot}`
+//! Raft RPCs between replicas: `POST {replica}/raft/{group}/{append,vote,snapshot}?to={id}`
 //! with JSON bodies, through the internal HTTP client (cluster secret,
-//! deadlines). Every group of a process shares one connection pool.
+//! deadlines). Every group of a process shares one connection pool. `to`
+//! names the replica the sender means: a replica refuses a message meant
+//! for another (a stale or reused address) instead of acting on it.
 
 use cairn_meta_api::shard_map::GroupId;
 use cairn_service::{ClientError, HttpClient};
@@ -58,8 +60,9 @@ impl Peer {
         E: std::error::Error + DeserializeOwned,
     {
         let url = format!("{}/{what}", self.base);
+        let to = [("to", self.target.to_string())];
         let answer: Result<Result<Resp, RaftError<ReplicaId, E>>, ClientError> =
-            self.http.call(Method::POST, &url, &[], Some(request)).await;
+            self.http.call(Method::POST, &url, &to, Some(request)).await;
         match answer {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),

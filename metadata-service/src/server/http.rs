@@ -22,8 +22,8 @@ use cairn_service::server::{blocking, render_metrics, require_certificate, requi
 use cairn_service::{ApiError, ErrorCode, now_ms};
 use serde::Deserialize;
 
-use crate::raft::Reply;
 use crate::raft::group::Replicated;
+use crate::raft::{ReplicaId, Reply};
 use crate::shard::{CatalogError, Shard};
 
 use super::Shared;
@@ -343,37 +343,78 @@ async fn digest(
     shared.digest(group_id(&group)?).await.map(Json)
 }
 
+/// Whom a Raft RPC is for, as its sender sees it (absent from senders
+/// older than the check).
+#[derive(Debug, Deserialize)]
+struct RaftRecipient {
+    to: Option<ReplicaId>,
+}
+
 /// Raft's own RPCs between replicas of a group.
+///
+/// Two checks before openraft sees a message, because openraft trusts
+/// whoever holds the cluster secret: a message addressed to another
+/// replica id (an address that now belongs to someone else) and a message
+/// whose sender claims to be this replica (another cluster sharing the
+/// secret, with overlapping ids) are refused with 409 `conflict`. Acting
+/// on either could make this replica follow a stranger's log.
 async fn raft_rpc(
     State(shared): State<Arc<Shared>>,
     Path((group, rpc)): Path<(String, String)>,
+    Query(recipient): Query<RaftRecipient>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let me = shared.options.replica_id;
+    if let Some(to) = recipient.to.filter(|to| *to != me) {
+        return Err(misdirected(format!(
+            "a Raft {rpc} for replica {to} reached replica {me}: the sender's address for {to} is stale"
+        )));
+    }
     let id: GroupId = group.parse().map_err(ApiError::bad_request)?;
     let group = shared.group_for_rpc(id).await?;
     let bad = |e: serde_json::Error| ApiError::bad_request(format!("{rpc}: {e}"));
+    let claims_me = |vote: &openraft::Vote<ReplicaId>| {
+        (vote.leader_id().voted_for() == Some(me)).then(|| {
+            misdirected(format!(
+                "a Raft {rpc} from replica {me} reached replica {me}: another cluster shares this secret and address space"
+            ))
+        })
+    };
     let answer = match rpc.as_str() {
-        "append" => serde_json::to_value(
-            group
-                .raft
-                .append_entries(serde_json::from_slice(&body).map_err(bad)?)
-                .await,
-        ),
-        "vote" => serde_json::to_value(
-            group
-                .raft
-                .vote(serde_json::from_slice(&body).map_err(bad)?)
-                .await,
-        ),
-        "snapshot" => serde_json::to_value(
-            group
-                .raft
-                .install_snapshot(serde_json::from_slice(&body).map_err(bad)?)
-                .await,
-        ),
+        "append" => {
+            let request: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig> =
+                serde_json::from_slice(&body).map_err(bad)?;
+            if let Some(refusal) = claims_me(&request.vote) {
+                return Err(refusal);
+            }
+            serde_json::to_value(group.raft.append_entries(request).await)
+        }
+        "vote" => {
+            let request: openraft::raft::VoteRequest<ReplicaId> =
+                serde_json::from_slice(&body).map_err(bad)?;
+            if let Some(refusal) = claims_me(&request.vote) {
+                return Err(refusal);
+            }
+            serde_json::to_value(group.raft.vote(request).await)
+        }
+        "snapshot" => {
+            let request: openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig> =
+                serde_json::from_slice(&body).map_err(bad)?;
+            if let Some(refusal) = claims_me(&request.vote) {
+                return Err(refusal);
+            }
+            serde_json::to_value(group.raft.install_snapshot(request).await)
+        }
         other => return Err(ApiError::bad_request(format!("no Raft RPC {other:?}"))),
     };
     Ok(Json(answer.map_err(|e| ApiError::internal(e.to_string()))?).into_response())
+}
+
+/// A Raft message this replica must not act on (409 `conflict`), logged:
+/// it means a misconfiguration an operator has to fix.
+fn misdirected(message: String) -> ApiError {
+    tracing::warn!(%message, "refused a Raft message");
+    ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
 }
 
 /// Waits until a read on `group` sees every write acknowledged before it
