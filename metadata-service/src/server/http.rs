@@ -372,42 +372,50 @@ async fn raft_rpc(
     }
     let id: GroupId = group.parse().map_err(ApiError::bad_request)?;
     let group = shared.group_for_rpc(id).await?;
-    let bad = |e: serde_json::Error| ApiError::bad_request(format!("{rpc}: {e}"));
-    let claims_me = |vote: &openraft::Vote<ReplicaId>| {
-        (vote.leader_id().voted_for() == Some(me)).then(|| {
-            misdirected(format!(
-                "a Raft {rpc} from replica {me} reached replica {me}: another cluster shares this secret and address space"
-            ))
-        })
-    };
+    let raft = &group.raft;
     let answer = match rpc.as_str() {
         "append" => {
-            let request: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig> =
-                serde_json::from_slice(&body).map_err(bad)?;
-            if let Some(refusal) = claims_me(&request.vote) {
-                return Err(refusal);
-            }
-            serde_json::to_value(group.raft.append_entries(request).await)
+            let request = from_another_replica::<
+                openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig>,
+            >(&body, &rpc, me, |r| &r.vote)?;
+            serde_json::to_value(raft.append_entries(request).await)
         }
         "vote" => {
-            let request: openraft::raft::VoteRequest<ReplicaId> =
-                serde_json::from_slice(&body).map_err(bad)?;
-            if let Some(refusal) = claims_me(&request.vote) {
-                return Err(refusal);
-            }
-            serde_json::to_value(group.raft.vote(request).await)
+            let request = from_another_replica::<openraft::raft::VoteRequest<ReplicaId>>(
+                &body,
+                &rpc,
+                me,
+                |r| &r.vote,
+            )?;
+            serde_json::to_value(raft.vote(request).await)
         }
         "snapshot" => {
-            let request: openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig> =
-                serde_json::from_slice(&body).map_err(bad)?;
-            if let Some(refusal) = claims_me(&request.vote) {
-                return Err(refusal);
-            }
-            serde_json::to_value(group.raft.install_snapshot(request).await)
+            let request = from_another_replica::<
+                openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig>,
+            >(&body, &rpc, me, |r| &r.vote)?;
+            serde_json::to_value(raft.install_snapshot(request).await)
         }
         other => return Err(ApiError::bad_request(format!("no Raft RPC {other:?}"))),
     };
     Ok(Json(answer.map_err(|e| ApiError::internal(e.to_string()))?).into_response())
+}
+
+/// Parses a Raft request and refuses one whose sender (the vote's leader
+/// or candidate) claims to be this replica, `me`.
+fn from_another_replica<R: serde::de::DeserializeOwned>(
+    body: &[u8],
+    rpc: &str,
+    me: ReplicaId,
+    vote: impl Fn(&R) -> &openraft::Vote<ReplicaId>,
+) -> Result<R, ApiError> {
+    let request: R =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("{rpc}: {e}")))?;
+    if vote(&request).leader_id().voted_for() == Some(me) {
+        return Err(misdirected(format!(
+            "a Raft {rpc} from replica {me} reached replica {me}: another cluster shares this secret and address space"
+        )));
+    }
+    Ok(request)
 }
 
 /// A Raft message this replica must not act on (409 `conflict`), logged:
