@@ -46,12 +46,11 @@ impl Nodes {
         self.targets[node].client = NodeClient::standalone(&format!("http://{addr}"), &secret());
     }
 
-    /// Points target `node` at a closed port, as if the node died.
+    /// Points target `node` at a closed port, as if the node died: port 1
+    /// (tcpmux), where nothing listens. A port from `bind(0)` and dropped
+    /// could meanwhile become a concurrent test's live node.
     pub fn kill(&mut self, node: usize) {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let dead = format!("http://{}", closed.local_addr().expect("addr"));
-        drop(closed);
-        self.targets[node].client = NodeClient::standalone(&dead, &secret());
+        self.targets[node].client = NodeClient::standalone("http://127.0.0.1:1", &secret());
     }
 }
 
