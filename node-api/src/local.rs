@@ -591,12 +591,13 @@ async fn write_frames<S>(
 where
     S: Stream<Item = Result<Bytes, io::Error>> + Send,
 {
-    let protocol = |message: String| {
+    let failed = |source: io::Error| {
         LocalError::Failed(ClientError::Local {
             url: url.to_owned(),
-            source: io::Error::new(io::ErrorKind::InvalidData, message),
+            source,
         })
     };
+    let protocol = |message: String| failed(io::Error::new(io::ErrorKind::InvalidData, message));
     let mut frames = std::pin::pin!(frames);
     let mut head: Vec<u8> = Vec::with_capacity(frame::BLOCK_HEAD_LEN);
     // Bytes of the current block still to come, and where they go.
@@ -604,12 +605,6 @@ where
     let mut at = 0u64;
     let mut hashes = Vec::new();
     let mut data_len = 0u64;
-    let failed = |source: io::Error| {
-        LocalError::Failed(ClientError::Local {
-            url: url.to_owned(),
-            source,
-        })
-    };
     while let Some(piece) = frames.next().await {
         let mut piece = piece.map_err(failed)?;
         while !piece.is_empty() {

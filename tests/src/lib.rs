@@ -291,7 +291,6 @@ impl TestCluster {
             .text()
             .await
             .expect("metrics text");
-        // `name` sums every series of the metric; `name{labels}` is one series.
         text.lines()
             .filter(|line| {
                 if name.contains('{') {
