@@ -258,6 +258,7 @@ impl ChunkWriter {
             .rename_into_place(&self.temp_path, &chunk, file_len)?;
         self.finished = true;
         sync_dir(&self.dir)?;
+        drop_cached_pages(&self.file);
         tracing::debug!(%chunk, blocks = block_count, bytes = self.data_len, "chunk stored");
         Ok(PutChunkResponse {
             chunk,
@@ -348,6 +349,26 @@ impl ChunkWriter {
         } else {
             io_error(format!("write {}", self.temp_path.display()))(err)
         }
+    }
+}
+
+/// Lets the kernel drop a sealed chunk's pages from the page cache (they
+/// are clean after the fsync). A chunk is written once and most are read
+/// rarely, so caching what was just written only evicts what readers use;
+/// and recycling these pages at once makes the next chunk's write land in
+/// memory the kernel has just used instead of fresh pages, which cost
+/// about 3× as much CPU to fill on a VM whose free memory goes back to the
+/// host (BENCHMARKS.md, "sealed chunks out of the page cache"). Direct
+/// I/O already keeps the full blocks of large chunks out of the cache;
+/// this covers the rest. Advice only: a failure changes nothing but speed.
+fn drop_cached_pages(file: &File) {
+    if let Err(err) = nix::fcntl::posix_fadvise(
+        file,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    ) {
+        tracing::debug!(%err, "could not drop a sealed chunk's cached pages");
     }
 }
 
