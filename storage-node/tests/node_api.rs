@@ -591,6 +591,36 @@ async fn restart_keeps_chunks_and_clears_unfinished_writes() {
     node.stop().await;
 }
 
+/// Every fan-out directory exists once the store opens, so no chunk write
+/// makes one; a directory removed by hand is made again by the next write
+/// that needs it.
+#[tokio::test]
+async fn fan_out_directories_exist_from_the_start_and_come_back_if_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(dir.path()).await;
+    let mut made: Vec<String> = std::fs::read_dir(dir.path().join("chunks"))
+        .expect("chunks/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    let expected: Vec<String> = (0..=u8::MAX).map(|b| format!("{b:02x}")).collect();
+    assert_eq!(made, expected);
+
+    let id = chunk(1);
+    let fan_out = node.chunk_file(&id).parent().expect("parent").to_owned();
+    std::fs::remove_dir(&fan_out).expect("remove an empty fan-out directory");
+    let data = blocks(2, 512, 100, 4);
+    node.client
+        .put_chunk(&id, 512, &data)
+        .await
+        .expect("put into a removed fan-out directory");
+    assert_eq!(
+        node.client.read_blocks(&id, None).await.expect("read"),
+        data
+    );
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn overwriting_a_chunk_replaces_it_whole() {
     let dir = tempfile::tempdir().expect("tempdir");

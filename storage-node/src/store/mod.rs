@@ -2,7 +2,8 @@
 //!
 //! Layout: `<data_dir>/chunks/<first two hex digits of the blob>/<blob>-<index>.chunk`
 //! (see `cairn_core::chunk_file` for the byte format). The two-hex fan-out
-//! keeps directories small. Names are built only from validated
+//! keeps directories small; all 256 directories are made when the store
+//! opens, so no write pays for one. Names are built only from validated
 //! [`ChunkId`]s, never from anything a client typed.
 //!
 //! Durability: a chunk is written to a temp file in its final directory,
@@ -126,6 +127,7 @@ impl ChunkStore {
         if removed > 0 {
             tracing::warn!(removed, "removed unfinished chunk writes left by a crash");
         }
+        create_fan_out(&chunks_dir)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 chunks_dir,
@@ -182,11 +184,16 @@ impl ChunkStore {
     /// [`ChunkWriter::finish`] succeeds.
     pub fn create(&self, chunk: ChunkId, block_size: u32) -> Result<ChunkWriter, StoreError> {
         let dir = self.fan_out_dir(&chunk);
-        if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(io_error(format!("create {}", dir.display())))?;
-            sync_dir(&self.inner.chunks_dir)?;
+        match ChunkWriter::create(self.clone(), dir.clone(), chunk, block_size) {
+            // [`Self::open`] made every fan-out directory; one removed since
+            // (by hand) is made again rather than failing every write to it.
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir).map_err(io_error(format!("create {}", dir.display())))?;
+                sync_dir(&self.inner.chunks_dir)?;
+                ChunkWriter::create(self.clone(), dir, chunk, block_size)
+            }
+            other => other,
         }
-        ChunkWriter::create(self.clone(), dir, chunk, block_size)
     }
 
     /// Opens a chunk for reading, checking its header and trailer.
@@ -325,6 +332,27 @@ fn fan_out_dirs(chunks_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
         .collect();
     dirs.sort();
     Ok(dirs)
+}
+
+/// Makes the 256 two-hex fan-out directories that do not exist yet, with
+/// one fsync of `chunks/` for all of them. Made here, at start, and not on
+/// a directory's first chunk: otherwise a new node's first few thousand
+/// chunk writes each pay a `mkdir` and an fsync of `chunks/` on the data
+/// path, and every write pays a `stat` to ask.
+fn create_fan_out(chunks_dir: &Path) -> Result<(), StoreError> {
+    let mut created = false;
+    for prefix in 0..=u8::MAX {
+        let dir = chunks_dir.join(hex::encode([prefix]));
+        match fs::create_dir(&dir) {
+            Ok(()) => created = true,
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(io_error(format!("create {}", dir.display()))(err)),
+        }
+    }
+    if created {
+        sync_dir(chunks_dir)?;
+    }
+    Ok(())
 }
 
 /// fsync a directory so that entries created, renamed or removed in it are
