@@ -8,12 +8,22 @@
 #
 #   scripts/peer-bench.sh [seconds per case]      (default 20)
 #   LARGE=256MiB scripts/peer-bench.sh            (the large case's size)
+#   BENCH_DIR=/mnt/x scripts/peer-bench.sh        (both stores' data there)
+#
+# BENCH_DIR puts both stores' data on another file system (default: a
+# directory under /tmp). This VM's root is ext4 *without a journal*, which
+# on every inode allocation skips the inodes freed in the last seconds to
+# minutes: a case that runs after the other store's (or its own) cleanup
+# deleted thousands of files pays for it. The README advises XFS or
+# journaled ext4 for data disks; a journaled ext4 image on a loop device
+# (`losetup --direct-io=on`) gives both stores that.
 #
 # The large case is 1 GiB, 2 PUTs (--count) and 1 object to GET: about 14 GB
-# of disk for both stores' copies; LARGE=256MiB needs a quarter. After the
-# table, `cairn bench stages` (single-core rate of MD5, encode + blake3 and
-# a loopback copy) runs in the same session, for the large GET's ratio to
-# each stage.
+# of disk for both stores' copies; LARGE=256MiB needs a quarter. Nothing
+# is deleted until the end (--keep, below): the 1 MiB PUTs add ~10 GB more.
+# After the table, `cairn bench stages` (single-core rate of MD5, encode +
+# blake3 and a loopback copy) runs in the same session, for the large GET's
+# ratio to each stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${CARGO_TARGET_DIR:-target}/release"
@@ -22,7 +32,7 @@ LARGE=${LARGE:-1GiB}
 GARAGE=$(scripts/install-garage.sh)
 OUT=target/peer-bench
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
+WORK=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}")
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -89,9 +99,15 @@ bench() { # $1 store, $2 op, $3 size, $4 concurrency, $5 extra args
   local args
   if [[ $1 == cairn ]]; then args=("${C_ARGS[@]}"); else args=("${G_ARGS[@]}"); fi
   local file="$OUT/$1-$2-$3-$4.json"
+  # --keep: no case deletes what it wrote. A cleanup's thousands of
+  # deletes would land (directly, or later through either store's garbage
+  # collection) inside the next cases, and on a journal-less ext4 (this
+  # VM's root) every file created in the next minutes then pays for them
+  # (see BENCH_DIR above): which store ran after whose cleanup would decide
+  # the result. Everything goes with the work directory at the end.
   # shellcheck disable=SC2086
   "$BIN/cairn" bench "${args[@]}" --op "$2" --size "$3" --concurrency "$4" --duration "${SECS}s" \
-    --bucket peer-bench $5 --json >"$file"
+    --bucket peer-bench --keep $5 --json >"$file"
   echo "$file"
 }
 
