@@ -20,7 +20,8 @@
 #
 # The large case is 1 GiB, 2 PUTs (--count) and 1 object to GET: about 14 GB
 # of disk for both stores' copies; LARGE=256MiB needs a quarter. Nothing
-# is deleted until the end (--keep, below): the 1 MiB PUTs add ~10 GB more.
+# is deleted until the end (--keep, below): the 1 MiB PUTs and GETs add
+# about 14 GB more (Cairn's 3 copies of ~3500 objects, Garage's of ~1000).
 # After the table, `cairn bench stages` (single-core rate of MD5, encode +
 # blake3 and a loopback copy) runs in the same session, for the large GET's
 # ratio to each stage.
