@@ -13,6 +13,8 @@
 //! as missing, and every rebuilt block is re-hashed before it is trusted, so
 //! too many losses give an error, never wrong data.
 
+use std::sync::Mutex;
+
 use reed_solomon_erasure::galois_8::ReedSolomon;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,11 @@ use crate::lrc::{Lrc, LrcError, LrcParams};
 
 /// Largest block the codec accepts (a stripe buffer is `(k+m)` of them).
 pub const MAX_BLOCK_SIZE: usize = 16 << 20;
+
+/// Bytes of write buffers a codec keeps for reuse (see
+/// [`ErasureCodec::recycle_write_buffer`]): 16 writes of 1 MiB copies, or
+/// a handful of large writes' pools of 8+4 stripes.
+pub const SPARE_WRITE_BUFFER_BYTES: usize = 64 << 20;
 
 /// The erasure code of a blob: k data blocks, m parity blocks per stripe, and
 /// the block size of full stripes. Recorded in every manifest.
@@ -445,6 +452,8 @@ impl StripeBuffer {
 pub struct ErasureCodec {
     params: CodecParams,
     coder: Coder,
+    /// Write buffers given back by finished writes, for the next ones.
+    spare: Mutex<Vec<StripeBuffer>>,
 }
 
 #[derive(Debug)]
@@ -464,7 +473,11 @@ impl ErasureCodec {
                     .map_err(|err| CodecError::InvalidParams(format!("{err:?}")))?,
             )),
         };
-        Ok(Self { params, coder })
+        Ok(Self {
+            params,
+            coder,
+            spare: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn params(&self) -> &CodecParams {
@@ -477,13 +490,48 @@ impl ErasureCodec {
     }
 
     /// The buffer a writer fills: data blocks only for copies (nothing is
-    /// encoded), a whole stripe otherwise.
+    /// encoded), a whole stripe otherwise. One a finished write gave back
+    /// when there is one.
     pub fn write_buffer(&self) -> StripeBuffer {
+        if let Some(buffer) = self.spare.lock().expect("spare buffers lock").pop() {
+            return buffer;
+        }
         if self.is_replication() {
             StripeBuffer::data_only(&self.params)
         } else {
             self.stripe_buffer()
         }
+    }
+
+    /// Keeps a buffer [`Self::write_buffer`] gave out for the next write,
+    /// up to [`SPARE_WRITE_BUFFER_BYTES`]; anything else is freed. Why:
+    /// a new megabyte buffer is zeroed and page-faulted in on every PUT
+    /// (3% of the machine in a 1 MiB PUT ×16 profile, BENCHMARKS.md), and
+    /// on a VM that returns free memory to its host fresh pages cost
+    /// about 3× more to fill than reused ones. Nothing stale can leak
+    /// from a reused buffer: a stripe's data overwrites the data region,
+    /// [`StripeBuffer::set_data_len`] zeroes a short stripe's padding, and
+    /// encoding writes every parity byte it sends.
+    pub fn recycle_write_buffer(&self, buffer: StripeBuffer) {
+        let fresh_shape = if self.is_replication() {
+            buffer.data_only && buffer.buf.len() == self.params.k * self.params.block_size
+        } else {
+            !buffer.data_only
+                && buffer.max_block_len == self.params.block_size
+                && buffer.buf.len() == self.params.total() * self.params.block_size
+        };
+        if !fresh_shape || buffer.k != self.params.k || buffer.m != self.params.m {
+            return;
+        }
+        let mut spare = self.spare.lock().expect("spare buffers lock");
+        if (spare.len() + 1) * buffer.buf.len() <= SPARE_WRITE_BUFFER_BYTES {
+            spare.push(buffer);
+        }
+    }
+
+    /// Write buffers kept for reuse.
+    pub fn spare_write_buffers(&self) -> usize {
+        self.spare.lock().expect("spare buffers lock").len()
     }
 
     /// A stripe buffer for stripes of at most `max_data_len` bytes (a
@@ -751,6 +799,62 @@ mod tests {
         // Coded writers still get whole stripes.
         let coded = ErasureCodec::new(CodecParams::new(4, 2, 4096).expect("params")).expect("4+2");
         assert_eq!(coded.write_buffer().block_count(), 6);
+    }
+
+    /// A write buffer given back is handed out again, and a short stripe
+    /// written into it carries none of the previous stripe's bytes: its
+    /// blocks and parity equal those of a fresh buffer.
+    #[test]
+    fn a_recycled_write_buffer_is_reused_and_leaks_nothing_stale() {
+        let coded = codec(4, 2, 4096);
+        let mut used = coded.write_buffer();
+        used.fill_from(&vec![0xAB; 4 * 4096]).expect("full stripe");
+        coded.encode(&mut used).expect("encode");
+        let region = used.fill_region().as_ptr();
+        coded.recycle_write_buffer(used);
+        assert_eq!(coded.spare_write_buffers(), 1);
+
+        let mut reused = coded.write_buffer();
+        assert_eq!(reused.fill_region().as_ptr(), region, "the same allocation");
+        assert_eq!(coded.spare_write_buffers(), 0);
+        let short: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        reused.fill_from(&short).expect("short stripe");
+        coded.encode(&mut reused).expect("encode");
+        let mut fresh = codec(4, 2, 4096).write_buffer();
+        fresh.fill_from(&short).expect("short stripe");
+        coded.encode(&mut fresh).expect("encode");
+        assert_eq!(reused.block_len(), fresh.block_len());
+        for index in 0..6 {
+            assert_eq!(reused.block(index), fresh.block(index), "block {index}");
+        }
+
+        // Copies: the data block's padding is zeroed too.
+        let copies = codec(1, 2, 8192);
+        let mut used = copies.write_buffer();
+        used.fill_from(&[0xCD; 8192]).expect("fill");
+        copies.recycle_write_buffer(used);
+        let mut reused = copies.write_buffer();
+        reused.fill_from(&[1u8; 10]).expect("fill");
+        assert_eq!(reused.block(0), &[1u8; 10][..]);
+        assert_eq!(reused.data(), &[1u8; 10][..]);
+    }
+
+    /// Only buffers of the codec's own write shape are kept, and no more
+    /// than [`SPARE_WRITE_BUFFER_BYTES`] of them.
+    #[test]
+    fn only_write_shaped_buffers_are_kept_and_their_bytes_are_bounded() {
+        let coded = codec(4, 2, 1 << 20);
+        coded.recycle_write_buffer(coded.stripe_buffer_up_to(4096));
+        coded.recycle_write_buffer(codec(8, 4, 1 << 20).write_buffer());
+        coded.recycle_write_buffer(codec(1, 2, 1 << 20).write_buffer());
+        assert_eq!(coded.spare_write_buffers(), 0, "wrong shapes are freed");
+
+        let buffers: Vec<StripeBuffer> = (0..20).map(|_| coded.write_buffer()).collect();
+        for buffer in buffers {
+            coded.recycle_write_buffer(buffer);
+        }
+        let kept = SPARE_WRITE_BUFFER_BYTES / (6 << 20);
+        assert_eq!(coded.spare_write_buffers(), kept);
     }
 
     use super::*;

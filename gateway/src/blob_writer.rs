@@ -43,14 +43,18 @@ const NODE_QUEUE: usize = 8;
 struct PooledStripe {
     stripe: Option<StripeBuffer>,
     home: mpsc::Sender<StripeBuffer>,
+    codec: Arc<ErasureCodec>,
 }
 
 impl Drop for PooledStripe {
     fn drop(&mut self) {
         if let Some(stripe) = self.stripe.take() {
             // The pool has room for every buffer it owns; after the write
-            // ends the receiver is gone and the buffer is freed instead.
-            let _ = self.home.try_send(stripe);
+            // ends its receiver is gone and the codec keeps the buffer for
+            // the next write instead.
+            if let Err(err) = self.home.try_send(stripe) {
+                self.codec.recycle_write_buffer(err.into_inner());
+            }
         }
     }
 }
@@ -76,6 +80,17 @@ impl StripePool {
             .recv()
             .await
             .ok_or_else(|| WriteError::Internal("stripe pool".into()))
+    }
+}
+
+impl Drop for StripePool {
+    /// The write is over: its idle buffers go back to the codec, for the
+    /// next write to take instead of allocating and zeroing its own.
+    fn drop(&mut self) {
+        self.free.close();
+        while let Ok(stripe) = self.free.try_recv() {
+            self.codec.recycle_write_buffer(stripe);
+        }
     }
 }
 
@@ -301,6 +316,8 @@ where
             if full_tx.send(Feed::Stripe(stripe)).await.is_err() {
                 return Err(WriteError::Internal("encoder stopped".into()));
             }
+        } else {
+            codec.recycle_write_buffer(stripe);
         }
         // Seal only a body that passes its checks.
         let digest = md5_task
@@ -403,7 +420,7 @@ where
 /// returns the chunk roots. A node whose queue is closed (its write failed)
 /// is skipped from then on; the others continue.
 fn encode_stripes(
-    codec: &ErasureCodec,
+    codec: &Arc<ErasureCodec>,
     mut full: mpsc::Receiver<Feed>,
     free: mpsc::Sender<StripeBuffer>,
     mut queues: Vec<Option<mpsc::Sender<Result<Bytes, std::io::Error>>>>,
@@ -438,6 +455,7 @@ fn encode_stripes(
         let shared = Arc::new(PooledStripe {
             stripe: Some(stripe),
             home: free.clone(),
+            codec: codec.clone(),
         });
         for (index, queue) in queues.iter_mut().enumerate() {
             let hash = block_hashes[index];
