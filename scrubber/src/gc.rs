@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cairn_core::ids::ChunkId;
 use cairn_core::manifest::ChunkState;
@@ -47,8 +47,24 @@ const DELETE_BATCH: usize = 1000;
 
 type GcError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Most of the time orphan sweeps may take. A sweep lists every chunk of
+/// every node and reads every node's reverse index, so its cost grows with
+/// the data stored; at a short interval (a dev cluster's: a quarter of a
+/// 10 s grace period) a large store would sweep without pause, taking CPU
+/// and disk from the requests. After a sweep that took T the next waits at
+/// least T × (1 / duty − 1), whatever the configured interval.
+const SWEEP_MAX_DUTY: f64 = 0.05;
+
+/// When the sweep after one that started at `started` and took `took` may
+/// start: `interval` after its start, and no sooner than its duty cycle
+/// allows after its end.
+fn next_sweep_at(started: Instant, took: Duration, interval: Duration) -> Instant {
+    let rest = took.mul_f64(1.0 / SWEEP_MAX_DUTY - 1.0);
+    (started + interval).max(started + took + rest)
+}
+
 pub async fn collect_garbage(ctx: Arc<Context>, token: CancellationToken) {
-    let mut last_sweep: Option<Instant> = None;
+    let mut next_sweep = Instant::now();
     loop {
         // A round may be cut anywhere: deletions are idempotent and an
         // entry is acknowledged only after its chunks are gone.
@@ -56,9 +72,13 @@ pub async fn collect_garbage(ctx: Arc<Context>, token: CancellationToken) {
             if let Err(err) = collect_queued(&ctx).await {
                 tracing::warn!(error = %err, "garbage collection round failed");
             }
-            if last_sweep.is_none_or(|at| at.elapsed() >= ctx.config.gc_sweep_interval()) {
-                last_sweep = Some(Instant::now());
-                if let Err(err) = sweep_orphans(&ctx).await {
+            if Instant::now() >= next_sweep {
+                let started = Instant::now();
+                let result = sweep_orphans(&ctx).await;
+                let took = started.elapsed();
+                ctx.metrics.gc_sweep_seconds.observe(took.as_secs_f64());
+                next_sweep = next_sweep_at(started, took, ctx.config.gc_sweep_interval());
+                if let Err(err) = result {
                     tracing::warn!(error = %err, "orphan sweep failed");
                 }
             }
@@ -253,6 +273,7 @@ async fn sweep_orphans(ctx: &Context) -> Result<(), GcError> {
         let mut after = None;
         loop {
             let page = client.list(after.as_ref(), 1000).await?;
+            ctx.metrics.gc_sweep_chunks.inc_by(page.chunks.len() as u64);
             for entry in &page.chunks {
                 let place = PlacedChunk {
                     node: node.id.clone(),
@@ -293,4 +314,32 @@ async fn sweep_orphans(ctx: &Context) -> Result<(), GcError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quick_sweep_waits_for_the_interval_and_a_slow_one_for_its_duty_cycle() {
+        let start = Instant::now();
+        let interval = Duration::from_millis(2500);
+        // 10 ms of listing: the interval decides.
+        assert_eq!(
+            next_sweep_at(start, Duration::from_millis(10), interval),
+            start + interval
+        );
+        // 1 s of listing on a large store: 19 s of rest after it, so the
+        // sweep takes 5% of the time, not 40%.
+        assert_eq!(
+            next_sweep_at(start, Duration::from_secs(1), interval),
+            start + Duration::from_secs(20)
+        );
+        // A production interval (10 min) is not shortened.
+        let rare = Duration::from_secs(600);
+        assert_eq!(
+            next_sweep_at(start, Duration::from_secs(1), rare),
+            start + rare
+        );
+    }
 }

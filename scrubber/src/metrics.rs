@@ -1,6 +1,8 @@
 //! Prometheus metrics of the scrubber.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Debug, Clone)]
 pub struct ScrubberMetrics {
@@ -18,6 +20,10 @@ pub struct ScrubberMetrics {
     pub repairs_in_progress: IntGauge,
     pub garbage_deleted: IntCounter,
     pub garbage_spared: IntCounterVec,
+    /// Orphan sweeps' durations: a sweep lists every chunk, so this grows
+    /// with the data stored (and paces the sweeps, `gc::SWEEP_MAX_DUTY`).
+    pub gc_sweep_seconds: Histogram,
+    pub gc_sweep_chunks: IntCounter,
     pub lifecycle: IntCounterVec,
 }
 
@@ -68,6 +74,18 @@ impl ScrubberMetrics {
                 "cairn_gc_chunks_deleted_total",
                 "Unreferenced chunks deleted",
             ),
+            gc_sweep_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "cairn_gc_sweep_seconds",
+                    "Duration of orphan sweeps (every node's chunk list against the reverse index)",
+                )
+                .buckets(prometheus::exponential_buckets(0.01, 4.0, 9).expect("valid buckets")),
+            )
+            .expect("valid metric"),
+            gc_sweep_chunks: counter(
+                "cairn_gc_sweep_chunks_listed_total",
+                "Chunks listed on nodes by orphan sweeps",
+            ),
             lifecycle: IntCounterVec::new(
                 Opts::new(
                     "cairn_lifecycle_actions_total",
@@ -99,6 +117,8 @@ impl ScrubberMetrics {
             Box::new(metrics.repairs_in_progress.clone()),
             Box::new(metrics.garbage_deleted.clone()),
             Box::new(metrics.garbage_spared.clone()),
+            Box::new(metrics.gc_sweep_seconds.clone()),
+            Box::new(metrics.gc_sweep_chunks.clone()),
             Box::new(metrics.lifecycle.clone()),
         ];
         for collector in collectors {
