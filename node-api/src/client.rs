@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use futures_util::{Stream, StreamExt};
 use reqwest::{Method, Response};
 
 use crate::local::{BlockExtent, LocalChunk, LocalError, LocalNode};
+use crate::read_buffers;
 use crate::wire::{ChunkInfo, ChunkListPage, NodeStatus, PutChunkResponse, VerifyReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -558,19 +560,18 @@ impl RemoteFrames {
 /// the vector's spare capacity), and hashes it.
 fn read_extent(file: &File, extent: BlockExtent) -> io::Result<(Bytes, BlockHash)> {
     let len = extent.len as usize;
-    let mut data = Vec::with_capacity(len);
-    while data.len() < len {
-        let at = extent.offset + data.len() as u64;
-        if rustix::io::pread(file, rustix::buffer::spare_capacity(&mut data), at)? == 0 {
-            return Err(io::Error::new(
+    // A buffer an earlier read gave back (`read_buffers`: no page faults).
+    let mut data = read_buffers::take(len);
+    file.read_exact_at(&mut data[..len], extent.offset)
+        .map_err(|err| match err.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "chunk file shorter than its block",
-            ));
-        }
-    }
-    data.truncate(len);
-    let hash = hash_block(&data);
-    Ok((Bytes::from(data), hash))
+            ),
+            _ => err,
+        })?;
+    let hash = hash_block(&data[..len]);
+    Ok((read_buffers::into_bytes(data, len), hash))
 }
 
 /// A failed short-circuit write after its creation (no HTTP fallback: the

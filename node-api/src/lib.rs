@@ -8,6 +8,7 @@
 //! - [`local`]: short-circuit reads and writes of a node's chunk files by a
 //!   service on the same host (a Unix socket hands over a descriptor; every
 //!   block's hash is still checked by whoever did not produce it);
+//! - [`read_buffers`]: reused buffers for blocks read by short-circuit;
 //! - [`config`]: [`NodeConfig`], the node's config file, so that tools that
 //!   generate configs (`cairn dev`) are checked by the compiler.
 //!
@@ -16,6 +17,7 @@
 pub mod client;
 pub mod config;
 pub mod local;
+pub mod read_buffers;
 pub mod wire;
 
 pub use client::{BlockStream, Deletion, NodeClient, NodeError, frame_blocks};
