@@ -9,7 +9,7 @@ use std::time::Duration;
 use cairn_meta_api::MetaClient;
 use cairn_node_api::NodeConfig;
 use cairn_node_api::wire::NodeStatus;
-use cairn_service::tasks::{CancellationToken, DRAIN_DEADLINE, TaskSet, pause};
+use cairn_service::tasks::{CancellationToken, DRAIN_DEADLINE, TaskSet};
 use cairn_service::tls::ServiceListener;
 use cairn_service::{ClusterSecret, Timeouts};
 use tokio::net::TcpListener;
@@ -71,27 +71,61 @@ impl NodeShared {
 
 /// Registers with the metadata service and keeps heartbeating with the
 /// node's status, so the registry knows its rack, address and free space
-/// and the failure detector knows it is alive. Each heartbeat is one
-/// [`MetaClient::heartbeat`] call, bounded by the client's deadlines.
-async fn heartbeat_loop(shared: Arc<NodeShared>, meta: MetaClient, token: CancellationToken) {
+/// and the failure detector knows it is alive.
+///
+/// Heartbeats go out at a fixed rate, one every period, whether or not the
+/// previous one has been answered: the detector counts a heartbeat when it
+/// *arrives*, but its answer waits for a catalogue commit, which a busy
+/// disk can hold for seconds (a 1 GiB PUT on `cairn dev` did: every node
+/// went suspect and the PUT's next blob found no node to place on). A loop
+/// that waited for each answer fell silent for answer + period. Each
+/// heartbeat gives up after `deadline`, so at most deadline / period + 1
+/// are in flight. Two in flight may be applied out of order: the registry's
+/// usage figures are then one period old until the next.
+async fn heartbeat_loop(
+    shared: Arc<NodeShared>,
+    meta: MetaClient,
+    deadline: Duration,
+    token: CancellationToken,
+) {
     let period = Duration::from_millis(shared.config.heartbeat_interval_ms.max(10));
+    let most_in_flight = (deadline.as_millis() / period.as_millis().max(1)) as usize + 1;
+    let meta = Arc::new(meta);
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut in_flight = tokio::task::JoinSet::new();
     let mut healthy = false;
     loop {
-        let status = shared.status();
-        shared.refresh_space_gauges(&status);
-        match (meta.heartbeat(&status).await, healthy) {
-            (Ok(_), false) => {
-                tracing::info!("registered with the metadata service");
-                healthy = true;
+        tokio::select! {
+            _ = ticks.tick() => {
+                if in_flight.len() >= most_in_flight {
+                    continue;
+                }
+                let status = shared.status();
+                shared.refresh_space_gauges(&status);
+                let meta = meta.clone();
+                in_flight.spawn(async move {
+                    match tokio::time::timeout(deadline, meta.heartbeat(&status)).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(err)) => Err(err.to_string()),
+                        Err(_) => Err(format!("no answer within {deadline:?}")),
+                    }
+                });
             }
-            (Err(err), true) => {
-                tracing::warn!(%err, "heartbeat failed");
-                healthy = false;
+            Some(done) = in_flight.join_next() => {
+                match (done.unwrap_or_else(|join| Err(join.to_string())), healthy) {
+                    (Ok(()), false) => {
+                        tracing::info!("registered with the metadata service");
+                        healthy = true;
+                    }
+                    (Err(err), true) => {
+                        tracing::warn!(%err, "heartbeat failed");
+                        healthy = false;
+                    }
+                    _ => {}
+                }
             }
-            _ => {}
-        }
-        if !pause(&token, period).await {
-            return;
+            () = token.cancelled() => return,
         }
     }
 }
@@ -192,9 +226,9 @@ impl StorageNode {
             );
         }
         if let Some(url) = &self.shared.config.metadata_url {
-            // A heartbeat that takes longer than a period (at least 2 s) is
-            // abandoned and the next one sent: a slow answer must not make
-            // the node look silent.
+            // A heartbeat unanswered after a period (at least 2 s) is
+            // abandoned; the next ones go out meanwhile (`heartbeat_loop`):
+            // a slow answer must not make the node look silent.
             let period = Duration::from_millis(self.shared.config.heartbeat_interval_ms.max(10));
             let deadline = period.max(Duration::from_secs(2));
             let timeouts = Timeouts {
@@ -205,7 +239,7 @@ impl StorageNode {
             let meta = MetaClient::unconnected_with(url, &self.shared.secret, timeouts);
             tasks.spawn(
                 "heartbeat",
-                heartbeat_loop(self.shared.clone(), meta, tasks.token()),
+                heartbeat_loop(self.shared.clone(), meta, deadline, tasks.token()),
             );
         }
         let app = crate::api::router(self.shared.clone());

@@ -145,6 +145,9 @@ pub struct TestNode {
     pub dir: PathBuf,
     config: NodeConfig,
     proxy: Proxy,
+    /// Between the node and the metadata service, when its answers are
+    /// delayed ([`TestCluster::delay_metadata_answers`]).
+    meta_proxy: Option<Proxy>,
     server: Option<Running>,
 }
 
@@ -216,6 +219,7 @@ impl TestCluster {
                 dir: node_dir,
                 config,
                 proxy,
+                meta_proxy: None,
                 server: None,
             };
             start_node(&mut node, &secret).await;
@@ -352,6 +356,22 @@ impl TestCluster {
         self.stop(i).await;
         let secret = self.secret.clone();
         start_node(&mut self.nodes[i], &secret).await;
+    }
+
+    /// Node `i` is restarted talking to the metadata service through a
+    /// proxy that delivers every answer `delay` late (its requests arrive
+    /// on time): a catalogue slow to commit, as that node sees it.
+    pub async fn delay_metadata_answers(&mut self, i: usize, delay: Duration) {
+        let target = self
+            .meta_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("metadata address");
+        let proxy = Proxy::start_with_answer_delay(delay).await;
+        proxy.set_target(target);
+        self.nodes[i].config.metadata_url = Some(format!("http://{}", proxy.addr()));
+        self.nodes[i].meta_proxy = Some(proxy);
+        self.restart(i).await;
     }
 
     /// Node `i`'s API stops answering (requests are accepted and then

@@ -1,8 +1,11 @@
 //! A TCP proxy in front of a test node: a stable address across restarts,
-//! and a switch that freezes the node's API without touching the node.
+//! and a switch that freezes the node's API without touching the node. It
+//! can also hold every answer for a while (requests pass on time): a
+//! service slow to answer, as its caller sees it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,11 +27,17 @@ impl Drop for Proxy {
 
 impl Proxy {
     pub(crate) async fn start() -> Self {
+        Self::start_with_answer_delay(Duration::ZERO).await
+    }
+
+    /// A proxy that passes requests at once and every answer's bytes
+    /// `delay` after they arrived.
+    pub(crate) async fn start_with_answer_delay(delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let target = Arc::new(Mutex::new(None));
         let (hung, _) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(listener, target.clone(), hung.clone()));
+        let accept = tokio::spawn(accept_loop(listener, target.clone(), hung.clone(), delay));
         Self {
             addr,
             target,
@@ -57,6 +66,7 @@ async fn accept_loop(
     listener: TcpListener,
     target: Arc<Mutex<Option<SocketAddr>>>,
     hung: watch::Sender<bool>,
+    answer_delay: Duration,
 ) {
     while let Ok((inbound, _)) = listener.accept().await {
         let Some(target) = *target.lock().expect("proxy target") else {
@@ -73,18 +83,20 @@ async fn accept_loop(
             let (in_read, in_write) = inbound.into_split();
             let (out_read, out_write) = outbound.into_split();
             tokio::join!(
-                pump(in_read, out_write, hung.clone()),
-                pump(out_read, in_write, hung)
+                pump(in_read, out_write, hung.clone(), Duration::ZERO),
+                pump(out_read, in_write, hung, answer_delay)
             );
         });
     }
 }
 
-/// Copies `from` to `to`, holding each piece while the proxy is hung.
+/// Copies `from` to `to`, each piece `delay` after it arrived, holding
+/// them while the proxy is hung.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut hung: watch::Receiver<bool>,
+    delay: Duration,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -92,6 +104,9 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if hung.wait_for(|hung| !*hung).await.is_err() {
             break;
         }

@@ -518,3 +518,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The failure detector counts a heartbeat when it arrives; its answer
+/// waits for a catalogue commit, which a busy disk can hold for seconds. A
+/// node whose answers all come 1 s late, longer than the 600 ms of silence
+/// after which the detector calls it suspect, keeps heartbeating at its
+/// rate and stays up (a node that waited for each answer went suspect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stays_up_while_its_heartbeats_are_answered_late() {
+    let mut cluster = TestCluster::start(6, 3).await;
+    let late = std::time::Duration::from_secs(1);
+    assert!(late > cluster.spec.detector.suspect_after);
+    cluster.delay_metadata_answers(0, late).await;
+    cluster.wait_for_state(0, NodeState::Up).await;
+    let until = tokio::time::Instant::now() + 4 * late;
+    while tokio::time::Instant::now() < until {
+        assert_eq!(
+            cluster.state(0).await,
+            Some(NodeState::Up),
+            "{} left up while its heartbeats' answers were late",
+            cluster.nodes[0].id
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    cluster.shutdown().await;
+}
