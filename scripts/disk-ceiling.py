@@ -2,11 +2,16 @@
 """How fast this machine's disk takes durable 1 MiB chunk writes, without
 Cairn: the ceiling a 1 MiB PUT (three 1 MiB copies) runs into.
 
-    scripts/disk-ceiling.py files|log [seconds] [writers] [dir]
+    scripts/disk-ceiling.py files|grouped|log [seconds] [writers] [dir]
 
 files: each write is one chunk file as a node writes it: create, pwrite,
        fsync, posix_fadvise(DONTNEED) (unless DROP=0), rename, directory
        fsync; 12 node directories of 16 fan-out directories each.
+grouped: chunk files with group commit: create, pwrite, rename, then wait
+       for a `syncfs` round of its node that began after the rename (one
+       syncfs per node and round covers every file of the round; with
+       TWO_ROUNDS=1 also a round before the rename, so no name can point
+       at data that is not durable).
 log:   each write appends to one of 12 per-node logs at a reserved offset
        (4 KiB-aligned records); one fdatasync per log covers every append
        finished before it started (group commit), and a writer returns only
@@ -50,6 +55,74 @@ def chunk_files(root, stop, count, writer, payload):
         os.close(dfd)
         i += 1
         count[writer] += 1
+
+
+LIBC = None
+
+
+def syncfs(fd):
+    global LIBC
+    if LIBC is None:
+        import ctypes
+        LIBC = ctypes.CDLL(None, use_errno=True)
+    if LIBC.syncfs(fd) != 0:
+        raise OSError("syncfs failed")
+
+
+class SyncGroup:
+    """Group commit for one node's chunk files: one syncfs per round (as
+    the Log class, with syncfs for fdatasync)."""
+
+    def __init__(self, path):
+        self.dirfd = os.open(path, os.O_RDONLY)
+        self.cond = threading.Condition()
+        self.waiting = 0
+        self.started = 0
+        self.finished = 0
+        threading.Thread(target=self.sync_rounds, daemon=True).start()
+
+    def wait_durable(self):
+        with self.cond:
+            ticket = self.started + 1
+            self.waiting += 1
+            self.cond.notify_all()
+            while self.finished < ticket:
+                self.cond.wait()
+
+    def sync_rounds(self):
+        while True:
+            with self.cond:
+                while self.waiting == 0:
+                    self.cond.wait()
+                self.waiting = 0
+                self.started += 1
+                round_ = self.started
+            syncfs(self.dirfd)
+            with self.cond:
+                self.finished = round_
+                self.cond.notify_all()
+
+
+def grouped_files(root, groups, stop, count, writer, payload):
+    i = 0
+    while time.time() < stop:
+        n = (writer * 7919 + i * 104729) % NODES
+        d = f"{root}/n{n}/{(writer + i) % 16:02x}"
+        temp = f"{d}/.tmp-{writer}-{i}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.pwrite(fd, payload, 0)
+        if TWO_ROUNDS:
+            groups[n].wait_durable()
+        os.rename(temp, f"{d}/c-{writer}-{i}")
+        groups[n].wait_durable()
+        if DROP:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        i += 1
+        count[writer] += 1
+
+
+TWO_ROUNDS = os.environ.get("TWO_ROUNDS", "0") == "1"
 
 
 class Log:
@@ -111,20 +184,26 @@ def main():
     root = tempfile.mkdtemp(prefix="disk-ceiling-") if own else sys.argv[4]
     payload = os.urandom(SIZE)
     count = [0] * writers
-    if mode == "files":
+    groups = None
+    if mode in ("files", "grouped"):
         for n in range(NODES):
             for f in range(16):
                 os.makedirs(f"{root}/n{n}/{f:02x}", exist_ok=True)
         logs = None
+        if mode == "grouped":
+            groups = [SyncGroup(f"{root}/n{n}") for n in range(NODES)]
     elif mode == "log":
         os.makedirs(root, exist_ok=True)
         logs = [Log(f"{root}/log{n}") for n in range(NODES)]
     else:
-        sys.exit(f"unknown mode {mode!r}: files or log")
+        sys.exit(f"unknown mode {mode!r}: files, grouped or log")
     stop = time.time() + seconds
     threads = []
     for w in range(writers):
-        if logs is None:
+        if groups is not None:
+            args = (root, groups, stop, count, w, payload)
+            threads.append(threading.Thread(target=grouped_files, args=args))
+        elif logs is None:
             args = (root, stop, count, w, payload)
             threads.append(threading.Thread(target=chunk_files, args=args))
         else:
@@ -136,7 +215,7 @@ def main():
     for t in threads:
         t.join()
     rate = sum(count) / (time.time() - began)
-    dropped = f" drop={int(DROP)}" if mode == "files" else ""
+    dropped = f" drop={int(DROP)}" if mode in ("files", "grouped") else ""
     print(f"{mode} writers={writers}{dropped}: {rate:.0f} MiB/s "
           f"({rate / 3:.0f} PUT/s at 3 copies)")
     if own:
