@@ -69,20 +69,22 @@ def syncfs(fd):
         raise OSError("syncfs failed")
 
 
-class SyncGroup:
-    """Group commit for one node's chunk files: one syncfs per round (as
-    the Log class, with syncfs for fdatasync)."""
+class GroupCommit:
+    """Group commit: one `sync()` per round covers every write finished
+    before the round began; a writer returns only after a round that began
+    after its own write."""
 
-    def __init__(self, path):
-        self.dirfd = os.open(path, os.O_RDONLY)
+    def __init__(self, sync):
+        self.sync = sync
         self.cond = threading.Condition()
         self.waiting = 0
-        self.started = 0
-        self.finished = 0
+        self.started = 0  # sync rounds begun
+        self.finished = 0  # sync rounds completed
         threading.Thread(target=self.sync_rounds, daemon=True).start()
 
     def wait_durable(self):
         with self.cond:
+            # The next round to begin starts after this writer's write.
             ticket = self.started + 1
             self.waiting += 1
             self.cond.notify_all()
@@ -97,10 +99,16 @@ class SyncGroup:
                 self.waiting = 0
                 self.started += 1
                 round_ = self.started
-            syncfs(self.dirfd)
+            self.sync()
             with self.cond:
                 self.finished = round_
                 self.cond.notify_all()
+
+
+def sync_group(path):
+    """One node's chunk files: a round is one syncfs of its file system."""
+    dirfd = os.open(path, os.O_RDONLY)
+    return GroupCommit(lambda: syncfs(dirfd))
 
 
 def grouped_files(root, groups, stop, count, writer, payload):
@@ -125,45 +133,19 @@ def grouped_files(root, groups, stop, count, writer, payload):
 TWO_ROUNDS = os.environ.get("TWO_ROUNDS", "0") == "1"
 
 
-class Log:
-    """One node's append-only log with group commit."""
+class Log(GroupCommit):
+    """One node's append-only log: a round is one fdatasync of it."""
 
     def __init__(self, path):
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        self.cond = threading.Condition()
         self.end = 0
-        self.waiting = 0
-        self.started = 0  # sync rounds begun
-        self.finished = 0  # sync rounds completed
-        threading.Thread(target=self.sync_rounds, daemon=True).start()
+        super().__init__(lambda: os.fdatasync(self.fd))
 
     def reserve(self):
         with self.cond:
             at = self.end
             self.end += RECORD
             return at
-
-    def wait_durable(self):
-        with self.cond:
-            # The next round to begin starts after this writer's pwrite.
-            ticket = self.started + 1
-            self.waiting += 1
-            self.cond.notify_all()
-            while self.finished < ticket:
-                self.cond.wait()
-
-    def sync_rounds(self):
-        while True:
-            with self.cond:
-                while self.waiting == 0:
-                    self.cond.wait()
-                self.waiting = 0
-                self.started += 1
-                round_ = self.started
-            os.fdatasync(self.fd)
-            with self.cond:
-                self.finished = round_
-                self.cond.notify_all()
 
 
 def log_appends(logs, stop, count, writer, payload):
@@ -191,7 +173,7 @@ def main():
                 os.makedirs(f"{root}/n{n}/{f:02x}", exist_ok=True)
         logs = None
         if mode == "grouped":
-            groups = [SyncGroup(f"{root}/n{n}") for n in range(NODES)]
+            groups = [sync_group(f"{root}/n{n}") for n in range(NODES)]
     elif mode == "log":
         os.makedirs(root, exist_ok=True)
         logs = [Log(f"{root}/log{n}") for n in range(NODES)]
