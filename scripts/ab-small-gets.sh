@@ -44,6 +44,18 @@ print(ticks(info["gateway"]["pid"]),
 EOF
 }
 
+if [[ -n ${FRESH_FS:-} && $(id -u) != 0 ]]; then
+  echo "FRESH_FS needs root (losetup, mount)" >&2
+  exit 2
+fi
+FS_STATE= DEV_PID=
+# An interrupted run stops its cluster and leaves no mounted image behind.
+on_exit() {
+  [[ -n $DEV_PID ]] && kill -INT "$DEV_PID" 2>/dev/null && wait "$DEV_PID" 2>/dev/null
+  [[ -n $FS_STATE ]] && unmount_fs
+}
+trap on_exit EXIT
+
 fresh_fs() { # sets FS_DIR on a new file system; unmount_fs undoes it
   local image mnt dev
   image=$(mktemp -p "${TMPDIR:-/tmp}" ab-fs.XXXXXX) mnt=$(mktemp -d)
@@ -58,6 +70,7 @@ unmount_fs() {
   local image mnt dev
   read -r image mnt dev <<<"$FS_STATE"
   umount "$mnt" && losetup -d "$dev" && rm -f "$image" && rmdir "$mnt"
+  FS_STATE=
 }
 
 run() { # bin-dir label port extra-args
@@ -65,7 +78,7 @@ run() { # bin-dir label port extra-args
   if [[ -n ${FRESH_FS:-} ]]; then fresh_fs; dir=$FS_DIR; else dir=$(mktemp -d); fi
   # shellcheck disable=SC2086
   "$1/cairn" dev --data-dir "$dir" --port "$3" --bin-dir "$1" $4 >"$dir.log" 2>&1 &
-  local dev=$!
+  local dev=$!; DEV_PID=$dev
   for _ in $(seq 1 300); do [[ -f $dir/cluster.json ]] && break; sleep 0.1; done
   local line="$2:"
   for case in $CASES; do
@@ -89,7 +102,7 @@ EOF
     line+=" [$case]"
   done
   echo "$line"
-  kill -INT $dev; wait $dev 2>/dev/null
+  kill -INT $dev; wait $dev 2>/dev/null; DEV_PID=
   if [[ -n ${FRESH_FS:-} ]]; then rm -f "$dir.log"; unmount_fs; else rm -rf "$dir" "$dir.log"; fi
 }
 for round in $(seq 1 "$ROUNDS"); do

@@ -556,8 +556,8 @@ impl RemoteFrames {
     }
 }
 
-/// Reads one block's extent without zeroing a buffer first (the read fills
-/// the vector's spare capacity), and hashes it.
+/// Reads one block's extent into a reused buffer (`read_buffers`: no page
+/// faults, no zeroing after the buffer's first use), and hashes it.
 fn read_extent(file: &File, extent: BlockExtent) -> io::Result<(Bytes, BlockHash)> {
     let len = extent.len as usize;
     // A buffer an earlier read gave back (`read_buffers`: no page faults).

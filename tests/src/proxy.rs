@@ -30,8 +30,8 @@ impl Proxy {
         Self::start_with_answer_delay(Duration::ZERO).await
     }
 
-    /// A proxy that passes requests at once and every answer's bytes
-    /// `delay` after they arrived.
+    /// A proxy that passes requests at once and holds each piece of an
+    /// answer for `delay` (see `pump`).
     pub(crate) async fn start_with_answer_delay(delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
@@ -90,8 +90,9 @@ async fn accept_loop(
     }
 }
 
-/// Copies `from` to `to`, each piece `delay` after it arrived, holding
-/// them while the proxy is hung.
+/// Copies `from` to `to`, holding each piece read for `delay` before
+/// passing it on (the pieces of one answer add up: meant for small
+/// answers, such as a heartbeat's) and while the proxy is hung.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,

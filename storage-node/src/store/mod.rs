@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use cairn_core::chunk_file::FormatError;
-use cairn_core::ids::ChunkId;
+use cairn_core::ids::{BlobId, ChunkId};
 use cairn_node_api::wire::{ChunkListEntry, ChunkListPage};
 
 pub use reader::{ChunkReader, VerifyOutcome, verify_chunk};
@@ -177,7 +177,7 @@ impl ChunkStore {
     }
 
     fn fan_out_dir(&self, chunk: &ChunkId) -> PathBuf {
-        self.inner.chunks_dir.join(&chunk.blob.to_hex()[..2])
+        self.inner.chunks_dir.join(fan_out_name(&chunk.blob))
     }
 
     /// Starts writing a chunk; nothing is visible until
@@ -275,7 +275,7 @@ impl ChunkStore {
 
     /// Chunks after `after` in (blob, index) order, at most `limit`.
     pub fn list(&self, after: Option<ChunkId>, limit: usize) -> Result<ChunkListPage, StoreError> {
-        let start_dir = after.map(|c| c.blob.to_hex()[..2].to_owned());
+        let start_dir = after.map(|c| fan_out_name(&c.blob));
         let mut chunks = Vec::new();
         let mut more = false;
         'dirs: for dir in fan_out_dirs(&self.inner.chunks_dir)? {
@@ -334,6 +334,15 @@ fn fan_out_dirs(chunks_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(dirs)
 }
 
+/// The fan-out directory of a blob's chunks: its first byte in hex.
+fn fan_out_name(blob: &BlobId) -> String {
+    fan_out_name_of(blob.as_bytes()[0])
+}
+
+fn fan_out_name_of(first_byte: u8) -> String {
+    hex::encode([first_byte])
+}
+
 /// Makes the 256 two-hex fan-out directories that do not exist yet, with
 /// one fsync of `chunks/` for all of them. Made here, at start, and not on
 /// a directory's first chunk: otherwise a new node's first few thousand
@@ -342,7 +351,7 @@ fn fan_out_dirs(chunks_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 fn create_fan_out(chunks_dir: &Path) -> Result<(), StoreError> {
     let mut created = false;
     for prefix in 0..=u8::MAX {
-        let dir = chunks_dir.join(hex::encode([prefix]));
+        let dir = chunks_dir.join(fan_out_name_of(prefix));
         match fs::create_dir(&dir) {
             Ok(()) => created = true,
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
