@@ -4,7 +4,9 @@
 # ABBA order so the VM's drift cancels. Besides ops/s and p99 it reports the
 # CPU each process group spent per operation (utime + stime from
 # /proc/<pid>/stat around each case): gateway, the 12 nodes together, the
-# metadata replicas together.
+# metadata replicas together, and what the block device under the cluster saw
+# per operation (cache flushes and MiB written, from /sys/block/<dev>/stat:
+# every fsync that reaches the disk is a flush).
 #
 #   scripts/ab-small-gets.sh BEFORE_BIN_DIR AFTER_BIN_DIR [rounds] [seconds]
 #
@@ -42,6 +44,14 @@ print(ticks(info["gateway"]["pid"]),
       sum(ticks(n["pid"]) for n in info["nodes"]),
       sum(ticks(m["pid"]) for m in info["metadata"]))
 EOF
+}
+
+disk_stat() { # dir -> "flushes sectors_written" of the block device under dir
+  local src
+  src=$(findmnt -no SOURCE --target "$1" 2>/dev/null)
+  src=${src#/dev/}
+  src=/sys/class/block/${src%%[[]*}/stat
+  if [[ -r $src ]]; then awk '{print $16, $7}' "$src"; else echo "0 0"; fi
 }
 
 if [[ -n ${FRESH_FS:-} && $(id -u) != 0 ]]; then
@@ -83,20 +93,22 @@ run() { # bin-dir label port extra-args
   local line="$2:"
   for case in $CASES; do
     IFS=: read -r op size conc <<<"$case"
-    local before after result
-    before=$(cpu_ticks "$dir/cluster.json")
+    local before after result disk_before disk_after
+    before=$(cpu_ticks "$dir/cluster.json") disk_before=$(disk_stat "$dir")
     result=$("$1/cairn" --cluster-file "$dir/cluster.json" bench --op "$op" --size "$size" \
       --concurrency "$conc" --objects "${OBJECTS:-500}" --duration "${SECS}s" --bucket "ab-$op-${size,,}" --json)
-    after=$(cpu_ticks "$dir/cluster.json")
-    line+=$(python3 - "$op" "$before" "$after" "$result" <<'EOF'
+    after=$(cpu_ticks "$dir/cluster.json") disk_after=$(disk_stat "$dir")
+    line+=$(python3 - "$op" "$before" "$after" "$result" "$disk_before" "$disk_after" <<'EOF'
 import json, os, sys
 op, before, after, result = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), json.loads(sys.argv[4])
+disk = [int(a) - int(b) for a, b in zip(sys.argv[6].split(), sys.argv[5].split())]
 s = dict(result["by_op"])[op]
 tick = os.sysconf("SC_CLK_TCK")
 ops = max(s["ops"], 1)
 cpu = [(int(a) - int(b)) / tick * 1000 / ops for a, b in zip(after, before)]
 print(f" | {op} {s['ops_per_sec']:.1f} ops/s p99 {s['latency_ms']['p99']:.1f} ms err {s['errors']}"
-      f" cpu-ms/op gw {cpu[0]:.2f} nodes {cpu[1]:.2f} meta {cpu[2]:.2f}")
+      f" cpu-ms/op gw {cpu[0]:.2f} nodes {cpu[1]:.2f} meta {cpu[2]:.2f}"
+      f" disk/op flushes {disk[0] / ops:.1f} MiB {disk[1] * 512 / 2**20 / ops:.2f}")
 EOF
 )
     line+=" [$case]"
