@@ -5,7 +5,7 @@
 # CPU each process group spent per operation (utime + stime from
 # /proc/<pid>/stat around each case): gateway, the 12 nodes together, the
 # metadata replicas together, and what the block device under the cluster saw
-# per operation (cache flushes and MiB written, from /sys/block/<dev>/stat:
+# per operation (cache flushes and MiB written, from /sys/class/block/<dev>/stat:
 # every fsync that reaches the disk is a flush).
 #
 #   scripts/ab-small-gets.sh BEFORE_BIN_DIR AFTER_BIN_DIR [rounds] [seconds]
